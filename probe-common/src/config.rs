@@ -1,0 +1,123 @@
+//! Load-time configuration, written by user space into the programs' read-only global
+//! `CONFIG` before loading. Field offsets differ between kernels, so none is a constant:
+//! tracepoint fields come from tracefs `format` files, kernel struct members from
+//! `/sys/kernel/btf/vmlinux`.
+
+/// An offset that could not be resolved; programs skip the read it would have enabled.
+pub const UNKNOWN_OFFSET: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// hupwatch's own tgid: never traced.
+    pub self_tgid: u32,
+    /// 1 when no matching flag was given: every process is traced and the tracked map unused.
+    pub trace_all: u32,
+    /// 1 when user space matches command lines: exec records are sent for untracked
+    /// processes too, so user space can decide.
+    pub exec_all: u32,
+    pub _pad: u32,
+
+    // signal/signal_generate
+    pub sg_sig: u32,
+    pub sg_code: u32,
+    pub sg_comm: u32,
+    pub sg_pid: u32,
+    pub sg_group: u32,
+    pub sg_result: u32,
+    // signal/signal_deliver
+    pub sd_sig: u32,
+    pub sd_code: u32,
+    pub sd_sa_handler: u32,
+    pub sd_sa_flags: u32,
+    // kmem/rss_stat
+    pub rss_curr: u32,
+    pub rss_member: u32,
+    pub rss_size: u32,
+    // sched/sched_process_exec
+    pub exec_filename: u32,
+    // sched/sched_process_exit (group_dead is absent before 6.x: UNKNOWN_OFFSET)
+    pub exit_group_dead: u32,
+    // task/task_newtask
+    pub newtask_pid: u32,
+    pub newtask_comm: u32,
+    pub newtask_clone_flags: u32,
+    // syscalls/sys_exit_setsid
+    pub setsid_ret: u32,
+    // syscalls/sys_enter_rt_sigaction
+    pub sigaction_sig: u32,
+    pub sigaction_act: u32,
+    // syscalls/sys_enter_ioctl
+    pub ioctl_fd: u32,
+    pub ioctl_cmd: u32,
+    // syscalls/sys_enter_prctl
+    pub prctl_option: u32,
+    pub prctl_arg2: u32,
+
+    // struct members from BTF
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_signal: u32,
+    pub task_exit_code: u32,
+    pub signal_tty: u32,
+    /// Offset of `signal_struct.pids[PIDTYPE_SID]` (the array offset plus the index).
+    pub signal_sid_pid: u32,
+    /// Offset of `pid.numbers[0].nr`: the id in the initial pid namespace.
+    pub pid_nr: u32,
+    pub tty_name: u32,
+    pub _pad2: u32,
+}
+
+impl ProbeConfig {
+    pub const fn unresolved() -> Self {
+        const U: u32 = UNKNOWN_OFFSET;
+        Self {
+            self_tgid: 0,
+            trace_all: 1,
+            exec_all: 0,
+            _pad: 0,
+            sg_sig: U,
+            sg_code: U,
+            sg_comm: U,
+            sg_pid: U,
+            sg_group: U,
+            sg_result: U,
+            sd_sig: U,
+            sd_code: U,
+            sd_sa_handler: U,
+            sd_sa_flags: U,
+            rss_curr: U,
+            rss_member: U,
+            rss_size: U,
+            exec_filename: U,
+            exit_group_dead: U,
+            newtask_pid: U,
+            newtask_comm: U,
+            newtask_clone_flags: U,
+            setsid_ret: U,
+            sigaction_sig: U,
+            sigaction_act: U,
+            ioctl_fd: U,
+            ioctl_cmd: U,
+            prctl_option: U,
+            prctl_arg2: U,
+            task_tgid: U,
+            task_real_parent: U,
+            task_signal: U,
+            task_exit_code: U,
+            signal_tty: U,
+            signal_sid_pid: U,
+            pid_nr: U,
+            tty_name: U,
+            _pad2: 0,
+        }
+    }
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self::unresolved()
+    }
+}
+
+const _: () = assert!(size_of::<ProbeConfig>() == 38 * 4);

@@ -1,0 +1,133 @@
+//! Process lifecycle: new processes (task_newtask, which unlike sched_process_fork carries
+//! the clone flags, so threads can be told apart), exec and exit. Keeps the tracked set:
+//! fork inherits, exec re-evaluates the name match, exit removes.
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, reason};
+
+use crate::{
+    config::{config, offset},
+    emit::{current_comm, header, send},
+    maps::{EVENTS, RSS, TRACKED, bump, is_tracked, track, track_if_comm_matches},
+    task,
+};
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+#[tracepoint]
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
+    match try_task_newtask(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_task_newtask(ctx: &TracePointContext) -> Result<u32, u32> {
+    let clone_flags: u64 =
+        unsafe { ctx.read_at(offset(config!(newtask_clone_flags))?) }.map_err(|_| 0u32)?;
+    if clone_flags & CLONE_THREAD != 0 {
+        return Ok(0);
+    }
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_tracked(parent) {
+        return Ok(0);
+    }
+    let child: u32 = unsafe { ctx.read_at(offset(config!(newtask_pid))?) }.map_err(|_| 0u32)?;
+    if config!(trace_all) == 0 {
+        track(child, reason::INHERITED);
+    }
+    let comm: [u8; COMM_LEN] =
+        unsafe { ctx.read_at(offset(config!(newtask_comm))?) }.unwrap_or([0; COMM_LEN]);
+    send(
+        kind::FORK,
+        ForkRecord {
+            header: header(kind::FORK, child, comm),
+            ppid: parent,
+            _pad: 0,
+            clone_flags,
+        },
+    );
+    Ok(0)
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    match try_sched_process_exec(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if tgid == config!(self_tgid) {
+        return Ok(0);
+    }
+    let comm = current_comm();
+    let tracked = is_tracked(tgid) || track_if_comm_matches(tgid, &comm);
+    if !tracked && config!(exec_all) == 0 {
+        return Ok(0);
+    }
+    let filename_loc: u32 =
+        unsafe { ctx.read_at(offset(config!(exec_filename))?) }.map_err(|_| 0u32)?;
+    let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
+        bump(u32::from(kind::EXEC));
+        return Ok(0);
+    };
+    // Built in place: the record is too large for the bpf stack.
+    let record = entry.as_mut_ptr();
+    unsafe {
+        let mut head = header(kind::EXEC, tgid, comm);
+        if tracked {
+            head.flags = flags::TRACKED;
+        }
+        (*record).header = head;
+        (*record).ppid = task::parent_tgid(task::current());
+        let src = (ctx.as_ptr() as *const u8).add((filename_loc & 0xffff) as usize);
+        let len = match bpf_probe_read_kernel_str_bytes(src, &mut (*record).filename) {
+            Ok(bytes) => bytes.len() as u32,
+            Err(_) => 0,
+        };
+        (*record).filename_len = len;
+    }
+    entry.submit(0);
+    Ok(0)
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    match try_sched_process_exit(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_sched_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // Only the end of the whole process counts, not of one of its threads.
+    let process_gone = match offset(config!(exit_group_dead)) {
+        Ok(at) => unsafe { ctx.read_at::<u8>(at) }.map_err(|_| 0u32)? != 0,
+        Err(_) => tid == tgid,
+    };
+    if !process_gone || !is_tracked(tgid) {
+        return Ok(0);
+    }
+    let peak_rss_bytes = unsafe { RSS.get(&tgid) }.map_or(0, |rss| rss.peak);
+    let _ = RSS.remove(&tgid);
+    if config!(trace_all) == 0 {
+        let _ = TRACKED.remove(&tgid);
+    }
+    let current = task::current();
+    send(
+        kind::EXIT,
+        ExitRecord {
+            header: header(kind::EXIT, tgid, current_comm()),
+            ppid: task::parent_tgid(current),
+            exit_code: task::exit_code(current),
+            peak_rss_bytes,
+        },
+    );
+    Ok(0)
+}

@@ -1,0 +1,124 @@
+//! Leaving a terminal's session: setsid() (with the session and tty it had before),
+//! ioctl(TIOCNOTTY), and prctl(PR_SET_PDEATHSIG).
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
+use probe_common::{DetachTtyRecord, PdeathsigRecord, SetsidRecord, kind};
+
+use crate::{
+    config::{config, offset},
+    emit::{current_comm, header, send},
+    maps::{SETSID_BEFORE, SessionBefore, is_tracked},
+    task,
+};
+
+const TIOCNOTTY: u64 = 0x5422;
+const PR_SET_PDEATHSIG: u64 = 1;
+
+fn ids() -> (u32, u32) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    ((pid_tgid >> 32) as u32, pid_tgid as u32)
+}
+
+#[tracepoint]
+pub fn sys_enter_setsid(_ctx: TracePointContext) -> u32 {
+    let (tgid, tid) = ids();
+    if !is_tracked(tgid) {
+        return 0;
+    }
+    let current = task::current();
+    let before = SessionBefore {
+        sid: task::session_id(current),
+        _pad: 0,
+        tty: task::tty_name(current),
+    };
+    // A full map only costs the "before" fields of this one call; exit reports it as unknown.
+    let _ = SETSID_BEFORE.insert(&tid, &before, 0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_setsid(ctx: TracePointContext) -> u32 {
+    match try_sys_exit_setsid(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_sys_exit_setsid(ctx: &TracePointContext) -> Result<u32, u32> {
+    let (tgid, tid) = ids();
+    let Some(before) = (unsafe { SETSID_BEFORE.get(&tid) }).copied() else {
+        return Ok(0);
+    };
+    let _ = SETSID_BEFORE.remove(&tid);
+    let ret: i64 = unsafe { ctx.read_at(offset(config!(setsid_ret))?) }.map_err(|_| 0u32)?;
+    send(
+        kind::SETSID,
+        SetsidRecord {
+            header: header(kind::SETSID, tgid, current_comm()),
+            ret,
+            old_sid: before.sid,
+            _pad: 0,
+            old_tty: before.tty,
+        },
+    );
+    Ok(0)
+}
+
+#[tracepoint]
+pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
+    match try_sys_enter_ioctl(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Result<u32, u32> {
+    // ioctl is hot: test the command before anything else.
+    let cmd: u64 = unsafe { ctx.read_at(offset(config!(ioctl_cmd))?) }.map_err(|_| 0u32)?;
+    if cmd & 0xffff_ffff != TIOCNOTTY {
+        return Ok(0);
+    }
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return Ok(0);
+    }
+    let fd: u64 = unsafe { ctx.read_at(offset(config!(ioctl_fd))?) }.map_err(|_| 0u32)?;
+    let current = task::current();
+    send(
+        kind::DETACH_TTY,
+        DetachTtyRecord {
+            header: header(kind::DETACH_TTY, tgid, current_comm()),
+            sid: task::session_id(current),
+            fd: fd as u32,
+            tty: task::tty_name(current),
+        },
+    );
+    Ok(0)
+}
+
+#[tracepoint]
+pub fn sys_enter_prctl(ctx: TracePointContext) -> u32 {
+    match try_sys_enter_prctl(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_sys_enter_prctl(ctx: &TracePointContext) -> Result<u32, u32> {
+    let option: u64 = unsafe { ctx.read_at(offset(config!(prctl_option))?) }.map_err(|_| 0u32)?;
+    if option & 0xffff_ffff != PR_SET_PDEATHSIG {
+        return Ok(0);
+    }
+    let (tgid, _) = ids();
+    if !is_tracked(tgid) {
+        return Ok(0);
+    }
+    let signal: u64 = unsafe { ctx.read_at(offset(config!(prctl_arg2))?) }.map_err(|_| 0u32)?;
+    send(
+        kind::PDEATHSIG,
+        PdeathsigRecord {
+            header: header(kind::PDEATHSIG, tgid, current_comm()),
+            signal: signal as u32,
+            _pad: 0,
+        },
+    );
+    Ok(0)
+}

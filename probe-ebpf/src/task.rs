@@ -1,0 +1,52 @@
+//! Reading kernel structs of a task through offsets resolved from BTF by user space.
+//! Every read tolerates an unresolved offset or a NULL pointer by returning a neutral value.
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
+use probe_common::{EXIT_CODE_UNKNOWN, TTY_NAME_LEN, UNKNOWN_OFFSET};
+
+use crate::config::config;
+
+#[inline(always)]
+pub fn current() -> *const u8 {
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
+#[inline(always)]
+fn read<T>(base: *const u8, offset: u32) -> Option<T> {
+    if base.is_null() || offset == UNKNOWN_OFFSET {
+        return None;
+    }
+    unsafe { bpf_probe_read_kernel(base.add(offset as usize).cast::<T>()) }.ok()
+}
+
+#[inline(always)]
+fn signal_struct(task: *const u8) -> *const u8 {
+    read::<*const u8>(task, config!(task_signal)).unwrap_or(core::ptr::null())
+}
+
+/// The tgid of the task's real parent (0 when unknown).
+#[inline(always)]
+pub fn parent_tgid(task: *const u8) -> u32 {
+    let parent = read::<*const u8>(task, config!(task_real_parent)).unwrap_or(core::ptr::null());
+    read::<u32>(parent, config!(task_tgid)).unwrap_or(0)
+}
+
+/// The task's session id in the initial pid namespace (0 when unknown).
+#[inline(always)]
+pub fn session_id(task: *const u8) -> u32 {
+    let sid_pid = read::<*const u8>(signal_struct(task), config!(signal_sid_pid))
+        .unwrap_or(core::ptr::null());
+    read::<u32>(sid_pid, config!(pid_nr)).unwrap_or(0)
+}
+
+/// The name of the task's controlling tty (`pts3`, `tty1`), all zero when it has none.
+#[inline(always)]
+pub fn tty_name(task: *const u8) -> [u8; TTY_NAME_LEN] {
+    let tty =
+        read::<*const u8>(signal_struct(task), config!(signal_tty)).unwrap_or(core::ptr::null());
+    read::<[u8; TTY_NAME_LEN]>(tty, config!(tty_name)).unwrap_or([0; TTY_NAME_LEN])
+}
+
+#[inline(always)]
+pub fn exit_code(task: *const u8) -> u32 {
+    read::<u32>(task, config!(task_exit_code)).unwrap_or(EXIT_CODE_UNKNOWN)
+}

@@ -1,0 +1,204 @@
+//! The eBPF source: loads and attaches the programs, seeds and maintains the tracked set,
+//! and gives access to the ring buffer and the maps user space samples.
+pub mod btf;
+pub mod resolve;
+pub mod tracefs;
+
+use std::path::Path;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use probe_common::{COMM_LEN, ProbeConfig, RssValue, TrackedValue, counter, kind};
+
+use crate::{error::UserError, matching::Matcher};
+use resolve::ProgramSpec;
+
+static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hupwatch-probes"));
+
+/// Loaded, attached programs and the maps user space uses. Dropping it detaches everything.
+pub struct Probes {
+    _ebpf: Ebpf,
+    events: Option<RingBuf<MapData>>,
+    tracked: BpfHashMap<MapData, u32, TrackedValue>,
+    rss: BpfHashMap<MapData, u32, RssValue>,
+    counters: PerCpuArray<MapData, u64>,
+    pub attached: Vec<ProgramSpec>,
+    pub warnings: Vec<String>,
+}
+
+/// Records lost because the ring buffer was full, by kind name, and the other give-ups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    pub by_kind: Vec<(&'static str, u64)>,
+    pub tracked_map_full: u64,
+    pub rss_map_full: u64,
+}
+
+impl Losses {
+    pub fn lost_events(&self) -> u64 {
+        self.by_kind.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Fails with the fix when this process cannot load eBPF programs.
+pub fn check_privileges() -> Result<(), UserError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let effective = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(UserError::new(
+        "loading eBPF programs needs root (or CAP_BPF and CAP_PERFMON); run it with sudo: sudo hupwatch ...",
+    ))
+}
+
+impl Probes {
+    pub fn load(matcher: &Matcher) -> anyhow::Result<Self> {
+        check_privileges()?;
+        if PROBES_OBJECT.is_empty() {
+            return Err(UserError::new(
+                "this hupwatch was built without its eBPF programs (AYA_BUILD_SKIP was set); rebuild it with `cargo xtask run`",
+            )
+            .into());
+        }
+        bump_memlock_rlimit();
+        let tracefs = tracefs::root()?;
+        let btf = btf::Btf::from_file(Path::new("/sys/kernel/btf/vmlinux")).ok();
+        let resolved = resolve::resolve(&tracefs, btf.as_ref());
+
+        let mut config: ProbeConfig = resolved.config;
+        config.self_tgid = std::process::id();
+        config.trace_all = u32::from(matcher.traces_everything());
+        config.exec_all = u32::from(matcher.matches_cmdlines());
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &config, true)
+            .load(PROBES_OBJECT)
+            .map_err(|e| anyhow::anyhow!("loading the eBPF object failed: {e}"))?;
+
+        let mut attached = Vec::new();
+        let mut warnings = resolved.warnings;
+        for spec in resolved.programs {
+            match attach(&mut ebpf, &spec) {
+                Ok(()) => attached.push(spec),
+                Err(e) => warnings.push(format!(
+                    "cannot attach {} to {}: {e}; no {} (the rest keeps working)",
+                    spec.program,
+                    spec.path(),
+                    spec.provides
+                )),
+            }
+        }
+        if attached.is_empty() {
+            anyhow::bail!("no eBPF program could be attached: {}", warnings.join("; "));
+        }
+
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| anyhow::anyhow!("the eBPF object has no map {name}"))
+        };
+        let mut match_comms: BpfHashMap<MapData, [u8; COMM_LEN], u8> =
+            BpfHashMap::try_from(take(&mut ebpf, "MATCH_COMMS")?)?;
+        for key in matcher.comm_keys() {
+            match_comms.insert(key, 1, 0)?;
+        }
+        Ok(Self {
+            events: Some(RingBuf::try_from(take(&mut ebpf, "EVENTS")?)?),
+            tracked: BpfHashMap::try_from(take(&mut ebpf, "TRACKED")?)?,
+            rss: BpfHashMap::try_from(take(&mut ebpf, "RSS")?)?,
+            counters: PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?)?,
+            _ebpf: ebpf,
+            attached,
+            warnings,
+        })
+    }
+
+    /// The ring buffer of records; there is one reader, so it can be taken once.
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+
+    /// Adds a process to the tracked set; false when the map is full.
+    pub fn track(&mut self, pid: u32, reason: u32) -> bool {
+        self.tracked
+            .insert(pid, TrackedValue { reason, _pad: 0 }, 0)
+            .is_ok()
+    }
+
+    /// The RSS counters of every process the kernel side has seen fault.
+    pub fn rss_snapshot(&self) -> Vec<(u32, RssValue)> {
+        self.rss.iter().filter_map(Result::ok).collect()
+    }
+
+    pub fn losses(&self) -> Losses {
+        let total = |slot: u32| -> u64 {
+            self.counters
+                .get(&slot, 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0)
+        };
+        Losses {
+            by_kind: (1..kind::END)
+                .map(|k| (kind_name(k), total(u32::from(k))))
+                .collect(),
+            tracked_map_full: total(counter::TRACKED_MAP_FULL),
+            rss_map_full: total(counter::RSS_MAP_FULL),
+        }
+    }
+}
+
+fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> anyhow::Result<()> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(spec.program)
+        .ok_or_else(|| anyhow::anyhow!("the eBPF object has no program {}", spec.program))?
+        .try_into()?;
+    program.load().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    program
+        .attach(spec.category, spec.tracepoint)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    Ok(())
+}
+
+pub fn kind_name(kind: u16) -> &'static str {
+    match kind {
+        kind::EXEC => "exec",
+        kind::FORK => "fork",
+        kind::EXIT => "exit",
+        kind::SETSID => "setsid",
+        kind::DETACH_TTY => "detach_tty",
+        kind::PDEATHSIG => "pdeathsig",
+        kind::SIGNAL => "signal",
+        kind::SIGNAL_DELIVER => "signal_deliver",
+        kind::SIGACTION => "sigaction",
+        _ => "unknown",
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Newer ones use the memory
+/// cgroup, and a sandbox may forbid raising the limit, so failure is not an error.
+fn bump_memlock_rlimit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit struct.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}

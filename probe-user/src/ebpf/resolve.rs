@@ -1,0 +1,244 @@
+//! Builds the programs' load-time configuration for the running kernel: tracepoint field
+//! offsets from tracefs, kernel struct offsets from BTF. A tracepoint that is missing (or
+//! lacks a field) disables only the programs on it, with a warning naming it.
+use std::path::Path;
+
+use probe_common::{ProbeConfig, UNKNOWN_OFFSET};
+
+use super::{
+    btf::Btf,
+    tracefs::{Format, TracefsError},
+};
+
+/// One eBPF program and the tracepoint it attaches to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramSpec {
+    pub program: &'static str,
+    pub category: &'static str,
+    pub tracepoint: &'static str,
+    /// What the user loses when it cannot be attached.
+    pub provides: &'static str,
+}
+
+impl ProgramSpec {
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.category, self.tracepoint)
+    }
+}
+
+const fn spec(
+    program: &'static str,
+    category: &'static str,
+    provides: &'static str,
+) -> ProgramSpec {
+    ProgramSpec {
+        program,
+        category,
+        tracepoint: program,
+        provides,
+    }
+}
+
+pub const PROGRAMS: [ProgramSpec; 11] = [
+    spec(
+        "task_newtask",
+        "task",
+        "fork events and tracking of children",
+    ),
+    spec(
+        "sched_process_exec",
+        "sched",
+        "exec events and matching on exec",
+    ),
+    spec("sched_process_exit", "sched", "exit events"),
+    spec("sys_enter_setsid", "syscalls", "setsid events"),
+    spec("sys_exit_setsid", "syscalls", "setsid events"),
+    spec(
+        "sys_enter_ioctl",
+        "syscalls",
+        "detach_tty (TIOCNOTTY) events",
+    ),
+    spec("sys_enter_prctl", "syscalls", "pdeathsig events"),
+    spec("signal_generate", "signal", "signal events"),
+    spec("signal_deliver", "signal", "signal_deliver events"),
+    spec("sys_enter_rt_sigaction", "syscalls", "sigaction events"),
+    spec("rss_stat", "kmem", "rss events"),
+];
+
+pub struct Resolved {
+    pub config: ProbeConfig,
+    pub programs: Vec<ProgramSpec>,
+    pub warnings: Vec<String>,
+}
+
+/// Resolves every offset the programs need. `btf` is `None` on kernels without BTF.
+pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
+    let mut config = ProbeConfig::unresolved();
+    let mut programs = Vec::new();
+    let mut warnings = Vec::new();
+    for spec in PROGRAMS {
+        let filled = Format::read(tracefs, spec.category, spec.tracepoint)
+            .and_then(|format| fill(&mut config, spec.program, &format));
+        match filled {
+            Ok(()) => programs.push(spec),
+            Err(err) => warnings.push(format!(
+                "{err}; no {} (the rest keeps working)",
+                spec.provides
+            )),
+        }
+    }
+    // A setsid event needs both halves of the syscall.
+    if programs
+        .iter()
+        .filter(|p| p.program.ends_with("_setsid"))
+        .count()
+        == 1
+    {
+        programs.retain(|p| !p.program.ends_with("_setsid"));
+    }
+    match btf {
+        Some(btf) => {
+            if let Err(missing) = fill_struct_offsets(&mut config, btf) {
+                warnings.push(format!(
+                    "kernel BTF has no {missing}; exit codes, parents, sessions or ttys may be unknown"
+                ));
+            }
+        }
+        None => warnings.push(
+            "no kernel BTF (/sys/kernel/btf/vmlinux); exit codes, parents, sessions and ttys will be unknown"
+                .to_string(),
+        ),
+    }
+    Resolved {
+        config,
+        programs,
+        warnings,
+    }
+}
+
+fn fill(c: &mut ProbeConfig, program: &str, f: &Format) -> Result<(), TracefsError> {
+    match program {
+        "task_newtask" => {
+            c.newtask_pid = f.offset("pid")?;
+            c.newtask_comm = f.offset("comm")?;
+            c.newtask_clone_flags = f.offset("clone_flags")?;
+        }
+        "sched_process_exec" => c.exec_filename = f.offset("filename")?,
+        // group_dead arrived in Linux 6.x; without it the thread-group leader's exit counts.
+        "sched_process_exit" => {
+            c.exit_group_dead = f.offset("group_dead").unwrap_or(UNKNOWN_OFFSET)
+        }
+        "sys_enter_setsid" => {}
+        "sys_exit_setsid" => c.setsid_ret = f.offset("ret")?,
+        "sys_enter_ioctl" => {
+            c.ioctl_fd = f.offset("fd")?;
+            c.ioctl_cmd = f.offset("cmd")?;
+        }
+        "sys_enter_prctl" => {
+            c.prctl_option = f.offset("option")?;
+            c.prctl_arg2 = f.offset("arg2")?;
+        }
+        "signal_generate" => {
+            c.sg_sig = f.offset("sig")?;
+            c.sg_code = f.offset("code")?;
+            c.sg_comm = f.offset("comm")?;
+            c.sg_pid = f.offset("pid")?;
+            c.sg_group = f.offset("group")?;
+            c.sg_result = f.offset("result")?;
+        }
+        "signal_deliver" => {
+            c.sd_sig = f.offset("sig")?;
+            c.sd_code = f.offset("code")?;
+            c.sd_sa_handler = f.offset("sa_handler")?;
+            c.sd_sa_flags = f.offset("sa_flags")?;
+        }
+        "sys_enter_rt_sigaction" => {
+            c.sigaction_sig = f.offset("sig")?;
+            c.sigaction_act = f.offset("act")?;
+        }
+        "rss_stat" => {
+            c.rss_curr = f.offset("curr")?;
+            c.rss_member = f.offset("member")?;
+            c.rss_size = f.offset("size")?;
+        }
+        other => unreachable!("no tracepoint fields listed for program {other}"),
+    }
+    Ok(())
+}
+
+/// Fills the struct member offsets; on failure names the first one missing.
+fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
+    let member = |s: &str, m: &str| btf.member_offset(s, m).ok_or_else(|| format!("{s}.{m}"));
+    c.task_tgid = member("task_struct", "tgid")?;
+    c.task_real_parent = member("task_struct", "real_parent")?;
+    c.task_exit_code = member("task_struct", "exit_code")?;
+    c.task_signal = member("task_struct", "signal")?;
+    c.signal_tty = member("signal_struct", "tty")?;
+    let sid_index = btf
+        .enum_value("PIDTYPE_SID")
+        .ok_or("enum pid_type's PIDTYPE_SID")?;
+    let pointer = size_of::<u64>() as u32;
+    c.signal_sid_pid = member("signal_struct", "pids")? + sid_index as u32 * pointer;
+    c.pid_nr = member("pid", "numbers")? + member("upid", "nr")?;
+    c.tty_name = member("tty_struct", "name")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_has_its_fields_listed() {
+        let format = Format::default();
+        for spec in PROGRAMS {
+            let mut config = ProbeConfig::unresolved();
+            // An empty format fails on the first field, never on an unlisted program.
+            let _ = fill(&mut config, spec.program, &format);
+        }
+    }
+
+    #[test]
+    fn a_missing_tracepoint_disables_only_its_programs() {
+        let dir = std::env::temp_dir().join(format!("hupwatch-tracefs-{}", std::process::id()));
+        let write = |cat: &str, name: &str, fields: &str| {
+            let d = dir.join("events").join(cat).join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("format"), fields).unwrap();
+        };
+        let field = |name: &str, off: u32| {
+            format!("\tfield:int {name};\toffset:{off};\tsize:4;\tsigned:1;\n")
+        };
+        write(
+            "signal",
+            "signal_generate",
+            &["sig", "code", "comm", "pid", "group", "result"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| field(n, 8 + 4 * i as u32))
+                .collect::<String>(),
+        );
+        write("syscalls", "sys_enter_setsid", "");
+        let resolved = resolve(&dir, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<&str> = resolved.programs.iter().map(|p| p.program).collect();
+        assert_eq!(
+            names,
+            vec!["signal_generate"],
+            "setsid needs both of its tracepoints"
+        );
+        assert_eq!(resolved.config.sg_result, 28);
+        assert!(
+            resolved
+                .warnings
+                .iter()
+                .any(|w| w.contains("kmem/rss_stat does not exist") && w.contains("no rss events"))
+        );
+        assert!(
+            resolved
+                .warnings
+                .iter()
+                .any(|w| w.contains("no kernel BTF"))
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! hupwatch: finds the processes that outlive their terminal. The kernel side (eBPF on
+//! Linux) records what matched processes do; this library decodes it into one event stream
+//! and presents it. See ARCHITECTURE.md for the map.
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod event;
+pub mod matching;
+pub mod output;
+pub mod procfs;
+pub mod signals;
+pub mod units;
+
+#[cfg(target_os = "linux")]
+pub mod ebpf;
+#[cfg(target_os = "linux")]
+pub mod trace;

@@ -1,0 +1,254 @@
+//! Which processes hupwatch reports on: `--match NAME` (comm), `--match-cmdline REGEX` and
+//! `--pid PID`, each with the descendants of what it matches. With none of them, every
+//! process is traced.
+use std::collections::{HashMap, HashSet};
+
+use probe_common::{COMM_LEN, reason};
+use regex::Regex;
+
+use crate::procfs::ProcInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error("--match needs a process name, got an empty one")]
+    EmptyName,
+    #[error(
+        "--match-cmdline {pattern:?} is not a valid regular expression ({detail}); quote it and escape special characters"
+    )]
+    BadRegex { pattern: String, detail: String },
+    #[error("--pid {0}: no such process; list processes with `ps -e`")]
+    NoSuchPid(u32),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Matcher {
+    names: Vec<String>,
+    cmdline: Option<Regex>,
+    pids: Vec<u32>,
+}
+
+impl Matcher {
+    pub fn new(names: &[String], cmdline: Option<&str>, pids: &[u32]) -> Result<Self, MatchError> {
+        if names.iter().any(|n| n.is_empty()) {
+            return Err(MatchError::EmptyName);
+        }
+        let cmdline = cmdline
+            .map(|pattern| {
+                Regex::new(pattern).map_err(|e| MatchError::BadRegex {
+                    pattern: pattern.to_string(),
+                    detail: e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            names: names.iter().map(|n| truncate_comm(n).to_string()).collect(),
+            cmdline,
+            pids: pids.to_vec(),
+        })
+    }
+
+    /// True when no matching flag was given.
+    pub fn traces_everything(&self) -> bool {
+        self.names.is_empty() && self.cmdline.is_none() && self.pids.is_empty()
+    }
+
+    pub fn matches_cmdlines(&self) -> bool {
+        self.cmdline.is_some()
+    }
+
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
+    }
+
+    /// The names as the kernel's `comm` keys: at most 15 bytes, NUL-padded.
+    pub fn comm_keys(&self) -> Vec<[u8; COMM_LEN]> {
+        self.names.iter().map(|n| comm_key(n)).collect()
+    }
+
+    /// Whether a process matches on its own (not through an ancestor).
+    pub fn matches(&self, comm: &str, cmdline: &str) -> bool {
+        self.names.iter().any(|n| n == truncate_comm(comm))
+            || self.cmdline.as_ref().is_some_and(|re| re.is_match(cmdline))
+    }
+
+    /// The processes of `procs` to track at start, with why: those that match, those named
+    /// by `--pid`, and every descendant of either. `self_pid` and its descendants never are.
+    pub fn seed(&self, procs: &[ProcInfo], self_pid: u32) -> Result<Vec<(u32, u32)>, MatchError> {
+        for &pid in &self.pids {
+            if !procs.iter().any(|p| p.pid == pid) {
+                return Err(MatchError::NoSuchPid(pid));
+            }
+        }
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for p in procs {
+            children.entry(p.ppid).or_default().push(p.pid);
+        }
+        // hupwatch and anything it started are never tracked: mark them seen up front.
+        let mut seen: HashSet<u32> = HashSet::new();
+        let mut stack = vec![self_pid];
+        while let Some(pid) = stack.pop() {
+            if seen.insert(pid) {
+                stack.extend(children.get(&pid).into_iter().flatten());
+            }
+        }
+        let mut chosen: Vec<(u32, u32)> = Vec::new();
+        for p in procs {
+            if seen.contains(&p.pid) {
+                continue;
+            }
+            let why = if self.pids.contains(&p.pid) {
+                reason::SEEDED
+            } else if self.names.iter().any(|n| n == truncate_comm(&p.comm)) {
+                reason::MATCHED_COMM
+            } else if self
+                .cmdline
+                .as_ref()
+                .is_some_and(|re| re.is_match(&p.cmdline))
+            {
+                reason::MATCHED_CMDLINE
+            } else {
+                continue;
+            };
+            if seen.insert(p.pid) {
+                chosen.push((p.pid, why));
+                stack.push(p.pid);
+            }
+        }
+        while let Some(parent) = stack.pop() {
+            for &child in children.get(&parent).into_iter().flatten() {
+                if seen.insert(child) {
+                    chosen.push((child, reason::INHERITED));
+                    stack.push(child);
+                }
+            }
+        }
+        Ok(chosen)
+    }
+}
+
+fn truncate_comm(name: &str) -> &str {
+    let mut end = name.len().min(COMM_LEN - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+pub fn comm_key(name: &str) -> [u8; COMM_LEN] {
+    let mut key = [0u8; COMM_LEN];
+    let name = truncate_comm(name);
+    key[..name.len()].copy_from_slice(name.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, ppid: u32, comm: &str, cmdline: &str) -> ProcInfo {
+        ProcInfo {
+            pid,
+            ppid,
+            comm: comm.into(),
+            cmdline: cmdline.into(),
+            sid: pid,
+            tty_nr: 0,
+            start_ticks: 0,
+        }
+    }
+
+    fn table() -> Vec<ProcInfo> {
+        vec![
+            proc(1, 0, "systemd", "/sbin/init"),
+            proc(10, 1, "bash", "-bash"),
+            proc(11, 10, "node", "node /usr/lib/claude/cli.js --resume"),
+            proc(12, 11, "rg", "rg foo"),
+            proc(13, 12, "cat", "cat"),
+            proc(20, 1, "hupwatch", "hupwatch trace"),
+            proc(21, 20, "sleep", "sleep 1"),
+            proc(30, 1, "sleep", "sleep 100"),
+        ]
+    }
+
+    #[test]
+    fn no_flags_means_everything() {
+        assert!(Matcher::new(&[], None, &[]).unwrap().traces_everything());
+        assert!(
+            !Matcher::new(&["x".into()], None, &[])
+                .unwrap()
+                .traces_everything()
+        );
+    }
+
+    #[test]
+    fn seeds_matches_and_their_descendants_but_not_itself() {
+        let m = Matcher::new(&["node".into(), "sleep".into()], None, &[]).unwrap();
+        let seeded = m.seed(&table(), 20).unwrap();
+        assert_eq!(
+            seeded,
+            vec![
+                (11, reason::MATCHED_COMM),
+                (30, reason::MATCHED_COMM),
+                (12, reason::INHERITED),
+                (13, reason::INHERITED),
+            ]
+        );
+    }
+
+    #[test]
+    fn seeds_by_command_line_regex() {
+        let m = Matcher::new(&[], Some(r"claude/cli\.js"), &[]).unwrap();
+        let pids: Vec<u32> = m
+            .seed(&table(), 20)
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(pids, vec![11, 12, 13]);
+        assert!(m.matches("node", "node /usr/lib/claude/cli.js"));
+        assert!(!m.matches("node", "node server.js"));
+    }
+
+    #[test]
+    fn seeds_a_pid_and_its_tree() {
+        let m = Matcher::new(&[], None, &[10]).unwrap();
+        let pids: Vec<u32> = m
+            .seed(&table(), 20)
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(pids, vec![10, 11, 12, 13]);
+        assert!(matches!(
+            Matcher::new(&[], None, &[999]).unwrap().seed(&table(), 20),
+            Err(MatchError::NoSuchPid(999))
+        ));
+    }
+
+    #[test]
+    fn names_are_compared_as_the_kernel_truncates_them() {
+        let m = Matcher::new(&["a-very-long-process-name".into()], None, &[]).unwrap();
+        assert!(m.matches("a-very-long-pro", ""));
+        assert_eq!(&m.comm_keys()[0][..16], b"a-very-long-pro\0");
+    }
+
+    #[test]
+    fn rejects_bad_input_with_the_fix() {
+        let err = Matcher::new(&[], Some("(unclosed"), &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--match-cmdline \"(unclosed\" is not a valid regular expression"),
+            "{err}"
+        );
+        assert!(matches!(
+            Matcher::new(&["".into()], None, &[]),
+            Err(MatchError::EmptyName)
+        ));
+    }
+}

@@ -1,0 +1,92 @@
+//! Signal numbers and names as Linux numbers them (x86_64 and aarch64 agree).
+
+const NAMES: [&str; 32] = [
+    "",
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+pub const SIGHUP: u32 = 1;
+pub const SIGINT: u32 = 2;
+pub const SIGTERM: u32 = 15;
+const SIGRTMIN: u32 = 32;
+const SIGRTMAX: u32 = 64;
+
+/// `SIGHUP` for 1, `SIGRTMIN+3` for 35, `SIG99` for numbers Linux does not define.
+pub fn name(signal: u32) -> String {
+    match signal {
+        1..=31 => NAMES[signal as usize].to_string(),
+        SIGRTMIN => "SIGRTMIN".to_string(),
+        33..=SIGRTMAX => format!("SIGRTMIN+{}", signal - SIGRTMIN),
+        _ => format!("SIG{signal}"),
+    }
+}
+
+/// Parses `HUP`, `SIGHUP`, `hup` or `1`.
+pub fn parse(text: &str) -> Option<u32> {
+    if let Ok(number) = text.parse::<u32>() {
+        return (1..=SIGRTMAX).contains(&number).then_some(number);
+    }
+    let upper = text.to_ascii_uppercase();
+    let wanted = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    (1..=31).find(|&n| NAMES[n as usize] == wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_standard_and_realtime_signals() {
+        assert_eq!(name(1), "SIGHUP");
+        assert_eq!(name(9), "SIGKILL");
+        assert_eq!(name(15), "SIGTERM");
+        assert_eq!(name(31), "SIGSYS");
+        assert_eq!(name(32), "SIGRTMIN");
+        assert_eq!(name(35), "SIGRTMIN+3");
+        assert_eq!(name(0), "SIG0");
+        assert_eq!(name(200), "SIG200");
+    }
+
+    #[test]
+    fn parses_names_and_numbers() {
+        assert_eq!(parse("HUP"), Some(1));
+        assert_eq!(parse("sigterm"), Some(15));
+        assert_eq!(parse("9"), Some(9));
+        assert_eq!(parse("0"), None);
+        assert_eq!(parse("SIGNOPE"), None);
+    }
+}
