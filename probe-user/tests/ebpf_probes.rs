@@ -1,0 +1,335 @@
+//! Root integration tests: the real eBPF programs, loaded by the real hupwatch binary,
+//! watching real processes detach, ignore and receive hangups, exit and grow.
+mod support;
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::{Hupwatch, alive, kill, named_program, pty::Pty, scratch_dir, unique};
+
+/// Tracks this test process and everything it starts.
+fn watch_my_children(extra: &[&str]) -> Hupwatch {
+    let me = std::process::id().to_string();
+    let mut args = vec!["--pid", me.as_str()];
+    args.extend_from_slice(extra);
+    Hupwatch::start(&args)
+}
+
+fn is(event: &Value, kind: &str, pid: u32) -> bool {
+    event["event"] == kind && event["pid"] == pid
+}
+
+fn my_session() -> u32 {
+    // SAFETY: getsid(0) has no preconditions.
+    unsafe { libc::getsid(0) as u32 }
+}
+
+fn my_tty() -> Value {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let tty_nr: i64 = after_comm.split(' ').nth(4).unwrap().parse().unwrap();
+    if tty_nr == 0 {
+        return Value::Null;
+    }
+    let path = std::fs::read_link("/proc/self/fd/0").unwrap();
+    Value::from(
+        path.to_string_lossy()
+            .trim_start_matches("/dev/")
+            .to_string(),
+    )
+}
+
+#[test]
+fn setsid_reports_the_new_session_and_what_it_left() {
+    let hupwatch = watch_my_children(&[]);
+    let mut child = Command::new("setsid")
+        .args(["sleep", "0.2"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let event = hupwatch.wait_for("setsid", |e| is(e, "setsid", pid));
+    assert_eq!(event["ok"], true);
+    assert_eq!(
+        event["sid"], pid,
+        "setsid makes the caller the leader of a session named after it"
+    );
+    assert_eq!(event["errno"], Value::Null);
+    assert_eq!(event["old_sid"], my_session());
+    assert_eq!(event["old_tty"], my_tty());
+    assert_eq!(event["comm"], "setsid");
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn setsid_from_a_terminal_names_the_tty_it_left() {
+    let hupwatch = watch_my_children(&[]);
+    let pty = Pty::open();
+    // sh leads the pty's session; the setsid it starts is not a group leader, so setsid(1)
+    // calls setsid() itself instead of forking first.
+    let mut shell = pty.spawn(Command::new("sh").args(["-c", "setsid true"]));
+    let shell_pid = shell.id();
+    let event = hupwatch.wait_for("setsid", |e| {
+        e["event"] == "setsid" && e["old_sid"] == shell_pid
+    });
+    assert_eq!(event["ok"], true);
+    assert_eq!(event["old_tty"], pty.name.as_str());
+    assert_eq!(event["sid"], event["pid"]);
+    assert_ne!(event["pid"], shell_pid);
+    shell.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn nohup_ignores_sighup_and_the_kernel_says_so() {
+    let hupwatch = watch_my_children(&[]);
+    let mut child = Command::new("nohup")
+        .args(["sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Earlier SIG_DFL resets (glibc's spawn path) may come first: wait for nohup's own.
+    let sigaction = hupwatch.wait_for("sigaction SIG_IGN", |e| {
+        is(e, "sigaction", pid) && e["signal"] == 1 && e["disposition"] == "ignore"
+    });
+    assert_eq!(sigaction["signal_name"], "SIGHUP");
+    assert_eq!(sigaction["comm"], "nohup");
+    // Signal only once sleep runs: nohup's own exec keeps the SIG_IGN.
+    hupwatch.wait_for("exec of sleep", |e| is(e, "exec", pid));
+
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signal = hupwatch.wait_for("SIGHUP", |e| is(e, "signal", pid) && e["signal"] == 1);
+    assert_eq!(signal["signal_name"], "SIGHUP");
+    assert_eq!(signal["result"], "ignored");
+    assert_eq!(signal["origin"], "user");
+    assert_eq!(signal["code"], 0);
+    assert_eq!(signal["sender_comm"], "kill");
+    assert_eq!(signal["comm"], "sleep");
+    assert!(
+        alive(&mut child),
+        "an ignored SIGHUP leaves the process running"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn a_terminal_that_hangs_up_kills_its_session_leader() {
+    let hupwatch = watch_my_children(&[]);
+    let pty = Pty::open();
+    let mut child = pty.spawn(Command::new("sleep").arg("30"));
+    let pid = child.id();
+    pty.hang_up();
+
+    let signal = hupwatch.wait_for("SIGHUP", |e| is(e, "signal", pid) && e["signal"] == 1);
+    assert_eq!(signal["origin"], "kernel");
+    assert_eq!(signal["code"], 128, "SI_KERNEL: the tty layer sent it");
+    assert_eq!(signal["result"], "delivered");
+    // A signal whose default action kills marks the whole process for exit as it is
+    // generated; the delivery the kernel then traces is the SIGKILL that carries it out.
+    let deliver = hupwatch.wait_for("delivery", |e| is(e, "signal_deliver", pid));
+    assert_eq!(deliver["signal"], 9);
+    assert_eq!(deliver["disposition"], "default");
+    let exit = hupwatch.wait_for("exit", |e| is(e, "exit", pid));
+    assert_eq!(exit["exit_signal"], 1);
+    assert_eq!(exit["exit_code"], Value::Null);
+    assert_eq!(exit["ppid"], std::process::id());
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn a_sighup_handler_catches_the_hangup_and_the_process_lives_on() {
+    let hupwatch = watch_my_children(&[]);
+    let script = "import signal, time\n\
+                  signal.signal(signal.SIGHUP, lambda *_: None)\n\
+                  print('ready', flush=True)\n\
+                  time.sleep(30)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let sigaction = hupwatch.wait_for("sigaction installing a handler", |e| {
+        is(e, "sigaction", pid) && e["signal"] == 1 && e["disposition"] == "handler"
+    });
+    assert_eq!(sigaction["signal_name"], "SIGHUP");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+
+    kill(pid, libc::SIGHUP);
+    let signal = hupwatch.wait_for("SIGHUP", |e| is(e, "signal", pid) && e["signal"] == 1);
+    assert_eq!(signal["result"], "delivered");
+    let deliver = hupwatch.wait_for("delivery", |e| {
+        is(e, "signal_deliver", pid) && e["signal"] == 1
+    });
+    assert_eq!(deliver["disposition"], "handler");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        alive(&mut child),
+        "the handler returns and python sleeps on"
+    );
+    assert!(!hupwatch.events_of(pid).iter().any(|e| e["event"] == "exit"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn tiocnotty_gives_up_the_controlling_terminal() {
+    let hupwatch = watch_my_children(&[]);
+    let pty = Pty::open();
+    // The session leader giving up its tty would SIGHUP its own group: ignore that here.
+    let script = "import fcntl, signal, termios\n\
+                  signal.signal(signal.SIGHUP, signal.SIG_IGN)\n\
+                  fcntl.ioctl(0, termios.TIOCNOTTY)\n";
+    let mut child = pty.spawn(Command::new("python3").args(["-c", script]));
+    let pid = child.id();
+    let event = hupwatch.wait_for("detach_tty", |e| is(e, "detach_tty", pid));
+    assert_eq!(event["tty"], pty.name.as_str());
+    assert_eq!(event["sid"], pid);
+    assert_eq!(event["fd"], 0);
+    assert!(child.wait().unwrap().success());
+    hupwatch.stop();
+}
+
+#[test]
+fn pdeathsig_is_reported_with_its_signal() {
+    let hupwatch = watch_my_children(&[]);
+    let script = "import ctypes; ctypes.CDLL(None).prctl(1, 9)";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let event = hupwatch.wait_for("pdeathsig", |e| is(e, "pdeathsig", pid));
+    assert_eq!(event["signal"], 9);
+    assert_eq!(event["signal_name"], "SIGKILL");
+    assert!(child.wait().unwrap().success());
+    hupwatch.stop();
+}
+
+#[test]
+fn a_process_that_touches_256_mib_reports_at_least_that_rss() {
+    let hupwatch = watch_my_children(&["--rss-interval", "200ms"]);
+    // bytes * n fills every page, so all of it is resident.
+    let script = "import time\nblock = b'x' * (256 << 20)\ntime.sleep(2)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let wanted = 256u64 << 20;
+    let rss = hupwatch.wait_for("rss of at least 256 MiB", |e| {
+        is(e, "rss", pid) && e["rss_bytes"].as_u64().unwrap() >= wanted
+    });
+    assert!(rss["peak_rss_bytes"].as_u64().unwrap() >= rss["rss_bytes"].as_u64().unwrap());
+    assert_eq!(rss["comm"], "python3");
+    let exit = hupwatch.wait_for("exit", |e| is(e, "exit", pid));
+    assert_eq!(exit["exit_code"], 0);
+    assert!(exit["peak_rss_bytes"].as_u64().unwrap() >= wanted);
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn fork_and_exec_children_of_a_matched_process_are_tracked() {
+    let dir = scratch_dir("chain");
+    let name = unique("hwchain");
+    let shell = named_program(&dir, &name, "sh");
+    let hupwatch = Hupwatch::start(&["--match", &name]);
+
+    // Not a descendant of the matched shell: must not appear.
+    let mut bystander = Command::new("sleep").arg("0.3").spawn().unwrap();
+    let mut child = Command::new(&shell)
+        .args(["-c", "sleep 0.1; exit 3"])
+        .spawn()
+        .unwrap();
+    let shell_pid = child.id();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+
+    let exec = hupwatch.wait_for("exec of the shell", |e| is(e, "exec", shell_pid));
+    assert_eq!(exec["comm"], name.as_str());
+    assert_eq!(exec["filename"], shell.to_str().unwrap());
+    let fork = hupwatch.wait_for("fork", |e| e["event"] == "fork" && e["ppid"] == shell_pid);
+    let sleep_pid = fork["pid"].as_u64().unwrap() as u32;
+    let exec = hupwatch.wait_for("exec of sleep", |e| is(e, "exec", sleep_pid));
+    assert_eq!(exec["comm"], "sleep");
+    assert_eq!(exec["ppid"], shell_pid);
+    let exit = hupwatch.wait_for("exit of sleep", |e| is(e, "exit", sleep_pid));
+    assert_eq!(exit["exit_code"], 0);
+    assert_eq!(exit["ppid"], shell_pid);
+    let exit = hupwatch.wait_for("exit of the shell", |e| is(e, "exit", shell_pid));
+    assert_eq!(exit["exit_code"], 3);
+
+    bystander.wait().unwrap();
+    assert_eq!(
+        hupwatch.events_of(bystander.id()),
+        Vec::<Value>::new(),
+        "an unmatched process was traced"
+    );
+    hupwatch.stop();
+}
+
+#[test]
+fn a_process_started_before_hupwatch_is_tracked() {
+    let dir = scratch_dir("early");
+    let name = unique("hwearly");
+    let program = named_program(&dir, &name, "sleep");
+    let mut early = Command::new(&program).arg("30").spawn().unwrap();
+    let pid = early.id();
+    // Wait until the exec has happened, so hupwatch's /proc scan sees the new name.
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap()
+        .trim()
+        != name
+    {
+        std::thread::yield_now();
+    }
+    let hupwatch = Hupwatch::start(&["--match", &name]);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signal = hupwatch.wait_for("SIGTERM", |e| is(e, "signal", pid));
+    assert_eq!(signal["signal_name"], "SIGTERM");
+    assert_eq!(signal["result"], "delivered");
+    assert_eq!(signal["comm"], name.as_str());
+    let exit = hupwatch.wait_for("exit", |e| is(e, "exit", pid));
+    assert_eq!(exit["exit_signal"], 15);
+    early.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn a_command_line_match_adopts_the_process_at_exec() {
+    let marker = unique("hupwatch-marker-");
+    let hupwatch = Hupwatch::start(&["--match-cmdline", &marker]);
+    let script = format!("import time; time.sleep(0.5)  # {marker}");
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let exec = hupwatch.wait_for("exec", |e| is(e, "exec", pid));
+    assert_eq!(exec["comm"], "python3");
+    let exit = hupwatch.wait_for("exit", |e| is(e, "exit", pid));
+    assert_eq!(exit["exit_code"], 0);
+    child.wait().unwrap();
+    hupwatch.stop();
+}

@@ -1,0 +1,222 @@
+//! Harness for the root tests: runs the real `hupwatch trace --json` binary, which loads the
+//! real eBPF programs, and collects what it prints while the tests drive real processes.
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::{
+    io::{BufRead, BufReader},
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Condvar, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub mod pty;
+
+pub const HUPWATCH: &str = env!("CARGO_BIN_EXE_hupwatch");
+
+/// How long a test waits for an event it expects. Generous: CI machines are shared.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// These tests load eBPF programs. They never skip: without root or BPF they fail, saying
+/// why, so a green run always means the kernel side was exercised.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the eBPF integration tests load kernel programs and need root; run them with `cargo xtask test`, which uses sudo"
+    );
+}
+
+#[derive(Default)]
+struct Collected {
+    events: Vec<Value>,
+    stderr: Vec<String>,
+    ready: bool,
+    closed: bool,
+}
+
+pub struct Hupwatch {
+    child: Child,
+    state: Arc<(Mutex<Collected>, Condvar)>,
+}
+
+impl Hupwatch {
+    /// Starts `hupwatch trace --json ARGS` and waits until its programs are attached.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        require_root();
+        let mut command = Command::new(HUPWATCH);
+        command.args(["trace", "--json"]).args(args);
+        command.envs(env.iter().copied());
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hupwatch starts");
+        let state = Arc::new((Mutex::new(Collected::default()), Condvar::new()));
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let shared = Arc::clone(&state);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("hupwatch printed a line that is not JSON ({e}): {line}")
+                });
+                let (lock, cvar) = &*shared;
+                lock.lock().unwrap().events.push(value);
+                cvar.notify_all();
+            }
+        });
+        let stderr = child.stderr.take().expect("piped stderr");
+        let shared = Arc::clone(&state);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let (lock, cvar) = &*shared;
+                let mut collected = lock.lock().unwrap();
+                collected.ready |= line.starts_with("hupwatch: ready:");
+                collected.stderr.push(line);
+                cvar.notify_all();
+            }
+            let (lock, cvar) = &*shared;
+            lock.lock().unwrap().closed = true;
+            cvar.notify_all();
+        });
+
+        let hupwatch = Self { child, state };
+        {
+            let (lock, cvar) = &*hupwatch.state;
+            let (collected, timeout) = cvar
+                .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(60), |c| {
+                    !c.ready && !c.closed
+                })
+                .unwrap();
+            assert!(
+                collected.ready && !timeout.timed_out(),
+                "hupwatch did not get ready; it said:\n{}",
+                collected.stderr.join("\n")
+            );
+        }
+        hupwatch
+    }
+
+    /// The first event (in arrival order) that satisfies `pred`, waiting for it if needed.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let (lock, cvar) = &*self.state;
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        let mut collected = lock.lock().unwrap();
+        loop {
+            if let Some(found) = collected.events.iter().find(|e| pred(e)) {
+                return found.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline && !collected.closed,
+                "no {what} event arrived; hupwatch printed:\n{}\nstderr:\n{}",
+                dump(&collected.events),
+                collected.stderr.join("\n")
+            );
+            collected = cvar.wait_timeout(collected, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Every event so far about `pid`.
+    pub fn events_of(&self, pid: u32) -> Vec<Value> {
+        let (lock, _) = &*self.state;
+        lock.lock()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|e| e["pid"] == pid)
+            .cloned()
+            .collect()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.state.0.lock().unwrap().stderr.clone()
+    }
+
+    /// Stops hupwatch with SIGTERM and checks that it exits cleanly.
+    pub fn stop(mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "hupwatch exited with {status} on SIGTERM; stderr:\n{}",
+            self.stderr().join("\n")
+        );
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("hupwatch is our child")
+    }
+}
+
+impl Drop for Hupwatch {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+fn dump(events: &[Value]) -> String {
+    let tail = events.len().saturating_sub(60);
+    events[tail..]
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A private directory for one test's symlinks and files.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hupwatch-it-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A link to `program` whose name becomes the comm of whatever execs it, so one test can
+/// match its own processes by name without seeing another's.
+pub fn named_program(dir: &Path, name: &str, program: &str) -> PathBuf {
+    assert!(name.len() <= 15, "comm holds 15 bytes");
+    let target = which(program);
+    let link = dir.join(name);
+    symlink(target, &link).unwrap();
+    link
+}
+
+pub fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH; `cargo xtask setup` installs it"))
+}
+
+/// A short name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id() % 100_000)
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+pub fn alive(child: &mut Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
+}
