@@ -29,6 +29,11 @@ pub struct TraceOptions {
 }
 
 pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
+    // Before anything else, so a stop request during start-up is still a clean exit.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let has_terminal = std::fs::File::open("/dev/tty").is_ok();
     let mut probes = Probes::load(&options.matcher)?;
     for warning in &probes.warnings {
         eprintln!("hupwatch: warning: {warning}");
@@ -59,10 +64,6 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
         losses: Losses::default(),
         decode_errors: 0,
     };
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    let has_terminal = std::fs::File::open("/dev/tty").is_ok();
     let mut tick = tokio::time::interval(options.rss_interval);
 
     let outcome: io::Result<()> = loop {

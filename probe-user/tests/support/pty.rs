@@ -67,6 +67,21 @@ impl Pty {
         command.spawn().expect("child starts on the pty")
     }
 
+    /// Like [`Pty::spawn`], but only stdin is the terminal: the caller sets stdout and stderr.
+    pub fn spawn_keeping_output(&self, command: &mut Command) -> Child {
+        command.stdin(Stdio::from(OwnedFd::from(self.slave.try_clone().unwrap())));
+        // SAFETY: as in spawn.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn().expect("child starts on the pty")
+    }
+
     /// Closes both ends held here: the kernel hangs the terminal up.
     pub fn hang_up(self) {
         drop(self);

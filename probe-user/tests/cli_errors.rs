@@ -1,0 +1,105 @@
+//! Bad input gets one line naming the problem and the fix, and exit status 2; never a
+//! panic or a usage dump. These run without loading eBPF.
+mod support;
+
+use std::process::{Command, Output};
+
+use support::HUPWATCH;
+
+fn hupwatch(args: &[&str]) -> Output {
+    Command::new(HUPWATCH)
+        .args(args)
+        .output()
+        .expect("hupwatch runs")
+}
+
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.starts_with("hupwatch: error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn an_invalid_regex_is_named() {
+    let out = hupwatch(&["trace", "--match-cmdline", "(claude"]);
+    assert_one_line_error(
+        &out,
+        "--match-cmdline \"(claude\" is not a valid regular expression",
+    );
+}
+
+#[test]
+fn a_bad_duration_is_named_with_an_example() {
+    let out = hupwatch(&["trace", "--rss-interval", "soon"]);
+    assert_one_line_error(&out, "like 500ms, 10s, 30m or 2h");
+    let out = hupwatch(&["trace", "--rss-interval", "0s"]);
+    assert_one_line_error(&out, "must be longer than zero");
+}
+
+#[test]
+fn a_bad_size_is_named_with_an_example() {
+    let out = hupwatch(&["trace", "--rss-step", "12parsecs"]);
+    assert_one_line_error(&out, "unknown size unit");
+}
+
+#[test]
+fn unknown_flags_and_commands_point_at_help() {
+    assert_one_line_error(
+        &hupwatch(&["trace", "--frobnicate"]),
+        "see `hupwatch --help`",
+    );
+    assert_one_line_error(&hupwatch(&["frobnicate"]), "see `hupwatch --help`");
+    assert_one_line_error(&hupwatch(&["trace", "--pid", "0"]), "--pid");
+    assert_one_line_error(&hupwatch(&["trace", "--pid", "abc"]), "--pid");
+}
+
+#[test]
+fn an_empty_name_is_refused() {
+    assert_one_line_error(
+        &hupwatch(&["trace", "--match", ""]),
+        "--match needs a process name",
+    );
+}
+
+#[test]
+fn without_root_it_says_to_use_sudo() {
+    // SAFETY: geteuid has no preconditions.
+    let output = if unsafe { libc::geteuid() } == 0 {
+        // Drop to nobody with no capabilities, as an ordinary user would run it.
+        let setpriv = support::which("setpriv");
+        Command::new(setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .args([HUPWATCH, "trace"])
+            .output()
+            .unwrap()
+    } else {
+        hupwatch(&["trace"])
+    };
+    assert_one_line_error(&output, "run it with sudo");
+}
+
+#[test]
+fn help_works_and_exits_zero() {
+    let out = hupwatch(&["trace", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--json",
+        "--match",
+        "--match-cmdline",
+        "--pid",
+        "--rss-interval",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from help");
+    }
+}

@@ -1,0 +1,136 @@
+//! Root tests of how hupwatch behaves when the world is not ideal: a kernel without one of
+//! its tracepoints, and the signals that end it.
+mod support;
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use support::{HUPWATCH, Hupwatch, pty::Pty, require_root, scratch_dir};
+
+/// Copies the real tracepoint formats hupwatch reads, except `skip`.
+fn tracefs_without(dir: &Path, skip: &str) {
+    let real = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir())
+        .expect("tracefs is mounted (hupwatch mounts it when it starts)");
+    for tracepoint in [
+        "task/task_newtask",
+        "sched/sched_process_exec",
+        "sched/sched_process_exit",
+        "syscalls/sys_enter_setsid",
+        "syscalls/sys_exit_setsid",
+        "syscalls/sys_enter_ioctl",
+        "syscalls/sys_enter_prctl",
+        "signal/signal_generate",
+        "signal/signal_deliver",
+        "syscalls/sys_enter_rt_sigaction",
+        "kmem/rss_stat",
+    ] {
+        if tracepoint == skip {
+            continue;
+        }
+        let to = dir.join("events").join(tracepoint);
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(
+            real.join("events").join(tracepoint).join("format"),
+            to.join("format"),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
+    // Make sure tracefs is mounted before copying from it.
+    Hupwatch::start(&["--pid", "1"]).stop();
+    let dir = scratch_dir("tracefs");
+    tracefs_without(&dir, "kmem/rss_stat");
+    let me = std::process::id().to_string();
+    let hupwatch = Hupwatch::start_with_env(
+        &["--pid", &me],
+        &[("HUPWATCH_TRACEFS", dir.to_str().unwrap())],
+    );
+    let stderr = hupwatch.stderr();
+    assert!(
+        stderr.iter().any(|l| l.starts_with("hupwatch: warning: tracepoint kmem/rss_stat does not exist on this kernel; no rss events")),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.starts_with("hupwatch: ready: 10 programs attached")),
+        "{stderr:?}"
+    );
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let exit = hupwatch.wait_for("exit", |e| e["event"] == "exit" && e["pid"] == pid);
+    assert_eq!(exit["exit_code"], 0);
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn sigint_ends_it_cleanly() {
+    require_root();
+    let mut child = Command::new(HUPWATCH)
+        .args(["trace", "--pid", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    support::kill(child.id(), libc::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGINT is a normal way to stop tracing"
+    );
+}
+
+#[test]
+fn it_leaves_with_its_terminal() {
+    require_root();
+    let pty = Pty::open();
+    let mut child = pty.spawn_keeping_output(
+        Command::new(HUPWATCH)
+            .args(["trace", "--pid", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    wait_ready(&mut child);
+    pty.hang_up();
+    let deadline = std::time::Instant::now() + support::EVENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hupwatch outlived its terminal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a hangup of its own terminal ends hupwatch cleanly"
+    );
+}
+
+fn wait_ready(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.starts_with("hupwatch: ready:") {
+            return;
+        }
+        assert!(!line.contains("error"), "hupwatch failed: {line}");
+    }
+    panic!("hupwatch ended before it was ready");
+}
