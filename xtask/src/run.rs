@@ -1,0 +1,29 @@
+//! `cargo xtask run [-- ARGS]`: build hupwatch with its eBPF programs and run it as root.
+use std::{convert::Infallible, env, os::unix::process::CommandExt, path::Path, process::Command};
+
+use anyhow::{Context, Result};
+
+use crate::{setup, sh};
+
+pub fn run(root: &Path, args: &[String]) -> Result<Infallible> {
+    setup::setup()?;
+    eprintln!("==> cargo build --release -p probe-user");
+    sh::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "probe-user"])
+            .current_dir(root),
+    )?;
+    let target_dir =
+        env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let hupwatch = target_dir.join("release/hupwatch");
+    let mut cmd = sh::as_root(&hupwatch, &[])?;
+    if args.is_empty() {
+        cmd.arg("trace");
+    } else {
+        cmd.args(args);
+    }
+    // exec rather than wait: hupwatch's exit status becomes ours unchanged, and Ctrl-C
+    // stops only hupwatch, which then shuts down cleanly instead of outliving a killed xtask.
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("could not start `{}`", sh::display(&cmd)))
+}

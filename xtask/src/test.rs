@@ -1,0 +1,44 @@
+//! `cargo xtask test [-- ARGS]`: the checks CI runs, failing at the first broken step.
+use std::{path::Path, process::Command};
+
+use anyhow::{Context, Result};
+
+use crate::{setup, sh};
+
+pub fn test(root: &Path, args: &[String]) -> Result<()> {
+    setup::setup()?;
+    step(
+        root,
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        root,
+        "cargo clippy",
+        cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    if !sh::is_root() {
+        // Build as the caller so that root, below, only runs the tests and target/ keeps
+        // its owner. Arguments after `--` are for the test binaries, not for the build.
+        let build_args = args.split(|arg| arg == "--").next().unwrap_or_default();
+        step(
+            root,
+            "cargo test --no-run",
+            cargo().args(["test", "--no-run"]).args(build_args),
+        )?;
+    }
+    // The integration tests load eBPF programs, which needs root.
+    let mut test = sh::as_root("cargo", &[])?;
+    step(root, "cargo test", test.arg("test").args(args))
+}
+
+fn cargo() -> Command {
+    Command::new("cargo")
+}
+
+fn step(root: &Path, title: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("==> {title}");
+    // From the root, so that cargo acts on the workspace's default members rather than on
+    // whichever package the caller's directory is in.
+    sh::run(cmd.current_dir(root)).with_context(|| format!("step `{title}` failed"))
+}
