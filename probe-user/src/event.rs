@@ -99,15 +99,24 @@ impl EventKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
-    /// SI_KERNEL and the other positive codes: the kernel itself (a tty hangup, a fault).
+    /// The kernel on its own account: SI_KERNEL (a tty hangup), fault codes, SIGCHLD's
+    /// codes, and the kernel's deliveries of timers, AIO, SIGIO and message queues.
     Kernel,
-    /// SI_USER, SI_QUEUE, SI_TKILL and the other codes of kill(2)-like calls.
+    /// Another process asked for it: kill(2) (SI_USER), sigqueue(3) (SI_QUEUE) or
+    /// tkill/tgkill (SI_TKILL).
     User,
 }
 
 impl Origin {
+    const SI_USER: i32 = 0;
+    const SI_QUEUE: i32 = -1;
+    const SI_TKILL: i32 = -6;
+
     pub fn from_si_code(code: i32) -> Self {
-        if code > 0 { Self::Kernel } else { Self::User }
+        match code {
+            Self::SI_USER | Self::SI_QUEUE | Self::SI_TKILL => Self::User,
+            _ => Self::Kernel,
+        }
     }
 }
 
@@ -152,5 +161,24 @@ impl Disposition {
             1 => Self::Ignore,
             _ => Self::Handler,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_follows_who_asked_for_the_signal() {
+        assert_eq!(Origin::from_si_code(0), Origin::User, "kill(2)");
+        assert_eq!(Origin::from_si_code(-1), Origin::User, "sigqueue");
+        assert_eq!(Origin::from_si_code(-6), Origin::User, "tgkill");
+        assert_eq!(Origin::from_si_code(128), Origin::Kernel, "tty hangup");
+        assert_eq!(
+            Origin::from_si_code(-2),
+            Origin::Kernel,
+            "a timer the process set"
+        );
+        assert_eq!(Origin::from_si_code(1), Origin::Kernel, "CLD_EXITED");
     }
 }

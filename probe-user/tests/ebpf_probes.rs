@@ -333,3 +333,24 @@ fn a_command_line_match_adopts_the_process_at_exec() {
     child.wait().unwrap();
     hupwatch.stop();
 }
+
+#[test]
+fn tracing_everything_never_traces_hupwatch_itself() {
+    let hupwatch = Hupwatch::start(&["--rss-interval", "100ms"]);
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    hupwatch.wait_for("exit of an unrelated process", |e| is(e, "exit", pid));
+    // Long enough for several RSS samples, which would include hupwatch's own growth.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let own = hupwatch.events_of(hupwatch.pid());
+    assert_eq!(own, Vec::<Value>::new(), "hupwatch reported on itself");
+    assert!(
+        hupwatch
+            .events_of(std::process::id())
+            .iter()
+            .any(|e| e["event"] == "rss" || e["event"] == "fork"),
+        "with no matching flag other processes, like this test, are traced"
+    );
+    hupwatch.stop();
+}

@@ -130,6 +130,10 @@ impl Hupwatch {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every event so far about `pid`.
     pub fn events_of(&self, pid: u32) -> Vec<Value> {
         let (lock, _) = &*self.state;
