@@ -26,6 +26,8 @@ pub struct TraceOptions {
     pub rss_interval: Duration,
     /// Smallest RSS change reported as an `rss` event.
     pub rss_step: u64,
+    /// Size of the kernel's event ring buffer in bytes.
+    pub ring_bytes: u32,
 }
 
 pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
@@ -34,7 +36,7 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let has_terminal = std::fs::File::open("/dev/tty").is_ok();
-    let mut probes = Probes::load(&options.matcher)?;
+    let mut probes = Probes::load(&options.matcher, options.ring_bytes)?;
     for warning in &probes.warnings {
         eprintln!("hupwatch: warning: {warning}");
     }

@@ -47,6 +47,12 @@ fn a_bad_size_is_named_with_an_example() {
 }
 
 #[test]
+fn a_ring_buffer_size_the_kernel_cannot_take_is_refused() {
+    let out = hupwatch(&["trace", "--ring-buffer-size", "5000"]);
+    assert_one_line_error(&out, "must be a power of two from 4KiB to 1GiB");
+}
+
+#[test]
 fn unknown_flags_and_commands_point_at_help() {
     assert_one_line_error(
         &hupwatch(&["trace", "--frobnicate"]),

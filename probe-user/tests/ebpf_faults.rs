@@ -74,6 +74,58 @@ fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
 }
 
 #[test]
+fn events_that_do_not_fit_in_the_ring_buffer_are_counted_and_reported() {
+    let me = std::process::id().to_string();
+    let hupwatch = Hupwatch::start(&[
+        "--pid",
+        &me,
+        "--ring-buffer-size",
+        "4KiB",
+        "--rss-interval",
+        "100ms",
+    ]);
+    // Stop the reader, make far more than 4 KiB of records, let it read again.
+    support::kill(hupwatch.pid(), libc::SIGSTOP);
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do /bin/true; done",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    support::kill(hupwatch.pid(), libc::SIGCONT);
+    let deadline = std::time::Instant::now() + support::EVENT_TIMEOUT;
+    let report = loop {
+        if let Some(line) = hupwatch
+            .stderr()
+            .into_iter()
+            .find(|l| l.starts_with("hupwatch: lost "))
+        {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no loss was reported: {:?}",
+            hupwatch.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lost: u64 = report["hupwatch: lost ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(lost > 0, "{report}");
+    assert!(
+        report.contains("(ring buffer full)") && report.contains("exec="),
+        "{report}"
+    );
+    hupwatch.stop();
+}
+
+#[test]
 fn sigint_ends_it_cleanly() {
     require_root();
     let mut child = Command::new(HUPWATCH)

@@ -39,6 +39,11 @@ pub struct TraceArgs {
     /// Smallest RSS change reported as an rss event
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub rss_step: u64,
+
+    /// Size of the kernel's event ring buffer (a power of two, at least 4KiB); events that
+    /// do not fit while hupwatch is busy are counted as lost and reported
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_ring_size)]
+    pub ring_buffer_size: u32,
 }
 
 /// Which processes to watch. Each flag also takes in the descendants of what it matches;
@@ -64,4 +69,14 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} must be longer than zero"));
     }
     Ok(duration)
+}
+
+fn parse_ring_size(text: &str) -> Result<u32, String> {
+    let bytes = parse_size(text)?;
+    if !bytes.is_power_of_two() || !(4096..=1 << 30).contains(&bytes) {
+        return Err(format!(
+            "{text:?} must be a power of two from 4KiB to 1GiB, like 8MiB"
+        ));
+    }
+    Ok(bytes as u32)
 }

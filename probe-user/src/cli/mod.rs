@@ -55,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 matcher,
                 rss_interval: args.rss_interval,
                 rss_step: args.rss_step,
+                ring_bytes: args.ring_buffer_size,
             };
             runtime()?.block_on(crate::trace::run(options))
         }

@@ -71,7 +71,8 @@ pub fn check_privileges() -> Result<(), UserError> {
 }
 
 impl Probes {
-    pub fn load(matcher: &Matcher) -> anyhow::Result<Self> {
+    /// Loads and attaches the programs; `ring_bytes` sizes the event ring buffer.
+    pub fn load(matcher: &Matcher, ring_bytes: u32) -> anyhow::Result<Self> {
         check_privileges()?;
         if PROBES_OBJECT.is_empty() {
             return Err(UserError::new(
@@ -91,6 +92,7 @@ impl Probes {
 
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", ring_bytes)
             .load(PROBES_OBJECT)
             .map_err(|e| anyhow::anyhow!("loading the eBPF object failed: {e}"))?;
 
