@@ -55,35 +55,31 @@ impl Pty {
     pub fn spawn(&self, command: &mut Command) -> Child {
         let stdio = || Stdio::from(OwnedFd::from(self.slave.try_clone().unwrap()));
         command.stdin(stdio()).stdout(stdio()).stderr(stdio());
-        // SAFETY: setsid and ioctl are async-signal-safe, as pre_exec requires.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        command.spawn().expect("child starts on the pty")
+        spawn_leading_session(command)
     }
 
     /// Like [`Pty::spawn`], but only stdin is the terminal: the caller sets stdout and stderr.
     pub fn spawn_keeping_output(&self, command: &mut Command) -> Child {
         command.stdin(Stdio::from(OwnedFd::from(self.slave.try_clone().unwrap())));
-        // SAFETY: as in spawn.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        command.spawn().expect("child starts on the pty")
+        spawn_leading_session(command)
     }
 
     /// Closes both ends held here: the kernel hangs the terminal up.
     pub fn hang_up(self) {
         drop(self);
     }
+}
+
+/// Spawns `command` as a session leader that takes its stdin (a tty) as controlling terminal.
+fn spawn_leading_session(command: &mut Command) -> Child {
+    // SAFETY: setsid and ioctl are async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn().expect("child starts on the pty")
 }
