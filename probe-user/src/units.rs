@@ -4,14 +4,9 @@ use std::time::Duration;
 /// Parses `512`, `4KiB`, `256MiB`, `1GiB`, `2GB` (decimal), `1.5GiB` into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; write it like 256MiB, 1GiB or 4096"))?;
-    let multiplier: u64 = match unit.trim() {
+    let (number, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("{text:?} is not a size; write it like 256MiB, 1GiB or 4096"))?;
+    let multiplier: u64 = match unit {
         "" | "B" => 1,
         "KiB" | "K" | "k" => 1 << 10,
         "MiB" | "M" => 1 << 20,
@@ -37,14 +32,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parses `500ms`, `10s`, `30m`, `2h`, `1d`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write it like 500ms, 10s, 30m or 2h"))?;
-    let seconds = match unit.trim() {
+    let (number, unit) = number_and_unit(text).ok_or_else(|| {
+        format!("{text:?} is not a duration; write it like 500ms, 10s, 30m or 2h")
+    })?;
+    let seconds = match unit {
         "ms" => number / 1000.0,
         "" | "s" => number,
         "m" | "min" => number * 60.0,
@@ -57,6 +48,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+/// `"1.5GiB"` -> `(1.5, "GiB")`; `None` when it does not start with a number.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit.trim()))
 }
 
 #[cfg(test)]
