@@ -106,15 +106,15 @@ fn seed_tracked_set(probes: &mut Probes, matcher: &Matcher) -> anyhow::Result<us
         return Ok(0);
     }
     let me = std::process::id();
-    let mut seeded = 0;
+    let mut seeded = std::collections::HashSet::new();
     for _pass in 0..2 {
         for (pid, why) in matcher.seed(&procfs::scan(), me)? {
             if probes.track(pid, why) {
-                seeded += 1;
+                seeded.insert(pid);
             }
         }
     }
-    Ok(seeded / 2)
+    Ok(seeded.len())
 }
 
 struct Tracer<W: Write> {
