@@ -249,11 +249,3 @@ impl<W: Write> Tracer<W> {
         self.losses = now;
     }
 }
-
-impl Losses {
-    fn by_kind_or_zero(&self, len: usize) -> Vec<u64> {
-        let mut counts: Vec<u64> = self.by_kind.iter().map(|(_, n)| *n).collect();
-        counts.resize(len, 0);
-        counts
-    }
-}

@@ -42,6 +42,12 @@ impl Losses {
     pub fn lost_events(&self) -> u64 {
         self.by_kind.iter().map(|(_, n)| n).sum()
     }
+    /// The per-kind counts, padded with zeros to `len` (an earlier, empty reading).
+    pub fn by_kind_or_zero(&self, len: usize) -> Vec<u64> {
+        let mut counts: Vec<u64> = self.by_kind.iter().map(|(_, n)| *n).collect();
+        counts.resize(len, 0);
+        counts
+    }
 }
 
 /// Fails with the fix when this process cannot load eBPF programs.
