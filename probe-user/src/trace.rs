@@ -222,11 +222,9 @@ impl<W: Write> Tracer<W> {
         let new = now.lost_events().saturating_sub(self.losses.lost_events());
         if new > 0 {
             let detail: Vec<String> = now
-                .by_kind
-                .iter()
-                .zip(&self.losses.by_kind_or_zero(now.by_kind.len()))
-                .filter(|((_, n), before)| n > before)
-                .map(|((name, n), before)| format!("{name}={}", n - before))
+                .since(&self.losses)
+                .into_iter()
+                .map(|(name, n)| format!("{name}={n}"))
                 .collect();
             eprintln!(
                 "hupwatch: lost {new} events (ring buffer full): {}; {} lost since start",

@@ -95,22 +95,7 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_and_reported() {
         .unwrap();
     assert!(status.success());
     support::kill(hupwatch.pid(), libc::SIGCONT);
-    let deadline = std::time::Instant::now() + support::EVENT_TIMEOUT;
-    let report = loop {
-        if let Some(line) = hupwatch
-            .stderr()
-            .into_iter()
-            .find(|l| l.starts_with("hupwatch: lost "))
-        {
-            break line;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no loss was reported: {:?}",
-            hupwatch.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let report = hupwatch.wait_for_stderr("loss report", |l| l.starts_with("hupwatch: lost "));
     let lost: u64 = report["hupwatch: lost ".len()..]
         .split(' ')
         .next()
@@ -127,21 +112,8 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_and_reported() {
 
 #[test]
 fn sigint_ends_it_cleanly() {
-    require_root();
-    let mut child = Command::new(HUPWATCH)
-        .args(["trace", "--pid", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child);
-    support::kill(child.id(), libc::SIGINT);
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGINT is a normal way to stop tracing"
-    );
+    // stop_with asserts exit status 0: SIGINT is a normal way to stop tracing.
+    Hupwatch::start(&["--pid", "1"]).stop_with(libc::SIGINT);
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod test;
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand, error::ErrorKind};
+use clap::{Args, Parser, Subcommand, error::ErrorKind};
 
 #[derive(Parser)]
 #[command(
@@ -24,23 +24,20 @@ enum Cmd {
     /// Install what building the eBPF programs needs (idempotent)
     Setup,
     /// Build hupwatch and run it as root: `cargo xtask run -- ARGS` (default: trace)
-    Run {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
-        args: Vec<String>,
-    },
+    Run(Passthrough),
     /// Check formatting, run clippy, then `cargo test ARGS` as root
-    Test {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
-        args: Vec<String>,
-    },
+    Test(Passthrough),
+}
+
+/// Arguments handed on untouched, hyphens and all.
+#[derive(Args)]
+struct Passthrough {
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -71,8 +68,8 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match cli.command {
         Cmd::Setup => setup::setup(),
-        Cmd::Run { args } => run::run(&root, &args).map(|never| match never {}),
-        Cmd::Test { args } => test::test(&root, &args),
+        Cmd::Run(Passthrough { args }) => run::run(&root, &args).map(|never| match never {}),
+        Cmd::Test(Passthrough { args }) => test::test(&root, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

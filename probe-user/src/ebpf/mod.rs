@@ -42,11 +42,20 @@ impl Losses {
     pub fn lost_events(&self) -> u64 {
         self.by_kind.iter().map(|(_, n)| n).sum()
     }
-    /// The per-kind counts, padded with zeros to `len` (an earlier, empty reading).
-    pub fn by_kind_or_zero(&self, len: usize) -> Vec<u64> {
-        let mut counts: Vec<u64> = self.by_kind.iter().map(|(_, n)| *n).collect();
-        counts.resize(len, 0);
-        counts
+
+    /// Records lost per kind since `before`, only the kinds that lost any.
+    pub fn since(&self, before: &Losses) -> Vec<(&'static str, u64)> {
+        self.by_kind
+            .iter()
+            .enumerate()
+            .map(|(i, &(name, n))| {
+                (
+                    name,
+                    n.saturating_sub(before.by_kind.get(i).map_or(0, |&(_, b)| b)),
+                )
+            })
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 }
 

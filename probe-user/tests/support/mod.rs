@@ -112,17 +112,26 @@ impl Hupwatch {
 
     /// The first event (in arrival order) that satisfies `pred`, waiting for it if needed.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(what, |c| c.events.iter().find(|e| pred(e)).cloned())
+    }
+
+    /// The first line hupwatch wrote to stderr that satisfies `pred`, waiting if needed.
+    pub fn wait_for_stderr(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_until(what, |c| c.stderr.iter().find(|l| pred(l)).cloned())
+    }
+
+    fn wait_until<T>(&self, what: &str, find: impl Fn(&Collected) -> Option<T>) -> T {
         let (lock, cvar) = &*self.state;
         let deadline = Instant::now() + EVENT_TIMEOUT;
         let mut collected = lock.lock().unwrap();
         loop {
-            if let Some(found) = collected.events.iter().find(|e| pred(e)) {
-                return found.clone();
+            if let Some(found) = find(&collected) {
+                return found;
             }
             let now = Instant::now();
             assert!(
                 now < deadline && !collected.closed,
-                "no {what} event arrived; hupwatch printed:\n{}\nstderr:\n{}",
+                "no {what} arrived; hupwatch printed:\n{}\nstderr:\n{}",
                 dump(&collected.events),
                 collected.stderr.join("\n")
             );
@@ -151,18 +160,23 @@ impl Hupwatch {
     }
 
     /// Stops hupwatch with SIGTERM and checks that it exits cleanly.
-    pub fn stop(mut self) {
-        let status = self.terminate();
+    pub fn stop(self) {
+        self.stop_with(libc::SIGTERM);
+    }
+
+    /// Sends `signal` and checks that hupwatch exits cleanly (status 0).
+    pub fn stop_with(mut self, signal: i32) {
+        let status = self.terminate(signal);
         assert!(
             status.success(),
-            "hupwatch exited with {status} on SIGTERM; stderr:\n{}",
+            "hupwatch exited with {status} on signal {signal}; stderr:\n{}",
             self.stderr().join("\n")
         );
     }
 
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    fn terminate(&mut self, signal: i32) -> std::process::ExitStatus {
         // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         self.child.wait().expect("hupwatch is our child")
     }
 }
@@ -170,7 +184,7 @@ impl Hupwatch {
 impl Drop for Hupwatch {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            self.terminate();
+            self.terminate(libc::SIGTERM);
         }
     }
 }
