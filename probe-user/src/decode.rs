@@ -75,6 +75,11 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
             EventKind::Exec {
                 ppid: r.ppid,
                 filename: lossy(&r.filename[..len]),
+                sid: None,
+                tty: None,
+                parent_tty: None,
+                started_ns: None,
+                cmdline: None,
             }
         }
         kind::FORK => {
@@ -372,7 +377,12 @@ mod tests {
             event.kind,
             EventKind::Exec {
                 ppid: 2,
-                filename: "/bin/true".into()
+                filename: "/bin/true".into(),
+                sid: None,
+                tty: None,
+                parent_tty: None,
+                started_ns: None,
+                cmdline: None,
             }
         );
     }

@@ -19,6 +19,22 @@ pub enum EventKind {
     Exec {
         ppid: u32,
         filename: String,
+        /// Session id after the exec; null when the source could not tell.
+        #[serde(default)]
+        sid: Option<u32>,
+        /// Controlling terminal after the exec (`pts/3`); null when it has none.
+        #[serde(default)]
+        tty: Option<String>,
+        /// The parent's controlling terminal: a session leader without a terminal whose
+        /// parent has one was started detached (`setsid cmd` from a shell).
+        #[serde(default)]
+        parent_tty: Option<String>,
+        /// When the process (not the exec) started, Unix-epoch nanoseconds.
+        #[serde(default)]
+        started_ns: Option<u64>,
+        /// Arguments joined by spaces, when the source could read them.
+        #[serde(default)]
+        cmdline: Option<String>,
     },
     Fork {
         ppid: u32,
@@ -45,6 +61,12 @@ pub enum EventKind {
     DetachTty {
         sid: u32,
         tty: Option<String>,
+        fd: u32,
+    },
+    /// `ioctl(fd, TIOCSCTTY)`: a session leader takes `fd`'s terminal as its controlling
+    /// terminal (what terminal emulators, sshd, tmux and `script` do for a new shell).
+    AttachTty {
+        sid: u32,
         fd: u32,
     },
     Pdeathsig {
@@ -75,6 +97,28 @@ pub enum EventKind {
     Rss {
         rss_bytes: u64,
         peak_rss_bytes: u64,
+        /// User plus system CPU time used so far; null when the source cannot read it.
+        #[serde(default)]
+        cpu_ns: Option<u64>,
+    },
+    /// A process that existed before hupwatch started, as /proc shows it. What the tracker
+    /// concludes from it alone is marked inferred.
+    Existing {
+        ppid: u32,
+        sid: u32,
+        tty: Option<String>,
+        started_ns: u64,
+        cmdline: String,
+        /// What SIGHUP does to it (SigIgn/SigCgt in /proc/PID/status).
+        hangup: Disposition,
+        rss_bytes: u64,
+        cpu_ns: Option<u64>,
+        /// It has a controlling terminal or TERM in its environment: it came from one.
+        from_terminal: bool,
+        /// Its parent is init or a known subreaper (the user's systemd): it was reparented.
+        reparented: bool,
+        /// Its session's leader is still alive.
+        session_leader_alive: bool,
     },
 }
 
@@ -86,11 +130,13 @@ impl EventKind {
             Self::Exit { .. } => "exit",
             Self::Setsid { .. } => "setsid",
             Self::DetachTty { .. } => "detach_tty",
+            Self::AttachTty { .. } => "attach_tty",
             Self::Pdeathsig { .. } => "pdeathsig",
             Self::Signal { .. } => "signal",
             Self::SignalDeliver { .. } => "signal_deliver",
             Self::Sigaction { .. } => "sigaction",
             Self::Rss { .. } => "rss",
+            Self::Existing { .. } => "existing",
         }
     }
 }

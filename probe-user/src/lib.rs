@@ -9,7 +9,10 @@ pub mod matching;
 pub mod output;
 pub mod procfs;
 pub mod signals;
+pub mod sink;
+pub mod source;
 pub mod units;
+pub mod verdict;
 
 #[cfg(target_os = "linux")]
 pub mod ebpf;

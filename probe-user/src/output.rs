@@ -18,8 +18,17 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         shown(&event.comm)
     )?;
     match &event.kind {
-        EventKind::Exec { ppid, filename } => {
-            write!(out, " ppid={ppid} filename={}", shown(filename))
+        EventKind::Exec {
+            ppid,
+            filename,
+            tty,
+            ..
+        } => {
+            write!(out, " ppid={ppid} filename={}", shown(filename))?;
+            if let Some(tty) = tty {
+                write!(out, " tty={tty}")?;
+            }
+            Ok(())
         }
         EventKind::Fork { ppid } => write!(out, " ppid={ppid}"),
         EventKind::Exit {
@@ -92,9 +101,25 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         } => {
             write!(out, " {signal_name} now={}", json_word(disposition))
         }
+        EventKind::AttachTty { sid, fd } => write!(out, " took_tty_of_fd={fd} session={sid}"),
+        EventKind::Existing {
+            ppid,
+            sid,
+            tty,
+            hangup,
+            rss_bytes,
+            ..
+        } => write!(
+            out,
+            " ppid={ppid} session={sid} tty={} sighup={} rss={}",
+            tty.as_deref().unwrap_or("none"),
+            json_word(hangup),
+            mib(*rss_bytes)
+        ),
         EventKind::Rss {
             rss_bytes,
             peak_rss_bytes,
+            ..
         } => {
             write!(
                 out,

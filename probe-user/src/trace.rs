@@ -205,6 +205,7 @@ impl<W: Write> Tracer<W> {
                 kind: EventKind::Rss {
                     rss_bytes: total,
                     peak_rss_bytes: rss.peak.max(total),
+                    cpu_ns: None,
                 },
                 time_ns: now,
                 pid,

@@ -1,0 +1,1 @@
+//! A small read-only HTTP server and client.

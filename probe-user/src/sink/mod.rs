@@ -1,0 +1,2 @@
+//! Where conclusions go: HTTP (the sessions API, later metrics), alert lines, tables.
+pub mod http;

@@ -1,0 +1,1 @@
+//! Processes that exist before the probes attach, as `existing` events.

@@ -1,0 +1,1 @@
+//! RSS series and the robust fit that tells steady growth from a spike.
