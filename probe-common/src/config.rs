@@ -65,7 +65,7 @@ pub struct ProbeConfig {
     /// Offset of `pid.numbers[0].nr`: the id in the initial pid namespace.
     pub pid_nr: u32,
     pub tty_name: u32,
-    pub _pad2: u32,
+    pub task_start_boottime: u32,
 }
 
 impl ProbeConfig {
@@ -109,7 +109,7 @@ impl ProbeConfig {
             signal_sid_pid: U,
             pid_nr: U,
             tty_name: U,
-            _pad2: 0,
+            task_start_boottime: U,
         }
     }
 }

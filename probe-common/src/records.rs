@@ -17,8 +17,9 @@ pub mod kind {
     pub const SIGNAL: u16 = 7;
     pub const SIGNAL_DELIVER: u16 = 8;
     pub const SIGACTION: u16 = 9;
+    pub const ATTACH_TTY: u16 = 10;
     /// One past the largest kind.
-    pub const END: u16 = 10;
+    pub const END: u16 = 11;
 }
 
 /// Slots of the per-CPU `COUNTERS` array. Slots `1..kind::END` count records lost because
@@ -72,6 +73,16 @@ pub struct ExecRecord {
     pub ppid: u32,
     /// Bytes of `filename` in use, without the terminating NUL.
     pub filename_len: u32,
+    /// Session id after the exec, 0 when unknown.
+    pub sid: u32,
+    pub _pad: u32,
+    /// When the process was forked (`task_struct.start_boottime`), on the same clock as
+    /// `Header::time_ns`; 0 when unknown.
+    pub start_time_ns: u64,
+    /// NUL-padded name of the controlling tty; empty when there is none.
+    pub tty: [u8; TTY_NAME_LEN],
+    /// The real parent's controlling tty, likewise.
+    pub parent_tty: [u8; TTY_NAME_LEN],
     pub filename: [u8; FILENAME_LEN],
 }
 
@@ -109,10 +120,12 @@ pub struct SetsidRecord {
     pub old_tty: [u8; TTY_NAME_LEN],
 }
 
-/// `ioctl(fd, TIOCNOTTY)`: give up the controlling terminal.
+/// `ioctl(fd, TIOCNOTTY)` (kind `DETACH_TTY`): give up the controlling terminal, or
+/// `ioctl(fd, TIOCSCTTY)` (kind `ATTACH_TTY`): take `fd`'s terminal as the controlling one.
+/// Both are seen on syscall entry, so `sid` and `tty` are what the caller had before.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct DetachTtyRecord {
+pub struct TtyIoctlRecord {
     pub header: Header,
     pub sid: u32,
     pub fd: u32,
@@ -194,11 +207,11 @@ pub struct TrackedValue {
 
 const _: () = {
     assert!(size_of::<Header>() == 40);
-    assert!(size_of::<ExecRecord>() == 304);
+    assert!(size_of::<ExecRecord>() == 352);
     assert!(size_of::<ForkRecord>() == 56);
     assert!(size_of::<ExitRecord>() == 56);
     assert!(size_of::<SetsidRecord>() == 72);
-    assert!(size_of::<DetachTtyRecord>() == 64);
+    assert!(size_of::<TtyIoctlRecord>() == 64);
     assert!(size_of::<PdeathsigRecord>() == 48);
     assert!(size_of::<SignalRecord>() == 80);
     assert!(size_of::<SignalDeliverRecord>() == 64);

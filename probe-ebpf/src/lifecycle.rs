@@ -84,7 +84,14 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
             head.flags = flags::TRACKED;
         }
         (*record).header = head;
-        (*record).ppid = task::parent_tgid(task::current());
+        let current = task::current();
+        let parent = task::parent(current);
+        (*record).ppid = task::tgid(parent);
+        (*record).sid = task::session_id(current);
+        (*record)._pad = 0;
+        (*record).start_time_ns = task::start_boottime(current);
+        (*record).tty = task::tty_name(current);
+        (*record).parent_tty = task::tty_name(parent);
         let src = (ctx.as_ptr() as *const u8).add((filename_loc & 0xffff) as usize);
         let len = match bpf_probe_read_kernel_str_bytes(src, &mut (*record).filename) {
             Ok(bytes) => bytes.len() as u32,

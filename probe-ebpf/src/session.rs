@@ -1,9 +1,9 @@
-//! Leaving a terminal's session: setsid() (with the session and tty it had before),
-//! ioctl(TIOCNOTTY), and prctl(PR_SET_PDEATHSIG).
+//! Leaving or joining a terminal's session: setsid() (with the session and tty it had
+//! before), ioctl(TIOCNOTTY) and ioctl(TIOCSCTTY), and prctl(PR_SET_PDEATHSIG).
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use probe_common::{DetachTtyRecord, PdeathsigRecord, SetsidRecord, kind};
+use probe_common::{PdeathsigRecord, SetsidRecord, TtyIoctlRecord, kind};
 
 use crate::{
     config::{config, offset},
@@ -12,6 +12,7 @@ use crate::{
     task,
 };
 
+const TIOCSCTTY: u64 = 0x540e;
 const TIOCNOTTY: u64 = 0x5422;
 const PR_SET_PDEATHSIG: u64 = 1;
 
@@ -74,9 +75,12 @@ pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
 fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Result<u32, u32> {
     // ioctl is hot: test the command before anything else.
     let cmd: u64 = unsafe { ctx.read_at(offset(config!(ioctl_cmd))?) }.map_err(|_| 0u32)?;
-    if cmd & 0xffff_ffff != TIOCNOTTY {
-        return Ok(0);
-    }
+    // The kernel compares the command as an unsigned int, whatever the upper bits hold.
+    let kind = match cmd & 0xffff_ffff {
+        TIOCNOTTY => kind::DETACH_TTY,
+        TIOCSCTTY => kind::ATTACH_TTY,
+        _ => return Ok(0),
+    };
     let (tgid, _) = ids();
     if !is_tracked(tgid) {
         return Ok(0);
@@ -84,9 +88,9 @@ fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Result<u32, u32> {
     let fd: u64 = unsafe { ctx.read_at(offset(config!(ioctl_fd))?) }.map_err(|_| 0u32)?;
     let current = task::current();
     send(
-        kind::DETACH_TTY,
-        DetachTtyRecord {
-            header: header(kind::DETACH_TTY, tgid, current_comm()),
+        kind,
+        TtyIoctlRecord {
+            header: header(kind, tgid, current_comm()),
             sid: task::session_id(current),
             fd: fd as u32,
             tty: task::tty_name(current),

@@ -23,11 +23,28 @@ fn signal_struct(task: *const u8) -> *const u8 {
     read::<*const u8>(task, config!(task_signal)).unwrap_or(core::ptr::null())
 }
 
+/// The task's real parent (NULL when unknown), for reading its fields in turn.
+#[inline(always)]
+pub fn parent(task: *const u8) -> *const u8 {
+    read::<*const u8>(task, config!(task_real_parent)).unwrap_or(core::ptr::null())
+}
+
+/// The task's process id (0 when unknown).
+#[inline(always)]
+pub fn tgid(task: *const u8) -> u32 {
+    read::<u32>(task, config!(task_tgid)).unwrap_or(0)
+}
+
 /// The tgid of the task's real parent (0 when unknown).
 #[inline(always)]
 pub fn parent_tgid(task: *const u8) -> u32 {
-    let parent = read::<*const u8>(task, config!(task_real_parent)).unwrap_or(core::ptr::null());
-    read::<u32>(parent, config!(task_tgid)).unwrap_or(0)
+    tgid(parent(task))
+}
+
+/// When the task was forked, CLOCK_BOOTTIME nanoseconds (0 when unknown).
+#[inline(always)]
+pub fn start_boottime(task: *const u8) -> u64 {
+    read::<u64>(task, config!(task_start_boottime)).unwrap_or(0)
 }
 
 /// The task's session id in the initial pid namespace (0 when unknown).

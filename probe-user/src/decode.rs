@@ -1,7 +1,7 @@
 //! Turning ring-buffer records (probe-common layouts) into [`Event`]s.
 use probe_common::{
-    DetachTtyRecord, EXIT_CODE_UNKNOWN, ExecRecord, ExitRecord, ForkRecord, Header,
-    PdeathsigRecord, SetsidRecord, SigactionRecord, SignalDeliverRecord, SignalRecord, kind,
+    EXIT_CODE_UNKNOWN, ExecRecord, ExitRecord, ForkRecord, Header, PdeathsigRecord, SetsidRecord,
+    SigactionRecord, SignalDeliverRecord, SignalRecord, TtyIoctlRecord, kind,
 };
 
 use crate::{
@@ -75,11 +75,13 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
             EventKind::Exec {
                 ppid: r.ppid,
                 filename: lossy(&r.filename[..len]),
-                sid: None,
-                tty: None,
-                parent_tty: None,
-                started_ns: None,
+                sid: (r.sid != 0).then_some(r.sid),
+                tty: tty_name(&r.tty),
+                parent_tty: tty_name(&r.parent_tty),
+                started_ns: (r.start_time_ns != 0).then(|| clock.to_epoch_ns(r.start_time_ns)),
+                // Left to the trace command, which reads it from /proc for tracked processes.
                 cmdline: None,
+                hangup: None,
             }
         }
         kind::FORK => {
@@ -109,10 +111,17 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
             }
         }
         kind::DETACH_TTY => {
-            let r: DetachTtyRecord = read(record, Some(header.kind))?;
+            let r: TtyIoctlRecord = read(record, Some(header.kind))?;
             EventKind::DetachTty {
                 sid: r.sid,
                 tty: tty_name(&r.tty),
+                fd: r.fd,
+            }
+        }
+        kind::ATTACH_TTY => {
+            let r: TtyIoctlRecord = read(record, Some(header.kind))?;
+            EventKind::AttachTty {
+                sid: r.sid,
                 fd: r.fd,
             }
         }
@@ -362,16 +371,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn decodes_exec_filename_by_its_length() {
-        let mut filename = [0u8; 256];
-        filename[..9].copy_from_slice(b"/bin/true");
-        let record = ExecRecord {
+    fn exec_record(filename: &str) -> ExecRecord {
+        let mut bytes = [0u8; 256];
+        bytes[..filename.len()].copy_from_slice(filename.as_bytes());
+        ExecRecord {
             header: header(kind::EXEC, 3, "true"),
             ppid: 2,
-            filename_len: 9,
-            filename,
-        };
+            filename_len: filename.len() as u32,
+            sid: 0,
+            _pad: 0,
+            start_time_ns: 0,
+            tty: [0; 16],
+            parent_tty: [0; 16],
+            filename: bytes,
+        }
+    }
+
+    #[test]
+    fn decodes_exec_filename_by_its_length() {
+        let mut record = exec_record("/bin/true");
+        record.filename[9..12].copy_from_slice(b"old");
         let event = decode(&bytes_of(&record), &CLOCK).unwrap();
         assert_eq!(
             event.kind,
@@ -383,6 +402,56 @@ mod tests {
                 parent_tty: None,
                 started_ns: None,
                 cmdline: None,
+                hangup: None,
+            },
+            "zero session, start time and empty ttys mean unknown or none"
+        );
+    }
+
+    #[test]
+    fn decodes_exec_session_terminals_and_start_time() {
+        let mut record = exec_record("/usr/bin/sleep");
+        record.sid = 3;
+        record.start_time_ns = 2_000;
+        record.tty = comm("pts12");
+        record.parent_tty = comm("tty1");
+        let event = decode(&bytes_of(&record), &CLOCK).unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::Exec {
+                ppid: 2,
+                filename: "/usr/bin/sleep".into(),
+                sid: Some(3),
+                tty: Some("pts/12".into()),
+                parent_tty: Some("tty1".into()),
+                started_ns: Some(1_002_000),
+                cmdline: None,
+                hangup: None,
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_attach_and_detach_from_the_same_layout() {
+        let mut record = TtyIoctlRecord {
+            header: header(kind::ATTACH_TTY, 40, "bash"),
+            sid: 40,
+            fd: 0,
+            tty: [0; 16],
+        };
+        let event = decode(&bytes_of(&record), &CLOCK).unwrap();
+        assert_eq!(event.kind, EventKind::AttachTty { sid: 40, fd: 0 });
+        assert_eq!(event.kind.name(), "attach_tty");
+        record.header.kind = kind::DETACH_TTY;
+        record.fd = 5;
+        record.tty = comm("pts0");
+        let event = decode(&bytes_of(&record), &CLOCK).unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::DetachTty {
+                sid: 40,
+                tty: Some("pts/0".into()),
+                fd: 5
             }
         );
     }

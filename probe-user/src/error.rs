@@ -24,6 +24,8 @@ pub fn report(err: &anyhow::Error) -> (u8, String) {
     let user_fixable = err.chain().any(|cause| {
         cause.is::<UserError>()
             || cause.is::<crate::matching::MatchError>()
+            || cause.is::<crate::source::replay::ReplayError>()
+            || cause.is::<crate::sink::http::HttpError>()
             || is_linux_user_error(cause)
     });
     // `{:#}` joins the causes on one line; a cause's own newlines are folded too.

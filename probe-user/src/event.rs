@@ -35,6 +35,10 @@ pub enum EventKind {
         /// Arguments joined by spaces, when the source could read them.
         #[serde(default)]
         cmdline: Option<String>,
+        /// What SIGHUP does to it after the exec (read from /proc by the source): SIG_IGN
+        /// set before the exec, by nohup for instance, survives it.
+        #[serde(default)]
+        hangup: Option<Disposition>,
     },
     Fork {
         ppid: u32,
@@ -101,6 +105,12 @@ pub enum EventKind {
         #[serde(default)]
         cpu_ns: Option<u64>,
     },
+    /// Its parent changed (the old one exited unseen, because it was not watched), as
+    /// /proc showed when hupwatch looked.
+    Reparented {
+        old_ppid: u32,
+        ppid: u32,
+    },
     /// A process that existed before hupwatch started, as /proc shows it. What the tracker
     /// concludes from it alone is marked inferred.
     Existing {
@@ -136,6 +146,7 @@ impl EventKind {
             Self::SignalDeliver { .. } => "signal_deliver",
             Self::Sigaction { .. } => "sigaction",
             Self::Rss { .. } => "rss",
+            Self::Reparented { .. } => "reparented",
             Self::Existing { .. } => "existing",
         }
     }

@@ -8,12 +8,16 @@ pub mod event;
 pub mod matching;
 pub mod output;
 pub mod procfs;
+pub mod sessions;
 pub mod signals;
 pub mod sink;
 pub mod source;
+pub mod tracker;
 pub mod units;
 pub mod verdict;
 
+#[cfg(target_os = "linux")]
+pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod ebpf;
 #[cfg(target_os = "linux")]

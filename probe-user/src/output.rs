@@ -101,6 +101,9 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         } => {
             write!(out, " {signal_name} now={}", json_word(disposition))
         }
+        EventKind::Reparented { old_ppid, ppid } => {
+            write!(out, " parent {old_ppid} gone, now ppid={ppid}")
+        }
         EventKind::AttachTty { sid, fd } => write!(out, " took_tty_of_fd={fd} session={sid}"),
         EventKind::Existing {
             ppid,

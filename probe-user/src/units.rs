@@ -50,6 +50,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
 }
 
+/// Bytes the way people read them: `512 B`, `12.0 KiB`, `256.0 MiB`, `1.3 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration in nanoseconds as `250ms`, `10s`, `4m30s`, `2h5m` or `3d4h`.
+pub fn format_duration(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{s}s"),
+        60..3600 => compound(s / 60, "m", s % 60, "s"),
+        3600..86_400 => compound(s / 3600, "h", s % 3600 / 60, "m"),
+        _ => compound(s / 86_400, "d", s % 86_400 / 3600, "h"),
+    }
+}
+
+fn compound(major: u64, major_unit: &str, minor: u64, minor_unit: &str) -> String {
+    if minor == 0 {
+        format!("{major}{major_unit}")
+    } else {
+        format!("{major}{major_unit}{minor}{minor_unit}")
+    }
+}
+
 /// `"1.5GiB"` -> `(1.5, "GiB")`; `None` when it does not start with a number.
 fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let split = text
@@ -77,6 +113,19 @@ mod tests {
                 .contains("unknown size unit")
         );
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(256 << 20), "256.0 MiB");
+        assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_duration(250_000_000), "250ms");
+        assert_eq!(format_duration(10_000_000_000), "10s");
+        assert_eq!(format_duration(270_000_000_000), "4m30s");
+        assert_eq!(format_duration(1_800_000_000_000), "30m");
+        assert_eq!(format_duration(7_500_000_000_000), "2h5m");
+        assert_eq!(format_duration(86_400_000_000_000), "1d");
     }
 
     #[test]

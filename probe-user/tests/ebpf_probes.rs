@@ -24,6 +24,13 @@ fn my_session() -> u32 {
     unsafe { libc::getsid(0) as u32 }
 }
 
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
+}
+
 fn my_tty() -> Value {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
@@ -77,6 +84,62 @@ fn setsid_from_a_terminal_names_the_tty_it_left() {
     assert_eq!(event["sid"], event["pid"]);
     assert_ne!(event["pid"], shell_pid);
     shell.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn a_program_started_on_a_terminal_takes_it_and_execs_with_it() {
+    let hupwatch = watch_my_children(&[]);
+    let pty = Pty::open();
+    let mut child = pty.spawn(Command::new("sleep").arg("0.2"));
+    let pid = child.id();
+    let attach = hupwatch.wait_for("attach_tty", |e| is(e, "attach_tty", pid));
+    assert_eq!(attach["sid"], pid, "setsid() ran first");
+    assert_eq!(attach["fd"], 0);
+    let exec = hupwatch.wait_for("exec", |e| is(e, "exec", pid));
+    let order: Vec<Value> = hupwatch
+        .events_of(pid)
+        .iter()
+        .map(|e| e["event"].clone())
+        .filter(|kind| kind == "attach_tty" || kind == "exec")
+        .collect();
+    assert_eq!(
+        order,
+        ["attach_tty", "exec"],
+        "the terminal is taken before the exec"
+    );
+    assert_eq!(exec["tty"], pty.name.as_str());
+    assert_eq!(exec["sid"], pid);
+    assert_eq!(exec["parent_tty"], my_tty());
+    let started = exec["started_ns"].as_u64().expect("a start time") as i128;
+    assert!(started <= exec["time_ns"].as_u64().unwrap() as i128);
+    assert!(
+        (started - now_ns()).abs() < 5_000_000_000,
+        "started_ns {started} is not within seconds of now"
+    );
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn setsid_from_a_terminal_execs_without_one_while_its_parent_keeps_it() {
+    let dir = scratch_dir("detached");
+    let name = unique("hwdetach");
+    let program = named_program(&dir, &name, "sleep");
+    let hupwatch = Hupwatch::start(&["--match", &name]);
+    let pty = Pty::open();
+    // Not the last command, so sh forks for setsid(1), which then calls setsid() itself
+    // and execs the program: sh, still on the terminal, is the parent.
+    let script = format!("setsid {} 0; true", program.display());
+    let mut shell = pty.spawn(Command::new("sh").args(["-c", &script]));
+    let exec = hupwatch.wait_for("exec of the detached program", |e| {
+        e["event"] == "exec" && e["comm"] == name.as_str()
+    });
+    assert_eq!(exec["sid"], exec["pid"], "it leads a session of its own");
+    assert_eq!(exec["tty"], Value::Null);
+    assert_eq!(exec["parent_tty"], pty.name.as_str());
+    assert_eq!(exec["ppid"], shell.id());
+    assert!(shell.wait().unwrap().success());
     hupwatch.stop();
 }
 

@@ -1,5 +1,5 @@
 //! Flags and subcommands.
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -19,19 +19,87 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Watch processes, raise alerts (JSON lines) and serve the live sessions over HTTP
+    /// (needs root: it loads eBPF programs)
+    Run(RunArgs),
     /// Print live events of the matched processes (needs root: it loads eBPF programs)
     Trace(TraceArgs),
+    /// Show the live sessions: a one-shot look at /proc (no root needed), or what a running
+    /// `hupwatch run` sees (--from)
+    Sessions(SessionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub matching: MatchArgs,
+
+    /// Address of the read-only HTTP API (GET /api/sessions)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: String,
+
+    /// Append alert lines to this file instead of writing them to stdout (reopened on
+    /// SIGHUP when running as a service, for log rotation)
+    #[arg(long, value_name = "PATH")]
+    pub alerts_file: Option<PathBuf>,
+
+    /// How long a process may live after its SIGHUP handler ran, or after its terminal
+    /// hung up, before it counts as having survived the hangup
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub hup_grace: Duration,
+
+    /// RSS rise within --rss-window that counts as growth
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_positive_size)]
+    pub rss_growth: u64,
+
+    /// Window over which RSS growth is measured
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_positive_duration)]
+    pub rss_window: Duration,
+
+    /// Judge a recording made with `hupwatch trace --json` instead of the live kernel; only
+    /// processes that came from a terminal are judged; no HTTP server is started
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// One JSON object per line instead of human-readable lines
+    /// One JSON object per line instead of human-readable lines; a recording starts with
+    /// one `existing` event per process that was already running
     #[arg(long)]
     pub json: bool,
 
     #[command(flatten)]
     pub matching: MatchArgs,
 
+    /// Print the events of a recording made with `hupwatch trace --json` instead
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// The sessions as JSON (the same document as GET /api/sessions)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Ask a running `hupwatch run` (http://127.0.0.1:9464) instead of looking at /proc
+    #[arg(long, value_name = "URL", conflicts_with_all = ["names", "cmdline", "pids"])]
+    pub from: Option<String>,
+
+    #[command(flatten)]
+    pub matching: MatchArgs,
+}
+
+/// How the kernel source samples and buffers.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
     /// How often RSS is sampled from the kernel map
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
     pub rss_interval: Duration,
@@ -69,6 +137,14 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} must be longer than zero"));
     }
     Ok(duration)
+}
+
+fn parse_positive_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes == 0 {
+        return Err(format!("{text:?} must be larger than zero"));
+    }
+    Ok(bytes)
 }
 
 fn parse_ring_size(text: &str) -> Result<u32, String> {

@@ -6,9 +6,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, MatchArgs, TraceArgs};
+pub use args::{Cli, Command, LiveArgs, MatchArgs, RunArgs, SessionsArgs, TraceArgs};
 
-use crate::{error, matching::Matcher};
+use crate::{
+    error::{self, UserError},
+    matching::Matcher,
+    source::live::LiveOptions,
+    tracker::TrackerConfig,
+};
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -48,18 +53,65 @@ fn clap_error(err: clap::Error) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => {
+            replay_is_alone(args.replay.is_some(), &args.matching)?;
+            let options = crate::daemon::RunOptions {
+                live: live(matcher(&args.matching)?, &args.live),
+                listen: args.listen,
+                alerts_file: args.alerts_file,
+                tracker: TrackerConfig {
+                    hup_grace_ns: nanos(args.hup_grace),
+                    rss_growth_bytes: args.rss_growth,
+                    rss_window_ns: nanos(args.rss_window),
+                    ..TrackerConfig::default()
+                },
+                replay: args.replay,
+            };
+            runtime()?.block_on(crate::daemon::run(options))
+        }
         Command::Trace(args) => {
-            let matcher = matcher(&args.matching)?;
+            replay_is_alone(args.replay.is_some(), &args.matching)?;
             let options = crate::trace::TraceOptions {
                 json: args.json,
-                matcher,
-                rss_interval: args.rss_interval,
-                rss_step: args.rss_step,
-                ring_bytes: args.ring_buffer_size,
+                live: live(matcher(&args.matching)?, &args.live),
+                replay: args.replay,
             };
             runtime()?.block_on(crate::trace::run(options))
         }
+        Command::Sessions(args) => {
+            let options = crate::sessions::SessionsOptions {
+                json: args.json,
+                from: args.from,
+                matcher: matcher(&args.matching)?,
+            };
+            runtime()?.block_on(crate::sessions::run(options))
+        }
     }
+}
+
+fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
+    LiveOptions {
+        matcher,
+        rss_interval: args.rss_interval,
+        rss_step: args.rss_step,
+        ring_bytes: args.ring_buffer_size,
+    }
+}
+
+/// A recording holds what was matched when it was made; matching again is not supported.
+fn replay_is_alone(replay: bool, matching: &MatchArgs) -> Result<(), UserError> {
+    let matches =
+        !matching.names.is_empty() || matching.cmdline.is_some() || !matching.pids.is_empty();
+    if replay && matches {
+        return Err(UserError::new(
+            "--replay takes the processes the recording holds; drop --match, --match-cmdline and --pid (record with them instead)",
+        ));
+    }
+    Ok(())
+}
+
+fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn matcher(args: &MatchArgs) -> anyhow::Result<Matcher> {

@@ -347,6 +347,7 @@ mod tests {
         assert_eq!(tgid, pid + 4, "pid and tgid are adjacent pid_t members");
         assert!(btf.member_offset("task_struct", "real_parent").is_some());
         assert!(btf.member_offset("signal_struct", "tty").is_some());
+        assert!(btf.member_offset("task_struct", "start_boottime").is_some());
         assert_eq!(btf.enum_value("PIDTYPE_SID"), Some(3));
     }
 }

@@ -205,6 +205,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         kind::SIGNAL => "signal",
         kind::SIGNAL_DELIVER => "signal_deliver",
         kind::SIGACTION => "sigaction",
+        kind::ATTACH_TTY => "attach_tty",
         _ => "unknown",
     }
 }
@@ -218,4 +219,16 @@ fn bump_memlock_rlimit() {
     };
     // SAFETY: a valid rlimit struct.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_kind_has_a_name_for_loss_reports() {
+        for k in 1..kind::END {
+            assert_ne!(kind_name(k), "unknown", "kind {k}");
+        }
+    }
 }

@@ -56,7 +56,7 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
     spec(
         "sys_enter_ioctl",
         "syscalls",
-        "detach_tty (TIOCNOTTY) events",
+        "detach_tty (TIOCNOTTY) and attach_tty (TIOCSCTTY) events",
     ),
     spec("sys_enter_prctl", "syscalls", "pdeathsig events"),
     spec("signal_generate", "signal", "signal events"),
@@ -100,12 +100,12 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
         Some(btf) => {
             if let Err(missing) = fill_struct_offsets(&mut config, btf) {
                 warnings.push(format!(
-                    "kernel BTF has no {missing}; exit codes, parents, sessions or ttys may be unknown"
+                    "kernel BTF has no {missing}; exit codes, parents, sessions, ttys or start times may be unknown"
                 ));
             }
         }
         None => warnings.push(
-            "no kernel BTF (/sys/kernel/btf/vmlinux); exit codes, parents, sessions and ttys will be unknown"
+            "no kernel BTF (/sys/kernel/btf/vmlinux); exit codes, parents, sessions, ttys and start times will be unknown"
                 .to_string(),
         ),
     }
@@ -181,6 +181,7 @@ fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
     c.signal_sid_pid = member("signal_struct", "pids")? + sid_index as u32 * pointer;
     c.pid_nr = member("pid", "numbers")? + member("upid", "nr")?;
     c.tty_name = member("tty_struct", "name")?;
+    c.task_start_boottime = member("task_struct", "start_boottime")?;
     Ok(())
 }
 

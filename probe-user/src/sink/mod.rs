@@ -1,2 +1,4 @@
-//! Where conclusions go: HTTP (the sessions API, later metrics), alert lines, tables.
+//! Where conclusions go: alert lines, the HTTP API (later metrics), tables.
+pub mod alerts;
 pub mod http;
+pub mod table;

@@ -1,2 +1,70 @@
 //! Verdicts: what the tracker concluded about a process, with the evidence behind it.
 pub mod growth;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use growth::Growth;
+
+/// The conclusions hupwatch draws. The snake_case names are part of the alert and API
+/// contract (README.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// Left the session of a terminal it came from and took no new terminal.
+    Detached,
+    /// SIGHUP is set to SIG_IGN, or a SIGHUP sent to it was ignored.
+    HangupIgnored,
+    /// A SIGHUP reached its handler and it was still alive a grace period later.
+    HangupSurvived,
+    /// The terminal of its original session hung up or went away, and it lives on.
+    TerminalLost,
+    /// Its parent exited and it was reparented to init or a subreaper.
+    Orphaned,
+    /// Its RSS rose steadily by more than the threshold within the window.
+    RssGrowth,
+}
+
+impl VerdictKind {
+    pub const ALL: [VerdictKind; 6] = [
+        Self::Detached,
+        Self::HangupIgnored,
+        Self::HangupSurvived,
+        Self::TerminalLost,
+        Self::Orphaned,
+        Self::RssGrowth,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Detached => "detached",
+            Self::HangupIgnored => "hangup_ignored",
+            Self::HangupSurvived => "hangup_survived",
+            Self::TerminalLost => "terminal_lost",
+            Self::Orphaned => "orphaned",
+            Self::RssGrowth => "rss_growth",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == text)
+    }
+}
+
+/// A verdict raised on one process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    #[serde(rename = "alert")]
+    pub kind: VerdictKind,
+    /// When it was raised, Unix-epoch nanoseconds.
+    pub time_ns: u64,
+    /// One sentence a person can act on.
+    pub reason: String,
+    /// The events that produced it, oldest first.
+    pub evidence: Vec<Event>,
+    /// Concluded from a /proc snapshot rather than from events hupwatch saw.
+    pub inferred: bool,
+    /// The fit behind an `rss_growth` verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth: Option<Growth>,
+}

@@ -1,5 +1,6 @@
-//! Harness for the root tests: runs the real `hupwatch trace --json` binary, which loads the
-//! real eBPF programs, and collects what it prints while the tests drive real processes.
+//! Harness for the root tests: runs the real `hupwatch trace --json` (or `hupwatch run`)
+//! binary, which loads the real eBPF programs, and collects the JSON lines it prints (events,
+//! or alerts) while the tests drive real processes.
 #![allow(dead_code)] // each test binary uses a different part of it
 
 use std::{
@@ -52,9 +53,19 @@ impl Hupwatch {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(&["trace", "--json"], args, env)
+    }
+
+    /// Starts `hupwatch run ARGS` with its API on a free loopback port; the collected lines
+    /// are its alerts.
+    pub fn run(args: &[&str]) -> Self {
+        Self::spawn(&["run", "--listen", "127.0.0.1:0"], args, &[])
+    }
+
+    fn spawn(command_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
         require_root();
         let mut command = Command::new(HUPWATCH);
-        command.args(["trace", "--json"]).args(args);
+        command.args(command_args).args(args);
         command.envs(env.iter().copied());
         let mut child = command
             .stdin(Stdio::null())
@@ -113,6 +124,53 @@ impl Hupwatch {
     /// The first event (in arrival order) that satisfies `pred`, waiting for it if needed.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         self.wait_until(what, |c| c.events.iter().find(|e| pred(e)).cloned())
+    }
+
+    /// Like [`Hupwatch::wait_for`], but fails once `deadline` has passed.
+    pub fn wait_for_within(
+        &self,
+        what: &str,
+        deadline: Instant,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let found = self.wait_for(what, pred);
+        let late = Instant::now().saturating_duration_since(deadline);
+        assert!(late.is_zero(), "{what} arrived {late:?} late: {found}");
+        found
+    }
+
+    /// The base URL of `hupwatch run`'s API, from its ready line.
+    pub fn api_url(&self) -> String {
+        let line = self.wait_for_stderr("the ready line", |l| l.contains("sessions at http://"));
+        let url = line.split("sessions at ").nth(1).unwrap();
+        url.trim_end_matches("/api/sessions").to_string()
+    }
+
+    /// What `hupwatch sessions --from URL --json` says about this `hupwatch run`.
+    pub fn sessions_json(&self) -> Value {
+        let out = Command::new(HUPWATCH)
+            .args(["sessions", "--json", "--from", &self.api_url()])
+            .output()
+            .expect("hupwatch sessions runs");
+        assert!(
+            out.status.success(),
+            "hupwatch sessions --from failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("sessions --json prints JSON")
+    }
+
+    /// Writes the lines collected so far to `path`, one JSON object per line.
+    pub fn save_events(&self, path: &Path) {
+        let (lock, _) = &*self.state;
+        let text: String = lock
+            .lock()
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.to_string() + "\n")
+            .collect();
+        std::fs::write(path, text).unwrap();
     }
 
     /// The first line hupwatch wrote to stderr that satisfies `pred`, waiting if needed.

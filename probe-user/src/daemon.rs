@@ -1,0 +1,241 @@
+//! `hupwatch run`: events from the kernel (or a recording) through the tracker into alert
+//! lines, with the live sessions served read-only over HTTP.
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    decode::Clock,
+    error::UserError,
+    sink::{
+        alerts::write_alert,
+        http::{self, Page, Pages},
+    },
+    source::{
+        live::{LiveOptions, LiveSource},
+        replay::Replay,
+    },
+    tracker::{Alert, SETTLE_NS, Tracker, TrackerConfig},
+};
+
+/// How often processes whose parent is not watched are looked up in /proc for orphaning.
+const PARENT_CHECK: Duration = Duration::from_secs(1);
+
+pub struct RunOptions {
+    pub live: LiveOptions,
+    pub listen: String,
+    pub alerts_file: Option<PathBuf>,
+    pub tracker: TrackerConfig,
+    pub replay: Option<PathBuf>,
+}
+
+pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let mut alerts = AlertSink::open(options.alerts_file.as_deref())?;
+    if let Some(path) = &options.replay {
+        return replay(path, options.tracker, &mut alerts);
+    }
+    // Before anything else, so a stop request during start-up is still a clean exit.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let has_terminal = File::open("/dev/tty").is_ok();
+    // Bound before the probes load, so a port in use fails fast and loads nothing.
+    let listener = http::bind(&options.listen).await?;
+    if !listener.is_loopback() {
+        eprintln!(
+            "hupwatch: warning: listening on {}, reachable from other machines; the sessions API shows command lines",
+            listener.local_addr()
+        );
+    }
+    let address = listener.local_addr();
+    let tracker_config = TrackerConfig {
+        require_terminal: options.live.matcher.traces_everything(),
+        ..options.tracker
+    };
+    let mut source = LiveSource::start(options.live)?;
+    let clock = source.clock();
+    let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
+    {
+        let mut t = lock(&tracker);
+        for event in source.existing() {
+            alerts.write(t.apply(&event))?;
+        }
+        alerts.write(t.advance(clock.epoch_now_ns()))?;
+        alerts.flush()?;
+    }
+    let pages = Arc::new(SessionPages {
+        tracker: Arc::clone(&tracker),
+        clock,
+    });
+    tokio::spawn(http::serve(listener, pages));
+    eprintln!(
+        "{}; sessions at http://{address}/api/sessions",
+        source.ready_line()
+    );
+
+    let mut batch = Vec::new();
+    let mut look_at_parents = tokio::time::interval(PARENT_CHECK);
+    let outcome: anyhow::Result<()> = loop {
+        let wait = lock(&tracker)
+            .next_deadline()
+            .map(|due| Duration::from_nanos(due.saturating_sub(clock.epoch_now_ns())));
+        tokio::select! {
+            read = source.next(&mut batch) => {
+                if let Err(e) = read { break Err(e.into()) }
+                let mut t = lock(&tracker);
+                for event in batch.drain(..) {
+                    alerts.write(t.apply(&event))?;
+                }
+                alerts.write(t.advance(clock.epoch_now_ns()))?;
+            }
+            _ = look_at_parents.tick() => {
+                let mut t = lock(&tracker);
+                let now = clock.epoch_now_ns();
+                for event in crate::source::reparented(&t.unwatched_parents(), now) {
+                    alerts.write(t.apply(&event))?;
+                }
+                alerts.write(t.advance(now))?;
+            }
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
+                alerts.write(lock(&tracker).advance(clock.epoch_now_ns()))?;
+            }
+            _ = sigterm.recv() => break Ok(()),
+            _ = sigint.recv() => break Ok(()),
+            _ = sighup.recv() => {
+                // With a terminal, a hangup means the user is gone: leave with it. As a
+                // service, it is the usual request to reopen the log (after rotation).
+                if has_terminal { break Ok(()) }
+                alerts.reopen()?;
+            }
+        }
+        if let Err(e) = alerts.flush() {
+            break Err(e.into());
+        }
+    };
+    source.report_losses();
+    match outcome {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// Feeds a recording through the tracker; at its end, what has settled is raised.
+fn replay(path: &Path, config: TrackerConfig, alerts: &mut AlertSink) -> anyhow::Result<()> {
+    let mut tracker = Tracker::new(TrackerConfig {
+        require_terminal: true,
+        ..config
+    });
+    let (mut events, mut last) = (0u64, 0u64);
+    for event in Replay::open(path)? {
+        let event = event?;
+        alerts.write(tracker.advance(event.time_ns))?;
+        alerts.write(tracker.apply(&event))?;
+        last = last.max(event.time_ns);
+        events += 1;
+    }
+    alerts.write(tracker.advance(last + SETTLE_NS))?;
+    alerts.flush()?;
+    eprintln!(
+        "hupwatch: replayed {events} events; {} sessions still alive at the end of the recording",
+        tracker.view(last).processes.len()
+    );
+    Ok(())
+}
+
+fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+    // A panic while holding the lock cannot leave the tracker half-updated in a way that
+    // matters more than stopping the daemon would.
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// The read-only pages `hupwatch run` serves.
+struct SessionPages {
+    tracker: Arc<Mutex<Tracker>>,
+    clock: Clock,
+}
+
+impl Pages for SessionPages {
+    fn get(&self, path: &str) -> Option<Page> {
+        match path {
+            "/api/sessions" => {
+                let view = lock(&self.tracker).view(self.clock.epoch_now_ns());
+                Some(Page {
+                    content_type: "application/json",
+                    body: serde_json::to_vec(&view).ok()?,
+                })
+            }
+            "/" => Some(Page {
+                content_type: "text/plain; charset=utf-8",
+                body:
+                    b"hupwatch\n/api/sessions  live sessions, their verdicts and evidence (JSON)\n"
+                        .to_vec(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Where alert lines go: stdout, or a file opened for appending (reopened on SIGHUP).
+struct AlertSink {
+    path: Option<PathBuf>,
+    out: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl AlertSink {
+    fn open(path: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(Self {
+            path: path.map(Path::to_owned),
+            out: BufWriter::new(Self::target(path)?),
+        })
+    }
+
+    fn target(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
+        let Some(path) = path else {
+            return Ok(Box::new(io::stdout()));
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                UserError::new(format!(
+                    "--alerts-file {}: cannot open it for appending ({e}); choose a writable path",
+                    path.display()
+                ))
+            })?;
+        Ok(Box::new(file))
+    }
+
+    fn write(&mut self, alerts: Vec<Alert>) -> io::Result<()> {
+        for alert in &alerts {
+            write_alert(&mut self.out, alert)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn reopen(&mut self) -> anyhow::Result<()> {
+        if self.path.is_some() {
+            self.out.flush()?;
+            self.out = BufWriter::new(Self::target(self.path.as_deref()).context("reopening")?);
+        }
+        Ok(())
+    }
+}

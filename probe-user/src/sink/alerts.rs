@@ -1,0 +1,105 @@
+//! Alerts as JSON lines: one object per raised verdict, and a `resolved` line for it when
+//! its process is gone. The fields are a documented contract (README.md).
+use std::{
+    io::{self, Write},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+
+use crate::{
+    event::Event,
+    tracker::{Alert, AlertStatus},
+    verdict::{VerdictKind, growth::Growth},
+};
+
+#[derive(Serialize)]
+struct AlertLine<'a> {
+    status: AlertStatus,
+    alert: VerdictKind,
+    time: String,
+    pid: u32,
+    comm: &'a str,
+    cmdline: Option<&'a str>,
+    started: String,
+    age_seconds: f64,
+    rss_bytes: u64,
+    inferred: bool,
+    reason: &'a str,
+    evidence: &'a [Event],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    growth: Option<&'a Growth>,
+}
+
+/// RFC 3339 UTC with milliseconds, the form log tools and people both read.
+pub fn rfc3339(epoch_ns: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_nanos(epoch_ns);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
+    let line = AlertLine {
+        status: alert.status,
+        alert: alert.verdict.kind,
+        time: rfc3339(alert.verdict.time_ns),
+        pid: alert.pid,
+        comm: &alert.comm,
+        cmdline: alert.cmdline.as_deref(),
+        started: rfc3339(alert.started_ns),
+        age_seconds: (alert.age_seconds * 1000.0).round() / 1000.0,
+        rss_bytes: alert.rss_bytes,
+        inferred: alert.verdict.inferred,
+        reason: &alert.verdict.reason,
+        evidence: &alert.verdict.evidence,
+        growth: alert.verdict.growth.as_ref(),
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::EventKind, verdict::Verdict};
+
+    #[test]
+    fn one_line_with_the_documented_fields() {
+        let evidence = Event {
+            kind: EventKind::Fork { ppid: 1 },
+            time_ns: 1_700_000_000_000_000_000,
+            pid: 42,
+            comm: "x".into(),
+        };
+        let alert = Alert {
+            status: AlertStatus::Raised,
+            verdict: Verdict {
+                kind: VerdictKind::Orphaned,
+                time_ns: 1_700_000_000_500_000_000,
+                reason: "its parent\nexited".into(),
+                evidence: vec![evidence],
+                inferred: false,
+                growth: None,
+            },
+            pid: 42,
+            comm: "evil\"\ncomm".into(),
+            cmdline: Some("evil --x".into()),
+            started_ns: 1_699_999_990_000_000_000,
+            age_seconds: 10.5,
+            rss_bytes: 1 << 20,
+        };
+        let mut out = Vec::new();
+        write_alert(&mut out, &alert).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"], "raised");
+        assert_eq!(v["alert"], "orphaned");
+        assert_eq!(v["time"], "2023-11-14T22:13:20.500Z");
+        assert_eq!(v["started"], "2023-11-14T22:13:10.000Z");
+        assert_eq!(v["comm"], "evil\"\ncomm");
+        assert_eq!(v["age_seconds"], 10.5);
+        assert_eq!(v["inferred"], false);
+        assert_eq!(v["evidence"][0]["event"], "fork");
+        assert!(v.get("growth").is_none());
+    }
+}

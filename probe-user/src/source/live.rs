@@ -1,0 +1,283 @@
+//! The kernel source: loads and attaches the eBPF programs, seeds the tracked set, and
+//! turns ring-buffer records and RSS-map samples into events.
+use std::{
+    collections::{HashMap, HashSet},
+    io,
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
+use probe_common::reason;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    time::Interval,
+};
+
+use crate::{
+    decode::{Clock, decode, exec_is_tracked},
+    ebpf::{Losses, Probes},
+    event::{Event, EventKind},
+    matching::Matcher,
+    procfs,
+};
+
+pub struct LiveOptions {
+    pub matcher: Matcher,
+    /// How often the RSS map is sampled.
+    pub rss_interval: Duration,
+    /// Smallest RSS change reported as an `rss` event.
+    pub rss_step: u64,
+    /// Size of the kernel's event ring buffer in bytes.
+    pub ring_bytes: u32,
+}
+
+pub struct LiveSource {
+    probes: Probes,
+    ring: AsyncFd<RingBuf<MapData>>,
+    clock: Clock,
+    matcher: Matcher,
+    rss_step: u64,
+    tick: Interval,
+    /// RSS last reported per pid; pruned to the live processes every sample.
+    rss_reported: HashMap<u32, u64>,
+    /// Processes put in the tracked set from /proc at start (empty when tracing all).
+    seeded: HashSet<u32>,
+    losses: Losses,
+    decode_errors: u64,
+}
+
+impl LiveSource {
+    /// Loads and attaches the programs and seeds the tracked set. Warnings go to stderr.
+    pub fn start(options: LiveOptions) -> anyhow::Result<Self> {
+        let mut probes = Probes::load(&options.matcher, options.ring_bytes)?;
+        for warning in &probes.warnings {
+            eprintln!("hupwatch: warning: {warning}");
+        }
+        let seeded = seed_tracked_set(&mut probes, &options.matcher)?;
+        let events = probes.take_events().expect("the ring buffer is taken once");
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged until the
+        // AsyncFd (which owns the ring buffer) is dropped.
+        let ring = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Self {
+            probes,
+            ring,
+            clock: Clock::now(),
+            matcher: options.matcher,
+            rss_step: options.rss_step,
+            tick: tokio::time::interval(options.rss_interval),
+            rss_reported: HashMap::new(),
+            seeded,
+            losses: Losses::default(),
+            decode_errors: 0,
+        })
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    pub fn programs_attached(&self) -> usize {
+        self.probes.attached.len()
+    }
+
+    /// The line that tells a person (and the tests) that hupwatch is watching.
+    pub fn ready_line(&self) -> String {
+        let what = if self.matcher.traces_everything() {
+            "every process".to_string()
+        } else {
+            format!(
+                "{} existing processes and what they start",
+                self.seeded.len()
+            )
+        };
+        format!(
+            "hupwatch: ready: {} programs attached, tracing {what}",
+            self.programs_attached()
+        )
+    }
+
+    /// `existing` events for the processes being traced that were alive at start.
+    pub fn existing(&self) -> Vec<Event> {
+        let me = std::process::id();
+        let events = crate::source::snapshot::scan_existing(me);
+        if self.matcher.traces_everything() {
+            return events;
+        }
+        events
+            .into_iter()
+            .filter(|e| self.seeded.contains(&e.pid))
+            .collect()
+    }
+
+    /// Waits for kernel records or the RSS sampling tick and appends what they say to
+    /// `out`. Cancel-safe: nothing is lost if the future is dropped while waiting.
+    pub async fn next(&mut self, out: &mut Vec<Event>) -> io::Result<()> {
+        tokio::select! {
+            ready = self.ring.readable_mut() => {
+                let mut guard = ready?;
+                let inner = guard.get_inner_mut();
+                while let Some(record) = inner.next() {
+                    if let Some(event) = on_record(
+                        &record,
+                        &self.clock,
+                        &self.matcher,
+                        &mut self.probes,
+                        &mut self.decode_errors,
+                    ) {
+                        if let EventKind::Exit { .. } = event.kind {
+                            self.rss_reported.remove(&event.pid);
+                        }
+                        out.push(event);
+                    }
+                }
+                guard.clear_ready();
+            }
+            _ = self.tick.tick() => {
+                self.sample_rss(out);
+                self.report_losses();
+            }
+        }
+        Ok(())
+    }
+
+    fn sample_rss(&mut self, out: &mut Vec<Event>) {
+        let snapshot = self.probes.rss_snapshot();
+        let now = self.clock.epoch_now_ns();
+        let me = std::process::id();
+        let mut live = HashMap::with_capacity(snapshot.len());
+        for (pid, rss) in snapshot {
+            if pid == me {
+                continue;
+            }
+            let total = rss.total();
+            let last = self.rss_reported.get(&pid).copied();
+            live.insert(pid, last.unwrap_or(0));
+            let changed = match last {
+                None => total > 0,
+                Some(last) => total.abs_diff(last) >= self.rss_step,
+            };
+            if !changed {
+                continue;
+            }
+            live.insert(pid, total);
+            let stat = procfs::read_stat(pid);
+            out.push(Event {
+                kind: EventKind::Rss {
+                    rss_bytes: total,
+                    peak_rss_bytes: rss.peak.max(total),
+                    cpu_ns: stat.as_ref().and_then(|s| s.cpu_ns),
+                },
+                time_ns: now,
+                pid,
+                comm: stat.map(|s| s.comm).unwrap_or_default(),
+            });
+        }
+        self.rss_reported = live;
+    }
+
+    /// Says on stderr how many records the kernel could not queue since the last report.
+    pub fn report_losses(&mut self) {
+        let now = self.probes.losses();
+        let new = now.lost_events().saturating_sub(self.losses.lost_events());
+        if new > 0 {
+            let detail: Vec<String> = now
+                .since(&self.losses)
+                .into_iter()
+                .map(|(name, n)| format!("{name}={n}"))
+                .collect();
+            eprintln!(
+                "hupwatch: lost {new} events (ring buffer full): {}; {} lost since start",
+                detail.join(" "),
+                now.lost_events()
+            );
+        }
+        if now.tracked_map_full > self.losses.tracked_map_full {
+            eprintln!(
+                "hupwatch: {} processes could not be tracked (tracked-set map full)",
+                now.tracked_map_full - self.losses.tracked_map_full
+            );
+        }
+        if now.rss_map_full > self.losses.rss_map_full {
+            eprintln!(
+                "hupwatch: {} RSS updates dropped (RSS map full)",
+                now.rss_map_full - self.losses.rss_map_full
+            );
+        }
+        self.losses = now;
+    }
+}
+
+/// Decodes one record; exec records get the command line, and exec records of untracked
+/// processes (sent only when command lines are matched) are adopted or dropped.
+fn on_record(
+    record: &[u8],
+    clock: &Clock,
+    matcher: &Matcher,
+    probes: &mut Probes,
+    decode_errors: &mut u64,
+) -> Option<Event> {
+    let mut event = match decode(record, clock) {
+        Ok(event) => event,
+        Err(err) => {
+            *decode_errors += 1;
+            if *decode_errors == 1 {
+                eprintln!("hupwatch: warning: skipping undecodable record: {err}");
+            }
+            return None;
+        }
+    };
+    if let EventKind::Exec { .. } = event.kind {
+        let read = procfs::read_cmdline(event.pid);
+        if !exec_is_tracked(record) && !adopt_by_cmdline(probes, matcher, &event, read.as_deref()) {
+            return None;
+        }
+        if let EventKind::Exec {
+            cmdline, hangup, ..
+        } = &mut event.kind
+        {
+            *cmdline = read;
+            *hangup = procfs::read_status(event.pid).map(|s| s.hangup());
+        }
+    }
+    Some(event)
+}
+
+fn adopt_by_cmdline(
+    probes: &mut Probes,
+    matcher: &Matcher,
+    event: &Event,
+    cmdline: Option<&str>,
+) -> bool {
+    let Some(cmdline) = cmdline else {
+        return false;
+    };
+    if !matcher.matches(&event.comm, cmdline) {
+        return false;
+    }
+    if !probes.track(event.pid, reason::MATCHED_CMDLINE) {
+        eprintln!(
+            "hupwatch: warning: tracked-set map is full; pid {} is not tracked",
+            event.pid
+        );
+    }
+    true
+}
+
+/// Puts the processes that already exist into the tracked set, then looks once more for
+/// children forked by them before their entry was in the kernel map.
+fn seed_tracked_set(probes: &mut Probes, matcher: &Matcher) -> anyhow::Result<HashSet<u32>> {
+    if matcher.traces_everything() {
+        return Ok(HashSet::new());
+    }
+    let me = std::process::id();
+    let mut seeded = HashSet::new();
+    for _pass in 0..2 {
+        for (pid, why) in matcher.seed(&procfs::scan(), me)? {
+            if probes.track(pid, why) {
+                seeded.insert(pid);
+            }
+        }
+    }
+    Ok(seeded)
+}

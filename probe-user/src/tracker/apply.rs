@@ -1,0 +1,529 @@
+//! How each kind of event changes the tracker's state and which findings it opens.
+use super::{HangupExit, SETTLE_NS, Tracker};
+use crate::{
+    event::{Disposition, Event, EventKind, Origin, SignalResult},
+    tracker::{Finding, Process, Terminal},
+    units::format_duration,
+    verdict::VerdictKind,
+};
+
+const SIGHUP: u32 = 1;
+/// A second hangup of the same session within this time is the same hangup.
+const SAME_HANGUP_NS: u64 = 60_000_000_000;
+
+impl Tracker {
+    pub(super) fn on_existing(&mut self, event: &Event) {
+        let EventKind::Existing {
+            ppid,
+            sid,
+            tty,
+            started_ns,
+            cmdline,
+            hangup,
+            rss_bytes,
+            cpu_ns,
+            from_terminal,
+            reparented,
+            session_leader_alive,
+        } = &event.kind
+        else {
+            return;
+        };
+        let pid = event.pid;
+        let mut p = Process::new(pid, *started_ns, event.comm.clone());
+        p.inferred = true;
+        p.ppid = *ppid;
+        p.sid = Some(*sid);
+        p.tty = tty.clone();
+        p.cmdline = Some(cmdline.clone()).filter(|c| !c.is_empty());
+        p.hangup = *hangup;
+        if *hangup != Disposition::Default {
+            p.hangup_evidence = Some(event.clone());
+        }
+        if tty.is_some() || *from_terminal {
+            p.lineage = Some(Terminal {
+                sid: *sid,
+                tty: tty.clone(),
+            });
+        }
+        let detached = tty.is_none() && *from_terminal && *sid == pid;
+        if detached {
+            p.detach = Some(event.clone());
+        }
+        p.rss_bytes = *rss_bytes;
+        p.peak_rss_bytes = *rss_bytes;
+        p.cpu_ns = *cpu_ns;
+        p.rss.push(
+            event.time_ns,
+            *rss_bytes,
+            *cpu_ns,
+            self.config.rss_window_ns,
+        );
+        p.record(event);
+        if !self.insert(p) {
+            return;
+        }
+        let inferred = |reason: String| Finding {
+            due_ns: event.time_ns,
+            reason,
+            evidence: vec![event.clone()],
+            inferred: true,
+        };
+        if *hangup == Disposition::Ignore {
+            let reason = "SIGHUP is ignored (SigIgn in /proc/PID/status)".to_string();
+            self.find(pid, VerdictKind::HangupIgnored, inferred(reason));
+        }
+        if *reparented {
+            let reason = format!("its parent is gone: it was reparented to pid {ppid}");
+            self.find(pid, VerdictKind::Orphaned, inferred(reason));
+        }
+        if detached {
+            let reason = "it leads a session without a terminal, yet came from one (TERM is set)";
+            self.find(pid, VerdictKind::Detached, inferred(reason.into()));
+        }
+        if tty.is_none() && *from_terminal && *sid != pid && !session_leader_alive {
+            let reason = format!(
+                "the leader of its session {sid} is gone and it has no terminal: it outlived its terminal session"
+            );
+            self.find(pid, VerdictKind::TerminalLost, inferred(reason));
+        }
+    }
+
+    pub(super) fn on_fork(&mut self, event: &Event, ppid: u32) {
+        let pid = event.pid;
+        let mut child = match self.processes.get(&ppid) {
+            Some(parent) => Process::forked_from(parent, pid, event.time_ns, event.comm.clone()),
+            None => {
+                let mut p = Process::new(pid, event.time_ns, event.comm.clone());
+                p.ppid = ppid;
+                p
+            }
+        };
+        child.record(event);
+        let detach = child.detach.clone();
+        let ignores = child.hangup == Disposition::Ignore;
+        if !self.insert(child) {
+            return;
+        }
+        // Inherited conditions: they become the child's verdicts only once it is the top of
+        // its tree (its parent gone), which the rules check.
+        if let Some(detach) = detach {
+            self.open_detached(pid, &detach);
+        }
+        if ignores {
+            self.open_hangup_ignored(pid, event.time_ns, "inherited SIG_IGN for SIGHUP");
+        }
+    }
+
+    pub(super) fn on_exec(&mut self, event: &Event) {
+        let EventKind::Exec {
+            ppid,
+            filename,
+            sid,
+            tty,
+            parent_tty,
+            started_ns,
+            cmdline,
+            hangup,
+        } = &event.kind
+        else {
+            return;
+        };
+        let pid = event.pid;
+        let started = started_ns.unwrap_or(event.time_ns);
+        let known = self
+            .processes
+            .get(&pid)
+            .is_some_and(|p| started_ns.is_none() || p.same_life(started));
+        if !known {
+            let fresh = match self.processes.get(ppid) {
+                Some(parent) => Process::forked_from(parent, pid, started, event.comm.clone()),
+                None => Process::new(pid, started, event.comm.clone()),
+            };
+            if !self.insert(fresh) {
+                return;
+            }
+        }
+        let parent_sid = self.processes.get(ppid).and_then(|p| p.sid);
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return;
+        };
+        p.record(event);
+        p.ppid = *ppid;
+        p.comm = event.comm.clone();
+        p.cmdline = cmdline.clone().or_else(|| Some(filename.clone()));
+        // exec resets handlers to the default; SIG_IGN survives it.
+        if p.hangup == Disposition::Handler {
+            p.hangup = Disposition::Default;
+            p.hangup_evidence = None;
+        }
+        let newly_ignoring =
+            *hangup == Some(Disposition::Ignore) && p.hangup != Disposition::Ignore;
+        if let Some(hangup) = hangup {
+            p.hangup = *hangup;
+        }
+        if newly_ignoring {
+            p.hangup_evidence = Some(event.clone());
+        }
+        if let Some(sid) = sid {
+            p.sid = Some(*sid);
+        }
+        match tty {
+            Some(tty) => p.attach(*sid, tty.clone()),
+            None if sid.is_some() => p.tty = None,
+            None => {}
+        }
+        let started_detached =
+            *sid == Some(pid) && tty.is_none() && parent_tty.is_some() && p.detach.is_none();
+        if started_detached {
+            let from = Terminal {
+                sid: parent_sid.unwrap_or(0),
+                tty: parent_tty.clone(),
+            };
+            p.detach_from(from, event);
+            self.open_detached(pid, event);
+        }
+        if newly_ignoring {
+            self.open_hangup_ignored(pid, event.time_ns, "was started with SIGHUP set to SIG_IGN");
+        }
+    }
+
+    pub(super) fn on_exit(&mut self, event: &Event) {
+        let EventKind::Exit {
+            exit_code,
+            exit_signal,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        let pid = event.pid;
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return;
+        };
+        p.record(event);
+        let hangup = hangup_time(p);
+        let leader_tty = (p.sid == Some(pid)).then(|| p.tty.clone()).flatten();
+        let comm = p.comm.clone();
+        if let Some(hangup_ns) = hangup {
+            let record = HangupExit {
+                pid,
+                comm: comm.clone(),
+                hangup_ns,
+                exit_ns: event.time_ns,
+                latency_seconds: event.time_ns.saturating_sub(hangup_ns) as f64 / 1e9,
+                exit_code: *exit_code,
+                exit_signal: *exit_signal,
+            };
+            self.remember_hangup_exit(record);
+        }
+        if let Some(tty) = leader_tty {
+            let why = format!("its session leader {comm} ({pid}) on {tty} exited");
+            self.hang_up_session(pid, event, &why);
+        }
+        for child in self.children_of(pid) {
+            let finding = Finding {
+                due_ns: event.time_ns + SETTLE_NS,
+                reason: format!("its parent {comm} ({pid}) exited and it was reparented"),
+                evidence: vec![event.clone()],
+                inferred: false,
+            };
+            self.find(child, VerdictKind::Orphaned, finding);
+            self.recheck_soon(child);
+        }
+        self.end(pid, Some(event));
+    }
+
+    pub(super) fn on_reparented(&mut self, event: &Event, ppid: u32) {
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
+        p.record(event);
+        let old = std::mem::replace(&mut p.ppid, ppid);
+        let finding = Finding {
+            due_ns: event.time_ns,
+            reason: format!("its parent ({old}) exited and it was reparented to pid {ppid}"),
+            evidence: vec![event.clone()],
+            inferred: false,
+        };
+        self.find(event.pid, VerdictKind::Orphaned, finding);
+    }
+
+    pub(super) fn on_detach(&mut self, event: &Event) {
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
+        p.record(event);
+        let left = match &event.kind {
+            EventKind::Setsid {
+                ok: true,
+                sid,
+                old_sid,
+                old_tty,
+                ..
+            } => {
+                p.sid = *sid;
+                p.tty = None;
+                old_tty.clone().map(|tty| Terminal {
+                    sid: *old_sid,
+                    tty: Some(tty),
+                })
+            }
+            EventKind::DetachTty { sid, tty, .. } => tty.clone().map(|tty| Terminal {
+                sid: *sid,
+                tty: Some(tty),
+            }),
+            _ => None,
+        };
+        if let Some(from) = left {
+            p.detach_from(from, event);
+            self.open_detached(event.pid, event);
+        }
+    }
+
+    pub(super) fn on_signal(&mut self, event: &Event) {
+        let EventKind::Signal {
+            signal,
+            origin,
+            result,
+            sender_pid,
+            sender_comm,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
+        p.record(event);
+        if *signal != SIGHUP {
+            return;
+        }
+        p.first_hangup.get_or_insert_with(|| event.clone());
+        let sid = p.sid;
+        if *result == SignalResult::Ignored {
+            let finding = Finding {
+                due_ns: event.time_ns + SETTLE_NS,
+                reason: format!("a SIGHUP from {sender_comm} ({sender_pid}) was ignored"),
+                evidence: vec![event.clone()],
+                inferred: false,
+            };
+            self.find(event.pid, VerdictKind::HangupIgnored, finding);
+        }
+        // The kernel sends SIGHUP when a terminal hangs up; a shell that gets it passes it
+        // on to its jobs, so SIGHUP from the session leader means the same.
+        let from_leader = sid == Some(*sender_pid) && *sender_pid != event.pid;
+        if let Some(sid) = sid
+            && (*origin == Origin::Kernel || from_leader)
+        {
+            let why = match origin {
+                Origin::Kernel => "the kernel sent SIGHUP: its terminal hung up".to_string(),
+                Origin::User => {
+                    format!("its session leader {sender_comm} ({sender_pid}) passed on a hangup")
+                }
+            };
+            self.hang_up_session(sid, event, &why);
+        }
+    }
+
+    pub(super) fn on_deliver(&mut self, event: &Event) {
+        let EventKind::SignalDeliver {
+            signal,
+            disposition,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
+        p.record(event);
+        if *signal != SIGHUP || *disposition != Disposition::Handler {
+            return;
+        }
+        let grace = self.config.hup_grace_ns;
+        let finding = Finding {
+            due_ns: event.time_ns + grace,
+            reason: format!(
+                "a SIGHUP reached its handler and it was still alive {} later",
+                format_duration(grace)
+            ),
+            evidence: vec![event.clone()],
+            inferred: false,
+        };
+        self.find(event.pid, VerdictKind::HangupSurvived, finding);
+    }
+
+    pub(super) fn on_sigaction(&mut self, event: &Event) {
+        let EventKind::Sigaction {
+            signal,
+            disposition,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
+        p.record(event);
+        if *signal != SIGHUP {
+            return;
+        }
+        p.hangup = *disposition;
+        p.hangup_evidence = Some(event.clone());
+        if *disposition == Disposition::Ignore {
+            self.open_hangup_ignored(event.pid, event.time_ns, "set SIGHUP to SIG_IGN");
+        }
+    }
+
+    pub(super) fn on_rss(&mut self, event: &Event) {
+        let EventKind::Rss {
+            rss_bytes,
+            peak_rss_bytes,
+            cpu_ns,
+        } = &event.kind
+        else {
+            return;
+        };
+        let window = self.config.rss_window_ns;
+        let threshold = self.config.rss_growth_bytes;
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
+        p.rss_bytes = *rss_bytes;
+        p.peak_rss_bytes = p.peak_rss_bytes.max(*peak_rss_bytes).max(*rss_bytes);
+        if cpu_ns.is_some() {
+            p.cpu_ns = *cpu_ns;
+        }
+        p.rss.push(event.time_ns, *rss_bytes, *cpu_ns, window);
+        if p.verdicts.contains_key(&VerdictKind::RssGrowth) {
+            return;
+        }
+        let Some(growth) = p.rss.growth().filter(|g| g.exceeds(threshold)) else {
+            return;
+        };
+        let idle = if growth.idle == Some(true) {
+            " while idle (almost no CPU time used)"
+        } else {
+            ""
+        };
+        let finding = Finding {
+            due_ns: event.time_ns,
+            reason: format!(
+                "RSS rose steadily from {} to {} in {}{idle}, {}/s",
+                crate::units::format_size(growth.from_bytes),
+                crate::units::format_size(growth.to_bytes),
+                format_duration((growth.span_seconds * 1e9) as u64),
+                crate::units::format_size(growth.slope_bytes_per_second.max(0.0) as u64),
+            ),
+            evidence: vec![event.clone()],
+            inferred: false,
+        };
+        self.find(event.pid, VerdictKind::RssGrowth, finding);
+    }
+
+    fn open_detached(&mut self, pid: u32, detach: &Event) {
+        let reason = match &detach.kind {
+            _ if detach.pid != pid => format!(
+                "its ancestor {} ({}) left its terminal; it has no terminal",
+                detach.comm, detach.pid
+            ),
+            EventKind::Setsid {
+                old_sid, old_tty, ..
+            } => format!(
+                "it called setsid() and left session {old_sid} on {}; it took no new terminal",
+                old_tty.as_deref().unwrap_or("a terminal")
+            ),
+            EventKind::DetachTty { tty, .. } => format!(
+                "it gave up its terminal {} (TIOCNOTTY)",
+                tty.as_deref().unwrap_or("")
+            ),
+            EventKind::Exec { parent_tty, .. } => format!(
+                "it was started in a new session without a terminal by a parent on {}",
+                parent_tty.as_deref().unwrap_or("a terminal")
+            ),
+            _ => "it left its terminal".to_string(),
+        };
+        let finding = Finding {
+            due_ns: detach.time_ns + SETTLE_NS,
+            reason,
+            evidence: vec![detach.clone()],
+            inferred: false,
+        };
+        self.find(pid, VerdictKind::Detached, finding);
+    }
+
+    fn open_hangup_ignored(&mut self, pid: u32, time_ns: u64, why: &str) {
+        let Some(p) = self.processes.get(&pid) else {
+            return;
+        };
+        let finding = Finding {
+            due_ns: time_ns + SETTLE_NS,
+            reason: format!("it {why}: a closing terminal will not end it"),
+            evidence: p.hangup_evidence.iter().cloned().collect(),
+            inferred: false,
+        };
+        self.find(pid, VerdictKind::HangupIgnored, finding);
+    }
+
+    /// The terminal of session `sid` hung up or went away: everything that came from that
+    /// session and still lives after the grace period outlived it.
+    fn hang_up_session(&mut self, sid: u32, evidence: &Event, why: &str) {
+        if sid == 0 {
+            return;
+        }
+        let now = evidence.time_ns;
+        if self
+            .hung_up
+            .iter()
+            .any(|(s, t)| *s == sid && now.saturating_sub(*t) < SAME_HANGUP_NS)
+        {
+            return;
+        }
+        if self.hung_up.len() == 256 {
+            self.hung_up.pop_front();
+        }
+        self.hung_up.push_back((sid, now));
+        let grace = self.config.hup_grace_ns;
+        let affected: Vec<u32> = self
+            .processes
+            .values_mut()
+            .filter(|p| p.sid == Some(sid) || p.lineage.as_ref().is_some_and(|l| l.sid == sid))
+            .map(|p| {
+                if p.sid == Some(sid) {
+                    p.tty = None;
+                }
+                p.pid
+            })
+            .collect();
+        for pid in affected {
+            let finding = Finding {
+                due_ns: now + grace,
+                reason: format!(
+                    "{why} (session {sid}); it was still alive {} later",
+                    format_duration(grace)
+                ),
+                evidence: vec![evidence.clone()],
+                inferred: false,
+            };
+            self.find(pid, VerdictKind::TerminalLost, finding);
+        }
+    }
+}
+
+/// When the process was first told to hang up: a SIGHUP, or its terminal going away.
+fn hangup_time(p: &Process) -> Option<u64> {
+    let signal = p.first_hangup.as_ref().map(|e| e.time_ns);
+    let terminal = p
+        .findings
+        .get(&VerdictKind::TerminalLost)
+        .and_then(|f| f.evidence.first())
+        .map(|e| e.time_ns);
+    match (signal, terminal) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

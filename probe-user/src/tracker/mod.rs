@@ -1,0 +1,344 @@
+//! The tracker: pure state, no I/O. Fed one [`Event`] at a time from any source, it keeps
+//! what is known about each live process and turns conditions into verdicts once they have
+//! held long enough. Unit-tested from scripts of events (tests.rs).
+mod apply;
+mod process;
+mod rules;
+#[cfg(test)]
+mod tests;
+mod view;
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, VecDeque},
+};
+
+pub use process::{Finding, Process, Terminal};
+pub use view::{HangupExit, ProcessView, SessionsView};
+
+use crate::{
+    event::{Event, EventKind},
+    verdict::{Verdict, VerdictKind},
+};
+
+/// How long a detach, an ignored hangup or an orphaning must stand before it is a verdict.
+/// Terminal emulators, sshd and tmux call setsid and take a new terminal microseconds
+/// apart; dying processes briefly look like they ignore signals.
+pub const SETTLE_NS: u64 = 80_000_000;
+/// Recent hangup-to-exit records kept for the API.
+pub const HANGUP_EXITS_KEPT: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// How long a process may live after its SIGHUP handler ran before it "survived".
+    pub hup_grace_ns: u64,
+    pub rss_growth_bytes: u64,
+    pub rss_window_ns: u64,
+    /// When every process is watched, only those that came from a terminal are sessions
+    /// that can get a verdict; services started by init are not.
+    pub require_terminal: bool,
+    /// Processes kept at most; more are counted in `dropped_processes`.
+    pub max_processes: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            hup_grace_ns: 10_000_000_000,
+            rss_growth_bytes: 256 << 20,
+            rss_window_ns: 30 * 60 * 1_000_000_000,
+            require_terminal: false,
+            max_processes: 65_536,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Raised,
+    Resolved,
+}
+
+/// A verdict raised, or a raised verdict resolved because its process is gone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub status: AlertStatus,
+    pub verdict: Verdict,
+    pub pid: u32,
+    pub comm: String,
+    pub cmdline: Option<String>,
+    pub started_ns: u64,
+    pub age_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+pub struct Tracker {
+    config: TrackerConfig,
+    processes: HashMap<u32, Process>,
+    /// (due, pid, started) of findings to check; stale entries are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
+    /// Sessions whose terminal is known to have hung up, so a storm of SIGHUPs to one
+    /// session is handled once.
+    hung_up: VecDeque<(u32, u64)>,
+    hangup_exits: VecDeque<HangupExit>,
+    hangup_exit_total: u64,
+    dropped_processes: u64,
+    alerts: Vec<Alert>,
+    now_ns: u64,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Self {
+            config,
+            processes: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            hung_up: VecDeque::new(),
+            hangup_exits: VecDeque::new(),
+            hangup_exit_total: 0,
+            dropped_processes: 0,
+            alerts: Vec::new(),
+            now_ns: 0,
+        }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    pub fn process(&self, pid: u32) -> Option<&Process> {
+        self.processes.get(&pid)
+    }
+
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.processes.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.processes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+
+    /// Processes not kept because `max_processes` was reached.
+    pub fn dropped_processes(&self) -> u64 {
+        self.dropped_processes
+    }
+
+    pub fn hangup_exits(&self) -> impl Iterator<Item = &HangupExit> {
+        self.hangup_exits.iter()
+    }
+
+    pub fn hangup_exit_total(&self) -> u64 {
+        self.hangup_exit_total
+    }
+
+    /// The earliest time at which `advance` may raise something.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.peek().map(|Reverse((due, _, _))| *due)
+    }
+
+    /// Takes in one event; returns the alerts it caused at once (growth, exits).
+    pub fn apply(&mut self, event: &Event) -> Vec<Alert> {
+        self.now_ns = self.now_ns.max(event.time_ns);
+        match &event.kind {
+            EventKind::Existing { .. } => self.on_existing(event),
+            EventKind::Fork { ppid } => self.on_fork(event, *ppid),
+            EventKind::Exec { .. } => self.on_exec(event),
+            EventKind::Exit { .. } => self.on_exit(event),
+            EventKind::Setsid { .. } | EventKind::DetachTty { .. } => self.on_detach(event),
+            EventKind::AttachTty { sid, .. } => {
+                let sid = *sid;
+                self.with_process(event, |p| {
+                    p.attach(Some(sid).filter(|s| *s != 0), "?".into())
+                });
+            }
+            EventKind::Signal { .. } => self.on_signal(event),
+            EventKind::SignalDeliver { .. } => self.on_deliver(event),
+            EventKind::Sigaction { .. } => self.on_sigaction(event),
+            EventKind::Rss { .. } => self.on_rss(event),
+            EventKind::Reparented { ppid, .. } => self.on_reparented(event, *ppid),
+            EventKind::Pdeathsig { .. } => self.with_process(event, |_| ()),
+        }
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Moves time to `now_ns` and raises every finding that is due and still holds.
+    pub fn advance(&mut self, now_ns: u64) -> Vec<Alert> {
+        self.now_ns = self.now_ns.max(now_ns);
+        while let Some(&Reverse((due, pid, started))) = self.deadlines.peek() {
+            if due > self.now_ns {
+                break;
+            }
+            self.deadlines.pop();
+            self.check_findings(pid, started);
+        }
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Processes whose parent is not watched, so its exit will not be seen: (pid, ppid).
+    /// The caller looks them up in /proc now and then and reports a changed parent as a
+    /// `reparented` event.
+    pub fn unwatched_parents(&self) -> Vec<(u32, u32)> {
+        self.processes
+            .values()
+            .filter(|p| p.ppid > 1 && !self.processes.contains_key(&p.ppid))
+            .map(|p| (p.pid, p.ppid))
+            .collect()
+    }
+
+    /// Everything that is live, for the sessions API and table.
+    pub fn view(&self, now_ns: u64) -> SessionsView {
+        view::build(self, now_ns)
+    }
+
+    fn with_process(&mut self, event: &Event, change: impl FnOnce(&mut Process)) {
+        if let Some(process) = self.processes.get_mut(&event.pid) {
+            process.record(event);
+            change(process);
+        }
+    }
+
+    fn insert(&mut self, process: Process) -> bool {
+        if let Some(old) = self.processes.get(&process.pid) {
+            if old.same_life(process.started_ns) {
+                return false;
+            }
+            // Its exit was never seen (lost, or it ended before the probes attached).
+            self.end(process.pid, None);
+        }
+        if self.processes.len() >= self.config.max_processes {
+            self.dropped_processes += 1;
+            return false;
+        }
+        self.processes.insert(process.pid, process);
+        true
+    }
+
+    /// Schedules (or moves earlier) a finding for one kind of verdict.
+    fn find(&mut self, pid: u32, kind: VerdictKind, finding: Finding) {
+        let Some(process) = self.processes.get_mut(&pid) else {
+            return;
+        };
+        if process.verdicts.contains_key(&kind) {
+            return;
+        }
+        let due = finding.due_ns;
+        let started = process.started_ns;
+        process.findings.insert(kind, finding);
+        self.deadlines.push(Reverse((due, pid, started)));
+    }
+
+    /// Checks again, now, every finding of `pid` (its parent left, so it may now be the
+    /// top of what it belongs to).
+    fn recheck_soon(&mut self, pid: u32) {
+        let Some(process) = self.processes.get(&pid) else {
+            return;
+        };
+        if let Some(due) = process.findings.values().map(|f| f.due_ns).min() {
+            let due = due.max(self.now_ns);
+            self.deadlines.push(Reverse((due, pid, process.started_ns)));
+        }
+    }
+
+    fn check_findings(&mut self, pid: u32, started: u64) {
+        let Some(process) = self.processes.get(&pid) else {
+            return;
+        };
+        if process.started_ns != started {
+            return;
+        }
+        let due: Vec<VerdictKind> = process
+            .findings
+            .iter()
+            .filter(|(_, f)| f.due_ns <= self.now_ns)
+            .map(|(kind, _)| *kind)
+            .collect();
+        for kind in due {
+            if rules::still_holds(self, pid, kind) {
+                self.raise(pid, kind);
+            } else if !rules::may_hold_later(self, pid, kind)
+                && let Some(p) = self.processes.get_mut(&pid)
+            {
+                p.findings.remove(&kind);
+            }
+        }
+    }
+
+    fn raise(&mut self, pid: u32, kind: VerdictKind) {
+        let Some(process) = self.processes.get_mut(&pid) else {
+            return;
+        };
+        let Some(finding) = process.findings.remove(&kind) else {
+            return;
+        };
+        let growth = match kind {
+            VerdictKind::RssGrowth => process.rss.growth(),
+            _ => None,
+        };
+        let verdict = Verdict {
+            kind,
+            time_ns: finding.due_ns.max(process.started_ns),
+            reason: finding.reason,
+            evidence: finding.evidence,
+            inferred: finding.inferred,
+            growth,
+        };
+        process.verdicts.insert(kind, verdict.clone());
+        let alert = alert_for(process, AlertStatus::Raised, verdict);
+        self.alerts.push(alert);
+    }
+
+    /// Forgets a process; each verdict it had is resolved by `exit` (None: pid reused).
+    fn end(&mut self, pid: u32, exit: Option<&Event>) {
+        let Some(process) = self.processes.remove(&pid) else {
+            return;
+        };
+        let time_ns = exit.map_or(self.now_ns, |e| e.time_ns);
+        for verdict in process.verdicts.values() {
+            let resolved = Verdict {
+                time_ns,
+                reason: match exit {
+                    Some(_) => "the process exited".into(),
+                    None => "its pid was reused; its exit was not seen".into(),
+                },
+                evidence: exit.into_iter().cloned().collect(),
+                ..verdict.clone()
+            };
+            self.alerts
+                .push(alert_for(&process, AlertStatus::Resolved, resolved));
+        }
+    }
+
+    fn remember_hangup_exit(&mut self, record: HangupExit) {
+        if self.hangup_exits.len() == HANGUP_EXITS_KEPT {
+            self.hangup_exits.pop_front();
+        }
+        self.hangup_exits.push_back(record);
+        self.hangup_exit_total += 1;
+    }
+
+    fn children_of(&self, pid: u32) -> Vec<u32> {
+        self.processes
+            .values()
+            .filter(|p| p.ppid == pid && p.pid != pid)
+            .map(|p| p.pid)
+            .collect()
+    }
+}
+
+fn alert_for(process: &Process, status: AlertStatus, verdict: Verdict) -> Alert {
+    Alert {
+        status,
+        pid: process.pid,
+        comm: process.comm.clone(),
+        cmdline: process.cmdline.clone(),
+        started_ns: process.started_ns,
+        age_seconds: process.age_seconds(verdict.time_ns),
+        rss_bytes: process.rss_bytes,
+        verdict,
+    }
+}

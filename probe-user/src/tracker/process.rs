@@ -1,0 +1,136 @@
+//! What the tracker knows about one life of one process.
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::{
+    event::{Disposition, Event},
+    verdict::{Verdict, VerdictKind, growth::RssSeries},
+};
+
+/// Events kept per process for its timeline; older ones are dropped.
+pub const TIMELINE_LEN: usize = 32;
+
+/// The terminal session a process came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Terminal {
+    pub sid: u32,
+    pub tty: Option<String>,
+}
+
+/// A condition that will become a verdict at `due_ns` if it still holds then.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub due_ns: u64,
+    pub reason: String,
+    pub evidence: Vec<Event>,
+    pub inferred: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub pid: u32,
+    /// Start time, Unix-epoch ns; with `pid` it names one life of a process.
+    pub started_ns: u64,
+    pub ppid: u32,
+    pub comm: String,
+    pub cmdline: Option<String>,
+    pub sid: Option<u32>,
+    /// The controlling terminal; `Some("?")` when it took one whose name is not known yet.
+    pub tty: Option<String>,
+    /// The terminal session it descends from, kept after it detached or the terminal died.
+    pub lineage: Option<Terminal>,
+    /// The setsid/TIOCNOTTY (its own or an ancestor's) that took it off its terminal.
+    pub detach: Option<Event>,
+    pub hangup: Disposition,
+    /// Why `hangup` is what it is (a sigaction, an exec, a /proc snapshot).
+    pub hangup_evidence: Option<Event>,
+    /// The first SIGHUP sent to it, for the hangup-to-exit latency.
+    pub first_hangup: Option<Event>,
+    pub rss: RssSeries,
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub cpu_ns: Option<u64>,
+    pub timeline: VecDeque<Event>,
+    pub findings: BTreeMap<VerdictKind, Finding>,
+    pub verdicts: BTreeMap<VerdictKind, Verdict>,
+    /// Known only from a /proc snapshot taken when hupwatch started.
+    pub inferred: bool,
+}
+
+impl Process {
+    pub fn new(pid: u32, started_ns: u64, comm: String) -> Self {
+        Self {
+            pid,
+            started_ns,
+            ppid: 0,
+            comm,
+            cmdline: None,
+            sid: None,
+            tty: None,
+            lineage: None,
+            detach: None,
+            hangup: Disposition::Default,
+            hangup_evidence: None,
+            first_hangup: None,
+            rss: RssSeries::default(),
+            rss_bytes: 0,
+            peak_rss_bytes: 0,
+            cpu_ns: None,
+            timeline: VecDeque::new(),
+            findings: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            inferred: false,
+        }
+    }
+
+    /// A child as fork makes it: same session, terminal, lineage and dispositions.
+    pub fn forked_from(parent: &Process, pid: u32, started_ns: u64, comm: String) -> Self {
+        let mut child = Self::new(pid, started_ns, comm);
+        child.ppid = parent.pid;
+        child.cmdline = parent.cmdline.clone();
+        child.sid = parent.sid;
+        child.tty = parent.tty.clone();
+        child.lineage = parent.lineage.clone();
+        child.detach = parent.detach.clone();
+        child.hangup = parent.hangup;
+        child.hangup_evidence = parent.hangup_evidence.clone();
+        child
+    }
+
+    pub fn record(&mut self, event: &Event) {
+        if self.timeline.len() == TIMELINE_LEN {
+            self.timeline.pop_front();
+        }
+        self.timeline.push_back(event.clone());
+    }
+
+    /// Takes `tty` as its controlling terminal, which also makes that its lineage.
+    pub fn attach(&mut self, sid: Option<u32>, tty: String) {
+        self.detach = None;
+        self.findings.remove(&VerdictKind::Detached);
+        if let Some(sid) = sid.or(self.sid) {
+            self.lineage = Some(Terminal {
+                sid,
+                tty: Some(tty.clone()),
+            });
+        }
+        self.tty = Some(tty);
+    }
+
+    /// Leaves its terminal session (setsid, TIOCNOTTY) while on `from`.
+    pub fn detach_from(&mut self, from: Terminal, evidence: &Event) {
+        self.lineage = Some(from);
+        self.tty = None;
+        self.detach = Some(evidence.clone());
+    }
+
+    pub fn age_seconds(&self, now_ns: u64) -> f64 {
+        now_ns.saturating_sub(self.started_ns) as f64 / 1e9
+    }
+
+    /// The process's life is the same as one started at `started_ns` (start times from
+    /// /proc have clock-tick resolution, the kernel's are exact).
+    pub fn same_life(&self, started_ns: u64) -> bool {
+        const TOLERANCE_NS: u64 = 50_000_000;
+        self.started_ns.abs_diff(started_ns) <= TOLERANCE_NS
+    }
+}

@@ -1,0 +1,712 @@
+//! Tracker behaviour from scripts of events: every verdict, and the cases that must not
+//! raise one.
+use super::*;
+use crate::event::{Disposition, Origin, SignalResult};
+
+const S: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * S;
+
+fn at(seconds: f64) -> u64 {
+    (T0 as i128 + (seconds * 1e9) as i128) as u64
+}
+
+fn event(t: f64, pid: u32, comm: &str, kind: EventKind) -> Event {
+    Event {
+        kind,
+        time_ns: at(t),
+        pid,
+        comm: comm.into(),
+    }
+}
+
+fn existing(pid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
+    event(
+        0.0,
+        pid,
+        comm,
+        EventKind::Existing {
+            ppid: 1000,
+            sid,
+            tty: tty.map(Into::into),
+            started_ns: at(-3600.0),
+            cmdline: comm.into(),
+            hangup: Disposition::Handler,
+            rss_bytes: 10 << 20,
+            cpu_ns: Some(0),
+            from_terminal: tty.is_some(),
+            reparented: false,
+            session_leader_alive: true,
+        },
+    )
+}
+
+fn fork(t: f64, pid: u32, ppid: u32, comm: &str) -> Event {
+    event(t, pid, comm, EventKind::Fork { ppid })
+}
+
+fn exec(t: f64, pid: u32, ppid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
+    event(
+        t,
+        pid,
+        comm,
+        EventKind::Exec {
+            ppid,
+            filename: format!("/usr/bin/{comm}"),
+            sid: Some(sid),
+            tty: tty.map(Into::into),
+            parent_tty: None,
+            started_ns: None,
+            cmdline: Some(format!("{comm} --flag")),
+            hangup: None,
+        },
+    )
+}
+
+fn exit(t: f64, pid: u32, comm: &str, signal: Option<u32>) -> Event {
+    event(
+        t,
+        pid,
+        comm,
+        EventKind::Exit {
+            ppid: 1,
+            exit_code: if signal.is_some() { None } else { Some(0) },
+            exit_signal: signal,
+            core_dumped: false,
+            peak_rss_bytes: 0,
+        },
+    )
+}
+
+fn setsid(t: f64, pid: u32, comm: &str, old_sid: u32, old_tty: Option<&str>) -> Event {
+    event(
+        t,
+        pid,
+        comm,
+        EventKind::Setsid {
+            ok: true,
+            sid: Some(pid),
+            errno: None,
+            old_sid,
+            old_tty: old_tty.map(Into::into),
+        },
+    )
+}
+
+fn sighup(t: f64, pid: u32, comm: &str, origin: Origin, result: SignalResult, from: u32) -> Event {
+    event(
+        t,
+        pid,
+        comm,
+        EventKind::Signal {
+            signal: 1,
+            signal_name: "SIGHUP".into(),
+            origin,
+            code: if origin == Origin::Kernel { 128 } else { 0 },
+            result,
+            group: true,
+            sender_pid: from,
+            sender_comm: "sender".into(),
+        },
+    )
+}
+
+fn deliver(t: f64, pid: u32, comm: &str, disposition: Disposition) -> Event {
+    event(
+        t,
+        pid,
+        comm,
+        EventKind::SignalDeliver {
+            signal: 1,
+            signal_name: "SIGHUP".into(),
+            disposition,
+            code: 0,
+        },
+    )
+}
+
+fn sigaction(t: f64, pid: u32, comm: &str, disposition: Disposition) -> Event {
+    event(
+        t,
+        pid,
+        comm,
+        EventKind::Sigaction {
+            signal: 1,
+            signal_name: "SIGHUP".into(),
+            disposition,
+        },
+    )
+}
+
+fn rss(t: f64, pid: u32, mib: u64, cpu_s: f64) -> Event {
+    event(
+        t,
+        pid,
+        "grower",
+        EventKind::Rss {
+            rss_bytes: mib << 20,
+            peak_rss_bytes: mib << 20,
+            cpu_ns: Some((cpu_s * 1e9) as u64),
+        },
+    )
+}
+
+fn config() -> TrackerConfig {
+    TrackerConfig {
+        hup_grace_ns: 10 * S,
+        rss_growth_bytes: 256 << 20,
+        rss_window_ns: 600 * S,
+        require_terminal: true,
+        max_processes: 1000,
+    }
+}
+
+/// Feeds the script, advancing time to each event, then to `until`; returns every alert.
+fn run(script: &[Event], until: f64) -> (Tracker, Vec<Alert>) {
+    run_with(config(), script, until)
+}
+
+fn run_with(config: TrackerConfig, script: &[Event], until: f64) -> (Tracker, Vec<Alert>) {
+    let mut tracker = Tracker::new(config);
+    let mut alerts = Vec::new();
+    for event in script {
+        alerts.extend(tracker.advance(event.time_ns));
+        alerts.extend(tracker.apply(event));
+    }
+    alerts.extend(tracker.advance(at(until)));
+    (tracker, alerts)
+}
+
+fn raised(alerts: &[Alert]) -> Vec<(u32, VerdictKind)> {
+    alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Raised)
+        .map(|a| (a.pid, a.verdict.kind))
+        .collect()
+}
+
+fn resolved(alerts: &[Alert]) -> Vec<(u32, VerdictKind)> {
+    alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Resolved)
+        .map(|a| (a.pid, a.verdict.kind))
+        .collect()
+}
+
+/// A login shell (pid 100, session 100) on pts/3.
+fn shell() -> Event {
+    existing(100, "bash", 100, Some("pts/3"))
+}
+
+#[test]
+fn setsid_from_a_terminal_is_detached() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        exec(1.001, 200, 100, "agent", 100, Some("pts/3")),
+        setsid(1.002, 200, "agent", 100, Some("pts/3")),
+    ];
+    let (tracker, alerts) = run(&script, 2.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::Detached)]);
+    let verdict = &alerts[0].verdict;
+    assert!(verdict.reason.contains("setsid"), "{}", verdict.reason);
+    assert!(matches!(verdict.evidence[0].kind, EventKind::Setsid { .. }));
+    assert!(!verdict.inferred);
+    assert_eq!(alerts[0].cmdline.as_deref(), Some("agent --flag"));
+    let view = tracker.view(at(2.0));
+    let agent = view.processes.iter().find(|p| p.pid == 200).unwrap();
+    assert_eq!(agent.state, "detached");
+    assert_eq!(agent.came_from_tty.as_deref(), Some("pts/3"));
+}
+
+#[test]
+fn a_new_shell_on_a_new_pty_is_attaching_not_detaching() {
+    // What a terminal emulator, sshd, tmux or `script` does: setsid, then TIOCSCTTY, then
+    // exec the shell on the new terminal.
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "script"),
+        setsid(1.0001, 200, "script", 100, Some("pts/3")),
+        event(
+            1.0002,
+            200,
+            "script",
+            EventKind::AttachTty { sid: 200, fd: 0 },
+        ),
+        exec(1.0003, 200, 100, "bash", 200, Some("pts/7")),
+    ];
+    let (tracker, alerts) = run(&script, 60.0);
+    assert_eq!(raised(&alerts), []);
+    let view = tracker.view(at(60.0));
+    let shell = view.processes.iter().find(|p| p.pid == 200).unwrap();
+    assert_eq!(shell.state, "attached");
+    assert_eq!(shell.tty.as_deref(), Some("pts/7"));
+}
+
+#[test]
+fn setsid_without_a_terminal_in_the_lineage_is_not_detached() {
+    let script = [
+        existing(50, "sshd", 50, None),
+        fork(1.0, 60, 50, "sshd"),
+        setsid(1.001, 60, "sshd", 50, None),
+    ];
+    let (_, alerts) = run(&script, 10.0);
+    assert_eq!(raised(&alerts), []);
+}
+
+#[test]
+fn double_fork_daemon_is_detached_once_its_parent_is_gone() {
+    // fork, setsid, fork again, first child exits: the grandchild carries the verdict.
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "daemon"),
+        setsid(1.001, 200, "daemon", 100, Some("pts/3")),
+        fork(1.002, 201, 200, "daemon"),
+        exit(1.003, 200, "daemon", None),
+    ];
+    let (_, alerts) = run(&script, 5.0);
+    let mut got = raised(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        [(201, VerdictKind::Detached), (201, VerdictKind::Orphaned)]
+    );
+}
+
+#[test]
+fn workers_of_a_detached_daemon_do_not_raise_their_own_alert() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "daemon"),
+        setsid(1.001, 200, "daemon", 100, Some("pts/3")),
+        fork(1.2, 201, 200, "worker"),
+        fork(1.2, 202, 200, "worker"),
+    ];
+    let (_, alerts) = run(&script, 5.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::Detached)]);
+}
+
+#[test]
+fn started_by_setsid_from_a_shell_is_detached() {
+    // `setsid agent` where only `agent` is watched: the exec shows a session leader
+    // without a terminal whose parent has one.
+    let mut exec = exec(1.0, 300, 100, "agent", 300, None);
+    if let EventKind::Exec { parent_tty, .. } = &mut exec.kind {
+        *parent_tty = Some("pts/3".into());
+    }
+    let (_, alerts) = run(&[shell(), exec], 2.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Detached)]);
+}
+
+#[test]
+fn sig_ign_is_hangup_ignored_and_the_exec_after_nohup_names_the_command() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        sigaction(1.001, 200, "nohup", Disposition::Ignore),
+        exec(1.002, 200, 100, "sleep", 100, Some("pts/3")),
+    ];
+    let (_, alerts) = run(&script, 2.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::HangupIgnored)]);
+    assert_eq!(alerts[0].comm, "sleep", "raised after the exec settled");
+    assert!(matches!(
+        alerts[0].verdict.evidence[0].kind,
+        EventKind::Sigaction { .. }
+    ));
+}
+
+#[test]
+fn children_inherit_sig_ign_but_only_the_top_is_flagged() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        sigaction(1.001, 200, "nohup", Disposition::Ignore),
+        fork(1.5, 201, 200, "child"),
+    ];
+    let (_, alerts) = run(&script, 5.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::HangupIgnored)]);
+}
+
+#[test]
+fn an_ignored_sighup_is_hangup_ignored_but_not_when_the_target_was_exiting() {
+    let ignored = [
+        existing(200, "agent", 100, Some("pts/3")),
+        sighup(1.0, 200, "agent", Origin::User, SignalResult::Ignored, 999),
+    ];
+    let (_, alerts) = run(&ignored, 3.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::HangupIgnored)]);
+    assert!(alerts[0].verdict.reason.contains("ignored"));
+
+    // The kernel reports signals to an exiting process as ignored.
+    let dying = [
+        existing(200, "agent", 100, Some("pts/3")),
+        sighup(1.0, 200, "agent", Origin::User, SignalResult::Ignored, 999),
+        exit(1.01, 200, "agent", Some(9)),
+    ];
+    let (_, alerts) = run(&dying, 3.0);
+    assert_eq!(raised(&alerts), []);
+}
+
+#[test]
+fn a_handler_that_keeps_running_past_the_grace_period_survived() {
+    let script = [
+        existing(200, "agent", 100, Some("pts/3")),
+        sighup(
+            1.0,
+            200,
+            "agent",
+            Origin::User,
+            SignalResult::Delivered,
+            999,
+        ),
+        deliver(1.001, 200, "agent", Disposition::Handler),
+    ];
+    let (_, early) = run(&script, 10.9);
+    assert_eq!(raised(&early), [], "not before the grace period");
+    let (_, alerts) = run(&script, 11.1);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::HangupSurvived)]);
+    assert_eq!(alerts[0].verdict.evidence.len(), 1);
+}
+
+#[test]
+fn a_process_that_exits_on_sighup_gets_no_verdict_and_its_latency_is_recorded() {
+    let script = [
+        shell(),
+        sighup(5.0, 100, "bash", Origin::Kernel, SignalResult::Delivered, 0),
+        deliver(5.001, 100, "bash", Disposition::Handler),
+        exit(5.25, 100, "bash", Some(1)),
+    ];
+    let (tracker, alerts) = run(&script, 60.0);
+    assert!(alerts.is_empty(), "{alerts:?}");
+    let exits: Vec<&HangupExit> = tracker.hangup_exits().collect();
+    assert_eq!(exits.len(), 1);
+    assert!((exits[0].latency_seconds - 0.25).abs() < 1e-6);
+    assert_eq!(exits[0].exit_signal, Some(1));
+    assert_eq!(tracker.hangup_exit_total(), 1);
+}
+
+#[test]
+fn nohup_job_outlives_its_terminal() {
+    // The terminal hangs up: the kernel signals the shell, the shell exits, the nohup'd job
+    // in the same session lives on.
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        sigaction(1.001, 200, "nohup", Disposition::Ignore),
+        exec(1.002, 200, 100, "sleep", 100, Some("pts/3")),
+        sighup(
+            30.0,
+            100,
+            "bash",
+            Origin::Kernel,
+            SignalResult::Delivered,
+            0,
+        ),
+        exit(30.01, 100, "bash", Some(1)),
+    ];
+    let (tracker, alerts) = run(&script, 45.0);
+    let mut got = raised(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (200, VerdictKind::HangupIgnored),
+            (200, VerdictKind::TerminalLost),
+            (200, VerdictKind::Orphaned),
+        ]
+    );
+    let lost = alerts
+        .iter()
+        .find(|a| a.verdict.kind == VerdictKind::TerminalLost)
+        .unwrap();
+    assert!(
+        lost.verdict.reason.contains("hung up"),
+        "{}",
+        lost.verdict.reason
+    );
+    let view = tracker.view(at(45.0));
+    assert_eq!(view.processes[0].state, "terminal_lost");
+    assert_eq!(view.processes[0].tty, None);
+}
+
+#[test]
+fn a_session_leader_passing_on_a_hangup_counts_as_the_terminal_hanging_up() {
+    let script = [
+        shell(),
+        existing(200, "agent", 100, Some("pts/3")),
+        sighup(
+            30.0,
+            200,
+            "agent",
+            Origin::User,
+            SignalResult::Delivered,
+            100,
+        ),
+        deliver(30.001, 200, "agent", Disposition::Handler),
+        exit(30.01, 100, "bash", Some(1)),
+    ];
+    let (_, alerts) = run(&script, 45.0);
+    let mut got = raised(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (200, VerdictKind::HangupSurvived),
+            (200, VerdictKind::TerminalLost)
+        ]
+    );
+}
+
+#[test]
+fn an_orphan_is_reported_and_resolved_when_it_exits() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        fork(1.1, 300, 200, "agent"),
+        exit(2.0, 200, "bash", None),
+        exit(9.0, 300, "agent", None),
+    ];
+    let (_, alerts) = run(&script, 10.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
+    assert_eq!(resolved(&alerts), [(300, VerdictKind::Orphaned)]);
+    let done = alerts.last().unwrap();
+    assert!(matches!(
+        done.verdict.evidence[0].kind,
+        EventKind::Exit { .. }
+    ));
+    assert_eq!(done.verdict.time_ns, at(9.0));
+}
+
+#[test]
+fn a_short_lived_orphan_is_not_reported() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        fork(1.1, 300, 200, "true"),
+        exit(2.0, 200, "bash", None),
+        exit(2.01, 300, "true", None),
+    ];
+    let (_, alerts) = run(&script, 10.0);
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn steady_growth_is_rss_growth_and_a_spike_is_not() {
+    let mut steady = vec![existing(200, "grower", 100, Some("pts/3"))];
+    for i in 1..=20 {
+        steady.push(rss(i as f64 * 10.0, 200, 100 + i * 20, i as f64));
+    }
+    let (_, alerts) = run(&steady, 300.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::RssGrowth)]);
+    let growth = alerts[0].verdict.growth.as_ref().unwrap();
+    assert!(growth.slope_bytes_per_second > 1.9e6, "{growth:?}");
+    assert_eq!(growth.idle, Some(false));
+
+    let mut spike = vec![existing(200, "grower", 100, Some("pts/3"))];
+    for i in 1..=20u64 {
+        let mib = if i == 10 { 900 } else { 100 };
+        spike.push(rss(i as f64 * 10.0, 200, mib, i as f64));
+    }
+    let (_, alerts) = run(&spike, 300.0);
+    assert_eq!(raised(&alerts), []);
+}
+
+#[test]
+fn growth_without_cpu_is_marked_idle() {
+    let mut idle = vec![existing(200, "grower", 100, Some("pts/3"))];
+    for i in 1..=20 {
+        idle.push(rss(i as f64 * 10.0, 200, 100 + i * 20, 0.0));
+    }
+    let (_, alerts) = run(&idle, 300.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::RssGrowth)]);
+    assert!(alerts[0].verdict.reason.contains("idle"));
+}
+
+#[test]
+fn pid_reuse_starts_a_new_life() {
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        sigaction(1.001, 200, "nohup", Disposition::Ignore),
+        // Its exit was lost; the pid comes back as an unrelated process.
+        exec(50.0, 200, 100, "make", 100, Some("pts/3")),
+    ];
+    let mut reuse = script.to_vec();
+    if let EventKind::Exec { started_ns, .. } = &mut reuse[3].kind {
+        *started_ns = Some(at(49.9));
+    }
+    let (tracker, alerts) = run(&reuse, 60.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::HangupIgnored)]);
+    assert_eq!(
+        resolved(&alerts),
+        [(200, VerdictKind::HangupIgnored)],
+        "the first life ended"
+    );
+    let p = tracker.process(200).unwrap();
+    assert_eq!(p.comm, "make");
+    assert_eq!(p.hangup, Disposition::Default, "nothing of the old life");
+    assert!(p.verdicts.is_empty());
+}
+
+#[test]
+fn a_snapshot_reports_yesterdays_orphans_at_once_marked_inferred() {
+    let mut orphan = existing(400, "agent", 400, None);
+    if let EventKind::Existing {
+        ppid,
+        reparented,
+        from_terminal,
+        hangup,
+        ..
+    } = &mut orphan.kind
+    {
+        *ppid = 1;
+        *reparented = true;
+        *from_terminal = true;
+        *hangup = Disposition::Ignore;
+    }
+    let (_, alerts) = run(&[orphan], 0.0);
+    let mut got = raised(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (400, VerdictKind::Detached),
+            (400, VerdictKind::HangupIgnored),
+            (400, VerdictKind::Orphaned)
+        ]
+    );
+    assert!(alerts.iter().all(|a| a.verdict.inferred));
+    assert!(alerts[0].age_seconds >= 3600.0);
+}
+
+#[test]
+fn a_snapshot_of_a_process_whose_session_leader_is_gone_is_terminal_lost() {
+    let mut job = existing(400, "agent", 350, None);
+    if let EventKind::Existing {
+        from_terminal,
+        session_leader_alive,
+        ..
+    } = &mut job.kind
+    {
+        *from_terminal = true;
+        *session_leader_alive = false;
+    }
+    let (_, alerts) = run(&[job], 0.0);
+    assert_eq!(raised(&alerts), [(400, VerdictKind::TerminalLost)]);
+}
+
+#[test]
+fn services_without_a_terminal_are_not_sessions_when_everything_is_watched() {
+    let mut service = existing(500, "daemon", 500, None);
+    if let EventKind::Existing {
+        ppid,
+        reparented,
+        hangup,
+        ..
+    } = &mut service.kind
+    {
+        *ppid = 1;
+        *reparented = true;
+        *hangup = Disposition::Ignore;
+    }
+    let (tracker, alerts) = run(std::slice::from_ref(&service), 5.0);
+    assert!(alerts.is_empty(), "{alerts:?}");
+    assert!(tracker.view(at(5.0)).processes.is_empty());
+
+    // When the user names the process, it counts whatever its origin.
+    let named = TrackerConfig {
+        require_terminal: false,
+        ..config()
+    };
+    let (_, alerts) = run_with(named, &[service], 5.0);
+    let mut got = raised(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (500, VerdictKind::HangupIgnored),
+            (500, VerdictKind::Orphaned)
+        ]
+    );
+}
+
+#[test]
+fn each_verdict_is_raised_once_per_process() {
+    let script = [
+        existing(200, "agent", 100, Some("pts/3")),
+        sighup(1.0, 200, "agent", Origin::User, SignalResult::Ignored, 999),
+        sighup(2.0, 200, "agent", Origin::User, SignalResult::Ignored, 999),
+        sigaction(3.0, 200, "agent", Disposition::Ignore),
+    ];
+    let (_, alerts) = run(&script, 10.0);
+    assert_eq!(raised(&alerts), [(200, VerdictKind::HangupIgnored)]);
+}
+
+#[test]
+fn the_tracker_is_bounded() {
+    let small = TrackerConfig {
+        max_processes: 10,
+        require_terminal: false,
+        ..config()
+    };
+    let script: Vec<Event> = (0..50).map(|i| fork(1.0, 1000 + i, 1, "x")).collect();
+    let (tracker, _) = run_with(small, &script, 2.0);
+    assert_eq!(tracker.len(), 10);
+    assert_eq!(tracker.dropped_processes(), 40);
+}
+
+#[test]
+fn the_timeline_keeps_the_latest_events() {
+    let mut script = vec![existing(200, "agent", 100, Some("pts/3"))];
+    for i in 0..100 {
+        script.push(sighup(
+            i as f64,
+            200,
+            "agent",
+            Origin::User,
+            SignalResult::Delivered,
+            9,
+        ));
+    }
+    let (tracker, _) = run(&script, 100.0);
+    let p = tracker.process(200).unwrap();
+    assert_eq!(p.timeline.len(), process::TIMELINE_LEN);
+    assert_eq!(p.timeline.back().unwrap().time_ns, at(99.0));
+}
+
+#[test]
+fn a_parent_change_seen_in_proc_is_an_orphaning() {
+    let script = [
+        existing(300, "agent", 100, Some("pts/3")),
+        event(
+            5.0,
+            300,
+            "agent",
+            EventKind::Reparented {
+                old_ppid: 1000,
+                ppid: 1,
+            },
+        ),
+    ];
+    let mut tracker = Tracker::new(config());
+    tracker.apply(&script[0]);
+    assert_eq!(tracker.unwatched_parents(), [(300, 1000)]);
+    let (tracker, alerts) = run(&script, 6.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
+    assert!(alerts[0].verdict.reason.contains("reparented to pid 1"));
+    assert_eq!(tracker.unwatched_parents(), []);
+}
+
+#[test]
+fn sig_ign_set_before_the_exec_is_seen_at_the_exec() {
+    // `nohup agent` when only `agent` is watched: nohup's sigaction happened unseen.
+    let mut exec = exec(1.0, 300, 100, "agent", 100, Some("pts/3"));
+    if let EventKind::Exec { hangup, .. } = &mut exec.kind {
+        *hangup = Some(Disposition::Ignore);
+    }
+    let (_, alerts) = run(&[shell(), exec], 2.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::HangupIgnored)]);
+    assert!(matches!(
+        alerts[0].verdict.evidence[0].kind,
+        EventKind::Exec { .. }
+    ));
+}

@@ -1,0 +1,123 @@
+//! The tracker as the sessions API and table show it. Serialised as is for
+//! `GET /api/sessions` and read back by `hupwatch sessions --from`.
+use serde::{Deserialize, Serialize};
+
+use super::{Process, Tracker, rules::is_session};
+use crate::{
+    event::{Disposition, Event},
+    verdict::{Verdict, VerdictKind, growth::Growth},
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionsView {
+    /// When the view was taken, Unix-epoch ns.
+    pub time_ns: u64,
+    /// Live sessions, largest RSS first.
+    pub processes: Vec<ProcessView>,
+    /// The most recent processes that exited after a hangup, oldest first.
+    pub hangup_exits: Vec<HangupExit>,
+    pub hangup_exit_total: u64,
+    /// Processes not tracked because the tracker was full.
+    pub dropped_processes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessView {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub cmdline: Option<String>,
+    pub started_ns: u64,
+    pub age_seconds: f64,
+    /// attached, detached, terminal_lost, orphaned or no_terminal.
+    pub state: String,
+    pub tty: Option<String>,
+    pub sid: Option<u32>,
+    /// The terminal it came from, when it is no longer on it.
+    pub came_from_tty: Option<String>,
+    pub hangup: Disposition,
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub cpu_seconds: Option<f64>,
+    pub growth: Option<Growth>,
+    pub verdicts: Vec<Verdict>,
+    pub inferred: bool,
+    /// What happened to it, oldest first; given only for processes with a verdict.
+    pub timeline: Vec<Event>,
+}
+
+/// A process that exited after a hangup, and how long it took.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HangupExit {
+    pub pid: u32,
+    pub comm: String,
+    pub hangup_ns: u64,
+    pub exit_ns: u64,
+    pub latency_seconds: f64,
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<u32>,
+}
+
+pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
+    let mut processes: Vec<ProcessView> = t
+        .processes
+        .values()
+        .filter(|p| is_session(t, p))
+        .map(|p| process_view(p, now_ns))
+        .collect();
+    processes.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
+    SessionsView {
+        time_ns: now_ns,
+        processes,
+        hangup_exits: t.hangup_exits.iter().cloned().collect(),
+        hangup_exit_total: t.hangup_exit_total,
+        dropped_processes: t.dropped_processes,
+    }
+}
+
+fn process_view(p: &Process, now_ns: u64) -> ProcessView {
+    let verdicts: Vec<Verdict> = p.verdicts.values().cloned().collect();
+    ProcessView {
+        pid: p.pid,
+        ppid: p.ppid,
+        comm: p.comm.clone(),
+        cmdline: p.cmdline.clone(),
+        started_ns: p.started_ns,
+        age_seconds: p.age_seconds(now_ns),
+        state: state(p).into(),
+        tty: p.tty.clone(),
+        sid: p.sid,
+        came_from_tty: p
+            .lineage
+            .as_ref()
+            .and_then(|l| l.tty.clone())
+            .filter(|tty| p.tty.as_ref() != Some(tty)),
+        hangup: p.hangup,
+        rss_bytes: p.rss_bytes,
+        peak_rss_bytes: p.peak_rss_bytes,
+        cpu_seconds: p.cpu_ns.map(|ns| ns as f64 / 1e9),
+        growth: p.rss.growth(),
+        timeline: if verdicts.is_empty() {
+            Vec::new()
+        } else {
+            p.timeline.iter().cloned().collect()
+        },
+        verdicts,
+        inferred: p.inferred,
+    }
+}
+
+fn state(p: &Process) -> &'static str {
+    let has = |kind| p.verdicts.contains_key(&kind) || p.findings.contains_key(&kind);
+    if has(VerdictKind::TerminalLost) {
+        "terminal_lost"
+    } else if p.detach.is_some() && p.tty.is_none() {
+        "detached"
+    } else if p.tty.is_some() {
+        "attached"
+    } else if has(VerdictKind::Orphaned) {
+        "orphaned"
+    } else {
+        "no_terminal"
+    }
+}

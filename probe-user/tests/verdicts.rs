@@ -1,0 +1,366 @@
+//! End to end, as root: `hupwatch run` with the real eBPF programs watches real processes
+//! (tmux, nohup on a terminal that hangs up, a SIGHUP handler, a shell, a growing process,
+//! an orphan) and must raise the right alert lines within the grace period plus 2 s.
+mod support;
+
+use std::{
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{Hupwatch, alive, kill, named_program, pty::Pty, scratch_dir, unique};
+
+const GRACE: Duration = Duration::from_secs(2);
+/// The bound for a verdict: the grace period plus 2 s after what caused it.
+const VERDICT_DEADLINE: Duration = Duration::from_secs(4);
+
+/// `hupwatch run` watching this test process and everything it starts.
+fn watch(extra: &[&str]) -> Hupwatch {
+    let me = std::process::id().to_string();
+    let mut args = vec!["--pid", me.as_str(), "--hup-grace", "2s"];
+    args.extend_from_slice(extra);
+    Hupwatch::run(&args)
+}
+
+fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
+    move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
+}
+
+fn alerts_for(hupwatch: &Hupwatch, pid: u32) -> Vec<String> {
+    hupwatch
+        .events_of(pid)
+        .iter()
+        .filter(|a| a["status"] == "raised")
+        .map(|a| a["alert"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until /proc says `pid` has a handler for SIGHUP (bit 0 of SigCgt).
+fn wait_for_sighup_handler(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .is_some_and(|mask| mask & 1 == 1);
+        if caught {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} never caught SIGHUP");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_tmux_server_is_detached_and_the_shell_in_its_window_is_not() {
+    let hupwatch = watch(&[]);
+    let socket = unique("hw-tmux-");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .env("TERM", "xterm")
+            .output()
+            .expect("tmux runs")
+    };
+    let pty = Pty::open();
+    let started = Instant::now();
+    let status = pty
+        .spawn(
+            Command::new("tmux")
+                .args([
+                    "-L",
+                    &socket,
+                    "-f",
+                    "/dev/null",
+                    "new-session",
+                    "-d",
+                    "sleep 1000",
+                ])
+                .env("TERM", "xterm"),
+        )
+        .wait()
+        .unwrap();
+    assert!(status.success(), "tmux new-session -d failed");
+    let pid_of = |format: &str| -> u32 {
+        let out = tmux(&["display-message", "-p", format]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let server = pid_of("#{pid}");
+    let pane = pid_of("#{pane_pid}");
+
+    let alert = hupwatch.wait_for_within(
+        "a detached alert for the tmux server",
+        started + VERDICT_DEADLINE,
+        raised("detached", server),
+    );
+    let setsid = &alert["evidence"][0];
+    assert_eq!(setsid["event"], "setsid");
+    assert_eq!(setsid["old_tty"], pty.name.as_str());
+    assert!(alert["reason"].as_str().unwrap().contains("setsid"));
+    assert_eq!(alert["inferred"], false);
+
+    // The window's shell took a new terminal: attaching, not detaching.
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        !alerts_for(&hupwatch, pane).contains(&"detached".to_string()),
+        "the shell in the tmux window was called detached: {:?}",
+        hupwatch.events_of(pane)
+    );
+    tmux(&["kill-server"]);
+    hupwatch.wait_for("the tmux server's alert resolved", |a| {
+        a["status"] == "resolved" && a["pid"] == server && a["alert"] == "detached"
+    });
+    hupwatch.stop();
+}
+
+#[test]
+fn nohup_on_a_terminal_that_hangs_up_ignored_the_hangup_and_outlived_the_terminal() {
+    let hupwatch = watch(&[]);
+    let dir = scratch_dir("nohup-hangup");
+    let sleeper = named_program(&dir, &unique("nhs"), "sleep");
+    let pty = Pty::open();
+    let started = Instant::now();
+    let mut child = pty.spawn(
+        Command::new("nohup")
+            .arg(&sleeper)
+            .arg("1000")
+            .current_dir(&dir),
+    );
+    let pid = child.id();
+    let ignored = hupwatch.wait_for_within(
+        "a hangup_ignored alert",
+        started + VERDICT_DEADLINE,
+        raised("hangup_ignored", pid),
+    );
+    assert_eq!(ignored["evidence"][0]["event"], "sigaction");
+    assert_eq!(ignored["evidence"][0]["disposition"], "ignore");
+
+    pty.hang_up();
+    let hung_up = Instant::now();
+    let lost = hupwatch.wait_for_within(
+        "a terminal_lost alert",
+        hung_up + VERDICT_DEADLINE,
+        raised("terminal_lost", pid),
+    );
+    assert!(
+        hung_up.elapsed() >= GRACE - Duration::from_millis(100),
+        "terminal_lost came before the grace period ended"
+    );
+    assert_eq!(lost["evidence"][0]["event"], "signal");
+    assert_eq!(lost["evidence"][0]["origin"], "kernel");
+    assert!(alive(&mut child), "nohup'd sleep lives on");
+    kill(pid, libc::SIGKILL);
+    child.wait().unwrap();
+    hupwatch.wait_for("resolved lines after the kill", |a| {
+        a["status"] == "resolved" && a["pid"] == pid && a["alert"] == "terminal_lost"
+    });
+    hupwatch.stop();
+}
+
+#[test]
+fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
+    let hupwatch = watch(&[]);
+    let dir = scratch_dir("handler-survives");
+    let shell = named_program(&dir, &unique("hsh"), "sh");
+    let mut child = Command::new(&shell)
+        .args(["-c", "trap 'echo hup' HUP; while :; do sleep 1; done"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for_sighup_handler(pid);
+    kill(pid, libc::SIGHUP);
+    let sent = Instant::now();
+    let alert = hupwatch.wait_for_within(
+        "a hangup_survived alert",
+        sent + VERDICT_DEADLINE,
+        raised("hangup_survived", pid),
+    );
+    assert!(sent.elapsed() >= GRACE - Duration::from_millis(100));
+    assert_eq!(alert["evidence"][0]["event"], "signal_deliver");
+    assert_eq!(alert["evidence"][0]["disposition"], "handler");
+    assert!(alive(&mut child));
+    kill(pid, libc::SIGKILL);
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn a_shell_that_exits_on_hangup_gets_no_verdict_and_its_latency_is_recorded() {
+    let hupwatch = watch(&[]);
+    let dir = scratch_dir("shell-exits");
+    let shell = named_program(&dir, &unique("wsh"), "sh");
+    let pty = Pty::open();
+    let mut child = pty.spawn(Command::new(&shell).args(["-c", "read line"]));
+    let pid = child.id();
+    thread::sleep(Duration::from_millis(300));
+    pty.hang_up();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the shell ended with the terminal");
+
+    let deadline = Instant::now() + GRACE + Duration::from_secs(1);
+    let exit = loop {
+        let view = hupwatch.sessions_json();
+        let found = view["hangup_exits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["pid"] == pid)
+            .cloned();
+        if let Some(exit) = found {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no hangup exit recorded: {view}");
+        thread::sleep(Duration::from_millis(100));
+    };
+    let latency = exit["latency_seconds"].as_f64().unwrap();
+    assert!((0.0..2.0).contains(&latency), "latency {latency}");
+    thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    assert_eq!(alerts_for(&hupwatch, pid), Vec::<String>::new());
+    hupwatch.stop();
+}
+
+#[test]
+fn steady_growth_is_flagged_with_its_slope() {
+    let hupwatch = watch(&[
+        "--rss-growth",
+        "96MiB",
+        "--rss-window",
+        "20s",
+        "--rss-interval",
+        "250ms",
+    ]);
+    // 8 MiB every 100 ms up to 400 MiB, each page touched, then it waits.
+    let grow = "import time\nb=[]\nfor _ in range(50):\n    b.append(bytearray(8<<20))\n    time.sleep(0.1)\ntime.sleep(60)\n";
+    let mut child = Command::new("python3").args(["-c", grow]).spawn().unwrap();
+    let pid = child.id();
+    let alert = hupwatch.wait_for("an rss_growth alert", raised("rss_growth", pid));
+    let growth = &alert["growth"];
+    let slope = growth["slope_bytes_per_second"].as_f64().unwrap();
+    assert!(slope > 20e6, "slope {slope} B/s for 80 MiB/s of growth");
+    assert!(growth["r_squared"].as_f64().unwrap() > 0.8, "{growth}");
+    assert_eq!(growth["idle"], false);
+    assert!(alert["rss_bytes"].as_u64().unwrap() >= 96 << 20);
+    kill(pid, libc::SIGKILL);
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
+fn a_process_whose_parent_exits_is_orphaned() {
+    let hupwatch = watch(&[]);
+    let dir = scratch_dir("orphaned");
+    let sleeper = named_program(&dir, &unique("orp"), "sleep");
+    let script = format!("{} 1000 >/dev/null 2>&1 & echo $!", sleeper.display());
+    let started = Instant::now();
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let alert = hupwatch.wait_for_within(
+        "an orphaned alert",
+        started + VERDICT_DEADLINE,
+        raised("orphaned", pid),
+    );
+    assert_eq!(alert["evidence"][0]["event"], "exit");
+    assert!(alert["reason"].as_str().unwrap().contains("exited"));
+    kill(pid, libc::SIGKILL);
+    hupwatch.wait_for("the orphan's alert resolved", |a| {
+        a["status"] == "resolved" && a["pid"] == pid
+    });
+    hupwatch.stop();
+}
+
+#[test]
+fn a_recording_replayed_gives_the_same_verdicts() {
+    let recorder = Hupwatch::start(&["--pid", &std::process::id().to_string()]);
+    let dir = scratch_dir("replay");
+    let name = unique("rps");
+    let sleeper = named_program(&dir, &name, "sleep");
+    let pty = Pty::open();
+    let mut child = pty.spawn(
+        Command::new("nohup")
+            .arg(&sleeper)
+            .arg("1000")
+            .current_dir(&dir),
+    );
+    let pid = child.id();
+    // nohup has set SIG_IGN by the time it execs the sleeper.
+    recorder.wait_for("the sleeper's exec", |e| {
+        e["event"] == "exec" && e["pid"] == pid && e["comm"] == name.as_str()
+    });
+    pty.hang_up();
+    recorder.wait_for("the hangup", |e| e["event"] == "signal" && e["pid"] == pid);
+    thread::sleep(GRACE + Duration::from_millis(500));
+    kill(pid, libc::SIGKILL);
+    child.wait().unwrap();
+    recorder.wait_for("the exit", |e| e["event"] == "exit" && e["pid"] == pid);
+    let recording = dir.join("trace.jsonl");
+    recorder.save_events(&recording);
+    recorder.stop();
+
+    let out = Command::new(support::HUPWATCH)
+        .args(["run", "--hup-grace", "2s", "--replay"])
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|a: &Value| a["pid"] == pid)
+        .collect();
+    let kinds = |status: &str| -> Vec<String> {
+        let mut kinds: Vec<String> = alerts
+            .iter()
+            .filter(|a| a["status"] == status)
+            .map(|a| a["alert"].as_str().unwrap().to_string())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(kinds("raised"), ["hangup_ignored", "terminal_lost"]);
+    assert_eq!(kinds("resolved"), ["hangup_ignored", "terminal_lost"]);
+}
+
+#[test]
+fn sessions_needs_no_root_and_lists_the_matched_process() {
+    let dir = scratch_dir("sessions");
+    let sleeper = named_program(&dir, &unique("ses"), "sleep");
+    let pty = Pty::open();
+    // setsid(1) from a terminal: a session leader without one.
+    let mut child = pty.spawn(Command::new("setsid").arg("-w").arg(&sleeper).arg("1000"));
+    thread::sleep(Duration::from_millis(300));
+    let name = sleeper.file_name().unwrap().to_str().unwrap().to_string();
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(support::HUPWATCH)
+        .args(["sessions", "--json", "--match", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let process = view["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["comm"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not listed: {view}"))
+        .clone();
+    assert_eq!(process["tty"], Value::Null);
+    assert!(process["inferred"].as_bool().unwrap());
+    kill(child.id(), libc::SIGKILL);
+    child.wait().unwrap();
+    let _ = Command::new("pkill").args(["-KILL", "-x", &name]).status();
+}
