@@ -109,3 +109,86 @@ fn help_works_and_exits_zero() {
         assert!(text.contains(flag), "{flag} missing from help");
     }
 }
+
+#[test]
+fn run_names_a_bad_or_busy_listen_address() {
+    assert_one_line_error(
+        &hupwatch(&["run", "--listen", "localhost-ish"]),
+        "not an address like 127.0.0.1:9464",
+    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    assert_one_line_error(
+        &hupwatch(&["run", "--listen", &address]),
+        "address already in use",
+    );
+}
+
+#[test]
+fn run_refuses_zero_thresholds() {
+    assert_one_line_error(
+        &hupwatch(&["run", "--hup-grace", "0s"]),
+        "must be longer than zero",
+    );
+    assert_one_line_error(
+        &hupwatch(&["run", "--rss-growth", "0"]),
+        "must be larger than zero",
+    );
+    assert_one_line_error(
+        &hupwatch(&["run", "--rss-window", "forever"]),
+        "not a duration",
+    );
+}
+
+#[test]
+fn replay_names_the_file_and_the_line() {
+    let dir = support::scratch_dir("cli-replay");
+    assert_one_line_error(
+        &hupwatch(&["run", "--replay", "/nonexistent/trace.jsonl"]),
+        "cannot read it",
+    );
+    assert_one_line_error(
+        &hupwatch(&["trace", "--replay", "/nonexistent/trace.jsonl"]),
+        "cannot read it",
+    );
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"event\":\"fork\"\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    assert_one_line_error(&hupwatch(&["run", "--replay", bad]), "bad.jsonl:1:");
+    assert_one_line_error(
+        &hupwatch(&["run", "--replay", bad, "--match", "x"]),
+        "drop --match",
+    );
+}
+
+#[test]
+fn an_alerts_file_that_cannot_be_written_is_named() {
+    let dir = support::scratch_dir("cli-alerts");
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    assert_one_line_error(
+        &hupwatch(&[
+            "run",
+            "--replay",
+            empty.to_str().unwrap(),
+            "--alerts-file",
+            "/nonexistent/dir/alerts.jsonl",
+        ]),
+        "--alerts-file /nonexistent/dir/alerts.jsonl: cannot open it",
+    );
+}
+
+#[test]
+fn sessions_from_an_address_that_does_not_answer_is_named() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    assert_one_line_error(
+        &hupwatch(&["sessions", "--from", &address]),
+        &format!("cannot fetch http://{address}/api/sessions"),
+    );
+    assert_one_line_error(
+        &hupwatch(&["sessions", "--from", &address, "--match", "x"]),
+        "cannot be used with",
+    );
+}

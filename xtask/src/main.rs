@@ -23,7 +23,7 @@ struct Cli {
 enum Cmd {
     /// Install what building the eBPF programs needs (idempotent)
     Setup,
-    /// Build hupwatch and run it as root: `cargo xtask run -- ARGS` (default: trace)
+    /// Build hupwatch and run it as root: `cargo xtask run -- ARGS` (default: run)
     Run(Passthrough),
     /// Check formatting, run clippy, then `cargo test ARGS` as root
     Test(Passthrough),

@@ -18,7 +18,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<Infallible> {
     let hupwatch = target_dir.join("release/hupwatch");
     let mut cmd = sh::as_root(&hupwatch, &[])?;
     if args.is_empty() {
-        cmd.arg("trace");
+        cmd.arg("run");
     } else {
         cmd.args(args);
     }

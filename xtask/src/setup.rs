@@ -19,6 +19,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("setsid", "util-linux"),
     ("nohup", "coreutils"),
+    ("setpriv", "util-linux"),
+    ("tmux", "tmux"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -81,7 +81,7 @@ fn row(p: &ProcessView) -> [String; 9] {
         .iter()
         .map(|v| format!("{}{}", v.kind.name(), if v.inferred { "*" } else { "" }))
         .collect();
-    let cmdline = shown(p.cmdline.as_deref().unwrap_or(""));
+    let cmdline = printable(p.cmdline.as_deref().unwrap_or(""));
     [
         p.pid.to_string(),
         shown(&p.comm),
@@ -97,6 +97,20 @@ fn row(p: &ProcessView) -> [String; 9] {
         },
         truncate(&cmdline, CMDLINE_WIDTH),
     ]
+}
+
+/// Spaces kept (a command line is mostly spaces); control characters escaped, so a hostile
+/// argument cannot add rows or move the cursor.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn truncate(text: &str, width: usize) -> String {
@@ -165,6 +179,7 @@ mod tests {
         assert!(lines[1].contains("900.0 MiB"));
         assert!(lines[1].contains("2h"));
         assert!(lines[2].contains("\"bad\\nname\""));
+        assert!(lines[2].ends_with("bad\\nname --serve"), "{}", lines[2]);
         assert_eq!(lines[1].find("STATE"), None);
         assert_eq!(lines[0].find("STATE"), lines[1].find("terminal_lost"));
         assert!(lines[3].contains("inferred"));
