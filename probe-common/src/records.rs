@@ -36,7 +36,8 @@ pub mod counter {
 /// `Header::flags` bits.
 pub mod flags {
     /// The subject is in the tracked set (set on exec records, which are also sent for
-    /// untracked processes when user space matches command lines).
+    /// untracked processes when user space matches command lines, and on setsid records,
+    /// which are sent for every process).
     pub const TRACKED: u16 = 1;
 }
 

@@ -35,7 +35,8 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::S
 #[derive(Clone, Copy)]
 pub struct SessionBefore {
     pub sid: u32,
-    pub _pad: u32,
+    /// 1 when the caller was tracked at entry.
+    pub tracked: u32,
     pub tty: [u8; TTY_NAME_LEN],
 }
 

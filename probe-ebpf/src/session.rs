@@ -3,7 +3,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
-use probe_common::{PdeathsigRecord, SetsidRecord, TtyIoctlRecord, kind};
+use probe_common::{PdeathsigRecord, SetsidRecord, TtyIoctlRecord, flags, kind};
 
 use crate::{
     config::{config, offset},
@@ -21,16 +21,19 @@ fn ids() -> (u32, u32) {
     ((pid_tgid >> 32) as u32, pid_tgid as u32)
 }
 
+/// setsid is reported for every process, tracked or not: it is rare, and `setsid cmd`
+/// calls it in a process that becomes tracked only at its next exec. User space keeps the
+/// untracked ones briefly for that exec.
 #[tracepoint]
 pub fn sys_enter_setsid(_ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
-    if !is_tracked(tgid) {
+    if tgid == config!(self_tgid) {
         return 0;
     }
     let current = task::current();
     let before = SessionBefore {
         sid: task::session_id(current),
-        _pad: 0,
+        tracked: u32::from(is_tracked(tgid)),
         tty: task::tty_name(current),
     };
     // A full map only costs the "before" fields of this one call; exit reports it as unknown.
@@ -52,10 +55,14 @@ fn try_sys_exit_setsid(ctx: &TracePointContext) -> Result<u32, u32> {
     };
     let _ = SETSID_BEFORE.remove(&tid);
     let ret: i64 = unsafe { ctx.read_at(offset(config!(setsid_ret))?) }.map_err(|_| 0u32)?;
+    let mut head = header(kind::SETSID, tgid, current_comm());
+    if before.tracked != 0 {
+        head.flags = flags::TRACKED;
+    }
     send(
         kind::SETSID,
         SetsidRecord {
-            header: header(kind::SETSID, tgid, current_comm()),
+            header: head,
             ret,
             old_sid: before.sid,
             _pad: 0,

@@ -175,7 +175,8 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
 }
 
 /// Whether the exec record says its process is already tracked.
-pub fn exec_is_tracked(record: &[u8]) -> bool {
+/// Whether the subject was in the tracked set (exec and setsid records say so).
+pub fn is_tracked(record: &[u8]) -> bool {
     read::<Header>(record, None).is_ok_and(|h| h.flags & probe_common::flags::TRACKED != 0)
 }
 

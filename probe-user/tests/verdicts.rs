@@ -119,6 +119,27 @@ fn a_tmux_server_is_detached_and_the_shell_in_its_window_is_not() {
 }
 
 #[test]
+fn setsid_cmd_on_a_terminal_is_detached_when_only_cmd_is_matched() {
+    let dir = scratch_dir("setsid-cmd");
+    let name = unique("ssc");
+    let sleeper = named_program(&dir, &name, "sleep");
+    let hupwatch = Hupwatch::run(&["--match", &name]);
+    let pty = Pty::open();
+    let started = Instant::now();
+    // As typed at a shell prompt: the shell leads the terminal's session and waits.
+    let typed = format!("setsid {} 1000; true", sleeper.display());
+    let mut setsid = pty.spawn(Command::new("sh").args(["-c", &typed]));
+    let alert = hupwatch.wait_for_within("a detached alert", started + VERDICT_DEADLINE, |a| {
+        a["status"] == "raised" && a["alert"] == "detached" && a["comm"] == name.as_str()
+    });
+    assert_eq!(alert["evidence"][0]["event"], "setsid");
+    assert_eq!(alert["evidence"][0]["old_tty"], pty.name.as_str());
+    kill(alert["pid"].as_u64().unwrap() as u32, libc::SIGKILL);
+    setsid.wait().unwrap();
+    hupwatch.stop();
+}
+
+#[test]
 fn nohup_on_a_terminal_that_hangs_up_ignored_the_hangup_and_outlived_the_terminal() {
     let hupwatch = watch(&[]);
     let dir = scratch_dir("nohup-hangup");

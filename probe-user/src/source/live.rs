@@ -1,7 +1,7 @@
 //! The kernel source: loads and attaches the eBPF programs, seeds the tracked set, and
 //! turns ring-buffer records and RSS-map samples into events.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     io,
     time::Duration,
 };
@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use crate::{
-    decode::{Clock, decode, exec_is_tracked},
+    decode::{Clock, decode, is_tracked},
     ebpf::{Losses, Probes},
     event::{Event, EventKind},
     matching::Matcher,
@@ -34,8 +34,7 @@ pub struct LiveOptions {
 pub struct LiveSource {
     probes: Probes,
     ring: AsyncFd<RingBuf<MapData>>,
-    clock: Clock,
-    matcher: Matcher,
+    decoder: Decoder,
     rss_step: u64,
     tick: Interval,
     /// RSS last reported per pid; pruned to the live processes every sample.
@@ -43,7 +42,6 @@ pub struct LiveSource {
     /// Processes put in the tracked set from /proc at start (empty when tracing all).
     seeded: HashSet<u32>,
     losses: Losses,
-    decode_errors: u64,
 }
 
 impl LiveSource {
@@ -62,19 +60,23 @@ impl LiveSource {
         Ok(Self {
             probes,
             ring,
-            clock: Clock::now(),
-            matcher: options.matcher,
+            decoder: Decoder {
+                clock: Clock::now(),
+                matcher: options.matcher,
+                decode_errors: 0,
+                setsids: HashMap::new(),
+                setsid_order: VecDeque::new(),
+            },
             rss_step: options.rss_step,
             tick: tokio::time::interval(options.rss_interval),
             rss_reported: HashMap::new(),
             seeded,
             losses: Losses::default(),
-            decode_errors: 0,
         })
     }
 
     pub fn clock(&self) -> Clock {
-        self.clock
+        self.decoder.clock
     }
 
     pub fn programs_attached(&self) -> usize {
@@ -83,7 +85,7 @@ impl LiveSource {
 
     /// The line that tells a person (and the tests) that hupwatch is watching.
     pub fn ready_line(&self) -> String {
-        let what = if self.matcher.traces_everything() {
+        let what = if self.decoder.matcher.traces_everything() {
             "every process".to_string()
         } else {
             format!(
@@ -101,7 +103,7 @@ impl LiveSource {
     pub fn existing(&self) -> Vec<Event> {
         let me = std::process::id();
         let events = crate::source::snapshot::scan_existing(me);
-        if self.matcher.traces_everything() {
+        if self.decoder.matcher.traces_everything() {
             return events;
         }
         events
@@ -117,18 +119,13 @@ impl LiveSource {
             ready = self.ring.readable_mut() => {
                 let mut guard = ready?;
                 let inner = guard.get_inner_mut();
+                let first = out.len();
                 while let Some(record) = inner.next() {
-                    if let Some(event) = on_record(
-                        &record,
-                        &self.clock,
-                        &self.matcher,
-                        &mut self.probes,
-                        &mut self.decode_errors,
-                    ) {
-                        if let EventKind::Exit { .. } = event.kind {
-                            self.rss_reported.remove(&event.pid);
-                        }
-                        out.push(event);
+                    self.decoder.on_record(&record, &mut self.probes, out);
+                }
+                for event in &out[first..] {
+                    if let EventKind::Exit { .. } = event.kind {
+                        self.rss_reported.remove(&event.pid);
                     }
                 }
                 guard.clear_ready();
@@ -143,7 +140,7 @@ impl LiveSource {
 
     fn sample_rss(&mut self, out: &mut Vec<Event>) {
         let snapshot = self.probes.rss_snapshot();
-        let now = self.clock.epoch_now_ns();
+        let now = self.decoder.clock.epoch_now_ns();
         let me = std::process::id();
         let mut live = HashMap::with_capacity(snapshot.len());
         for (pid, rss) in snapshot {
@@ -208,39 +205,70 @@ impl LiveSource {
     }
 }
 
-/// Decodes one record; exec records get the command line, and exec records of untracked
-/// processes (sent only when command lines are matched) are adopted or dropped.
-fn on_record(
-    record: &[u8],
-    clock: &Clock,
-    matcher: &Matcher,
-    probes: &mut Probes,
-    decode_errors: &mut u64,
-) -> Option<Event> {
-    let mut event = match decode(record, clock) {
-        Ok(event) => event,
-        Err(err) => {
-            *decode_errors += 1;
-            if *decode_errors == 1 {
-                eprintln!("hupwatch: warning: skipping undecodable record: {err}");
+/// setsid calls of untracked processes kept for their next exec, at most this many.
+const UNTRACKED_SETSIDS: usize = 1024;
+
+/// Turns records into events: exec records get the command line and SIGHUP disposition;
+/// exec records of untracked processes (sent only when command lines are matched) are
+/// adopted or dropped; setsid records of untracked processes wait for an exec that makes
+/// the process tracked (`setsid cmd`), then come out just before it.
+struct Decoder {
+    clock: Clock,
+    matcher: Matcher,
+    decode_errors: u64,
+    setsids: HashMap<u32, Event>,
+    setsid_order: VecDeque<u32>,
+}
+
+impl Decoder {
+    fn on_record(&mut self, record: &[u8], probes: &mut Probes, out: &mut Vec<Event>) {
+        let mut event = match decode(record, &self.clock) {
+            Ok(event) => event,
+            Err(err) => {
+                self.decode_errors += 1;
+                if self.decode_errors == 1 {
+                    eprintln!("hupwatch: warning: skipping undecodable record: {err}");
+                }
+                return;
             }
-            return None;
+        };
+        match event.kind {
+            EventKind::Setsid { .. } if !is_tracked(record) => {
+                self.keep_setsid(event);
+                return;
+            }
+            EventKind::Exec { .. } => {
+                let read = procfs::read_cmdline(event.pid);
+                if !is_tracked(record)
+                    && !adopt_by_cmdline(probes, &self.matcher, &event, read.as_deref())
+                {
+                    return;
+                }
+                if let EventKind::Exec {
+                    cmdline, hangup, ..
+                } = &mut event.kind
+                {
+                    *cmdline = read;
+                    *hangup = procfs::read_status(event.pid).map(|s| s.hangup());
+                }
+                if let Some(setsid) = self.setsids.remove(&event.pid) {
+                    out.push(setsid);
+                }
+            }
+            _ => {}
         }
-    };
-    if let EventKind::Exec { .. } = event.kind {
-        let read = procfs::read_cmdline(event.pid);
-        if !exec_is_tracked(record) && !adopt_by_cmdline(probes, matcher, &event, read.as_deref()) {
-            return None;
-        }
-        if let EventKind::Exec {
-            cmdline, hangup, ..
-        } = &mut event.kind
-        {
-            *cmdline = read;
-            *hangup = procfs::read_status(event.pid).map(|s| s.hangup());
-        }
+        out.push(event);
     }
-    Some(event)
+
+    fn keep_setsid(&mut self, event: Event) {
+        if self.setsid_order.len() == UNTRACKED_SETSIDS
+            && let Some(oldest) = self.setsid_order.pop_front()
+        {
+            self.setsids.remove(&oldest);
+        }
+        self.setsid_order.push_back(event.pid);
+        self.setsids.insert(event.pid, event);
+    }
 }
 
 fn adopt_by_cmdline(

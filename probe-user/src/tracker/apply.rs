@@ -1,5 +1,5 @@
 //! How each kind of event changes the tracker's state and which findings it opens.
-use super::{HangupExit, SETTLE_NS, Tracker};
+use super::{HangupExit, SETTLE_NS, Tracker, process};
 use crate::{
     event::{Disposition, Event, EventKind, Origin, SignalResult},
     tracker::{Finding, Process, Terminal},
@@ -149,6 +149,10 @@ impl Tracker {
             return;
         };
         p.record(event);
+        let learned_start = p.started_ns == process::UNKNOWN_START;
+        if learned_start {
+            p.started_ns = started;
+        }
         p.ppid = *ppid;
         p.comm = event.comm.clone();
         p.cmdline = cmdline.clone().or_else(|| Some(filename.clone()));
@@ -185,6 +189,10 @@ impl Tracker {
         }
         if newly_ignoring {
             self.open_hangup_ignored(pid, event.time_ns, "was started with SIGHUP set to SIG_IGN");
+        }
+        if learned_start {
+            // Its deadlines were filed under the unknown start.
+            self.recheck_soon(pid);
         }
     }
 
@@ -250,6 +258,14 @@ impl Tracker {
     }
 
     pub(super) fn on_detach(&mut self, event: &Event) {
+        if !self.processes.contains_key(&event.pid) {
+            // `setsid cmd`: the kernel source passes on a setsid of a process it did not
+            // track right before the exec that makes it tracked; its start comes with it.
+            let unknown = Process::new(event.pid, process::UNKNOWN_START, event.comm.clone());
+            if !self.insert(unknown) {
+                return;
+            }
+        }
         let Some(p) = self.processes.get_mut(&event.pid) else {
             return;
         };

@@ -232,15 +232,17 @@ impl Tracker {
         self.deadlines.push(Reverse((due, pid, started)));
     }
 
-    /// Checks again, now, every finding of `pid` (its parent left, so it may now be the
-    /// top of what it belongs to).
+    /// Files every finding of `pid` again, due now at the earliest (its parent left, so it
+    /// may now be the top of what it belongs to; or its start time became known).
     fn recheck_soon(&mut self, pid: u32) {
         let Some(process) = self.processes.get(&pid) else {
             return;
         };
-        if let Some(due) = process.findings.values().map(|f| f.due_ns).min() {
-            let due = due.max(self.now_ns);
-            self.deadlines.push(Reverse((due, pid, process.started_ns)));
+        let now = self.now_ns;
+        let started = process.started_ns;
+        for finding in process.findings.values() {
+            let due = finding.due_ns.max(now);
+            self.deadlines.push(Reverse((due, pid, started)));
         }
     }
 

@@ -9,6 +9,9 @@ use crate::{
 /// Events kept per process for its timeline; older ones are dropped.
 pub const TIMELINE_LEN: usize = 32;
 
+/// `started_ns` of a process first seen in an event that does not carry its start.
+pub const UNKNOWN_START: u64 = 0;
+
 /// The terminal session a process came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Terminal {
@@ -131,6 +134,6 @@ impl Process {
     /// /proc have clock-tick resolution, the kernel's are exact).
     pub fn same_life(&self, started_ns: u64) -> bool {
         const TOLERANCE_NS: u64 = 50_000_000;
-        self.started_ns.abs_diff(started_ns) <= TOLERANCE_NS
+        self.started_ns == UNKNOWN_START || self.started_ns.abs_diff(started_ns) <= TOLERANCE_NS
     }
 }

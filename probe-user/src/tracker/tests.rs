@@ -710,3 +710,18 @@ fn sig_ign_set_before_the_exec_is_seen_at_the_exec() {
         EventKind::Exec { .. }
     ));
 }
+
+#[test]
+fn setsid_cmd_from_a_shell_is_detached_when_only_cmd_is_watched() {
+    // setsid(1) forked and called setsid unwatched; the source passes that on just before
+    // the exec that makes the process watched.
+    let mut exec = exec(1.01, 300, 1, "agent", 300, None);
+    if let EventKind::Exec { started_ns, .. } = &mut exec.kind {
+        *started_ns = Some(at(0.5));
+    }
+    let script = [setsid(1.0, 300, "setsid", 100, Some("pts/3")), exec];
+    let (tracker, alerts) = run(&script, 2.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Detached)]);
+    assert_eq!(alerts[0].comm, "agent");
+    assert_eq!(tracker.process(300).unwrap().started_ns, at(0.5));
+}
