@@ -14,9 +14,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     decode::Clock,
     error::UserError,
+    event::Event,
     sink::{
         alerts::write_alert,
         http::{self, Page, Pages},
+        metrics::Metrics,
     },
     source::{
         live::{LiveOptions, LiveSource},
@@ -30,6 +32,7 @@ const PARENT_CHECK: Duration = Duration::from_secs(1);
 
 pub struct RunOptions {
     pub live: LiveOptions,
+    pub max_session_series: usize,
     pub listen: String,
     pub alerts_file: Option<PathBuf>,
     pub tracker: TrackerConfig,
@@ -62,16 +65,22 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut source = LiveSource::start(options.live)?;
     let clock = source.clock();
     let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
+    let metrics = Arc::new(Mutex::new(Metrics::new(options.max_session_series)));
+    for (program, attached) in source.programs() {
+        lock(&metrics).set_attached(program, attached);
+    }
     {
         let mut t = lock(&tracker);
+        let m = lock(&metrics);
         for event in source.existing() {
-            alerts.write(t.apply(&event))?;
+            take(&mut t, &m, &mut alerts, &event)?;
         }
-        alerts.write(t.advance(clock.epoch_now_ns()))?;
+        alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
         alerts.flush()?;
     }
     let pages = Arc::new(SessionPages {
         tracker: Arc::clone(&tracker),
+        metrics: Arc::clone(&metrics),
         clock,
     });
     tokio::spawn(http::serve(listener, pages));
@@ -89,22 +98,23 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         tokio::select! {
             read = source.next(&mut batch) => {
                 if let Err(e) = read { break Err(e.into()) }
-                let mut t = lock(&tracker);
+                let (mut t, m) = (lock(&tracker), lock(&metrics));
                 for event in batch.drain(..) {
-                    alerts.write(t.apply(&event))?;
+                    take(&mut t, &m, &mut alerts, &event)?;
                 }
-                alerts.write(t.advance(clock.epoch_now_ns()))?;
+                alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
             }
             _ = look_at_parents.tick() => {
-                let mut t = lock(&tracker);
+                let (mut t, mut m) = (lock(&tracker), lock(&metrics));
                 let now = clock.epoch_now_ns();
                 for event in crate::source::reparented(&t.unwatched_parents(), now) {
-                    alerts.write(t.apply(&event))?;
+                    take(&mut t, &m, &mut alerts, &event)?;
                 }
-                alerts.write(t.advance(now))?;
+                alerts.write(&m, t.advance(now))?;
+                m.set_lost(&source.losses().by_kind);
             }
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
-                alerts.write(lock(&tracker).advance(clock.epoch_now_ns()))?;
+                alerts.write(&lock(&metrics), lock(&tracker).advance(clock.epoch_now_ns()))?;
             }
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -126,6 +136,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
 }
 
+/// One event through the tracker, counted, its alerts written.
+fn take(t: &mut Tracker, m: &Metrics, alerts: &mut AlertSink, event: &Event) -> io::Result<()> {
+    m.observe_event(event);
+    alerts.write(m, t.apply(event))
+}
+
 /// Feeds a recording through the tracker; at its end, what has settled is raised.
 fn replay(path: &Path, config: TrackerConfig, alerts: &mut AlertSink) -> anyhow::Result<()> {
     let mut tracker = Tracker::new(TrackerConfig {
@@ -133,14 +149,15 @@ fn replay(path: &Path, config: TrackerConfig, alerts: &mut AlertSink) -> anyhow:
         ..config
     });
     let (mut events, mut last) = (0u64, 0u64);
+    let metrics = Metrics::new(0);
     for event in Replay::open(path)? {
         let event = event?;
-        alerts.write(tracker.advance(event.time_ns))?;
-        alerts.write(tracker.apply(&event))?;
+        alerts.write(&metrics, tracker.advance(event.time_ns))?;
+        take(&mut tracker, &metrics, alerts, &event)?;
         last = last.max(event.time_ns);
         events += 1;
     }
-    alerts.write(tracker.advance(last + SETTLE_NS))?;
+    alerts.write(&metrics, tracker.advance(last + SETTLE_NS))?;
     alerts.flush()?;
     eprintln!(
         "hupwatch: replayed {events} events; {} sessions still alive at the end of the recording",
@@ -149,10 +166,10 @@ fn replay(path: &Path, config: TrackerConfig, alerts: &mut AlertSink) -> anyhow:
     Ok(())
 }
 
-fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
-    // A panic while holding the lock cannot leave the tracker half-updated in a way that
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the state half-updated in a way that
     // matters more than stopping the daemon would.
-    tracker
+    shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -162,9 +179,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
+const INDEX: &[u8] = b"hupwatch\n\
+/metrics       Prometheus metrics\n\
+/api/sessions  live sessions, their verdicts and evidence (JSON)\n";
+
 /// The read-only pages `hupwatch run` serves.
 struct SessionPages {
     tracker: Arc<Mutex<Tracker>>,
+    metrics: Arc<Mutex<Metrics>>,
     clock: Clock,
 }
 
@@ -178,11 +200,16 @@ impl Pages for SessionPages {
                     body: serde_json::to_vec(&view).ok()?,
                 })
             }
+            "/metrics" => {
+                let view = lock(&self.tracker).view(self.clock.epoch_now_ns());
+                Some(Page {
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: lock(&self.metrics).render(&view),
+                })
+            }
             "/" => Some(Page {
                 content_type: "text/plain; charset=utf-8",
-                body:
-                    b"hupwatch\n/api/sessions  live sessions, their verdicts and evidence (JSON)\n"
-                        .to_vec(),
+                body: INDEX.to_vec(),
             }),
             _ => None,
         }
@@ -220,8 +247,9 @@ impl AlertSink {
         Ok(Box::new(file))
     }
 
-    fn write(&mut self, alerts: Vec<Alert>) -> io::Result<()> {
+    fn write(&mut self, metrics: &Metrics, alerts: Vec<Alert>) -> io::Result<()> {
         for alert in &alerts {
+            metrics.observe_alert(alert);
             write_alert(&mut self.out, alert)?;
         }
         Ok(())

@@ -133,6 +133,23 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every `name()`, for metrics that should show zero rather than nothing.
+    pub const NAMES: [&'static str; 13] = [
+        "exec",
+        "fork",
+        "exit",
+        "setsid",
+        "detach_tty",
+        "attach_tty",
+        "pdeathsig",
+        "signal",
+        "signal_deliver",
+        "sigaction",
+        "rss",
+        "reparented",
+        "existing",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Exec { .. } => "exec",
@@ -165,6 +182,14 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// The name serde gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel",
+            Self::User => "user",
+        }
+    }
+
     const SI_USER: i32 = 0;
     const SI_QUEUE: i32 = -1;
     const SI_TKILL: i32 = -6;
@@ -190,6 +215,18 @@ pub enum SignalResult {
 }
 
 impl SignalResult {
+    /// The name serde gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Ignored => "ignored",
+            Self::AlreadyPending => "already_pending",
+            Self::OverflowFail => "overflow_fail",
+            Self::LoseInfo => "lose_info",
+            Self::Unknown => "unknown",
+        }
+    }
+
     pub fn from_raw(result: i32) -> Self {
         match result {
             0 => Self::Delivered,
@@ -212,6 +249,15 @@ pub enum Disposition {
 }
 
 impl Disposition {
+    /// The name serde gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Ignore => "ignore",
+            Self::Handler => "handler",
+        }
+    }
+
     pub fn from_handler(handler: u64) -> Self {
         match handler {
             0 => Self::Default,
@@ -224,6 +270,31 @@ impl Disposition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_the_json_contract() {
+        for origin in [Origin::Kernel, Origin::User] {
+            assert_eq!(json(&origin), origin.as_str());
+        }
+        for result in (0..6).map(SignalResult::from_raw) {
+            assert_eq!(json(&result), result.as_str());
+        }
+        for d in [
+            Disposition::Default,
+            Disposition::Ignore,
+            Disposition::Handler,
+        ] {
+            assert_eq!(json(&d), d.as_str());
+        }
+    }
+
+    fn json<T: Serialize>(value: &T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
 
     #[test]
     fn origin_follows_who_asked_for_the_signal() {

@@ -206,6 +206,31 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
     assert_eq!(alert["evidence"][0]["event"], "signal_deliver");
     assert_eq!(alert["evidence"][0]["disposition"], "handler");
     assert!(alive(&mut child));
+
+    // The same story in the metrics a fleet scrapes.
+    let metrics = hupwatch.http_get("/metrics");
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{metrics}"))
+    };
+    assert!(
+        value("hupwatch_verdicts_raised_total{inferred=\"false\",verdict=\"hangup_survived\"}")
+            >= 1.0
+    );
+    assert!(
+        value("hupwatch_signals_delivered_total{disposition=\"handler\",signal=\"SIGHUP\"}") >= 1.0
+    );
+    assert_eq!(
+        value("hupwatch_probe_attached{program=\"signal_deliver\"}"),
+        1.0
+    );
+    assert!(value("hupwatch_processes_with_verdict{verdict=\"hangup_survived\"}") >= 1.0);
+    assert!(
+        metrics.contains(&format!("pid=\"{pid}\"")),
+        "a series for the flagged process"
+    );
     kill(pid, libc::SIGKILL);
     child.wait().unwrap();
     hupwatch.stop();

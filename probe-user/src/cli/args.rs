@@ -56,6 +56,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_positive_duration)]
     pub rss_window: Duration,
 
+    /// Most per-process metric series (processes with a verdict, largest RSS first)
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub max_session_series: u32,
+
     /// Judge a recording made with `hupwatch trace --json` instead of the live kernel; only
     /// processes that came from a terminal are judged; no HTTP server is started
     #[arg(long, value_name = "FILE")]

@@ -57,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replay_is_alone(args.replay.is_some(), &args.matching)?;
             let options = crate::daemon::RunOptions {
                 live: live(matcher(&args.matching)?, &args.live),
+                max_session_series: args.max_session_series as usize,
                 listen: args.listen,
                 alerts_file: args.alerts_file,
                 tracker: TrackerConfig {

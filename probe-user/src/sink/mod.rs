@@ -1,4 +1,5 @@
 //! Where conclusions go: alert lines, the HTTP API (later metrics), tables.
 pub mod alerts;
 pub mod http;
+pub mod metrics;
 pub mod table;

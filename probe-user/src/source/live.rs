@@ -79,6 +79,26 @@ impl LiveSource {
         self.decoder.clock
     }
 
+    /// Every program hupwatch has, and whether it is attached.
+    pub fn programs(&self) -> Vec<(&'static str, bool)> {
+        crate::ebpf::resolve::PROGRAMS
+            .iter()
+            .map(|spec| {
+                let attached = self
+                    .probes
+                    .attached
+                    .iter()
+                    .any(|a| a.program == spec.program);
+                (spec.program, attached)
+            })
+            .collect()
+    }
+
+    /// Records lost so far, by kind, as the kernel counts them.
+    pub fn losses(&self) -> Losses {
+        self.probes.losses()
+    }
+
     pub fn programs_attached(&self) -> usize {
         self.probes.attached.len()
     }

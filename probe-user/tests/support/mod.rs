@@ -160,6 +160,23 @@ impl Hupwatch {
         serde_json::from_slice(&out.stdout).expect("sessions --json prints JSON")
     }
 
+    /// The body of `GET path` on `hupwatch run`'s API, over a plain HTTP/1.0 request.
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let url = self.api_url();
+        let address = url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("the API answers");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{head}"
+        );
+        body.to_string()
+    }
+
     /// Writes the lines collected so far to `path`, one JSON object per line.
     pub fn save_events(&self, path: &Path) {
         let (lock, _) = &*self.state;

@@ -1,0 +1,496 @@
+//! Prometheus metrics for `GET /metrics`. The names are a documented contract (README.md).
+//! Counters follow the event stream; gauges are taken from the tracker at each scrape.
+//! Every label is bounded: kinds, signals, results, verdicts, programs; per-process series
+//! exist only for processes with a verdict, at most `max_session_series` of them.
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder, core::Collector,
+};
+
+use crate::{
+    event::{Event, EventKind},
+    tracker::{Alert, AlertStatus, SessionsView},
+    verdict::VerdictKind,
+};
+
+pub const DEFAULT_MAX_SESSION_SERIES: usize = 50;
+
+/// Hangup-to-exit latency buckets: a well-behaved process exits within milliseconds; the
+/// upper buckets catch slow shutdowns that still end.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    events: IntCounterVec,
+    lost: IntCounterVec,
+    probe_attached: IntGaugeVec,
+    setsid_calls: IntCounterVec,
+    signals_generated: IntCounterVec,
+    signals_delivered: IntCounterVec,
+    hangup_exit_latency: Histogram,
+    verdicts_raised: IntCounterVec,
+    with_verdict: IntGaugeVec,
+    tracked: IntGauge,
+    tracked_rss: IntGauge,
+    dropped_processes: IntGauge,
+    session_rss: IntGaugeVec,
+    session_growth: prometheus::GaugeVec,
+    max_session_series: usize,
+    /// Latencies already observed, so each hangup exit is counted once.
+    hangup_exits_seen: u64,
+    lost_seen: Vec<(&'static str, u64)>,
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
+}
+
+impl Metrics {
+    pub fn new(max_session_series: usize) -> Self {
+        let metrics = Self {
+            registry: Registry::new(),
+            events: counter_vec(
+                "hupwatch_events_total",
+                "Events received from the probes, by kind.",
+                &["kind"],
+            ),
+            lost: counter_vec(
+                "hupwatch_events_lost_total",
+                "Events the kernel could not queue because the ring buffer was full, by kind.",
+                &["kind"],
+            ),
+            probe_attached: gauge_vec(
+                "hupwatch_probe_attached",
+                "1 when the eBPF program is attached, 0 when it could not be.",
+                &["program"],
+            ),
+            setsid_calls: counter_vec(
+                "hupwatch_setsid_calls_total",
+                "setsid() calls by watched processes, by result.",
+                &["result"],
+            ),
+            signals_generated: counter_vec(
+                "hupwatch_signals_generated_total",
+                "Signals sent to watched processes, by signal, what the kernel did with it, and who sent it.",
+                &["signal", "result", "origin"],
+            ),
+            signals_delivered: counter_vec(
+                "hupwatch_signals_delivered_total",
+                "Signals acted on by watched processes, by signal and disposition.",
+                &["signal", "disposition"],
+            ),
+            hangup_exit_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hupwatch_hangup_exit_latency_seconds",
+                    "Time from a process's first hangup (SIGHUP or its terminal going away) to its exit.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            verdicts_raised: counter_vec(
+                "hupwatch_verdicts_raised_total",
+                "Verdicts raised, by verdict and whether they were inferred from /proc.",
+                &["verdict", "inferred"],
+            ),
+            with_verdict: gauge_vec(
+                "hupwatch_processes_with_verdict",
+                "Live processes carrying a verdict, by verdict.",
+                &["verdict"],
+            ),
+            tracked: gauge(
+                "hupwatch_tracked_processes",
+                "Live sessions the tracker holds.",
+            ),
+            tracked_rss: gauge(
+                "hupwatch_tracked_rss_bytes",
+                "Summed RSS of the live sessions the tracker holds.",
+            ),
+            dropped_processes: gauge(
+                "hupwatch_tracker_dropped_processes",
+                "Processes not tracked because the tracker was full.",
+            ),
+            session_rss: gauge_vec(
+                "hupwatch_session_rss_bytes",
+                "RSS of a process with a verdict (the largest ones, up to --max-session-series).",
+                &["pid", "comm", "verdicts"],
+            ),
+            session_growth: prometheus::GaugeVec::new(
+                Opts::new(
+                    "hupwatch_session_rss_growth_bytes_per_second",
+                    "RSS growth rate (robust slope over --rss-window) of a process with a verdict.",
+                ),
+                &["pid", "comm", "verdicts"],
+            )
+            .expect("valid metric"),
+            max_session_series,
+            hangup_exits_seen: 0,
+            lost_seen: Vec::new(),
+        };
+        metrics.register_all();
+        metrics.start_at_zero();
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "hupwatch_build_info",
+                "Always 1; the labels name the build.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics.register(build);
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(self.events.clone()),
+            Box::new(self.lost.clone()),
+            Box::new(self.probe_attached.clone()),
+            Box::new(self.setsid_calls.clone()),
+            Box::new(self.signals_generated.clone()),
+            Box::new(self.signals_delivered.clone()),
+            Box::new(self.hangup_exit_latency.clone()),
+            Box::new(self.verdicts_raised.clone()),
+            Box::new(self.with_verdict.clone()),
+            Box::new(self.tracked.clone()),
+            Box::new(self.tracked_rss.clone()),
+            Box::new(self.dropped_processes.clone()),
+            Box::new(self.session_rss.clone()),
+            Box::new(self.session_growth.clone()),
+        ];
+        for collector in collectors {
+            self.registry
+                .register(collector)
+                .expect("unique metric names");
+        }
+    }
+
+    /// Known label values exist from the start at zero, so a dashboard's rate() and an
+    /// alert rule's comparison have a series before the first event.
+    fn start_at_zero(&self) {
+        for kind in EventKind::NAMES {
+            self.events.with_label_values(&[kind]).inc_by(0);
+        }
+        for result in ["ok", "failed"] {
+            self.setsid_calls.with_label_values(&[result]).inc_by(0);
+        }
+        for verdict in VerdictKind::ALL {
+            for inferred in ["true", "false"] {
+                self.verdicts_raised
+                    .with_label_values(&[verdict.name(), inferred])
+                    .inc_by(0);
+            }
+        }
+    }
+
+    fn register(&self, collector: impl Collector + 'static) {
+        self.registry
+            .register(Box::new(collector))
+            .expect("unique metric names");
+    }
+
+    /// Registers metrics another part of hupwatch keeps (in-kernel program statistics).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn set_attached(&self, program: &str, attached: bool) {
+        self.probe_attached
+            .with_label_values(&[program])
+            .set(i64::from(attached));
+    }
+
+    /// Absolute per-kind loss counts as the kernel keeps them.
+    pub fn set_lost(&mut self, by_kind: &[(&'static str, u64)]) {
+        for &(kind, total) in by_kind {
+            let before = self
+                .lost_seen
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(0, |(_, n)| *n);
+            if total > before {
+                self.lost.with_label_values(&[kind]).inc_by(total - before);
+            } else {
+                // Present at zero, so "no loss" is a series, not an absence.
+                self.lost.with_label_values(&[kind]).inc_by(0);
+            }
+        }
+        self.lost_seen = by_kind.to_vec();
+    }
+
+    pub fn observe_event(&self, event: &Event) {
+        self.events.with_label_values(&[event.kind.name()]).inc();
+        match &event.kind {
+            EventKind::Setsid { ok, .. } => {
+                let result = if *ok { "ok" } else { "failed" };
+                self.setsid_calls.with_label_values(&[result]).inc();
+            }
+            EventKind::Signal {
+                signal_name,
+                result,
+                origin,
+                ..
+            } => {
+                self.signals_generated
+                    .with_label_values(&[signal_name, result.as_str(), origin.as_str()])
+                    .inc();
+            }
+            EventKind::SignalDeliver {
+                signal_name,
+                disposition,
+                ..
+            } => {
+                self.signals_delivered
+                    .with_label_values(&[signal_name, disposition.as_str()])
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    pub fn observe_alert(&self, alert: &Alert) {
+        if alert.status == AlertStatus::Raised {
+            let inferred = if alert.verdict.inferred {
+                "true"
+            } else {
+                "false"
+            };
+            self.verdicts_raised
+                .with_label_values(&[alert.verdict.kind.name(), inferred])
+                .inc();
+        }
+    }
+
+    /// Refreshes the gauges from the tracker and renders the text exposition format.
+    pub fn render(&mut self, view: &SessionsView) -> Vec<u8> {
+        self.observe_hangup_exits(view);
+        self.set_session_gauges(view);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into memory cannot fail");
+        out
+    }
+
+    fn observe_hangup_exits(&mut self, view: &SessionsView) {
+        let new = view
+            .hangup_exit_total
+            .saturating_sub(self.hangup_exits_seen) as usize;
+        let kept = view.hangup_exits.len();
+        for exit in &view.hangup_exits[kept.saturating_sub(new)..] {
+            self.hangup_exit_latency.observe(exit.latency_seconds);
+        }
+        self.hangup_exits_seen = view.hangup_exit_total;
+    }
+
+    fn set_session_gauges(&self, view: &SessionsView) {
+        self.tracked.set(view.processes.len() as i64);
+        self.tracked_rss
+            .set(view.processes.iter().map(|p| p.rss_bytes as i64).sum());
+        self.dropped_processes.set(view.dropped_processes as i64);
+        for kind in VerdictKind::ALL {
+            let n = view
+                .processes
+                .iter()
+                .filter(|p| p.verdicts.iter().any(|v| v.kind == kind))
+                .count();
+            self.with_verdict
+                .with_label_values(&[kind.name()])
+                .set(n as i64);
+        }
+        // Rebuilt at every scrape, so series of processes that are gone disappear.
+        self.session_rss.reset();
+        self.session_growth.reset();
+        let flagged = view.processes.iter().filter(|p| !p.verdicts.is_empty());
+        // `processes` is sorted by RSS, largest first.
+        for p in flagged.take(self.max_session_series) {
+            let verdicts: Vec<&str> = p.verdicts.iter().map(|v| v.kind.name()).collect();
+            let labels = [p.pid.to_string(), p.comm.clone(), verdicts.join(",")];
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            self.session_rss
+                .with_label_values(&labels)
+                .set(p.rss_bytes as i64);
+            if let Some(growth) = &p.growth {
+                self.session_growth
+                    .with_label_values(&labels)
+                    .set(growth.slope_bytes_per_second);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        event::{Disposition, Origin, SignalResult},
+        tracker::{HangupExit, ProcessView},
+        verdict::Verdict,
+    };
+
+    fn flagged(pid: u32, rss: u64) -> ProcessView {
+        ProcessView {
+            pid,
+            ppid: 1,
+            comm: format!("p{pid}"),
+            cmdline: None,
+            started_ns: 0,
+            age_seconds: 1.0,
+            state: "orphaned".into(),
+            tty: None,
+            sid: None,
+            came_from_tty: None,
+            hangup: Disposition::Default,
+            rss_bytes: rss,
+            peak_rss_bytes: rss,
+            cpu_seconds: None,
+            growth: None,
+            verdicts: vec![Verdict {
+                kind: VerdictKind::Orphaned,
+                time_ns: 0,
+                reason: String::new(),
+                evidence: Vec::new(),
+                inferred: false,
+                growth: None,
+            }],
+            inferred: false,
+            timeline: Vec::new(),
+        }
+    }
+
+    fn view(processes: Vec<ProcessView>, exits: Vec<f64>, total: u64) -> SessionsView {
+        SessionsView {
+            time_ns: 0,
+            processes,
+            hangup_exits: exits
+                .into_iter()
+                .map(|latency_seconds| HangupExit {
+                    pid: 1,
+                    comm: "sh".into(),
+                    hangup_ns: 0,
+                    exit_ns: 0,
+                    latency_seconds,
+                    exit_code: None,
+                    exit_signal: Some(1),
+                })
+                .collect(),
+            hangup_exit_total: total,
+            dropped_processes: 0,
+        }
+    }
+
+    fn text(metrics: &mut Metrics, view: &SessionsView) -> String {
+        String::from_utf8(metrics.render(view)).unwrap()
+    }
+
+    fn series(text: &str, name: &str) -> usize {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .count()
+    }
+
+    #[test]
+    fn per_process_series_are_capped_largest_first_and_vanish_with_their_process() {
+        let mut metrics = Metrics::new(3);
+        let many: Vec<ProcessView> = (0..10)
+            .map(|i| flagged(100 + i, (10 - i as u64) << 20))
+            .collect();
+        let out = text(&mut metrics, &view(many, vec![], 0));
+        assert_eq!(series(&out, "hupwatch_session_rss_bytes"), 3);
+        assert!(out.contains("pid=\"100\""), "the largest is kept");
+        assert!(!out.contains("pid=\"109\""));
+        assert!(out.contains("hupwatch_processes_with_verdict{verdict=\"orphaned\"} 10"));
+        let out = text(&mut metrics, &view(vec![flagged(200, 1)], vec![], 0));
+        assert_eq!(series(&out, "hupwatch_session_rss_bytes"), 1);
+        assert!(!out.contains("pid=\"100\""), "gone with its process");
+    }
+
+    #[test]
+    fn events_are_counted_by_bounded_labels() {
+        let mut metrics = Metrics::new(50);
+        let signal = Event {
+            kind: EventKind::Signal {
+                signal: 1,
+                signal_name: "SIGHUP".into(),
+                origin: Origin::Kernel,
+                code: 128,
+                result: SignalResult::Ignored,
+                group: true,
+                sender_pid: 0,
+                sender_comm: "x".into(),
+            },
+            time_ns: 0,
+            pid: 7,
+            comm: "evil\"name".into(),
+        };
+        metrics.observe_event(&signal);
+        metrics.observe_event(&signal);
+        let out = text(&mut metrics, &view(vec![], vec![], 0));
+        assert!(
+            out.contains("hupwatch_events_total{kind=\"signal\"} 2"),
+            "{out}"
+        );
+        assert!(out.contains(
+            "hupwatch_signals_generated_total{origin=\"kernel\",result=\"ignored\",signal=\"SIGHUP\"} 2"
+        ));
+        assert!(
+            !out.contains("evil"),
+            "no per-process label outside the capped series"
+        );
+        assert!(out.contains("hupwatch_build_info{version="));
+    }
+
+    #[test]
+    fn each_hangup_exit_is_observed_once() {
+        let mut metrics = Metrics::new(50);
+        text(&mut metrics, &view(vec![], vec![0.2], 1));
+        let out = text(&mut metrics, &view(vec![], vec![0.2, 3.0], 2));
+        assert!(
+            out.contains("hupwatch_hangup_exit_latency_seconds_count 2"),
+            "{out}"
+        );
+        assert!(out.contains("hupwatch_hangup_exit_latency_seconds_bucket{le=\"0.25\"} 1"));
+    }
+
+    #[test]
+    fn losses_follow_the_kernel_totals() {
+        let mut metrics = Metrics::new(50);
+        metrics.set_lost(&[("exec", 0), ("signal", 5)]);
+        metrics.set_lost(&[("exec", 0), ("signal", 12)]);
+        let out = text(&mut metrics, &view(vec![], vec![], 0));
+        assert!(
+            out.contains("hupwatch_events_lost_total{kind=\"signal\"} 12"),
+            "{out}"
+        );
+        assert!(out.contains("hupwatch_events_lost_total{kind=\"exec\"} 0"));
+    }
+
+    #[test]
+    fn every_family_has_help() {
+        let mut metrics = Metrics::new(50);
+        let out = text(&mut metrics, &view(vec![flagged(1, 1)], vec![0.1], 1));
+        let families: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert!(families.len() >= 10, "{families:?}");
+        for family in families {
+            assert!(family.starts_with("hupwatch_"), "{family}");
+            assert!(
+                out.contains(&format!("# HELP {family} ")),
+                "{family} has no HELP"
+            );
+        }
+    }
+}
