@@ -112,6 +112,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 }
                 alerts.write(&m, t.advance(now))?;
                 m.set_lost(&source.losses().by_kind);
+                m.set_program_stats(bpf_stats_enabled(), &source.program_stats());
             }
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
                 alerts.write(&lock(&metrics), lock(&tracker).advance(clock.epoch_now_ns()))?;
@@ -134,6 +135,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         Err(e) if is_broken_pipe(&e) => Ok(()),
         other => other,
     }
+}
+
+/// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).
+fn bpf_stats_enabled() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
 }
 
 /// One event through the tracker, counted, its alerts written.

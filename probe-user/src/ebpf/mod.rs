@@ -21,7 +21,7 @@ static PROBES_OBJECT: &[u8] =
 
 /// Loaded, attached programs and the maps user space uses. Dropping it detaches everything.
 pub struct Probes {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     events: Option<RingBuf<MapData>>,
     tracked: BpfHashMap<MapData, u32, TrackedValue>,
     rss: BpfHashMap<MapData, u32, RssValue>,
@@ -142,10 +142,22 @@ impl Probes {
             tracked: BpfHashMap::try_from(take(&mut ebpf, "TRACKED")?)?,
             rss: BpfHashMap::try_from(take(&mut ebpf, "RSS")?)?,
             counters: PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?)?,
-            _ebpf: ebpf,
+            ebpf,
             attached,
             warnings,
         })
+    }
+
+    /// Time spent in and runs of each attached program, as the kernel counts them while
+    /// `kernel.bpf_stats_enabled` is 1 (zero otherwise).
+    pub fn program_stats(&self) -> Vec<(&'static str, std::time::Duration, u64)> {
+        self.attached
+            .iter()
+            .filter_map(|spec| {
+                let info = self.ebpf.program(spec.program)?.info().ok()?;
+                Some((spec.program, info.run_time(), info.run_count()))
+            })
+            .collect()
     }
 
     /// The ring buffer of records; there is one reader, so it can be taken once.

@@ -37,6 +37,11 @@ pub struct Metrics {
     dropped_processes: IntGauge,
     session_rss: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
+    bpf_run_seconds: prometheus::CounterVec,
+    bpf_runs: IntCounterVec,
+    bpf_stats_enabled: IntGauge,
+    /// Kernel totals already added, per program: (run time, runs).
+    bpf_seen: Vec<(&'static str, std::time::Duration, u64)>,
     max_session_series: usize,
     /// Latencies already observed, so each hangup exit is counted once.
     hangup_exits_seen: u64,
@@ -132,6 +137,24 @@ impl Metrics {
                 &["pid", "comm", "verdicts"],
             )
             .expect("valid metric"),
+            bpf_run_seconds: prometheus::CounterVec::new(
+                Opts::new(
+                    "hupwatch_bpf_program_run_seconds_total",
+                    "Time spent in each eBPF program, while kernel.bpf_stats_enabled is 1.",
+                ),
+                &["program"],
+            )
+            .expect("valid metric"),
+            bpf_runs: counter_vec(
+                "hupwatch_bpf_program_runs_total",
+                "Runs of each eBPF program, while kernel.bpf_stats_enabled is 1.",
+                &["program"],
+            ),
+            bpf_stats_enabled: gauge(
+                "hupwatch_bpf_stats_enabled",
+                "1 when kernel.bpf_stats_enabled is on, so the program run-time metrics count.",
+            ),
+            bpf_seen: Vec::new(),
             max_session_series,
             hangup_exits_seen: 0,
             lost_seen: Vec::new(),
@@ -167,6 +190,9 @@ impl Metrics {
             Box::new(self.dropped_processes.clone()),
             Box::new(self.session_rss.clone()),
             Box::new(self.session_growth.clone()),
+            Box::new(self.bpf_run_seconds.clone()),
+            Box::new(self.bpf_runs.clone()),
+            Box::new(self.bpf_stats_enabled.clone()),
         ];
         for collector in collectors {
             self.registry
@@ -226,6 +252,30 @@ impl Metrics {
             }
         }
         self.lost_seen = by_kind.to_vec();
+    }
+
+    /// Kernel totals of run time and runs per program; only increases are added, so a
+    /// program's counters never go back.
+    pub fn set_program_stats(
+        &mut self,
+        enabled: bool,
+        stats: &[(&'static str, std::time::Duration, u64)],
+    ) {
+        self.bpf_stats_enabled.set(i64::from(enabled));
+        for &(program, time, runs) in stats {
+            let (seen_time, seen_runs) = self
+                .bpf_seen
+                .iter()
+                .find(|(p, _, _)| *p == program)
+                .map_or((std::time::Duration::ZERO, 0), |&(_, t, r)| (t, r));
+            self.bpf_run_seconds
+                .with_label_values(&[program])
+                .inc_by(time.saturating_sub(seen_time).as_secs_f64());
+            self.bpf_runs
+                .with_label_values(&[program])
+                .inc_by(runs.saturating_sub(seen_runs));
+        }
+        self.bpf_seen = stats.to_vec();
     }
 
     pub fn observe_event(&self, event: &Event) {
@@ -473,6 +523,21 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("hupwatch_events_lost_total{kind=\"exec\"} 0"));
+    }
+
+    #[test]
+    fn program_statistics_only_go_up() {
+        let mut metrics = Metrics::new(50);
+        let ms = std::time::Duration::from_millis;
+        metrics.set_program_stats(true, &[("rss_stat", ms(5), 100)]);
+        metrics.set_program_stats(true, &[("rss_stat", ms(8), 160)]);
+        let out = text(&mut metrics, &view(vec![], vec![], 0));
+        assert!(
+            out.contains("hupwatch_bpf_program_runs_total{program=\"rss_stat\"} 160"),
+            "{out}"
+        );
+        assert!(out.contains("hupwatch_bpf_program_run_seconds_total{program=\"rss_stat\"} 0.008"));
+        assert!(out.contains("hupwatch_bpf_stats_enabled 1"));
     }
 
     #[test]

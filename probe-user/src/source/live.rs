@@ -94,6 +94,11 @@ impl LiveSource {
             .collect()
     }
 
+    /// Per attached program: time spent in it and its runs (kernel.bpf_stats_enabled).
+    pub fn program_stats(&self) -> Vec<(&'static str, Duration, u64)> {
+        self.probes.program_stats()
+    }
+
     /// Records lost so far, by kind, as the kernel counts them.
     pub fn losses(&self) -> Losses {
         self.probes.losses()
