@@ -21,6 +21,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("nohup", "coreutils"),
     ("setpriv", "util-linux"),
     ("tmux", "tmux"),
+    // promtool checks and unit-tests the alert rules in dashboards/.
+    ("promtool", "prometheus"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -29,16 +29,27 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
     }
     // The integration tests load eBPF programs, which needs root.
     let mut test = sh::as_root("cargo", &[])?;
-    step(root, "cargo test", test.arg("test").args(args))
+    step(root, "cargo test", test.arg("test").args(args))?;
+    let dashboards = root.join("dashboards");
+    step(
+        &dashboards,
+        "promtool check rules",
+        Command::new("promtool").args(["check", "rules", "alerts.yml"]),
+    )?;
+    step(
+        &dashboards,
+        "promtool test rules",
+        Command::new("promtool").args(["test", "rules", "alerts.test.yml"]),
+    )
 }
 
 fn cargo() -> Command {
     Command::new("cargo")
 }
 
-fn step(root: &Path, title: &str, cmd: &mut Command) -> Result<()> {
+fn step(dir: &Path, title: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("==> {title}");
     // From the root, so that cargo acts on the workspace's default members rather than on
     // whichever package the caller's directory is in.
-    sh::run(cmd.current_dir(root)).with_context(|| format!("step `{title}` failed"))
+    sh::run(cmd.current_dir(dir)).with_context(|| format!("step `{title}` failed"))
 }
