@@ -55,6 +55,31 @@ fn wait_for_sighup_handler(pid: u32) {
     }
 }
 
+/// `promtool check metrics` (installed by `cargo xtask setup`) finds nothing to say.
+fn assert_promtool_accepts(metrics: &str) {
+    use std::io::Write;
+    let mut promtool = Command::new(support::which("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}"
+    );
+}
+
 #[test]
 fn a_tmux_server_is_detached_and_the_shell_in_its_window_is_not() {
     let hupwatch = watch(&[]);
@@ -231,6 +256,7 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
         metrics.contains(&format!("pid=\"{pid}\"")),
         "a series for the flagged process"
     );
+    assert_promtool_accepts(&metrics);
     kill(pid, libc::SIGKILL);
     child.wait().unwrap();
     hupwatch.stop();
