@@ -160,7 +160,9 @@ fn nohup_ignores_sighup_and_the_kernel_says_so() {
     assert_eq!(sigaction["signal_name"], "SIGHUP");
     assert_eq!(sigaction["comm"], "nohup");
     // Signal only once sleep runs: nohup's own exec keeps the SIG_IGN.
-    hupwatch.wait_for("exec of sleep", |e| is(e, "exec", pid));
+    hupwatch.wait_for("exec of sleep", |e| {
+        is(e, "exec", pid) && e["comm"] == "sleep"
+    });
 
     let status = Command::new("kill")
         .args(["-HUP", &pid.to_string()])
