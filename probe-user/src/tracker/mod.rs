@@ -218,12 +218,14 @@ impl Tracker {
         true
     }
 
-    /// Schedules (or moves earlier) a finding for one kind of verdict.
+    /// Schedules a finding for one kind of verdict, unless one is already open.
     fn find(&mut self, pid: u32, kind: VerdictKind, finding: Finding) {
         let Some(process) = self.processes.get_mut(&pid) else {
             return;
         };
-        if process.verdicts.contains_key(&kind) {
+        // The first evidence of a condition stands; a later sighting of the same one (the
+        // /proc parent check after the parent's exit was seen) adds nothing.
+        if process.verdicts.contains_key(&kind) || process.findings.contains_key(&kind) {
             return;
         }
         let due = finding.due_ns;

@@ -725,3 +725,31 @@ fn setsid_cmd_from_a_shell_is_detached_when_only_cmd_is_watched() {
     assert_eq!(alerts[0].comm, "agent");
     assert_eq!(tracker.process(300).unwrap().started_ns, at(0.5));
 }
+
+#[test]
+fn the_first_evidence_of_an_orphaning_stands() {
+    // The parent's exit was seen; the /proc check a moment later sees the new parent too.
+    let script = [
+        shell(),
+        fork(1.0, 200, 100, "bash"),
+        fork(1.1, 300, 200, "agent"),
+        exit(2.0, 200, "bash", None),
+        event(
+            2.05,
+            300,
+            "agent",
+            EventKind::Reparented {
+                old_ppid: 200,
+                ppid: 1,
+            },
+        ),
+    ];
+    let (tracker, alerts) = run(&script, 5.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
+    assert!(matches!(
+        alerts[0].verdict.evidence[0].kind,
+        EventKind::Exit { .. }
+    ));
+    assert_eq!(tracker.process(300).unwrap().ppid, 1);
+    assert!(!tracker.unwatched_parents().iter().any(|(pid, _)| *pid == 300));
+}
