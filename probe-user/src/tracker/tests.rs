@@ -751,5 +751,10 @@ fn the_first_evidence_of_an_orphaning_stands() {
         EventKind::Exit { .. }
     ));
     assert_eq!(tracker.process(300).unwrap().ppid, 1);
-    assert!(!tracker.unwatched_parents().iter().any(|(pid, _)| *pid == 300));
+    assert!(
+        !tracker
+            .unwatched_parents()
+            .iter()
+            .any(|(pid, _)| *pid == 300)
+    );
 }
