@@ -84,22 +84,22 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             out,
             " {signal_name} from pid={sender_pid} comm={} origin={} result={}",
             shown(sender_comm),
-            json_word(origin),
-            json_word(result)
+            origin.as_str(),
+            result.as_str()
         ),
         EventKind::SignalDeliver {
             signal_name,
             disposition,
             ..
         } => {
-            write!(out, " {signal_name} disposition={}", json_word(disposition))
+            write!(out, " {signal_name} disposition={}", disposition.as_str())
         }
         EventKind::Sigaction {
             signal_name,
             disposition,
             ..
         } => {
-            write!(out, " {signal_name} now={}", json_word(disposition))
+            write!(out, " {signal_name} now={}", disposition.as_str())
         }
         EventKind::Reparented { old_ppid, ppid } => {
             write!(out, " parent {old_ppid} gone, now ppid={ppid}")
@@ -116,7 +116,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             out,
             " ppid={ppid} session={sid} tty={} sighup={} rss={}",
             tty.as_deref().unwrap_or("none"),
-            json_word(hangup),
+            hangup.as_str(),
             mib(*rss_bytes)
         ),
         EventKind::Rss {
@@ -133,14 +133,6 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         }
     }?;
     out.write_all(b"\n")
-}
-
-/// The snake_case word serde gives a unit enum value.
-fn json_word<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// A name as is when it is plain, quoted and escaped when it holds spaces, quotes or

@@ -54,9 +54,10 @@ fn clap_error(err: clap::Error) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
-            replay_is_alone(args.replay.is_some(), &args.matching)?;
+            let matcher = matcher(&args.matching)?;
+            replay_is_alone(args.replay.is_some(), &matcher)?;
             let options = crate::daemon::RunOptions {
-                live: live(matcher(&args.matching)?, &args.live),
+                live: live(matcher, &args.live),
                 max_session_series: args.max_session_series as usize,
                 listen: args.listen,
                 alerts_file: args.alerts_file,
@@ -71,10 +72,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(crate::daemon::run(options))
         }
         Command::Trace(args) => {
-            replay_is_alone(args.replay.is_some(), &args.matching)?;
+            let matcher = matcher(&args.matching)?;
+            replay_is_alone(args.replay.is_some(), &matcher)?;
             let options = crate::trace::TraceOptions {
                 json: args.json,
-                live: live(matcher(&args.matching)?, &args.live),
+                live: live(matcher, &args.live),
                 replay: args.replay,
             };
             runtime()?.block_on(crate::trace::run(options))
@@ -100,10 +102,8 @@ fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
 }
 
 /// A recording holds what was matched when it was made; matching again is not supported.
-fn replay_is_alone(replay: bool, matching: &MatchArgs) -> Result<(), UserError> {
-    let matches =
-        !matching.names.is_empty() || matching.cmdline.is_some() || !matching.pids.is_empty();
-    if replay && matches {
+fn replay_is_alone(replay: bool, matcher: &Matcher) -> Result<(), UserError> {
+    if replay && !matcher.traces_everything() {
         return Err(UserError::new(
             "--replay takes the processes the recording holds; drop --match, --match-cmdline and --pid (record with them instead)",
         ));
