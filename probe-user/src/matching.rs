@@ -1,12 +1,12 @@
 //! Which processes hupwatch reports on: `--match NAME` (comm), `--match-cmdline REGEX` and
 //! `--pid PID`, each with the descendants of what it matches. With none of them, every
 //! process is traced.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use probe_common::{COMM_LEN, reason};
 use regex::Regex;
 
-use crate::procfs::ProcInfo;
+use crate::procfs::{ProcInfo, ProcessTree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
@@ -85,18 +85,10 @@ impl Matcher {
                 return Err(MatchError::NoSuchPid(pid));
             }
         }
-        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-        for p in procs {
-            children.entry(p.ppid).or_default().push(p.pid);
-        }
+        let tree = ProcessTree::new(procs);
         // hupwatch and anything it started are never tracked: mark them seen up front.
-        let mut seen: HashSet<u32> = HashSet::new();
-        let mut stack = vec![self_pid];
-        while let Some(pid) = stack.pop() {
-            if seen.insert(pid) {
-                stack.extend(children.get(&pid).into_iter().flatten());
-            }
-        }
+        let mut seen: HashSet<u32> = tree.subtree(self_pid);
+        let mut stack = Vec::new();
         let mut chosen: Vec<(u32, u32)> = Vec::new();
         for p in procs {
             if seen.contains(&p.pid) {
@@ -121,7 +113,7 @@ impl Matcher {
             }
         }
         while let Some(parent) = stack.pop() {
-            for &child in children.get(&parent).into_iter().flatten() {
+            for &child in tree.children(parent) {
                 if seen.insert(child) {
                     chosen.push((child, reason::INHERITED));
                     stack.push(child);

@@ -1,7 +1,12 @@
 //! One-shot reads of /proc: the processes that exist before the probes attach, and
 //! command lines for matching. Processes vanish between listing and reading; such reads
 //! give `None` and are not errors.
-use std::{fs, path::Path, sync::OnceLock};
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    path::Path,
+    sync::OnceLock,
+};
 
 use crate::event::Disposition;
 
@@ -287,6 +292,37 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
 
 pub fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Who is whose parent among a list of processes, to walk subtrees.
+pub struct ProcessTree {
+    children: HashMap<u32, Vec<u32>>,
+}
+
+impl ProcessTree {
+    pub fn new<'a>(procs: impl IntoIterator<Item = &'a ProcInfo>) -> Self {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for p in procs {
+            children.entry(p.ppid).or_default().push(p.pid);
+        }
+        Self { children }
+    }
+
+    pub fn children(&self, pid: u32) -> &[u32] {
+        self.children.get(&pid).map_or(&[], Vec::as_slice)
+    }
+
+    /// `root` and every process below it.
+    pub fn subtree(&self, root: u32) -> HashSet<u32> {
+        let mut found = HashSet::new();
+        let mut stack = vec![root];
+        while let Some(pid) = stack.pop() {
+            if found.insert(pid) {
+                stack.extend_from_slice(self.children(pid));
+            }
+        }
+        found
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     decode::Clock,
     event::{Event, EventKind},
-    procfs::{self, ProcSnapshot},
+    procfs::{self, ProcSnapshot, ProcessTree},
 };
 
 /// One `existing` event per process in `procs`, in their order. Kernel threads are left
@@ -18,7 +18,10 @@ pub fn existing_events(
     exclude_pid: u32,
 ) -> Vec<Event> {
     let by_pid: HashMap<u32, &ProcSnapshot> = procs.iter().map(|p| (p.info.pid, p)).collect();
-    let excluded = self_and_descendants(procs, exclude_pid);
+    let excluded = match exclude_pid {
+        0 => HashSet::new(),
+        root => ProcessTree::new(procs.iter().map(|p| &p.info)).subtree(root),
+    };
     procs
         .iter()
         .filter(|p| !is_kernel_thread(p) && !excluded.contains(&p.info.pid))
@@ -87,24 +90,6 @@ fn is_reparented(p: &ProcSnapshot, by_pid: &HashMap<u32, &ProcSnapshot>) -> bool
         || by_pid
             .get(&p.info.ppid)
             .is_some_and(|parent| parent.info.comm == "systemd")
-}
-
-fn self_and_descendants(procs: &[ProcSnapshot], root: u32) -> HashSet<u32> {
-    let mut found = HashSet::new();
-    if root == 0 {
-        return found;
-    }
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for p in procs {
-        children.entry(p.info.ppid).or_default().push(p.info.pid);
-    }
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        if found.insert(pid) {
-            stack.extend(children.get(&pid).into_iter().flatten());
-        }
-    }
-    found
 }
 
 #[cfg(test)]
