@@ -53,7 +53,7 @@ impl Tracker {
         p.rss_bytes = *rss_bytes;
         p.peak_rss_bytes = *rss_bytes;
         p.cpu_ns = *cpu_ns;
-        p.rss.push(
+        p.sample_rss(
             event.time_ns,
             *rss_bytes,
             *cpu_ns,
@@ -414,11 +414,11 @@ impl Tracker {
         if cpu_ns.is_some() {
             p.cpu_ns = *cpu_ns;
         }
-        p.rss.push(event.time_ns, *rss_bytes, *cpu_ns, window);
+        p.sample_rss(event.time_ns, *rss_bytes, *cpu_ns, window);
         if p.verdicts.contains_key(&VerdictKind::RssGrowth) {
             return;
         }
-        let Some(growth) = p.rss.growth().filter(|g| g.exceeds(threshold)) else {
+        let Some(growth) = p.growth().filter(|g| g.exceeds(threshold)) else {
             return;
         };
         let idle = if growth.idle == Some(true) {

@@ -280,7 +280,7 @@ impl Tracker {
             return;
         };
         let growth = match kind {
-            VerdictKind::RssGrowth => process.rss.growth(),
+            VerdictKind::RssGrowth => process.growth().cloned(),
             _ => None,
         };
         let verdict = Verdict {

@@ -3,7 +3,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::{
     event::{Disposition, Event},
-    verdict::{Verdict, VerdictKind, growth::RssSeries},
+    verdict::{
+        Verdict, VerdictKind,
+        growth::{Growth, RssSeries},
+    },
 };
 
 /// Events kept per process for its timeline; older ones are dropped.
@@ -48,7 +51,11 @@ pub struct Process {
     pub hangup_evidence: Option<Event>,
     /// The first SIGHUP sent to it, for the hangup-to-exit latency.
     pub first_hangup: Option<Event>,
-    pub rss: RssSeries,
+    /// RSS samples within the window; changed only through [`Process::sample_rss`].
+    rss: RssSeries,
+    /// The fit over `rss`, refreshed with each sample: the API, metrics and rules read it
+    /// far more often than samples arrive, and the fit is quadratic in the samples.
+    growth: Option<Growth>,
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
     pub cpu_ns: Option<u64>,
@@ -75,6 +82,7 @@ impl Process {
             hangup_evidence: None,
             first_hangup: None,
             rss: RssSeries::default(),
+            growth: None,
             rss_bytes: 0,
             peak_rss_bytes: 0,
             cpu_ns: None,
@@ -124,6 +132,16 @@ impl Process {
         self.lineage = Some(from);
         self.tty = None;
         self.detach = Some(evidence.clone());
+    }
+
+    pub fn sample_rss(&mut self, t_ns: u64, rss_bytes: u64, cpu_ns: Option<u64>, window_ns: u64) {
+        self.rss.push(t_ns, rss_bytes, cpu_ns, window_ns);
+        self.growth = self.rss.growth();
+    }
+
+    /// The RSS fit as of the last sample; None with fewer than three samples.
+    pub fn growth(&self) -> Option<&Growth> {
+        self.growth.as_ref()
     }
 
     pub fn age_seconds(&self, now_ns: u64) -> f64 {

@@ -30,7 +30,6 @@ fn condition(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
         VerdictKind::HangupIgnored => p.hangup == Disposition::Ignore || saw_ignored_hangup(p),
         VerdictKind::HangupSurvived | VerdictKind::TerminalLost | VerdictKind::Orphaned => true,
         VerdictKind::RssGrowth => p
-            .rss
             .growth()
             .is_some_and(|g| g.exceeds(t.config.rss_growth_bytes)),
     }

@@ -96,7 +96,7 @@ fn process_view(p: &Process, now_ns: u64) -> ProcessView {
         rss_bytes: p.rss_bytes,
         peak_rss_bytes: p.peak_rss_bytes,
         cpu_seconds: p.cpu_ns.map(|ns| ns as f64 / 1e9),
-        growth: p.rss.growth(),
+        growth: p.growth().cloned(),
         timeline: if verdicts.is_empty() {
             Vec::new()
         } else {
