@@ -64,10 +64,8 @@ impl Tracker {
             return;
         }
         let inferred = |reason: String| Finding {
-            due_ns: event.time_ns,
-            reason,
-            evidence: vec![event.clone()],
             inferred: true,
+            ..Finding::after(event, 0, reason)
         };
         if *hangup == Disposition::Ignore {
             let reason = "SIGHUP is ignored (SigIgn in /proc/PID/status)".to_string();
@@ -230,12 +228,11 @@ impl Tracker {
             self.hang_up_session(pid, event, &why);
         }
         for child in self.children_of(pid) {
-            let finding = Finding {
-                due_ns: event.time_ns + SETTLE_NS,
-                reason: format!("its parent {comm} ({pid}) exited and it was reparented"),
-                evidence: vec![event.clone()],
-                inferred: false,
-            };
+            let finding = Finding::after(
+                event,
+                SETTLE_NS,
+                format!("its parent {comm} ({pid}) exited and it was reparented"),
+            );
             self.find(child, VerdictKind::Orphaned, finding);
             self.recheck_soon(child);
         }
@@ -248,12 +245,11 @@ impl Tracker {
         };
         p.record(event);
         let old = std::mem::replace(&mut p.ppid, ppid);
-        let finding = Finding {
-            due_ns: event.time_ns,
-            reason: format!("its parent ({old}) exited and it was reparented to pid {ppid}"),
-            evidence: vec![event.clone()],
-            inferred: false,
-        };
+        let finding = Finding::after(
+            event,
+            0,
+            format!("its parent ({old}) exited and it was reparented to pid {ppid}"),
+        );
         self.find(event.pid, VerdictKind::Orphaned, finding);
     }
 
@@ -319,12 +315,11 @@ impl Tracker {
         p.first_hangup.get_or_insert_with(|| event.clone());
         let sid = p.sid;
         if *result == SignalResult::Ignored {
-            let finding = Finding {
-                due_ns: event.time_ns + SETTLE_NS,
-                reason: format!("a SIGHUP from {sender_comm} ({sender_pid}) was ignored"),
-                evidence: vec![event.clone()],
-                inferred: false,
-            };
+            let finding = Finding::after(
+                event,
+                SETTLE_NS,
+                format!("a SIGHUP from {sender_comm} ({sender_pid}) was ignored"),
+            );
             self.find(event.pid, VerdictKind::HangupIgnored, finding);
         }
         // The kernel sends SIGHUP when a terminal hangs up; a shell that gets it passes it
@@ -360,15 +355,14 @@ impl Tracker {
             return;
         }
         let grace = self.config.hup_grace_ns;
-        let finding = Finding {
-            due_ns: event.time_ns + grace,
-            reason: format!(
+        let finding = Finding::after(
+            event,
+            grace,
+            format!(
                 "a SIGHUP reached its handler and it was still alive {} later",
                 format_duration(grace)
             ),
-            evidence: vec![event.clone()],
-            inferred: false,
-        };
+        );
         self.find(event.pid, VerdictKind::HangupSurvived, finding);
     }
 
@@ -426,18 +420,17 @@ impl Tracker {
         } else {
             ""
         };
-        let finding = Finding {
-            due_ns: event.time_ns,
-            reason: format!(
+        let finding = Finding::after(
+            event,
+            0,
+            format!(
                 "RSS rose steadily from {} to {} in {}{idle}, {}/s",
                 crate::units::format_size(growth.from_bytes),
                 crate::units::format_size(growth.to_bytes),
                 format_duration((growth.span_seconds * 1e9) as u64),
                 crate::units::format_size(growth.slope_bytes_per_second.max(0.0) as u64),
             ),
-            evidence: vec![event.clone()],
-            inferred: false,
-        };
+        );
         self.find(event.pid, VerdictKind::RssGrowth, finding);
     }
 
@@ -463,12 +456,7 @@ impl Tracker {
             ),
             _ => "it left its terminal".to_string(),
         };
-        let finding = Finding {
-            due_ns: detach.time_ns + SETTLE_NS,
-            reason,
-            evidence: vec![detach.clone()],
-            inferred: false,
-        };
+        let finding = Finding::after(detach, SETTLE_NS, reason);
         self.find(pid, VerdictKind::Detached, finding);
     }
 
@@ -516,15 +504,14 @@ impl Tracker {
             })
             .collect();
         for pid in affected {
-            let finding = Finding {
-                due_ns: now + grace,
-                reason: format!(
+            let finding = Finding::after(
+                evidence,
+                grace,
+                format!(
                     "{why} (session {sid}); it was still alive {} later",
                     format_duration(grace)
                 ),
-                evidence: vec![evidence.clone()],
-                inferred: false,
-            };
+            );
             self.find(pid, VerdictKind::TerminalLost, finding);
         }
     }

@@ -31,6 +31,18 @@ pub struct Finding {
     pub inferred: bool,
 }
 
+impl Finding {
+    /// A condition `event` showed, due `delay_ns` after it.
+    pub fn after(event: &Event, delay_ns: u64, reason: String) -> Self {
+        Self {
+            due_ns: event.time_ns + delay_ns,
+            reason,
+            evidence: vec![event.clone()],
+            inferred: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Process {
     pub pid: u32,
