@@ -15,6 +15,7 @@ use crate::{
     decode::Clock,
     error::UserError,
     event::Event,
+    output,
     sink::{
         alerts::write_alert,
         http::{self, Page, Pages},
@@ -131,10 +132,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         }
     };
     source.report_losses();
-    match outcome {
-        Err(e) if is_broken_pipe(&e) => Ok(()),
-        other => other,
-    }
+    outcome.or_else(|e| match e.downcast::<io::Error>() {
+        Ok(io) => output::unless_reader_gone(io),
+        Err(other) => Err(other),
+    })
 }
 
 /// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).
@@ -178,11 +179,6 @@ fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
     shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
 const INDEX: &[u8] = b"hupwatch\n\

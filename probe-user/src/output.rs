@@ -135,6 +135,16 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// An error writing to stdout, unless the reader went away (`hupwatch trace | head`),
+/// which is a normal end for a command that prints.
+pub fn unless_reader_gone(e: io::Error) -> anyhow::Result<()> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e.into())
+    }
+}
+
 /// A name as is when it is plain, quoted and escaped when it holds spaces, quotes or
 /// control characters, so a hostile name cannot forge a line.
 pub fn shown(name: &str) -> String {

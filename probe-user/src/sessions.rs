@@ -9,7 +9,7 @@ use crate::{
     decode::Clock,
     error::UserError,
     matching::Matcher,
-    procfs,
+    output, procfs,
     sink::{http, table::write_table},
     source::snapshot::scan_existing,
     tracker::{SessionsView, Tracker, TrackerConfig},
@@ -34,10 +34,9 @@ pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
     } else {
         write_table(&mut out, &view)
     };
-    match written.and_then(|()| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+    written
+        .and_then(|()| out.flush())
+        .or_else(output::unless_reader_gone)
 }
 
 async fn fetch(url: &str) -> anyhow::Result<SessionsView> {

@@ -35,10 +35,10 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
     if let Some(path) = &options.replay {
         for event in Replay::open(path)? {
             if let Err(e) = print(&mut out, &event?) {
-                return ignore_broken_pipe(e);
+                return output::unless_reader_gone(e);
             }
         }
-        return out.flush().or_else(ignore_broken_pipe);
+        return out.flush().or_else(output::unless_reader_gone);
     }
 
     // Before anything else, so a stop request during start-up is still a clean exit.
@@ -71,14 +71,5 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
         }
     };
     source.report_losses();
-    outcome.or_else(ignore_broken_pipe)
-}
-
-/// The reader went away (`hupwatch trace | head`): that is a normal end.
-fn ignore_broken_pipe(e: io::Error) -> anyhow::Result<()> {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Ok(())
-    } else {
-        Err(e.into())
-    }
+    outcome.or_else(output::unless_reader_gone)
 }
