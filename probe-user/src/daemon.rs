@@ -96,27 +96,30 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         let wait = lock(&tracker)
             .next_deadline()
             .map(|due| Duration::from_nanos(due.saturating_sub(clock.epoch_now_ns())));
-        tokio::select! {
-            read = source.next(&mut batch) => {
-                if let Err(e) = read { break Err(e.into()) }
+        // Every arm's failure ends the loop below, so it goes through the same exit: the
+        // loss report, and a vanished alert reader counted as a normal end.
+        let step: anyhow::Result<()> = tokio::select! {
+            read = source.next(&mut batch) => read.map_err(Into::into).and_then(|()| {
                 let (mut t, m) = (lock(&tracker), lock(&metrics));
                 for event in batch.drain(..) {
                     take(&mut t, &m, &mut alerts, &event)?;
                 }
-                alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
-            }
+                Ok(alerts.write(&m, t.advance(clock.epoch_now_ns()))?)
+            }),
             _ = look_at_parents.tick() => {
                 let (mut t, mut m) = (lock(&tracker), lock(&metrics));
                 let now = clock.epoch_now_ns();
-                for event in crate::source::reparented(&t.unwatched_parents(), now) {
-                    take(&mut t, &m, &mut alerts, &event)?;
-                }
-                alerts.write(&m, t.advance(now))?;
                 m.set_lost(&source.losses().by_kind);
                 m.set_program_stats(bpf_stats_enabled(), &source.program_stats());
+                crate::source::reparented(&t.unwatched_parents(), now)
+                    .iter()
+                    .try_for_each(|event| take(&mut t, &m, &mut alerts, event))
+                    .and_then(|()| alerts.write(&m, t.advance(now)))
+                    .map_err(Into::into)
             }
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
-                alerts.write(&lock(&metrics), lock(&tracker).advance(clock.epoch_now_ns()))?;
+                let now = clock.epoch_now_ns();
+                Ok(alerts.write(&lock(&metrics), lock(&tracker).advance(now))?)
             }
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -124,11 +127,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 // With a terminal, a hangup means the user is gone: leave with it. As a
                 // service, it is the usual request to reopen the log (after rotation).
                 if has_terminal { break Ok(()) }
-                alerts.reopen()?;
+                alerts.reopen()
             }
-        }
-        if let Err(e) = alerts.flush() {
-            break Err(e.into());
+        };
+        if let Err(e) = step.and_then(|()| Ok(alerts.flush()?)) {
+            break Err(e);
         }
     };
     source.report_losses();
