@@ -9,9 +9,10 @@ use crate::{
     decode::Clock,
     error::UserError,
     matching::Matcher,
-    output, procfs,
+    output,
+    procfs::{self, ProcInfo},
     sink::{http, table::write_table},
-    source::snapshot::scan_existing,
+    source::snapshot::existing_events,
     tracker::{SessionsView, Tracker, TrackerConfig},
 };
 
@@ -51,10 +52,15 @@ async fn fetch(url: &str) -> anyhow::Result<SessionsView> {
 
 fn look_at_proc(matcher: &Matcher) -> anyhow::Result<SessionsView> {
     let me = std::process::id();
-    let mut events = scan_existing(me);
+    let clock = Clock::now();
+    let now = clock.epoch_now_ns();
+    // One look at /proc serves both the matching and the events.
+    let procs = procfs::scan_snapshots();
+    let mut events = existing_events(&procs, now, clock.to_epoch_ns(0), me);
     if !matcher.traces_everything() {
+        let infos: Vec<ProcInfo> = procs.into_iter().map(|p| p.info).collect();
         let keep: HashSet<u32> = matcher
-            .seed(&procfs::scan(), me)?
+            .seed(&infos, me)?
             .into_iter()
             .map(|(pid, _)| pid)
             .collect();
@@ -67,7 +73,6 @@ fn look_at_proc(matcher: &Matcher) -> anyhow::Result<SessionsView> {
     for event in &events {
         tracker.apply(event);
     }
-    let now = Clock::now().epoch_now_ns();
     tracker.advance(now);
     Ok(tracker.view(now))
 }
