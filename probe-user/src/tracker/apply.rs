@@ -79,7 +79,10 @@ impl Tracker {
             let reason = "it leads a session without a terminal, yet came from one (TERM is set)";
             self.find(pid, VerdictKind::Detached, inferred(reason.into()));
         }
-        if tty.is_none() && *from_terminal && *sid != pid && !session_leader_alive {
+        // Session 0 is the kernel's: init and what it starts without setsid live in it. It
+        // never had a leader, so it has none to lose.
+        let leader_lost = *sid != 0 && *sid != pid && !session_leader_alive;
+        if tty.is_none() && *from_terminal && leader_lost {
             let reason = format!(
                 "the leader of its session {sid} is gone and it has no terminal: it outlived its terminal session"
             );

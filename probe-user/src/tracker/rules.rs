@@ -42,11 +42,19 @@ fn is_top(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
     match kind {
         VerdictKind::Detached => parent.detach.is_none() || parent.detach != p.detach,
         VerdictKind::HangupIgnored => parent.hangup != Disposition::Ignore,
+        // The parent carries it only when both lost the same terminal: a child that set up
+        // a session on a terminal of its own has its own to lose.
         VerdictKind::TerminalLost => {
-            !parent.findings.contains_key(&kind) && !parent.verdicts.contains_key(&kind)
+            let parent_lost =
+                parent.findings.contains_key(&kind) || parent.verdicts.contains_key(&kind);
+            !parent_lost || lineage_sid(parent) != lineage_sid(p)
         }
         VerdictKind::HangupSurvived | VerdictKind::Orphaned | VerdictKind::RssGrowth => true,
     }
+}
+
+fn lineage_sid(p: &Process) -> Option<u32> {
+    p.lineage.as_ref().map(|l| l.sid)
 }
 
 fn saw_ignored_hangup(p: &Process) -> bool {

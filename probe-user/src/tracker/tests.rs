@@ -595,6 +595,61 @@ fn a_snapshot_of_a_process_whose_session_leader_is_gone_is_terminal_lost() {
 }
 
 #[test]
+fn session_0_has_no_leader_to_lose() {
+    // What init starts without setsid (a CI runner, say) lives in the kernel's session 0.
+    let mut runner = existing(400, "runner", 0, None);
+    if let EventKind::Existing {
+        from_terminal,
+        session_leader_alive,
+        ..
+    } = &mut runner.kind
+    {
+        *from_terminal = true;
+        *session_leader_alive = false;
+    }
+    let (_, alerts) = run(&[runner], 10.0);
+    assert_eq!(raised(&alerts), []);
+}
+
+#[test]
+fn a_child_on_a_terminal_of_its_own_loses_it_even_when_its_parent_lost_another() {
+    let mut runner = existing(400, "runner", 350, None);
+    if let EventKind::Existing {
+        from_terminal,
+        session_leader_alive,
+        ..
+    } = &mut runner.kind
+    {
+        *from_terminal = true;
+        *session_leader_alive = false;
+    }
+    let script = [
+        runner,
+        fork(1.0, 500, 400, "runner"),
+        setsid(1.0001, 500, "runner", 350, None),
+        event(
+            1.0002,
+            500,
+            "runner",
+            EventKind::AttachTty { sid: 500, fd: 0 },
+        ),
+        exec(1.0003, 500, 400, "sleep", 500, Some("pts/7")),
+        sighup(5.0, 500, "sleep", Origin::Kernel, SignalResult::Ignored, 0),
+    ];
+    let (_, alerts) = run(&script, 30.0);
+    let mut got = raised(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (400, VerdictKind::TerminalLost),
+            (500, VerdictKind::HangupIgnored),
+            (500, VerdictKind::TerminalLost),
+        ]
+    );
+}
+
+#[test]
 fn services_without_a_terminal_are_not_sessions_when_everything_is_watched() {
     let mut service = existing(500, "daemon", 500, None);
     if let EventKind::Existing {
