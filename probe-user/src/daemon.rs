@@ -59,14 +59,19 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         );
     }
     let address = listener.local_addr();
+    let groups = options.live.matcher.group_names();
     let tracker_config = TrackerConfig {
         require_terminal: options.live.matcher.traces_everything(),
+        groups: options.live.matcher.clone(),
         ..options.tracker
     };
     let mut source = LiveSource::start(options.live)?;
     let clock = source.clock();
     let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
-    let metrics = Arc::new(Mutex::new(Metrics::new(options.max_session_series)));
+    let metrics = Arc::new(Mutex::new(Metrics::new(
+        options.max_session_series,
+        &groups,
+    )));
     for (program, attached) in source.programs() {
         lock(&metrics).set_attached(program, attached);
     }
@@ -159,7 +164,7 @@ fn replay(path: &Path, config: TrackerConfig, alerts: &mut AlertSink) -> anyhow:
         ..config
     });
     let (mut events, mut last) = (0u64, 0u64);
-    let metrics = Metrics::new(0);
+    let metrics = Metrics::new(0, &[]);
     for event in Replay::open(path)? {
         let event = event?;
         alerts.write(&metrics, tracker.advance(event.time_ns))?;

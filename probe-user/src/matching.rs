@@ -8,6 +8,11 @@ use regex::Regex;
 
 use crate::procfs::{ProcInfo, ProcessTree};
 
+/// The group of every process when no matching flag was given.
+pub const GROUP_ALL: &str = "all";
+/// The group of `--match-cmdline` matches: the regex itself would make a poor label.
+pub const GROUP_CMDLINE: &str = "cmdline";
+
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
     #[error("--match needs a process name, got an empty one")]
@@ -75,6 +80,39 @@ impl Matcher {
     pub fn matches(&self, comm: &str, cmdline: &str) -> bool {
         self.names.iter().any(|n| n == truncate_comm(comm))
             || self.cmdline.as_ref().is_some_and(|re| re.is_match(cmdline))
+    }
+
+    /// The `group` label values of the metrics, fixed for the run and so bounded by the
+    /// command line: `all` when every process is watched; otherwise `pid:N` for each
+    /// `--pid`, each `--match` name, and `cmdline` for `--match-cmdline`.
+    pub fn group_names(&self) -> Vec<String> {
+        if self.traces_everything() {
+            return vec![GROUP_ALL.to_string()];
+        }
+        let pids = self.pids.iter().map(|pid| format!("pid:{pid}"));
+        let names = self.names.iter().cloned();
+        let cmdline = self.cmdline.iter().map(|_| GROUP_CMDLINE.to_string());
+        pids.chain(names).chain(cmdline).collect()
+    }
+
+    /// The index in [`Matcher::group_names`] of the group a process is in by itself, not
+    /// through an ancestor. A pid named on the command line is the most specific match.
+    pub fn own_group(&self, pid: u32, comm: &str, cmdline: &str) -> Option<u16> {
+        if self.traces_everything() {
+            return Some(0);
+        }
+        let comm = truncate_comm(comm);
+        let pids = self.pids.iter().position(|&p| p == pid);
+        let names = || {
+            let name = self.names.iter().position(|n| n == comm)?;
+            Some(self.pids.len() + name)
+        };
+        let by_cmdline = || {
+            let re = self.cmdline.as_ref()?;
+            re.is_match(cmdline)
+                .then_some(self.pids.len() + self.names.len())
+        };
+        pids.or_else(names).or_else(by_cmdline).map(|i| i as u16)
     }
 
     /// The processes of `procs` to track at start, with why: those that match, those named
@@ -221,6 +259,21 @@ mod tests {
             Matcher::new(&[], None, &[999]).unwrap().seed(&table(), 20),
             Err(MatchError::NoSuchPid(999))
         ));
+    }
+
+    #[test]
+    fn each_matching_flag_is_a_group_and_a_named_pid_is_the_most_specific() {
+        let m = Matcher::new(&["node".into(), "sleep".into()], Some("cli\\.js"), &[30]).unwrap();
+        assert_eq!(m.group_names(), ["pid:30", "node", "sleep", "cmdline"]);
+        assert_eq!(m.own_group(30, "sleep", "sleep 100"), Some(0));
+        assert_eq!(m.own_group(11, "node", "node cli.js"), Some(1));
+        assert_eq!(m.own_group(31, "sleep", "sleep 1"), Some(2));
+        assert_eq!(m.own_group(40, "deno", "deno cli.js"), Some(3));
+        assert_eq!(m.own_group(12, "rg", "rg foo"), None);
+
+        let everything = Matcher::default();
+        assert_eq!(everything.group_names(), ["all"]);
+        assert_eq!(everything.own_group(12, "rg", "rg foo"), Some(0));
     }
 
     #[test]

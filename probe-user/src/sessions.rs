@@ -68,6 +68,7 @@ fn look_at_proc(matcher: &Matcher) -> anyhow::Result<SessionsView> {
     }
     let mut tracker = Tracker::new(TrackerConfig {
         require_terminal: matcher.traces_everything(),
+        groups: matcher.clone(),
         ..TrackerConfig::default()
     });
     for event in &events {

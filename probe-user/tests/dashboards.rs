@@ -27,7 +27,7 @@ fn exported() -> BTreeSet<String> {
         }]
     }))
     .unwrap();
-    let mut metrics = Metrics::new(50);
+    let mut metrics = Metrics::new(50, &["all".to_string()]);
     // Signal series exist once a signal has been seen, as on any live machine.
     for line in [
         r#"{"event":"signal","signal":1,"signal_name":"SIGHUP","origin":"kernel","code":128,"result":"delivered","group":true,"sender_pid":0,"sender_comm":"x","time_ns":0,"pid":7,"comm":"node"}"#,

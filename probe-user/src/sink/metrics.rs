@@ -32,8 +32,10 @@ pub struct Metrics {
     hangup_exit_latency: Histogram,
     verdicts_raised: IntCounterVec,
     with_verdict: IntGaugeVec,
-    tracked: IntGauge,
-    tracked_rss: IntGauge,
+    tracked: IntGaugeVec,
+    tracked_rss: IntGaugeVec,
+    /// The `group` label values, one per matching flag (`Matcher::group_names`).
+    groups: Vec<String>,
     dropped_processes: IntGauge,
     session_rss: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
@@ -61,7 +63,7 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 }
 
 impl Metrics {
-    pub fn new(max_session_series: usize) -> Self {
+    pub fn new(max_session_series: usize, groups: &[String]) -> Self {
         let metrics = Self {
             registry: Registry::new(),
             events: counter_vec(
@@ -112,14 +114,17 @@ impl Metrics {
                 "Live processes carrying a verdict, by verdict.",
                 &["verdict"],
             ),
-            tracked: gauge(
+            tracked: gauge_vec(
                 "hupwatch_tracked_processes",
-                "Live sessions the tracker holds.",
+                "Live sessions the tracker holds, by the matching flag that brought them in.",
+                &["group"],
             ),
-            tracked_rss: gauge(
+            tracked_rss: gauge_vec(
                 "hupwatch_tracked_rss_bytes",
-                "Summed RSS of the live sessions the tracker holds.",
+                "Summed RSS of the live sessions the tracker holds, by the matching flag that brought them in.",
+                &["group"],
             ),
+            groups: groups.to_vec(),
             dropped_processes: gauge(
                 "hupwatch_tracker_dropped_processes",
                 "Processes not tracked because the tracker was full.",
@@ -344,9 +349,20 @@ impl Metrics {
     }
 
     fn set_session_gauges(&self, view: &SessionsView) {
-        self.tracked.set(view.processes.len() as i64);
-        self.tracked_rss
-            .set(view.processes.iter().map(|p| p.rss_bytes as i64).sum());
+        // Every group has a series, at zero when it has no process; `other` only while
+        // something is in it.
+        self.tracked.reset();
+        self.tracked_rss.reset();
+        for group in &self.groups {
+            self.tracked.with_label_values(&[group]).set(0);
+            self.tracked_rss.with_label_values(&[group]).set(0);
+        }
+        for p in &view.processes {
+            self.tracked.with_label_values(&[&p.group]).inc();
+            self.tracked_rss
+                .with_label_values(&[&p.group])
+                .add(p.rss_bytes as i64);
+        }
         self.dropped_processes.set(view.dropped_processes as i64);
         for kind in VerdictKind::ALL {
             let n = view
@@ -414,8 +430,13 @@ mod tests {
                 growth: None,
             }],
             inferred: false,
+            group: "agent".into(),
             timeline: Vec::new(),
         }
+    }
+
+    fn groups() -> Vec<String> {
+        vec!["agent".into(), "cmdline".into()]
     }
 
     fn view(processes: Vec<ProcessView>, exits: Vec<f64>, total: u64) -> SessionsView {
@@ -450,8 +471,32 @@ mod tests {
     }
 
     #[test]
+    fn tracked_processes_and_their_rss_are_counted_per_group() {
+        let mut metrics = Metrics::new(50, &groups());
+        let mut stray = flagged(3, 5);
+        stray.group = "other".into();
+        let text_now = text(
+            &mut metrics,
+            &view(vec![flagged(1, 100), flagged(2, 20), stray], vec![], 0),
+        );
+        for line in [
+            "hupwatch_tracked_processes{group=\"agent\"} 2",
+            "hupwatch_tracked_processes{group=\"cmdline\"} 0",
+            "hupwatch_tracked_processes{group=\"other\"} 1",
+            "hupwatch_tracked_rss_bytes{group=\"agent\"} 120",
+            "hupwatch_tracked_rss_bytes{group=\"other\"} 5",
+        ] {
+            assert!(text_now.contains(line), "{line} missing in\n{text_now}");
+        }
+        // Groups from the command line stay at zero; `other` goes when it empties.
+        let text_later = text(&mut metrics, &view(vec![], vec![], 0));
+        assert!(text_later.contains("hupwatch_tracked_processes{group=\"agent\"} 0"));
+        assert_eq!(series(&text_later, "hupwatch_tracked_processes"), 2);
+    }
+
+    #[test]
     fn per_process_series_are_capped_largest_first_and_vanish_with_their_process() {
-        let mut metrics = Metrics::new(3);
+        let mut metrics = Metrics::new(3, &groups());
         let many: Vec<ProcessView> = (0..10)
             .map(|i| flagged(100 + i, (10 - i as u64) << 20))
             .collect();
@@ -467,7 +512,7 @@ mod tests {
 
     #[test]
     fn events_are_counted_by_bounded_labels() {
-        let mut metrics = Metrics::new(50);
+        let mut metrics = Metrics::new(50, &groups());
         let signal = Event {
             kind: EventKind::Signal {
                 signal: 1,
@@ -502,7 +547,7 @@ mod tests {
 
     #[test]
     fn each_hangup_exit_is_observed_once() {
-        let mut metrics = Metrics::new(50);
+        let mut metrics = Metrics::new(50, &groups());
         text(&mut metrics, &view(vec![], vec![0.2], 1));
         let out = text(&mut metrics, &view(vec![], vec![0.2, 3.0], 2));
         assert!(
@@ -514,7 +559,7 @@ mod tests {
 
     #[test]
     fn losses_follow_the_kernel_totals() {
-        let mut metrics = Metrics::new(50);
+        let mut metrics = Metrics::new(50, &groups());
         metrics.set_lost(&[("exec", 0), ("signal", 5)]);
         metrics.set_lost(&[("exec", 0), ("signal", 12)]);
         let out = text(&mut metrics, &view(vec![], vec![], 0));
@@ -527,7 +572,7 @@ mod tests {
 
     #[test]
     fn program_statistics_only_go_up() {
-        let mut metrics = Metrics::new(50);
+        let mut metrics = Metrics::new(50, &groups());
         let ms = std::time::Duration::from_millis;
         metrics.set_program_stats(true, &[("rss_stat", ms(5), 100)]);
         metrics.set_program_stats(true, &[("rss_stat", ms(8), 160)]);
@@ -542,7 +587,7 @@ mod tests {
 
     #[test]
     fn every_family_has_help() {
-        let mut metrics = Metrics::new(50);
+        let mut metrics = Metrics::new(50, &groups());
         let out = text(&mut metrics, &view(vec![flagged(1, 1)], vec![0.1], 1));
         let families: Vec<&str> = out
             .lines()

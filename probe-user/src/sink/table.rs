@@ -155,6 +155,7 @@ mod tests {
                 growth: None,
             }],
             inferred: true,
+            group: "all".into(),
             timeline: Vec::new(),
         }
     }

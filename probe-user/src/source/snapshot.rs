@@ -7,7 +7,8 @@ use crate::{
     procfs::{self, ProcSnapshot, ProcessTree},
 };
 
-/// One `existing` event per process in `procs`, in their order. Kernel threads are left
+/// One `existing` event per process in `procs`, oldest first, so that a parent comes
+/// before its children (an adoptive parent is an ancestor, so older too). Kernel threads are left
 /// out, and so are `exclude_pid` (hupwatch itself) and its descendants; 0 excludes
 /// nothing, since every process descends from pid 0. `now_ns` stamps each event;
 /// `boot_epoch_ns` (CLOCK_REALTIME − CLOCK_BOOTTIME) turns start times into epoch ns.
@@ -22,9 +23,12 @@ pub fn existing_events(
         0 => HashSet::new(),
         root => ProcessTree::new(procs.iter().map(|p| &p.info)).subtree(root),
     };
-    procs
+    let mut kept: Vec<&ProcSnapshot> = procs
         .iter()
         .filter(|p| !is_kernel_thread(p) && !excluded.contains(&p.info.pid))
+        .collect();
+    kept.sort_by_key(|p| (p.started_boot_ns, p.info.pid));
+    kept.into_iter()
         .map(|p| existing_event(p, &by_pid, now_ns, boot_epoch_ns))
         .collect()
 }
@@ -198,6 +202,17 @@ mod tests {
                 ..
             }
         )
+    }
+
+    #[test]
+    fn parents_come_before_their_children_even_when_pids_wrapped() {
+        let mut parent = proc(900, 1, "bash", "-bash");
+        parent.started_boot_ns = 1_000_000_000;
+        let mut child = proc(50, 900, "agent", "agent");
+        child.started_boot_ns = 2_000_000_000;
+        let events = existing_events(&[child, parent], NOW, BOOT, 0);
+        let pids: Vec<u32> = events.iter().map(|e| e.pid).collect();
+        assert_eq!(pids, [900, 50]);
     }
 
     #[test]

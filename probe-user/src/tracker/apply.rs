@@ -50,6 +50,12 @@ impl Tracker {
         if detached {
             p.detach = Some(event.clone());
         }
+        // Snapshots list parents before their children, so the parent's group is known.
+        p.group = self
+            .config
+            .groups
+            .own_group(pid, &event.comm, cmdline)
+            .or_else(|| self.processes.get(ppid).and_then(|q| q.group));
         p.rss_bytes = *rss_bytes;
         p.peak_rss_bytes = *rss_bytes;
         p.cpu_ns = *cpu_ns;
@@ -157,6 +163,11 @@ impl Tracker {
         p.ppid = *ppid;
         p.comm = event.comm.clone();
         p.cmdline = cmdline.clone().or_else(|| Some(filename.clone()));
+        let own_group =
+            self.config
+                .groups
+                .own_group(pid, &p.comm, p.cmdline.as_deref().unwrap_or_default());
+        p.group = own_group.or(p.group);
         // exec resets handlers to the default; SIG_IGN survives it.
         if p.hangup == Disposition::Handler {
             p.hangup = Disposition::Default;

@@ -18,6 +18,7 @@ pub use view::{HangupExit, ProcessView, SessionsView};
 
 use crate::{
     event::{Event, EventKind},
+    matching::Matcher,
     verdict::{Verdict, VerdictKind},
 };
 
@@ -39,6 +40,8 @@ pub struct TrackerConfig {
     pub require_terminal: bool,
     /// Processes kept at most; more are counted in `dropped_processes`.
     pub max_processes: usize,
+    /// What was asked for, to count each process under the flag that brought it in.
+    pub groups: Matcher,
 }
 
 impl Default for TrackerConfig {
@@ -49,6 +52,7 @@ impl Default for TrackerConfig {
             rss_window_ns: 30 * 60 * 1_000_000_000,
             require_terminal: false,
             max_processes: 65_536,
+            groups: Matcher::default(),
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct Alert {
 
 pub struct Tracker {
     config: TrackerConfig,
+    /// `config.groups.group_names()`, indexed by [`Process::group`].
+    group_names: Vec<String>,
     processes: HashMap<u32, Process>,
     /// (due, pid, started) of findings to check; stale entries are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
@@ -91,6 +97,7 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self {
+            group_names: config.groups.group_names(),
             config,
             processes: HashMap::new(),
             deadlines: BinaryHeap::new(),

@@ -76,6 +76,8 @@ pub struct Process {
     pub verdicts: BTreeMap<VerdictKind, Verdict>,
     /// Known only from a /proc snapshot taken when hupwatch started.
     pub inferred: bool,
+    /// The match group it counts under: its own match, else its parent's.
+    pub group: Option<u16>,
 }
 
 impl Process {
@@ -102,6 +104,7 @@ impl Process {
             findings: BTreeMap::new(),
             verdicts: BTreeMap::new(),
             inferred: false,
+            group: None,
         }
     }
 
@@ -116,6 +119,7 @@ impl Process {
         child.detach = parent.detach.clone();
         child.hangup = parent.hangup;
         child.hangup_evidence = parent.hangup_evidence.clone();
+        child.group = parent.group;
         child
     }
 

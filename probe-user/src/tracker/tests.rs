@@ -157,6 +157,7 @@ fn config() -> TrackerConfig {
         rss_window_ns: 600 * S,
         require_terminal: true,
         max_processes: 1000,
+        ..TrackerConfig::default()
     }
 }
 
@@ -812,4 +813,52 @@ fn the_first_evidence_of_an_orphaning_stands() {
             .iter()
             .any(|(pid, _)| *pid == 300)
     );
+}
+
+#[test]
+fn each_process_counts_under_the_flag_that_brought_it_in() {
+    let groups = crate::matching::Matcher::new(&["agent".into()], Some("serve"), &[]).unwrap();
+    let grouped = TrackerConfig {
+        groups,
+        require_terminal: false,
+        ..config()
+    };
+    let script = [
+        existing(100, "agent", 100, Some("pts/3")),
+        existing(150, "python3", 150, Some("pts/4")),
+        fork(1.0, 200, 100, "agent"),
+        exec(1.001, 200, 100, "rg", 100, Some("pts/3")),
+        fork(2.0, 300, 200, "rg"),
+        exec(2.001, 300, 200, "agent", 100, Some("pts/3")),
+        exec(3.0, 400, 999, "stray", 400, None),
+    ];
+    let (tracker, _) = run_with(grouped, &script, 5.0);
+    let view = tracker.view(at(5.0));
+    let group = |pid: u32| {
+        let p = view.processes.iter().find(|p| p.pid == pid).unwrap();
+        p.group.clone()
+    };
+    assert_eq!(group(100), "agent");
+    assert_eq!(
+        group(200),
+        "agent",
+        "a child counts under its parent's flag"
+    );
+    assert_eq!(group(300), "agent");
+    assert_eq!(group(150), "other");
+    assert_eq!(group(400), "other");
+    let mut serving = existing(160, "python3", 160, None);
+    if let EventKind::Existing { cmdline, .. } = &mut serving.kind {
+        *cmdline = "python3 -m http.server".into();
+    }
+    let (tracker, _) = run_with(
+        TrackerConfig {
+            groups: crate::matching::Matcher::new(&[], Some("server"), &[]).unwrap(),
+            require_terminal: false,
+            ..config()
+        },
+        &[serving],
+        1.0,
+    );
+    assert_eq!(tracker.view(at(1.0)).processes[0].group, "cmdline");
 }

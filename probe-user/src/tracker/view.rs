@@ -42,6 +42,10 @@ pub struct ProcessView {
     pub growth: Option<Growth>,
     pub verdicts: Vec<Verdict>,
     pub inferred: bool,
+    /// The match group it counts under in metrics (see `Matcher::group_names`), or
+    /// `other` when it came in through a parent hupwatch never saw.
+    #[serde(default)]
+    pub group: String,
     /// What happened to it, oldest first; given only for processes with a verdict.
     pub timeline: Vec<Event>,
 }
@@ -63,7 +67,7 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
         .processes
         .values()
         .filter(|p| is_session(t, p))
-        .map(|p| process_view(p, now_ns))
+        .map(|p| process_view(p, now_ns, &t.group_names))
         .collect();
     processes.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
     SessionsView {
@@ -75,7 +79,10 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
     }
 }
 
-fn process_view(p: &Process, now_ns: u64) -> ProcessView {
+/// The group of a process that came in through a parent hupwatch never saw.
+pub const GROUP_OTHER: &str = "other";
+
+fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView {
     let verdicts: Vec<Verdict> = p.verdicts.values().cloned().collect();
     ProcessView {
         pid: p.pid,
@@ -104,6 +111,11 @@ fn process_view(p: &Process, now_ns: u64) -> ProcessView {
         },
         verdicts,
         inferred: p.inferred,
+        group: p
+            .group
+            .and_then(|g| group_names.get(usize::from(g)))
+            .map_or(GROUP_OTHER, String::as_str)
+            .to_string(),
     }
 }
 
