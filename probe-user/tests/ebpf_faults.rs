@@ -3,45 +3,11 @@
 mod support;
 
 use std::{
-    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
 
-use support::{HUPWATCH, Hupwatch, pty::Pty, require_root, scratch_dir};
-
-/// Copies the real tracepoint formats hupwatch reads, except `skip`.
-fn tracefs_without(dir: &Path, skip: &str) {
-    let real = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.join("events").is_dir())
-        .expect("tracefs is mounted (hupwatch mounts it when it starts)");
-    for tracepoint in [
-        "task/task_newtask",
-        "sched/sched_process_exec",
-        "sched/sched_process_exit",
-        "syscalls/sys_enter_setsid",
-        "syscalls/sys_exit_setsid",
-        "syscalls/sys_enter_ioctl",
-        "syscalls/sys_enter_prctl",
-        "signal/signal_generate",
-        "signal/signal_deliver",
-        "syscalls/sys_enter_rt_sigaction",
-        "kmem/rss_stat",
-    ] {
-        if tracepoint == skip {
-            continue;
-        }
-        let to = dir.join("events").join(tracepoint);
-        std::fs::create_dir_all(&to).unwrap();
-        std::fs::copy(
-            real.join("events").join(tracepoint).join("format"),
-            to.join("format"),
-        )
-        .unwrap();
-    }
-}
+use support::{HUPWATCH, Hupwatch, pty::Pty, require_root, scratch_dir, tracefs_without};
 
 #[test]
 fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {

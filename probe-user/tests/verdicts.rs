@@ -10,7 +10,9 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{Hupwatch, alive, kill, named_program, pty::Pty, scratch_dir, unique};
+use support::{
+    Hupwatch, alive, kill, named_program, pty::Pty, scratch_dir, unique, wait_for_sighup_handler,
+};
 
 const GRACE: Duration = Duration::from_secs(2);
 /// The bound for a verdict: the grace period plus 2 s after what caused it.
@@ -35,24 +37,6 @@ fn alerts_for(hupwatch: &Hupwatch, pid: u32) -> Vec<String> {
         .filter(|a| a["status"] == "raised")
         .map(|a| a["alert"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-/// Waits until /proc says `pid` has a handler for SIGHUP (bit 0 of SigCgt).
-fn wait_for_sighup_handler(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .is_some_and(|mask| mask & 1 == 1);
-        if caught {
-            return;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} never caught SIGHUP");
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `promtool check metrics` (installed by `cargo xtask setup`) finds nothing to say.

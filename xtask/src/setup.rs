@@ -21,8 +21,12 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("nohup", "coreutils"),
     ("setpriv", "util-linux"),
     ("tmux", "tmux"),
-    // promtool checks and unit-tests the alert rules in dashboards/.
+    // promtool checks and unit-tests the alert rules in dashboards/; the server scrapes a
+    // running hupwatch in tests/prometheus.rs.
     ("promtool", "prometheus"),
+    ("prometheus", "prometheus"),
+    // tests/deploy.rs checks the systemd unit with systemd's own analyzer.
+    ("systemd-analyze", "systemd"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

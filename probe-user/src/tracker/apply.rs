@@ -202,6 +202,20 @@ impl Tracker {
         if newly_ignoring {
             self.open_hangup_ignored(pid, event.time_ns, "was started with SIGHUP set to SIG_IGN");
         }
+        // First seen at its exec, already adopted by init, yet in a session init did not
+        // start: its parent died before the exec (`sh -c 'agent &'` when only agent is
+        // watched). Init's own children stay in its session (0 or 1) or lead their own.
+        let session = sid.filter(|&s| s > 1 && s != pid);
+        if let Some(session) = session.filter(|_| !known && *ppid == 1) {
+            let reason = format!(
+                "its parent was gone before it started: init adopted it, yet it belongs to session {session}"
+            );
+            self.find(
+                pid,
+                VerdictKind::Orphaned,
+                Finding::after(event, SETTLE_NS, reason),
+            );
+        }
         if learned_start {
             // Its deadlines were filed under the unknown start.
             self.recheck_soon(pid);

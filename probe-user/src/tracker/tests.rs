@@ -862,3 +862,25 @@ fn each_process_counts_under_the_flag_that_brought_it_in() {
     );
     assert_eq!(tracker.view(at(1.0)).processes[0].group, "cmdline");
 }
+
+#[test]
+fn adopted_by_init_before_its_exec_is_orphaned_when_its_session_says_so() {
+    // `sh -c 'agent &'` on a terminal, only agent watched: sh is gone when agent execs.
+    let script = [shell(), exec(1.0, 300, 1, "agent", 100, Some("pts/3"))];
+    let (_, alerts) = run(&script, 2.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
+    assert!(alerts[0].verdict.reason.contains("session 100"));
+
+    // Init's own children: in init's session, or leading their own.
+    let named = TrackerConfig {
+        require_terminal: false,
+        ..config()
+    };
+    let script = [
+        exec(1.0, 400, 1, "getty", 0, None),
+        exec(1.0, 401, 1, "daemon", 401, None),
+        exec(1.0, 402, 1, "service", 1, None),
+    ];
+    let (_, alerts) = run_with(named, &script, 2.0);
+    assert_eq!(raised(&alerts), []);
+}

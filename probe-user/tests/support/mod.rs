@@ -15,6 +15,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod prometheus;
 pub mod pty;
 
 pub const HUPWATCH: &str = env!("CARGO_BIN_EXE_hupwatch");
@@ -60,6 +61,15 @@ impl Hupwatch {
     /// are its alerts.
     pub fn run(args: &[&str]) -> Self {
         Self::spawn(&["run", "--listen", "127.0.0.1:0"], args, &[])
+    }
+
+    pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(&["run", "--listen", "127.0.0.1:0"], args, env)
+    }
+
+    /// host:port of `hupwatch run`'s HTTP server, as a scrape target.
+    pub fn address(&self) -> String {
+        self.api_url().trim_start_matches("http://").to_string()
     }
 
     fn spawn(command_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
@@ -312,4 +322,55 @@ pub fn kill(pid: u32, signal: i32) {
 
 pub fn alive(child: &mut Child) -> bool {
     matches!(child.try_wait(), Ok(None))
+}
+
+/// Copies the real tracepoint formats hupwatch reads, except `skip`.
+pub fn tracefs_without(dir: &Path, skip: &str) {
+    let real = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir())
+        .expect("tracefs is mounted (hupwatch mounts it when it starts)");
+    for tracepoint in [
+        "task/task_newtask",
+        "sched/sched_process_exec",
+        "sched/sched_process_exit",
+        "syscalls/sys_enter_setsid",
+        "syscalls/sys_exit_setsid",
+        "syscalls/sys_enter_ioctl",
+        "syscalls/sys_enter_prctl",
+        "signal/signal_generate",
+        "signal/signal_deliver",
+        "syscalls/sys_enter_rt_sigaction",
+        "kmem/rss_stat",
+    ] {
+        if tracepoint == skip {
+            continue;
+        }
+        let to = dir.join("events").join(tracepoint);
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(
+            real.join("events").join(tracepoint).join("format"),
+            to.join("format"),
+        )
+        .unwrap();
+    }
+}
+
+/// Waits until /proc says `pid` has a handler for SIGHUP (bit 0 of SigCgt).
+pub fn wait_for_sighup_handler(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .is_some_and(|mask| mask & 1 == 1);
+        if caught {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} never caught SIGHUP");
+        thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,136 @@
+//! The files in deploy/: the systemd unit is valid to systemd's own checker, stays as
+//! hardened as it is now by systemd's exposure score, and its capability set is enough
+//! for hupwatch to attach every program (as root, with exactly that bounding set); the
+//! launchd plist is a well-formed property list that runs `hupwatch run`.
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use support::{HUPWATCH, Hupwatch, kill, require_root, scratch_dir, which};
+
+const UNIT: &str = include_str!("../../deploy/hupwatch.service");
+const PLIST: &str = "../deploy/com.hupwatch.plist";
+/// `systemd-analyze security` rates the unit 4.3 ("OK") out of 10; this is that score on
+/// its 0–100 scale, so loosening the unit fails here.
+const MAX_EXPOSURE: &str = "43";
+
+/// The unit with its ExecStart pointing at the binary under test, as systemd-analyze
+/// checks that the command exists and is executable.
+fn unit_for_this_build(dir: &Path) -> std::path::PathBuf {
+    let unit = UNIT.replace("/usr/local/bin/hupwatch", HUPWATCH);
+    let path = dir.join("hupwatch.service");
+    std::fs::write(&path, unit).unwrap();
+    path
+}
+
+fn analyze(args: &[&str], unit: &Path) -> (bool, String) {
+    let out = Command::new(which("systemd-analyze"))
+        .args(args)
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze runs");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+#[test]
+fn the_unit_passes_systemds_own_verification() {
+    let dir = scratch_dir("unit-verify");
+    let (ok, said) = analyze(&["verify", "--man=no"], &unit_for_this_build(&dir));
+    assert!(
+        ok && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+}
+
+#[test]
+fn the_unit_stays_as_hardened_as_it_is() {
+    let dir = scratch_dir("unit-security");
+    let threshold = format!("--threshold={MAX_EXPOSURE}");
+    let (ok, said) = analyze(
+        &["security", "--offline=yes", &threshold, "--no-pager"],
+        &unit_for_this_build(&dir),
+    );
+    assert!(ok, "exposure above {MAX_EXPOSURE}/100:\n{said}");
+}
+
+/// The capability names in the unit's CapabilityBoundingSet, as setpriv spells them.
+fn unit_capabilities() -> Vec<String> {
+    let line = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit sets a bounding set");
+    line.split_whitespace()
+        .map(|cap| cap.trim_start_matches("CAP_").to_lowercase())
+        .collect()
+}
+
+#[test]
+fn the_units_capabilities_are_enough_to_attach_every_program() {
+    require_root();
+    // Under systemd tracefs is mounted before hupwatch starts (the unit wants
+    // sys-kernel-tracing.mount); here a first run mounts it.
+    Hupwatch::start(&["--pid", "1"]).stop();
+    let caps: Vec<String> = unit_capabilities();
+    assert!(caps.contains(&"bpf".to_string()), "{caps:?}");
+    let bounding = std::iter::once("-all".to_string())
+        .chain(caps.iter().map(|c| format!("+{c}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    // As systemd starts it: root, only those capabilities, no new privileges.
+    let mut hupwatch = Command::new(which("setpriv"))
+        .args([
+            "--bounding-set",
+            &bounding,
+            "--inh-caps=-all",
+            "--no-new-privs",
+        ])
+        .args([HUPWATCH, "run", "--listen", "127.0.0.1:0", "--pid", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    for line in BufReader::new(hupwatch.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.starts_with("hupwatch: ready:");
+        said.push(line);
+        if ready {
+            break;
+        }
+    }
+    // setpriv execs hupwatch, so the child is hupwatch itself.
+    kill(hupwatch.id(), libc::SIGTERM);
+    let status = hupwatch.wait().unwrap();
+    let said = said.join("\n");
+    assert!(
+        said.contains("hupwatch: ready: 11 programs attached") && !said.contains("warning"),
+        "with only {caps:?}:\n{said}"
+    );
+    assert!(status.success(), "exit {status} on SIGTERM:\n{said}");
+}
+
+#[test]
+fn the_launchd_plist_is_well_formed_and_runs_hupwatch_run() {
+    let check = "import plistlib, sys\n\
+                 p = plistlib.load(open(sys.argv[1], 'rb'))\n\
+                 args = p['ProgramArguments']\n\
+                 assert p['Label'] == 'com.hupwatch', p['Label']\n\
+                 assert args[:2] == ['/usr/local/bin/hupwatch', 'run'], args\n\
+                 assert '127.0.0.1:9464' in args, args\n";
+    let out = Command::new("python3")
+        .args(["-c", check, PLIST])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
