@@ -23,7 +23,7 @@ use crate::{
     },
     source::{
         live::{LiveOptions, LiveSource},
-        replay::Replay,
+        recording::{RecordedEvents, Recording},
     },
     tracker::{Alert, SETTLE_NS, Tracker, TrackerConfig},
 };
@@ -37,13 +37,13 @@ pub struct RunOptions {
     pub listen: String,
     pub alerts_file: Option<PathBuf>,
     pub tracker: TrackerConfig,
-    pub replay: Option<PathBuf>,
+    pub recording: Option<Recording>,
 }
 
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut alerts = AlertSink::open(options.alerts_file.as_deref())?;
-    if let Some(path) = &options.replay {
-        return replay(path, options.tracker, &mut alerts);
+    if let Some(recording) = &options.recording {
+        return replay(recording, options.tracker, &mut alerts);
     }
     // Before anything else, so a stop request during start-up is still a clean exit.
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -158,22 +158,30 @@ fn take(t: &mut Tracker, m: &Metrics, alerts: &mut AlertSink, event: &Event) -> 
 }
 
 /// Feeds a recording through the tracker; at its end, what has settled is raised.
-fn replay(path: &Path, config: TrackerConfig, alerts: &mut AlertSink) -> anyhow::Result<()> {
+fn replay(
+    recording: &Recording,
+    config: TrackerConfig,
+    alerts: &mut AlertSink,
+) -> anyhow::Result<()> {
     let mut tracker = Tracker::new(TrackerConfig {
         require_terminal: true,
         ..config
     });
     let (mut events, mut last) = (0u64, 0u64);
     let metrics = Metrics::new(0, &[]);
-    for event in Replay::open(path)? {
+    let mut recorded = RecordedEvents::open(recording)?;
+    for event in recorded.by_ref() {
         let event = event?;
         alerts.write(&metrics, tracker.advance(event.time_ns))?;
         take(&mut tracker, &metrics, alerts, &event)?;
         last = last.max(event.time_ns);
         events += 1;
     }
-    alerts.write(&metrics, tracker.advance(last + SETTLE_NS))?;
+    alerts.write(&metrics, tracker.advance(last.saturating_add(SETTLE_NS)))?;
     alerts.flush()?;
+    if let Some(warning) = recorded.skipped_report(recording) {
+        eprintln!("{warning}");
+    }
     eprintln!(
         "hupwatch: replayed {events} events; {} sessions still alive at the end of the recording",
         tracker.view(last).processes.len()

@@ -25,6 +25,7 @@ pub fn report(err: &anyhow::Error) -> (u8, String) {
         cause.is::<UserError>()
             || cause.is::<crate::matching::MatchError>()
             || cause.is::<crate::source::replay::ReplayError>()
+            || cause.is::<crate::source::dtrace::DtraceError>()
             || cause.is::<crate::sink::http::HttpError>()
             || is_linux_user_error(cause)
     });

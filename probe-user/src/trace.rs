@@ -1,9 +1,6 @@
 //! `hupwatch trace`: live events of the matched processes, straight from the kernel, or the
 //! events of a recording.
-use std::{
-    io::{self, BufWriter, Write},
-    path::PathBuf,
-};
+use std::io::{self, BufWriter, Write};
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -12,14 +9,14 @@ use crate::{
     output,
     source::{
         live::{LiveOptions, LiveSource},
-        replay::Replay,
+        recording::{RecordedEvents, Recording},
     },
 };
 
 pub struct TraceOptions {
     pub json: bool,
     pub live: LiveOptions,
-    pub replay: Option<PathBuf>,
+    pub recording: Option<Recording>,
 }
 
 pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
@@ -32,11 +29,15 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
             output::write_human(out, event)
         }
     };
-    if let Some(path) = &options.replay {
-        for event in Replay::open(path)? {
+    if let Some(recording) = &options.recording {
+        let mut recorded = RecordedEvents::open(recording)?;
+        for event in recorded.by_ref() {
             if let Err(e) = print(&mut out, &event?) {
                 return output::unless_reader_gone(e);
             }
+        }
+        if let Some(warning) = recorded.skipped_report(recording) {
+            eprintln!("{warning}");
         }
         return out.flush().or_else(output::unless_reader_gone);
     }

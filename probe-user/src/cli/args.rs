@@ -62,8 +62,13 @@ pub struct RunArgs {
 
     /// Judge a recording made with `hupwatch trace --json` instead of the live kernel; only
     /// processes that came from a terminal are judged; no HTTP server is started
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "dtrace_input")]
     pub replay: Option<PathBuf>,
+
+    /// Judge DTrace output captured on a Mac with dtrace/hupwatch.d (dtrace/FORMAT.md);
+    /// works on any OS; no HTTP server is started
+    #[arg(long, value_name = "FILE")]
+    pub dtrace_input: Option<PathBuf>,
 
     #[command(flatten)]
     pub live: LiveArgs,
@@ -80,8 +85,13 @@ pub struct TraceArgs {
     pub matching: MatchArgs,
 
     /// Print the events of a recording made with `hupwatch trace --json` instead
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "dtrace_input")]
     pub replay: Option<PathBuf>,
+
+    /// Print the events of DTrace output captured on a Mac with dtrace/hupwatch.d
+    /// (dtrace/FORMAT.md); works on any OS
+    #[arg(long, value_name = "FILE")]
+    pub dtrace_input: Option<PathBuf>,
 
     #[command(flatten)]
     pub live: LiveArgs,

@@ -11,7 +11,7 @@ pub use args::{Cli, Command, LiveArgs, MatchArgs, RunArgs, SessionsArgs, TraceAr
 use crate::{
     error::{self, UserError},
     matching::Matcher,
-    source::live::LiveOptions,
+    source::{live::LiveOptions, recording::Recording},
     tracker::TrackerConfig,
 };
 
@@ -55,7 +55,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             let matcher = matcher(&args.matching)?;
-            replay_is_alone(args.replay.is_some(), &matcher)?;
+            let recording = Recording::from_flags(args.replay, args.dtrace_input);
+            recording_is_alone(recording.as_ref(), &matcher)?;
             let options = crate::daemon::RunOptions {
                 live: live(matcher, &args.live),
                 max_session_series: args.max_session_series as usize,
@@ -67,17 +68,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     rss_window_ns: nanos(args.rss_window),
                     ..TrackerConfig::default()
                 },
-                replay: args.replay,
+                recording,
             };
             runtime()?.block_on(crate::daemon::run(options))
         }
         Command::Trace(args) => {
             let matcher = matcher(&args.matching)?;
-            replay_is_alone(args.replay.is_some(), &matcher)?;
+            let recording = Recording::from_flags(args.replay, args.dtrace_input);
+            recording_is_alone(recording.as_ref(), &matcher)?;
             let options = crate::trace::TraceOptions {
                 json: args.json,
                 live: live(matcher, &args.live),
-                replay: args.replay,
+                recording,
             };
             runtime()?.block_on(crate::trace::run(options))
         }
@@ -102,11 +104,16 @@ fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
 }
 
 /// A recording holds what was matched when it was made; matching again is not supported.
-fn replay_is_alone(replay: bool, matcher: &Matcher) -> Result<(), UserError> {
-    if replay && !matcher.traces_everything() {
-        return Err(UserError::new(
-            "--replay takes the processes the recording holds; drop --match, --match-cmdline and --pid (record with them instead)",
-        ));
+fn recording_is_alone(recording: Option<&Recording>, matcher: &Matcher) -> Result<(), UserError> {
+    let flag = match recording {
+        Some(Recording::Trace(_)) => "--replay",
+        Some(Recording::Dtrace(_)) => "--dtrace-input",
+        None => return Ok(()),
+    };
+    if !matcher.traces_everything() {
+        return Err(UserError::new(format!(
+            "{flag} takes the processes the recording holds; drop --match, --match-cmdline and --pid (record with them instead)"
+        )));
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Where events come from: the kernel (eBPF), /proc (processes that already exist) and
 //! recorded files (replay). Each produces the same [`crate::event::Event`] stream.
+pub mod dtrace;
 #[cfg(target_os = "linux")]
 pub mod live;
+pub mod recording;
 pub mod replay;
 pub mod snapshot;
 

@@ -493,7 +493,7 @@ impl Tracker {
             return;
         };
         let finding = Finding {
-            due_ns: time_ns + SETTLE_NS,
+            due_ns: time_ns.saturating_add(SETTLE_NS),
             reason: format!("it {why}: a closing terminal will not end it"),
             evidence: p.hangup_evidence.iter().cloned().collect(),
             inferred: false,

@@ -35,7 +35,7 @@ impl Finding {
     /// A condition `event` showed, due `delay_ns` after it.
     pub fn after(event: &Event, delay_ns: u64, reason: String) -> Self {
         Self {
-            due_ns: event.time_ns + delay_ns,
+            due_ns: event.time_ns.saturating_add(delay_ns),
             reason,
             evidence: vec![event.clone()],
             inferred: false,

@@ -1,0 +1,216 @@
+//! A captured DTrace session (`--dtrace-input FILE`) read as events. Bad records are
+//! counted and skipped, never fatal: the first one is remembered for the report.
+use std::{
+    fs::File,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    convert::Converter,
+    format::{HEADER, Parsed, parse},
+};
+use crate::event::Event;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DtraceError {
+    #[error(
+        "--dtrace-input {path}: cannot read it ({source}); give a file of hupwatch's DTrace output (dtrace/FORMAT.md)"
+    )]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "--dtrace-input {path}: it does not start with `hupwatch-dtrace 1` but {found:?}; capture it with dtrace/hupwatch.d (see dtrace/FORMAT.md)"
+    )]
+    NotACapture { path: PathBuf, found: String },
+}
+
+/// What was skipped: how many bad records, and the first one's line and reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub malformed: u64,
+    pub first: Option<(usize, String)>,
+}
+
+impl Skipped {
+    /// One line for stderr, or None when nothing was skipped.
+    pub fn report(&self, path: &Path) -> Option<String> {
+        let (line, why) = self.first.as_ref()?;
+        Some(format!(
+            "hupwatch: warning: --dtrace-input {}: skipped {} malformed record(s); the first, at line {line}: {why}",
+            path.display(),
+            self.malformed
+        ))
+    }
+}
+
+/// Reads a capture in 64 KiB chunks, so a long one needs no more memory than a chunk and
+/// the events of one record.
+pub struct DtraceInput<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    start: usize,
+    eof: bool,
+    line: usize,
+    converter: Converter,
+    ready: std::collections::VecDeque<Event>,
+    pub skipped: Skipped,
+}
+
+impl DtraceInput<File> {
+    pub fn open(path: &Path) -> Result<Self, DtraceError> {
+        let open_error = |source| DtraceError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(open_error)?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(open_error(std::io::Error::other("it is a directory")));
+        }
+        let mut input = Self::new(file);
+        input.header().map_err(|found| DtraceError::NotACapture {
+            path: path.to_owned(),
+            found,
+        })?;
+        Ok(input)
+    }
+}
+
+impl<R: Read> DtraceInput<R> {
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buffer: Vec::new(),
+            start: 0,
+            eof: false,
+            line: 1,
+            converter: Converter::default(),
+            ready: Default::default(),
+            skipped: Skipped::default(),
+        }
+    }
+
+    /// Checks and consumes the version line; the error is what was there instead.
+    pub fn header(&mut self) -> Result<(), String> {
+        loop {
+            let rest = &self.buffer[self.start..];
+            if let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+                let first = &rest[..newline];
+                if first != HEADER {
+                    return Err(String::from_utf8_lossy(&first[..first.len().min(60)]).into());
+                }
+                self.start += newline + 1;
+                self.line += 1;
+                return Ok(());
+            }
+            if self.eof || rest.len() > 4096 {
+                return Err(String::from_utf8_lossy(&rest[..rest.len().min(60)]).into());
+            }
+            self.fill();
+        }
+    }
+
+    fn fill(&mut self) {
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        let mut chunk = [0u8; 64 * 1024];
+        match self.reader.read(&mut chunk) {
+            Ok(0) | Err(_) => self.eof = true,
+            Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+
+    fn skip(&mut self, why: String, used: usize) {
+        self.skipped.malformed += 1;
+        self.skipped.first.get_or_insert((self.line, why));
+        self.advance(used);
+    }
+
+    fn advance(&mut self, used: usize) {
+        let taken = &self.buffer[self.start..self.start + used];
+        self.line += taken.iter().filter(|&&b| b == b'\n').count();
+        self.start += used;
+    }
+}
+
+impl<R: Read> Iterator for DtraceInput<R> {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            let mut out = Vec::new();
+            match parse(&self.buffer[self.start..]) {
+                Parsed::Record(record, used) => {
+                    self.advance(used);
+                    self.converter.push(record, &mut out);
+                }
+                Parsed::Malformed(why, used) => self.skip(why, used),
+                Parsed::Incomplete if !self.eof => self.fill(),
+                Parsed::Incomplete => {
+                    if self.start < self.buffer.len() {
+                        let rest = self.buffer.len() - self.start;
+                        self.skip("the input ends inside a record".into(), rest);
+                    }
+                    self.converter.flush(&mut out);
+                    if out.is_empty() {
+                        return None;
+                    }
+                }
+            }
+            self.ready.extend(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8]) -> (Vec<Event>, Skipped) {
+        let mut input = DtraceInput::new(text);
+        input.header().expect("a header");
+        let events: Vec<Event> = input.by_ref().collect();
+        (events, input.skipped)
+    }
+
+    #[test]
+    fn bad_records_are_counted_and_skipped_and_the_rest_is_read() {
+        let text = b"hupwatch-dtrace 1\n\
+            fork 1 43 42 4:bash\n\
+            garbage here\n\
+            exit 2 43 42 0 4:bash\n\
+            exit 3 44 42 0 9:cut";
+        let (events, skipped) = read(text);
+        assert_eq!(events.len(), 2);
+        assert_eq!(skipped.malformed, 2);
+        assert_eq!(skipped.first.as_ref().unwrap().0, 3);
+        let report = skipped.report(Path::new("x.txt")).unwrap();
+        assert!(
+            report.contains("skipped 2 malformed record(s); the first, at line 3"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn line_numbers_count_newlines_inside_names() {
+        let text = b"hupwatch-dtrace 1\nfork 1 43 42 3:a\nb\nnonsense\n";
+        let (events, skipped) = read(text);
+        assert_eq!(events.len(), 1);
+        assert_eq!(skipped.first.unwrap().0, 4);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_capture_is_refused_with_what_it_holds() {
+        let mut input = DtraceInput::new(&b"{\"event\":\"exec\"}\n"[..]);
+        assert_eq!(input.header().unwrap_err(), "{\"event\":\"exec\"}");
+        let mut input = DtraceInput::new(&b"hupwatch-dtrace 2\n"[..]);
+        assert!(input.header().is_err());
+        let mut input = DtraceInput::new(&b""[..]);
+        assert!(input.header().is_err());
+    }
+}
