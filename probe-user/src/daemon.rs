@@ -1,5 +1,8 @@
 //! `hupwatch run`: events from the kernel (or a recording) through the tracker into alert
 //! lines, with the live sessions served read-only over HTTP.
+// What only the live (Linux) path uses is unused elsewhere.
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports, dead_code))]
+
 use std::{
     fs::{File, OpenOptions},
     io::{self, BufWriter, Write},
@@ -22,11 +25,14 @@ use crate::{
         metrics::Metrics,
     },
     source::{
-        live::{LiveOptions, LiveSource},
+        LiveOptions,
         recording::{RecordedEvents, Recording},
     },
     tracker::{Alert, SETTLE_NS, Tracker, TrackerConfig},
 };
+
+#[cfg(target_os = "linux")]
+use crate::source::live::LiveSource;
 
 /// How often processes whose parent is not watched are looked up in /proc for orphaning.
 const PARENT_CHECK: Duration = Duration::from_secs(1);
@@ -45,6 +51,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Some(recording) = &options.recording {
         return replay(recording, options.tracker, &mut alerts);
     }
+    run_live(options, alerts).await
+}
+
+#[cfg(target_os = "linux")]
+async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<()> {
     // Before anything else, so a stop request during start-up is still a clean exit.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -144,6 +155,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         Ok(io) => output::unless_reader_gone(io),
         Err(other) => Err(other),
     })
+}
+
+/// Live tracing needs the eBPF programs, which only Linux has; the macOS DTrace source
+/// reads captures so far.
+#[cfg(not(target_os = "linux"))]
+async fn run_live(_options: RunOptions, _alerts: AlertSink) -> anyhow::Result<()> {
+    Err(crate::error::UserError::new(
+        "live tracing here needs Linux's eBPF; on macOS, capture with dtrace/hupwatch.d (see dtrace/FORMAT.md) and judge the capture with --dtrace-input FILE",
+    )
+    .into())
 }
 
 /// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).

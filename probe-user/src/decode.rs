@@ -36,7 +36,7 @@ impl Clock {
 
     /// Reads the offset between the two clocks now.
     pub fn now() -> Self {
-        Self::with_offset(clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME))
+        Self::with_offset(clock_ns(libc::CLOCK_REALTIME) - clock_ns(BOOT_CLOCK))
     }
 
     pub fn to_epoch_ns(&self, boot_ns: u64) -> u64 {
@@ -45,24 +45,24 @@ impl Clock {
 
     /// The current time in Unix-epoch nanoseconds.
     pub fn epoch_now_ns(&self) -> u64 {
-        self.to_epoch_ns(clock_ns(libc::CLOCK_BOOTTIME) as u64)
+        self.to_epoch_ns(clock_ns(BOOT_CLOCK) as u64)
     }
 }
 
+/// The clock the eBPF programs stamp with. On macOS, CLOCK_MONOTONIC also counts sleep.
 #[cfg(target_os = "linux")]
+const BOOT_CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
+#[cfg(not(target_os = "linux"))]
+const BOOT_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: ts is a valid timespec; both clocks exist on every Linux this runs on.
+    // SAFETY: ts is a valid timespec; both clocks exist on every system this runs on.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-}
-
-#[cfg(not(target_os = "linux"))]
-fn clock_ns(_clock: i32) -> i128 {
-    0
 }
 
 /// Decodes one record. `record` is the ring buffer item as the kernel wrote it.

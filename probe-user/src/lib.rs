@@ -16,9 +16,7 @@ pub mod tracker;
 pub mod units;
 pub mod verdict;
 
-#[cfg(target_os = "linux")]
 pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod ebpf;
-#[cfg(target_os = "linux")]
 pub mod trace;

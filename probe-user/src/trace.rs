@@ -1,5 +1,8 @@
 //! `hupwatch trace`: live events of the matched processes, straight from the kernel, or the
 //! events of a recording.
+// What only the live (Linux) path uses is unused elsewhere.
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports))]
+
 use std::io::{self, BufWriter, Write};
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -8,10 +11,13 @@ use crate::{
     event::Event,
     output,
     source::{
-        live::{LiveOptions, LiveSource},
+        LiveOptions,
         recording::{RecordedEvents, Recording},
     },
 };
+
+#[cfg(target_os = "linux")]
+use crate::source::live::LiveSource;
 
 pub struct TraceOptions {
     pub json: bool,
@@ -42,6 +48,22 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
         return out.flush().or_else(output::unless_reader_gone);
     }
 
+    run_live(options, out).await
+}
+
+#[cfg(target_os = "linux")]
+async fn run_live(
+    options: TraceOptions,
+    mut out: BufWriter<io::StdoutLock<'static>>,
+) -> anyhow::Result<()> {
+    let json = options.json;
+    let print = move |out: &mut BufWriter<io::StdoutLock<'_>>, event: &Event| {
+        if json {
+            output::write_json(out, event)
+        } else {
+            output::write_human(out, event)
+        }
+    };
     // Before anything else, so a stop request during start-up is still a clean exit.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -73,4 +95,17 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
     };
     source.report_losses();
     outcome.or_else(output::unless_reader_gone)
+}
+
+/// Live tracing needs the eBPF programs, which only Linux has; the macOS DTrace source
+/// reads captures so far.
+#[cfg(not(target_os = "linux"))]
+async fn run_live(
+    _options: TraceOptions,
+    _out: BufWriter<io::StdoutLock<'static>>,
+) -> anyhow::Result<()> {
+    Err(crate::error::UserError::new(
+        "live tracing here needs Linux's eBPF; on macOS, capture with dtrace/hupwatch.d (see dtrace/FORMAT.md) and judge the capture with --dtrace-input FILE",
+    )
+    .into())
 }

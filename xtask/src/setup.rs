@@ -29,12 +29,35 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("systemd-analyze", "systemd"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask test` type-checks the user-space crates for macOS with these.
+pub const MACOS_TARGETS: [&str; 2] = ["aarch64-apple-darwin", "x86_64-apple-darwin"];
 
 pub fn setup() -> Result<()> {
     llvm_packages()?;
     nightly_rust_src()?;
     bpf_linker()?;
+    macos_targets()?;
     test_tools()
+}
+
+/// The standard library for macOS, so `cargo check --target` works here (no linking).
+fn macos_targets() -> Result<()> {
+    let installed = sh::probe(Command::new("rustup").args(["target", "list", "--installed"]))
+        .unwrap_or_default();
+    let missing: Vec<&str> = MACOS_TARGETS
+        .into_iter()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        eprintln!("setup: macOS targets ok");
+        return Ok(());
+    }
+    eprintln!("setup: adding rust targets {}", missing.join(" "));
+    sh::run(
+        Command::new("rustup")
+            .args(["target", "add"])
+            .args(&missing),
+    )
 }
 
 fn llvm_packages() -> Result<()> {

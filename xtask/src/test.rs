@@ -17,6 +17,24 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
         "cargo clippy",
         cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
     )?;
+    // Everything but the eBPF side must build for macOS, where DTrace is the source.
+    for target in setup::MACOS_TARGETS {
+        step(
+            root,
+            &format!("cargo check --target {target}"),
+            cargo().args([
+                "check",
+                "-p",
+                "probe-common",
+                "-p",
+                "probe-user",
+                "-p",
+                "xtask",
+                "--target",
+                target,
+            ]),
+        )?;
+    }
     if !sh::is_root() {
         // Build as the caller so that root, below, only runs the tests and target/ keeps
         // its owner. Arguments after `--` are for the test binaries, not for the build.

@@ -11,7 +11,7 @@ pub use args::{Cli, Command, LiveArgs, MatchArgs, RunArgs, SessionsArgs, TraceAr
 use crate::{
     error::{self, UserError},
     matching::Matcher,
-    source::{live::LiveOptions, recording::Recording},
+    source::{LiveOptions, recording::Recording},
     tracker::TrackerConfig,
 };
 

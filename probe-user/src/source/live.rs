@@ -13,6 +13,7 @@ use tokio::{
     time::Interval,
 };
 
+pub use super::LiveOptions;
 use crate::{
     decode::{Clock, decode, is_tracked},
     ebpf::{Losses, Probes},
@@ -20,16 +21,6 @@ use crate::{
     matching::Matcher,
     procfs,
 };
-
-pub struct LiveOptions {
-    pub matcher: Matcher,
-    /// How often the RSS map is sampled.
-    pub rss_interval: Duration,
-    /// Smallest RSS change reported as an `rss` event.
-    pub rss_step: u64,
-    /// Size of the kernel's event ring buffer in bytes.
-    pub ring_bytes: u32,
-}
 
 pub struct LiveSource {
     probes: Probes,

@@ -7,6 +7,21 @@ pub mod recording;
 pub mod replay;
 pub mod snapshot;
 
+use std::time::Duration;
+
+use crate::matching::Matcher;
+
+/// What a live source is asked to watch and how (the eBPF source on Linux).
+pub struct LiveOptions {
+    pub matcher: Matcher,
+    /// How often the RSS map is sampled.
+    pub rss_interval: Duration,
+    /// Smallest RSS change reported as an `rss` event.
+    pub rss_step: u64,
+    /// Size of the kernel's event ring buffer in bytes.
+    pub ring_bytes: u32,
+}
+
 use crate::{event::Event, event::EventKind, procfs};
 
 /// `reparented` events for the processes in `watch` ((pid, ppid) pairs) whose parent in
