@@ -25,16 +25,20 @@ pub struct TraceOptions {
     pub recording: Option<Recording>,
 }
 
+/// One event as a JSON line or a human line.
+fn print_event(out: &mut impl Write, json: bool, event: &Event) -> io::Result<()> {
+    if json {
+        output::write_json(out, event)
+    } else {
+        output::write_human(out, event)
+    }
+}
+
 pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     let json = options.json;
-    let print = move |out: &mut BufWriter<io::StdoutLock<'_>>, event: &Event| {
-        if json {
-            output::write_json(out, event)
-        } else {
-            output::write_human(out, event)
-        }
-    };
+    let print =
+        move |out: &mut BufWriter<io::StdoutLock<'_>>, event: &Event| print_event(out, json, event);
     if let Some(recording) = &options.recording {
         let mut recorded = RecordedEvents::open(recording)?;
         for event in recorded.by_ref() {
@@ -57,13 +61,8 @@ async fn run_live(
     mut out: BufWriter<io::StdoutLock<'static>>,
 ) -> anyhow::Result<()> {
     let json = options.json;
-    let print = move |out: &mut BufWriter<io::StdoutLock<'_>>, event: &Event| {
-        if json {
-            output::write_json(out, event)
-        } else {
-            output::write_human(out, event)
-        }
-    };
+    let print =
+        move |out: &mut BufWriter<io::StdoutLock<'_>>, event: &Event| print_event(out, json, event);
     // Before anything else, so a stop request during start-up is still a clean exit.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
