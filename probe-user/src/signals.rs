@@ -1,4 +1,5 @@
-//! Signal numbers and names as Linux numbers them (x86_64 and aarch64 agree).
+//! Signal numbers and names as Linux numbers them (x86_64 and aarch64 agree), and the
+//! names of macOS's numbers, which differ above SIGTERM.
 
 const NAMES: [&str; 32] = [
     "",
@@ -51,6 +52,49 @@ pub fn name(signal: u32) -> String {
     }
 }
 
+/// macOS's signal numbers (sys/signal.h), which differ from Linux's above SIGTERM.
+const DARWIN_SIGNALS: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGEMT",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGBUS",
+    "SIGSEGV",
+    "SIGSYS",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGURG",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGCONT",
+    "SIGCHLD",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGIO",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGINFO",
+    "SIGUSR1",
+    "SIGUSR2",
+];
+
+/// The name of a macOS signal number (DTrace reports those).
+pub fn darwin_name(signal: u32) -> String {
+    signal
+        .checked_sub(1)
+        .and_then(|i| DARWIN_SIGNALS.get(i as usize))
+        .map_or_else(|| format!("SIG{signal}"), |name| (*name).to_string())
+}
+
 /// Parses `HUP`, `SIGHUP`, `hup` or `1`.
 pub fn parse(text: &str) -> Option<u32> {
     if let Ok(number) = text.parse::<u32>() {
@@ -68,6 +112,14 @@ pub fn parse(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macos_numbers_have_their_own_names() {
+        assert_eq!(darwin_name(1), "SIGHUP");
+        assert_eq!(darwin_name(30), "SIGUSR1");
+        assert_eq!(darwin_name(20), "SIGCHLD");
+        assert_eq!(darwin_name(99), "SIG99");
+    }
 
     #[test]
     fn names_standard_and_realtime_signals() {

@@ -2,12 +2,12 @@
 use super::{HangupExit, SETTLE_NS, Tracker, process};
 use crate::{
     event::{Disposition, Event, EventKind, Origin, SignalResult},
+    signals::SIGHUP,
     tracker::{Finding, Process, Terminal},
     units::format_duration,
     verdict::VerdictKind,
 };
 
-const SIGHUP: u32 = 1;
 /// A second hangup of the same session within this time is the same hangup.
 const SAME_HANGUP_NS: u64 = 60_000_000_000;
 

@@ -1,49 +1,10 @@
 //! DTrace records into the same [`Event`]s the eBPF source produces, so the tracker, the
 //! verdicts and the metrics are the same on macOS.
 use super::format::{Record, tty_name};
-use crate::event::{Disposition, Event, EventKind, Origin, SignalResult};
-
-/// macOS's signal numbers (sys/signal.h), which differ from Linux's above SIGTERM.
-const DARWIN_SIGNALS: [&str; 31] = [
-    "SIGHUP",
-    "SIGINT",
-    "SIGQUIT",
-    "SIGILL",
-    "SIGTRAP",
-    "SIGABRT",
-    "SIGEMT",
-    "SIGFPE",
-    "SIGKILL",
-    "SIGBUS",
-    "SIGSEGV",
-    "SIGSYS",
-    "SIGPIPE",
-    "SIGALRM",
-    "SIGTERM",
-    "SIGURG",
-    "SIGSTOP",
-    "SIGTSTP",
-    "SIGCONT",
-    "SIGCHLD",
-    "SIGTTIN",
-    "SIGTTOU",
-    "SIGIO",
-    "SIGXCPU",
-    "SIGXFSZ",
-    "SIGVTALRM",
-    "SIGPROF",
-    "SIGWINCH",
-    "SIGINFO",
-    "SIGUSR1",
-    "SIGUSR2",
-];
-
-pub fn signal_name(signal: u32) -> String {
-    signal
-        .checked_sub(1)
-        .and_then(|i| DARWIN_SIGNALS.get(i as usize))
-        .map_or_else(|| format!("SIG{signal}"), |name| (*name).to_string())
-}
+use crate::{
+    event::{Disposition, Event, EventKind, Origin, SignalResult},
+    signals::darwin_name,
+};
 
 /// Linux's si_code values, which the events carry: a signal from kill(2) or the kernel.
 const SI_USER: i32 = 0;
@@ -83,6 +44,29 @@ impl Converter {
     /// Releases a held-back signal: call at the end of the input or of a read.
     pub fn flush(&mut self, out: &mut Vec<Event>) {
         out.extend(self.pending.take());
+    }
+}
+
+fn signal_kind(
+    signal: u32,
+    by_kernel: bool,
+    result: SignalResult,
+    sender_pid: u32,
+    sender_comm: String,
+) -> EventKind {
+    EventKind::Signal {
+        signal,
+        signal_name: darwin_name(signal),
+        origin: if by_kernel {
+            Origin::Kernel
+        } else {
+            Origin::User
+        },
+        code: if by_kernel { SI_KERNEL } else { SI_USER },
+        result,
+        group: true,
+        sender_pid,
+        sender_comm,
     }
 }
 
@@ -147,46 +131,26 @@ fn event(record: Record) -> Event {
             by_kernel,
             target_comm,
             sender_comm,
-        } => (
-            time_ns,
-            target,
-            target_comm,
-            EventKind::Signal {
+        } => {
+            let kind = signal_kind(
                 signal,
-                signal_name: signal_name(signal),
-                origin: if by_kernel {
-                    Origin::Kernel
-                } else {
-                    Origin::User
-                },
-                code: if by_kernel { SI_KERNEL } else { SI_USER },
-                result: SignalResult::Delivered,
-                group: true,
-                sender_pid: sender,
+                by_kernel,
+                SignalResult::Delivered,
+                sender,
                 sender_comm,
-            },
-        ),
+            );
+            (time_ns, target, target_comm, kind)
+        }
         // Without its `signal` record: still an ignored signal.
         Record::Discard {
             time_ns,
             target,
             signal,
             target_comm,
-        } => (
-            time_ns,
-            target,
-            target_comm,
-            EventKind::Signal {
-                signal,
-                signal_name: signal_name(signal),
-                origin: Origin::User,
-                code: SI_USER,
-                result: SignalResult::Ignored,
-                group: true,
-                sender_pid: 0,
-                sender_comm: String::new(),
-            },
-        ),
+        } => {
+            let kind = signal_kind(signal, false, SignalResult::Ignored, 0, String::new());
+            (time_ns, target, target_comm, kind)
+        }
         Record::Handle {
             time_ns,
             pid,
@@ -198,7 +162,7 @@ fn event(record: Record) -> Event {
             comm,
             EventKind::SignalDeliver {
                 signal,
-                signal_name: signal_name(signal),
+                signal_name: darwin_name(signal),
                 disposition: Disposition::Handler,
                 code: SI_USER,
             },
@@ -255,7 +219,7 @@ fn event(record: Record) -> Event {
             comm,
             EventKind::Sigaction {
                 signal,
-                signal_name: signal_name(signal),
+                signal_name: darwin_name(signal),
                 disposition: match action {
                     0 => Disposition::Default,
                     1 => Disposition::Ignore,
@@ -359,13 +323,5 @@ mod tests {
         assert_eq!(exit(3 << 8), (Some(3), None, false));
         assert_eq!(exit(1), (None, Some(1), false));
         assert_eq!(exit(0x80 | 11), (None, Some(11), true));
-    }
-
-    #[test]
-    fn signal_names_are_macos_numbers() {
-        assert_eq!(signal_name(1), "SIGHUP");
-        assert_eq!(signal_name(30), "SIGUSR1");
-        assert_eq!(signal_name(20), "SIGCHLD");
-        assert_eq!(signal_name(99), "SIG99");
     }
 }
