@@ -14,10 +14,10 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    Hupwatch, kill, named_program,
+    Hupwatch, kill, metric, named_program,
     prometheus::{Prometheus, free_port},
     pty::Pty,
-    scratch_dir, tracefs_without, unique, wait_for_sighup_handler,
+    raised, scratch_dir, tracefs_without, unique, wait_for_sighup_handler,
 };
 
 const DASHBOARD: &str = include_str!("../../dashboards/hupwatch.json");
@@ -66,17 +66,6 @@ fn named_python(dir: &Path, name: &str) -> PathBuf {
     let link = dir.join(name);
     std::os::unix::fs::symlink(real, &link).unwrap();
     link
-}
-
-/// The value of the first series in `metrics` (text format) that starts with `series`.
-fn metric(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
-fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
-    move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
 }
 
 /// Every query of every panel, as Grafana would send it for all machines.

@@ -11,7 +11,8 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    Hupwatch, alive, kill, named_program, pty::Pty, scratch_dir, unique, wait_for_sighup_handler,
+    Hupwatch, alive, kill, metric, named_program, pty::Pty, raised, scratch_dir, unique,
+    wait_for_sighup_handler,
 };
 
 const GRACE: Duration = Duration::from_secs(2);
@@ -24,10 +25,6 @@ fn watch(extra: &[&str]) -> Hupwatch {
     let mut args = vec!["--pid", me.as_str(), "--hup-grace", "2s"];
     args.extend_from_slice(extra);
     Hupwatch::run(&args)
-}
-
-fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
-    move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
 }
 
 fn alerts_for(hupwatch: &Hupwatch, pid: u32) -> Vec<String> {
@@ -219,9 +216,7 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
     // The same story in the metrics a fleet scrapes.
     let metrics = hupwatch.http_get("/metrics");
     let value = |series: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        metric(&metrics, series)
             .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{metrics}"))
     };
     assert!(

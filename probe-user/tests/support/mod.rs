@@ -374,3 +374,15 @@ pub fn wait_for_sighup_handler(pid: u32) {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The value of the first series in `metrics` (text format) that starts with `series`.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// An alert line raising `kind` for `pid`.
+pub fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
+    move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
+}
