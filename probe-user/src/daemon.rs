@@ -1,7 +1,5 @@
 //! `hupwatch run`: events from the kernel (or a recording) through the tracker into alert
 //! lines, with the live sessions served read-only over HTTP.
-// What only the live (Linux) path uses is unused elsewhere.
-#![cfg_attr(not(target_os = "linux"), allow(unused_imports, dead_code))]
 
 use std::{
     fs::{File, OpenOptions},
@@ -26,13 +24,11 @@ use crate::{
     },
     source::{
         LiveOptions,
+        kernel::KernelSource,
         recording::{RecordedEvents, Recording},
     },
     tracker::{Alert, SETTLE_NS, Tracker, TrackerConfig},
 };
-
-#[cfg(target_os = "linux")]
-use crate::source::live::LiveSource;
 
 /// How often processes whose parent is not watched are looked up in /proc for orphaning.
 const PARENT_CHECK: Duration = Duration::from_secs(1);
@@ -54,7 +50,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     run_live(options, alerts).await
 }
 
-#[cfg(target_os = "linux")]
 async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<()> {
     // Before anything else, so a stop request during start-up is still a clean exit.
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -76,7 +71,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         groups: options.live.matcher.clone(),
         ..options.tracker
     };
-    let mut source = LiveSource::start(options.live)?;
+    let mut source = KernelSource::start(options.live).await?;
     let clock = source.clock();
     let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
     let metrics = Arc::new(Mutex::new(Metrics::new(
@@ -115,7 +110,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         // Every arm's failure ends the loop below, so it goes through the same exit: the
         // loss report, and a vanished alert reader counted as a normal end.
         let step: anyhow::Result<()> = tokio::select! {
-            read = source.next(&mut batch) => read.map_err(Into::into).and_then(|()| {
+            read = source.next(&mut batch) => read.and_then(|()| {
                 let (mut t, m) = (lock(&tracker), lock(&metrics));
                 for event in batch.drain(..) {
                     take(&mut t, &m, &mut alerts, &event)?;
@@ -125,7 +120,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
             _ = look_at_parents.tick() => {
                 let (mut t, mut m) = (lock(&tracker), lock(&metrics));
                 let now = clock.epoch_now_ns();
-                m.set_lost(&source.losses().by_kind);
+                m.set_lost(&source.losses());
                 m.set_program_stats(bpf_stats_enabled(), &source.program_stats());
                 crate::source::reparented(&t.unwatched_parents(), now)
                     .iter()
@@ -155,16 +150,6 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         Ok(io) => output::unless_reader_gone(io),
         Err(other) => Err(other),
     })
-}
-
-/// Live tracing needs the eBPF programs, which only Linux has; the macOS DTrace source
-/// reads captures so far.
-#[cfg(not(target_os = "linux"))]
-async fn run_live(_options: RunOptions, _alerts: AlertSink) -> anyhow::Result<()> {
-    Err(crate::error::UserError::new(
-        "live tracing here needs Linux's eBPF; on macOS, capture with dtrace/hupwatch.d (see dtrace/FORMAT.md) and judge the capture with --dtrace-input FILE",
-    )
-    .into())
 }
 
 /// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).

@@ -67,6 +67,11 @@ impl Matcher {
         self.cmdline.is_some()
     }
 
+    /// The `--match` names, cut to what the kernel keeps of a name.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     pub fn pids(&self) -> &[u32] {
         &self.pids
     }

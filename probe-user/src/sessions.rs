@@ -10,9 +10,9 @@ use crate::{
     error::UserError,
     matching::Matcher,
     output,
-    procfs::{self, ProcInfo},
+    procfs::ProcInfo,
     sink::{http, table::write_table},
-    source::snapshot::existing_events,
+    source::snapshot::{existing_events, scan_host},
     tracker::{SessionsView, Tracker, TrackerConfig},
 };
 
@@ -54,11 +54,11 @@ fn look_at_proc(matcher: &Matcher) -> anyhow::Result<SessionsView> {
     let me = std::process::id();
     let clock = Clock::now();
     let now = clock.epoch_now_ns();
-    // One look at /proc serves both the matching and the events.
-    let procs = procfs::scan_snapshots();
-    let mut events = existing_events(&procs, now, clock.to_epoch_ns(0), me);
+    // One look at the process table serves both the matching and the events.
+    let scan = scan_host(&clock);
+    let mut events = existing_events(&scan.procs, now, scan.boot_epoch_ns, me, scan.tty_name);
     if !matcher.traces_everything() {
-        let infos: Vec<ProcInfo> = procs.into_iter().map(|p| p.info).collect();
+        let infos: Vec<ProcInfo> = scan.procs.into_iter().map(|p| p.info).collect();
         let keep: HashSet<u32> = matcher
             .seed(&infos, me)?
             .into_iter()

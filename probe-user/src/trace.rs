@@ -1,7 +1,5 @@
 //! `hupwatch trace`: live events of the matched processes, straight from the kernel, or the
 //! events of a recording.
-// What only the live (Linux) path uses is unused elsewhere.
-#![cfg_attr(not(target_os = "linux"), allow(unused_imports))]
 
 use std::io::{self, BufWriter, Write};
 
@@ -12,12 +10,10 @@ use crate::{
     output,
     source::{
         LiveOptions,
+        kernel::KernelSource,
         recording::{RecordedEvents, Recording},
     },
 };
-
-#[cfg(target_os = "linux")]
-use crate::source::live::LiveSource;
 
 pub struct TraceOptions {
     pub json: bool,
@@ -55,7 +51,6 @@ pub async fn run(options: TraceOptions) -> anyhow::Result<()> {
     run_live(options, out).await
 }
 
-#[cfg(target_os = "linux")]
 async fn run_live(
     options: TraceOptions,
     mut out: BufWriter<io::StdoutLock<'static>>,
@@ -68,7 +63,7 @@ async fn run_live(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let has_terminal = std::fs::File::open("/dev/tty").is_ok();
-    let mut source = LiveSource::start(options.live)?;
+    let mut source = KernelSource::start(options.live).await?;
     // A recording must say what already existed, or a replay cannot judge it; people
     // watching live want the changes.
     if json {
@@ -79,12 +74,12 @@ async fn run_live(
     eprintln!("{}", source.ready_line());
 
     let mut batch = Vec::new();
-    let outcome: io::Result<()> = loop {
+    let outcome: anyhow::Result<()> = loop {
         tokio::select! {
             read = source.next(&mut batch) => {
                 if let Err(e) = read { break Err(e) }
                 let written = batch.drain(..).try_for_each(|event| print(&mut out, &event));
-                if let Err(e) = written.and_then(|()| out.flush()) { break Err(e) }
+                if let Err(e) = written.and_then(|()| out.flush()) { break Err(e.into()) }
             }
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -93,18 +88,8 @@ async fn run_live(
         }
     };
     source.report_losses();
-    outcome.or_else(output::unless_reader_gone)
-}
-
-/// Live tracing needs the eBPF programs, which only Linux has; the macOS DTrace source
-/// reads captures so far.
-#[cfg(not(target_os = "linux"))]
-async fn run_live(
-    _options: TraceOptions,
-    _out: BufWriter<io::StdoutLock<'static>>,
-) -> anyhow::Result<()> {
-    Err(crate::error::UserError::new(
-        "live tracing here needs Linux's eBPF; on macOS, capture with dtrace/hupwatch.d (see dtrace/FORMAT.md) and judge the capture with --dtrace-input FILE",
-    )
-    .into())
+    outcome.or_else(|e| match e.downcast::<io::Error>() {
+        Ok(io) => output::unless_reader_gone(io),
+        Err(other) => Err(other),
+    })
 }

@@ -95,6 +95,19 @@ fn without_root_it_says_to_use_sudo() {
 }
 
 #[test]
+fn a_tracer_this_os_does_not_have_is_refused_with_the_one_it_has() {
+    let run = hupwatch(&["run", "--source", "dtrace", "--listen", "127.0.0.1:0"]);
+    let trace = hupwatch(&["trace", "--source", "dtrace"]);
+    for output in [run, trace] {
+        assert_one_line_error(&output, "on Linux use --source ebpf (the default)");
+    }
+    assert_one_line_error(
+        &hupwatch(&["trace", "--source", "kprobes"]),
+        "invalid value 'kprobes' for '--source <SOURCE>'",
+    );
+}
+
+#[test]
 fn help_works_and_exits_zero() {
     let out = hupwatch(&["trace", "--help"]);
     assert_eq!(out.status.code(), Some(0));
@@ -105,6 +118,7 @@ fn help_works_and_exits_zero() {
         "--match-cmdline",
         "--pid",
         "--rss-interval",
+        "--source",
     ] {
         assert!(text.contains(flag), "{flag} missing from help");
     }

@@ -1,4 +1,5 @@
-//! `cargo xtask run [-- ARGS]`: build hupwatch with its eBPF programs and run it as root.
+//! `cargo xtask run [-- ARGS]`: build hupwatch (with its eBPF programs on Linux) and run it
+//! as root.
 use std::{convert::Infallible, env, os::unix::process::CommandExt, path::Path, process::Command};
 
 use anyhow::{Context, Result};
@@ -6,7 +7,11 @@ use anyhow::{Context, Result};
 use crate::{setup, sh};
 
 pub fn run(root: &Path, args: &[String]) -> Result<Infallible> {
-    setup::setup()?;
+    // On macOS hupwatch runs DTrace, which comes with the system: there is no eBPF
+    // toolchain to set up (and no apt to set it up with).
+    if cfg!(target_os = "linux") {
+        setup::setup()?;
+    }
     eprintln!("==> cargo build --release -p probe-user");
     sh::run(
         Command::new("cargo")

@@ -17,23 +17,28 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
         "cargo clippy",
         cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]),
     )?;
-    // Everything but the eBPF side must build for macOS, where DTrace is the source.
+    // Everything but the eBPF side must build for macOS, where DTrace is the source, and
+    // without warnings there too: nothing else compiles the macOS-only code. The unit
+    // tests are checked as well (`--profile test`); the integration tests are Linux's.
     for target in setup::MACOS_TARGETS {
-        step(
-            root,
-            &format!("cargo check --target {target}"),
-            cargo().args([
-                "check",
-                "-p",
-                "probe-common",
-                "-p",
-                "probe-user",
-                "-p",
-                "xtask",
-                "--target",
-                target,
-            ]),
-        )?;
+        for (what, profile) in [("", "dev"), (" (unit tests)", "test")] {
+            step(
+                root,
+                &format!("cargo check --target {target}{what}"),
+                cargo()
+                    .env("RUSTFLAGS", "-D warnings")
+                    .args([
+                        "check",
+                        "-p",
+                        "probe-common",
+                        "-p",
+                        "probe-user",
+                        "-p",
+                        "xtask",
+                    ])
+                    .args(["--lib", "--bins", "--profile", profile, "--target", target]),
+            )?;
+        }
     }
     if !sh::is_root() {
         // Build as the caller so that root, below, only runs the tests and target/ keeps

@@ -3,7 +3,10 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::units::{parse_duration, parse_size};
+use crate::{
+    source::SourceKind,
+    units::{parse_duration, parse_size},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -111,10 +114,14 @@ pub struct SessionsArgs {
     pub matching: MatchArgs,
 }
 
-/// How the kernel source samples and buffers.
+/// Which kernel tracer, and how it samples and buffers.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// How often RSS is sampled from the kernel map
+    /// Kernel tracer: ebpf (Linux) or dtrace (macOS); the default is this OS's own
+    #[arg(long, value_enum, default_value_t = SourceKind::native())]
+    pub source: SourceKind,
+
+    /// How often RSS is sampled (from the kernel map with eBPF, proc_pidinfo with DTrace)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
     pub rss_interval: Duration,
 
@@ -122,8 +129,8 @@ pub struct LiveArgs {
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub rss_step: u64,
 
-    /// Size of the kernel's event ring buffer (a power of two, at least 4KiB); events that
-    /// do not fit while hupwatch is busy are counted as lost and reported
+    /// Size of the kernel's event ring buffer (a power of two, at least 4KiB; eBPF only);
+    /// events that do not fit while hupwatch is busy are counted as lost and reported
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_ring_size)]
     pub ring_buffer_size: u32,
 }

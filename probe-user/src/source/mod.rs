@@ -1,8 +1,12 @@
 //! Where events come from: the kernel (eBPF), /proc (processes that already exist) and
 //! recorded files (replay). Each produces the same [`crate::event::Event`] stream.
+#[cfg(target_os = "macos")]
+pub mod darwin;
 pub mod dtrace;
+pub mod kernel;
 #[cfg(target_os = "linux")]
 pub mod live;
+pub mod memory;
 pub mod recording;
 pub mod replay;
 pub mod snapshot;
@@ -11,18 +15,39 @@ use std::time::Duration;
 
 use crate::matching::Matcher;
 
-/// What a live source is asked to watch and how (the eBPF source on Linux).
+/// Which kernel tracer the live source uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// eBPF programs (Linux)
+    Ebpf,
+    /// DTrace (macOS)
+    Dtrace,
+}
+
+impl SourceKind {
+    /// eBPF on Linux, DTrace on macOS.
+    pub const fn native() -> Self {
+        if cfg!(target_os = "macos") {
+            Self::Dtrace
+        } else {
+            Self::Ebpf
+        }
+    }
+}
+
+/// What a live source is asked to watch and how.
 pub struct LiveOptions {
+    pub source: SourceKind,
     pub matcher: Matcher,
     /// How often the RSS map is sampled.
     pub rss_interval: Duration,
     /// Smallest RSS change reported as an `rss` event.
     pub rss_step: u64,
-    /// Size of the kernel's event ring buffer in bytes.
+    /// Size of the kernel's event ring buffer in bytes (eBPF only).
     pub ring_bytes: u32,
 }
 
-use crate::{event::Event, event::EventKind, procfs};
+use crate::{event::Event, event::EventKind};
 
 /// `reparented` events for the processes in `watch` ((pid, ppid) pairs) whose parent in
 /// /proc is no longer the one given. Processes that are gone are skipped: their exit comes
@@ -31,16 +56,24 @@ pub fn reparented(watch: &[(u32, u32)], now_ns: u64) -> Vec<Event> {
     watch
         .iter()
         .filter_map(|&(pid, old_ppid)| {
-            let stat = procfs::read_stat(pid)?;
-            (stat.ppid != old_ppid).then_some(Event {
-                kind: EventKind::Reparented {
-                    old_ppid,
-                    ppid: stat.ppid,
-                },
+            let (ppid, comm) = parent_of(pid)?;
+            (ppid != old_ppid).then_some(Event {
+                kind: EventKind::Reparented { old_ppid, ppid },
                 time_ns: now_ns,
                 pid,
-                comm: stat.comm,
+                comm,
             })
         })
         .collect()
+}
+
+/// A live process's parent and name; None once it is gone.
+#[cfg(not(target_os = "macos"))]
+fn parent_of(pid: u32) -> Option<(u32, String)> {
+    crate::procfs::read_stat(pid).map(|stat| (stat.ppid, stat.comm))
+}
+
+#[cfg(target_os = "macos")]
+fn parent_of(pid: u32) -> Option<(u32, String)> {
+    darwin::bsd_info(pid).map(|info| (info.ppid, info.comm))
 }

@@ -48,7 +48,7 @@ impl RecordedEvents {
     pub fn skipped_report(&self, recording: &Recording) -> Option<String> {
         match self {
             Self::Trace(_) => None,
-            Self::Dtrace(input) => input.skipped.report(recording.path()),
+            Self::Dtrace(input) => input.skipped().report(recording.path()),
         }
     }
 }

@@ -4,19 +4,21 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     decode::Clock,
     event::{Event, EventKind},
-    procfs::{self, ProcSnapshot, ProcessTree},
+    procfs::{ProcSnapshot, ProcessTree},
 };
 
 /// One `existing` event per process in `procs`, oldest first, so that a parent comes
 /// before its children (an adoptive parent is an ancestor, so older too). Kernel threads are left
 /// out, and so are `exclude_pid` (hupwatch itself) and its descendants; 0 excludes
 /// nothing, since every process descends from pid 0. `now_ns` stamps each event;
-/// `boot_epoch_ns` (CLOCK_REALTIME − CLOCK_BOOTTIME) turns start times into epoch ns.
+/// `boot_epoch_ns` (CLOCK_REALTIME − CLOCK_BOOTTIME) turns start times into epoch ns;
+/// `tty_name` names a `tty_nr` (the encodings of Linux and macOS differ).
 pub fn existing_events(
     procs: &[ProcSnapshot],
     now_ns: u64,
     boot_epoch_ns: u64,
     exclude_pid: u32,
+    tty_name: fn(u32) -> Option<String>,
 ) -> Vec<Event> {
     let by_pid: HashMap<u32, &ProcSnapshot> = procs.iter().map(|p| (p.info.pid, p)).collect();
     let excluded = match exclude_pid {
@@ -29,23 +31,55 @@ pub fn existing_events(
         .collect();
     kept.sort_by_key(|p| (p.started_boot_ns, p.info.pid));
     kept.into_iter()
-        .map(|p| existing_event(p, &by_pid, now_ns, boot_epoch_ns))
+        .map(|p| existing_event(p, &by_pid, now_ns, boot_epoch_ns, tty_name(p.info.tty_nr)))
         .collect()
 }
 
-/// Scans /proc now, with the clock offset read now.
+/// This machine's process table: /proc on Linux, libproc on macOS.
+pub struct HostScan {
+    pub procs: Vec<ProcSnapshot>,
+    /// Added to `started_boot_ns` to give Unix-epoch time.
+    pub boot_epoch_ns: u64,
+    pub tty_name: fn(u32) -> Option<String>,
+}
+
+#[cfg(not(target_os = "macos"))]
+pub fn scan_host(clock: &Clock) -> HostScan {
+    HostScan {
+        procs: crate::procfs::scan_snapshots(),
+        boot_epoch_ns: clock.to_epoch_ns(0),
+        tty_name: crate::procfs::tty_name,
+    }
+}
+
+#[cfg(target_os = "macos")]
+pub fn scan_host(_clock: &Clock) -> HostScan {
+    HostScan {
+        procs: crate::source::darwin::scan_snapshots(),
+        boot_epoch_ns: 0,
+        tty_name: crate::source::darwin::tty_name,
+    }
+}
+
+/// Scans the process table now, with the clock offset read now.
 pub fn scan_existing(exclude_pid: u32) -> Vec<Event> {
     scan_existing_with(&Clock::now(), exclude_pid)
 }
 
-/// Scans /proc with the caller's clock, so start times agree with the kernel events
+/// Scans the process table with the caller's clock, so start times agree with the kernel events
 /// decoded with the same [`Clock`].
 pub fn scan_existing_with(clock: &Clock, exclude_pid: u32) -> Vec<Event> {
     // Stamped before reading: whatever the scan shows is at least this new, so a kernel
     // event that lands during the scan sorts after the state it may have changed.
     let now_ns = clock.epoch_now_ns();
-    let procs = procfs::scan_snapshots();
-    existing_events(&procs, now_ns, clock.to_epoch_ns(0), exclude_pid)
+    let scan = scan_host(clock);
+    existing_events(
+        &scan.procs,
+        now_ns,
+        scan.boot_epoch_ns,
+        exclude_pid,
+        scan.tty_name,
+    )
 }
 
 fn existing_event(
@@ -53,8 +87,8 @@ fn existing_event(
     by_pid: &HashMap<u32, &ProcSnapshot>,
     now_ns: u64,
     boot_epoch_ns: u64,
+    tty: Option<String>,
 ) -> Event {
-    let tty = procfs::tty_name(p.info.tty_nr);
     let from_terminal = tty.is_some() || p.term_env;
     Event {
         kind: EventKind::Existing {
@@ -99,7 +133,10 @@ fn is_reparented(p: &ProcSnapshot, by_pid: &HashMap<u32, &ProcSnapshot>) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::Disposition, procfs::ProcInfo};
+    use crate::{
+        event::Disposition,
+        procfs::{self, ProcInfo},
+    };
 
     const NOW: u64 = 1_700_000_000_000_000_000;
     const BOOT: u64 = 1_699_990_000_000_000_000;
@@ -159,7 +196,7 @@ mod tests {
     }
 
     fn events(procs: &[ProcSnapshot], exclude: u32) -> Vec<Event> {
-        existing_events(procs, NOW, BOOT, exclude)
+        existing_events(procs, NOW, BOOT, exclude, procfs::tty_name)
     }
 
     fn find(events: &[Event], pid: u32) -> &EventKind {
@@ -210,7 +247,7 @@ mod tests {
         parent.started_boot_ns = 1_000_000_000;
         let mut child = proc(50, 900, "agent", "agent");
         child.started_boot_ns = 2_000_000_000;
-        let events = existing_events(&[child, parent], NOW, BOOT, 0);
+        let events = existing_events(&[child, parent], NOW, BOOT, 0, procfs::tty_name);
         let pids: Vec<u32> = events.iter().map(|e| e.pid).collect();
         assert_eq!(pids, [900, 50]);
     }

@@ -46,17 +46,107 @@ impl Skipped {
     }
 }
 
+/// Records split out of a byte stream as it arrives, whether a file or a live `dtrace`.
+/// Bad records are counted and skipped; a record cut by the end of a read waits for the
+/// next bytes.
+#[derive(Default)]
+pub struct Records {
+    buffer: Vec<u8>,
+    start: usize,
+    /// Line number of the byte at `start`, counting the header as line 1.
+    line: usize,
+    converter: Converter,
+    pub skipped: Skipped,
+}
+
+impl Records {
+    pub fn new() -> Self {
+        Self {
+            line: 1,
+            ..Self::default()
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Consumes the version line once it is complete: `Some(Ok)` when it is
+    /// `hupwatch-dtrace 1`, `Some(Err(what is there instead))` when not, `None` while it
+    /// may still arrive.
+    pub fn header(&mut self) -> Option<Result<(), String>> {
+        let rest = &self.buffer[self.start..];
+        let shown = |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into();
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(newline) if &rest[..newline] == HEADER => {
+                self.start += newline + 1;
+                self.line += 1;
+                Some(Ok(()))
+            }
+            Some(newline) => Some(Err(shown(&rest[..newline]))),
+            None if rest.len() > 4096 => Some(Err(shown(rest))),
+            None => None,
+        }
+    }
+
+    /// What stands where the header should, for the error when the input ended first.
+    pub fn header_so_far(&self) -> String {
+        let rest = &self.buffer[self.start..];
+        String::from_utf8_lossy(&rest[..rest.len().min(60)]).into()
+    }
+
+    /// The events of every complete record fed so far. A signal stays held back in case
+    /// its discard follows; [`Records::flush`] lets it go.
+    pub fn drain(&mut self, out: &mut Vec<Event>) {
+        loop {
+            match parse(&self.buffer[self.start..]) {
+                Parsed::Record(record, used) => {
+                    self.advance(used);
+                    self.converter.push(record, out);
+                }
+                Parsed::Malformed(why, used) => self.skip(why, used),
+                Parsed::Incomplete => return,
+            }
+        }
+    }
+
+    /// Releases a held-back signal: nothing more is coming for now.
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        self.converter.flush(out);
+    }
+
+    /// The input has ended: a record left incomplete is counted as cut off.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.drain(out);
+        if self.start < self.buffer.len() {
+            let rest = self.buffer.len() - self.start;
+            self.skip("the input ends inside a record".into(), rest);
+        }
+        self.flush(out);
+    }
+
+    fn skip(&mut self, why: String, used: usize) {
+        self.skipped.malformed += 1;
+        self.skipped.first.get_or_insert((self.line, why));
+        self.advance(used);
+    }
+
+    fn advance(&mut self, used: usize) {
+        let taken = &self.buffer[self.start..self.start + used];
+        self.line += taken.iter().filter(|&&b| b == b'\n').count();
+        self.start += used;
+    }
+}
+
 /// Reads a capture in 64 KiB chunks, so a long one needs no more memory than a chunk and
 /// the events of one record.
 pub struct DtraceInput<R> {
     reader: R,
-    buffer: Vec<u8>,
-    start: usize,
     eof: bool,
-    line: usize,
-    converter: Converter,
+    records: Records,
     ready: std::collections::VecDeque<Event>,
-    pub skipped: Skipped,
 }
 
 impl DtraceInput<File> {
@@ -82,56 +172,35 @@ impl<R: Read> DtraceInput<R> {
     pub fn new(reader: R) -> Self {
         Self {
             reader,
-            buffer: Vec::new(),
-            start: 0,
             eof: false,
-            line: 1,
-            converter: Converter::default(),
+            records: Records::new(),
             ready: Default::default(),
-            skipped: Skipped::default(),
         }
+    }
+
+    pub fn skipped(&self) -> &Skipped {
+        &self.records.skipped
     }
 
     /// Checks and consumes the version line; the error is what was there instead.
     pub fn header(&mut self) -> Result<(), String> {
         loop {
-            let rest = &self.buffer[self.start..];
-            if let Some(newline) = rest.iter().position(|&b| b == b'\n') {
-                let first = &rest[..newline];
-                if first != HEADER {
-                    return Err(String::from_utf8_lossy(&first[..first.len().min(60)]).into());
-                }
-                self.start += newline + 1;
-                self.line += 1;
-                return Ok(());
+            if let Some(found) = self.records.header() {
+                return found;
             }
-            if self.eof || rest.len() > 4096 {
-                return Err(String::from_utf8_lossy(&rest[..rest.len().min(60)]).into());
+            if self.eof {
+                return Err(self.records.header_so_far());
             }
             self.fill();
         }
     }
 
     fn fill(&mut self) {
-        self.buffer.drain(..self.start);
-        self.start = 0;
         let mut chunk = [0u8; 64 * 1024];
         match self.reader.read(&mut chunk) {
             Ok(0) | Err(_) => self.eof = true,
-            Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+            Ok(n) => self.records.feed(&chunk[..n]),
         }
-    }
-
-    fn skip(&mut self, why: String, used: usize) {
-        self.skipped.malformed += 1;
-        self.skipped.first.get_or_insert((self.line, why));
-        self.advance(used);
-    }
-
-    fn advance(&mut self, used: usize) {
-        let taken = &self.buffer[self.start..self.start + used];
-        self.line += taken.iter().filter(|&&b| b == b'\n').count();
-        self.start += used;
     }
 }
 
@@ -144,23 +213,14 @@ impl<R: Read> Iterator for DtraceInput<R> {
                 return Some(event);
             }
             let mut out = Vec::new();
-            match parse(&self.buffer[self.start..]) {
-                Parsed::Record(record, used) => {
-                    self.advance(used);
-                    self.converter.push(record, &mut out);
+            if self.eof {
+                self.records.finish(&mut out);
+                if out.is_empty() {
+                    return None;
                 }
-                Parsed::Malformed(why, used) => self.skip(why, used),
-                Parsed::Incomplete if !self.eof => self.fill(),
-                Parsed::Incomplete => {
-                    if self.start < self.buffer.len() {
-                        let rest = self.buffer.len() - self.start;
-                        self.skip("the input ends inside a record".into(), rest);
-                    }
-                    self.converter.flush(&mut out);
-                    if out.is_empty() {
-                        return None;
-                    }
-                }
+            } else {
+                self.fill();
+                self.records.drain(&mut out);
             }
             self.ready.extend(out);
         }
@@ -175,7 +235,7 @@ mod tests {
         let mut input = DtraceInput::new(text);
         input.header().expect("a header");
         let events: Vec<Event> = input.by_ref().collect();
-        (events, input.skipped)
+        (events, input.skipped().clone())
     }
 
     #[test]

@@ -4,6 +4,9 @@
 pub mod convert;
 pub mod format;
 pub mod input;
+pub mod live;
 pub mod script;
+pub mod stderr;
+pub mod watch;
 
-pub use input::{DtraceError, DtraceInput};
+pub use input::{DtraceError, DtraceInput, Records};

@@ -1,0 +1,107 @@
+//! The live source `run` and `trace` read, whichever the OS has: eBPF on Linux, DTrace
+//! on macOS. Both give the same events; what differs (programs, kernel statistics) is
+//! empty for the one that lacks it.
+use std::time::Duration;
+
+use super::{LiveOptions, SourceKind, dtrace::watch::DtraceWatch};
+use crate::{decode::Clock, error::UserError, event::Event};
+
+#[cfg(target_os = "linux")]
+use super::live::LiveSource;
+
+// One exists per run, so the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum KernelSource {
+    #[cfg(target_os = "linux")]
+    Ebpf(LiveSource),
+    Dtrace(DtraceWatch),
+}
+
+impl KernelSource {
+    pub async fn start(options: LiveOptions) -> anyhow::Result<Self> {
+        match options.source {
+            #[cfg(target_os = "linux")]
+            SourceKind::Ebpf => Ok(Self::Ebpf(LiveSource::start(options)?)),
+            #[cfg(not(target_os = "linux"))]
+            SourceKind::Ebpf => Err(UserError::new(
+                "--source ebpf needs Linux; on macOS use --source dtrace (the default)",
+            )
+            .into()),
+            #[cfg(target_os = "macos")]
+            SourceKind::Dtrace => Ok(Self::Dtrace(DtraceWatch::start(options).await?)),
+            #[cfg(not(target_os = "macos"))]
+            SourceKind::Dtrace => Err(UserError::new(
+                "--source dtrace runs macOS's DTrace and its script reads macOS kernel structures; on Linux use --source ebpf (the default)",
+            )
+            .into()),
+        }
+    }
+
+    pub fn clock(&self) -> Clock {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.clock(),
+            Self::Dtrace(s) => s.clock(),
+        }
+    }
+
+    /// Every eBPF program and whether it is attached; none for DTrace.
+    pub fn programs(&self) -> Vec<(&'static str, bool)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.programs(),
+            Self::Dtrace(_) => Vec::new(),
+        }
+    }
+
+    /// Time in and runs of each eBPF program; none for DTrace.
+    pub fn program_stats(&self) -> Vec<(&'static str, Duration, u64)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.program_stats(),
+            Self::Dtrace(_) => Vec::new(),
+        }
+    }
+
+    /// Events lost so far, by kind.
+    pub fn losses(&self) -> Vec<(&'static str, u64)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.losses().by_kind,
+            Self::Dtrace(s) => s.losses(),
+        }
+    }
+
+    pub fn existing(&mut self) -> Vec<Event> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.existing(),
+            Self::Dtrace(s) => s.existing(),
+        }
+    }
+
+    pub fn ready_line(&self) -> String {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.ready_line(),
+            Self::Dtrace(s) => s.ready_line(),
+        }
+    }
+
+    /// Cancel-safe: waits for events and appends them to `out`.
+    pub async fn next(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => Ok(s.next(out).await?),
+            Self::Dtrace(s) => s.next(out).await,
+        }
+    }
+
+    pub fn report_losses(&mut self) {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.report_losses(),
+            Self::Dtrace(s) => s.report_losses(),
+        }
+    }
+}
