@@ -1,4 +1,5 @@
-//! `cargo xtask <setup|run|test>`: hupwatch's developer and CI tasks.
+//! `cargo xtask <setup|run|test|bench>`: hupwatch's developer and CI tasks.
+mod bench;
 mod run;
 mod setup;
 mod sh;
@@ -27,6 +28,17 @@ enum Cmd {
     Run(Passthrough),
     /// Check formatting, run clippy, then `cargo test ARGS` as root
     Test(Passthrough),
+    /// Measure overhead, loss, footprint and latency against bpftrace (root); writes
+    /// bench/RESULTS.md and bench/results.json
+    Bench {
+        /// Small workloads, two rounds, output under target/bench-quick: checks that the
+        /// harness works and every figure is produced, not how good the figures are
+        #[arg(long)]
+        quick: bool,
+    },
+    /// One benchmark workload, run by `bench` in a child process
+    #[command(hide = true)]
+    BenchWorkload { name: String, iterations: u64 },
 }
 
 /// Arguments handed on untouched, hyphens and all.
@@ -70,6 +82,8 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::setup(),
         Cmd::Run(Passthrough { args }) => run::run(&root, &args).map(|never| match never {}),
         Cmd::Test(Passthrough { args }) => test::test(&root, &args),
+        Cmd::Bench { quick } => bench::bench(&root, quick),
+        Cmd::BenchWorkload { name, iterations } => bench::workload::child_main(&name, iterations),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

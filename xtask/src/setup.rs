@@ -27,6 +27,11 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     // tests/deploy.rs checks the systemd unit with systemd's own analyzer.
     ("systemd-analyze", "systemd"),
+    // cargo xtask bench: the comparison probe, the kernel's per-program statistics, and a
+    // terminal for the setsid latency.
+    ("bpftrace", "bpftrace"),
+    ("bpftool", "bpftool"),
+    ("script", "bsdutils"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// `cargo xtask test` type-checks the user-space crates for macOS with these.

@@ -1,0 +1,131 @@
+//! Detection latency: from a setsid on a terminal to the `detached` alert line, and from
+//! the SIGHUP a handler survives to the `hangup_survived` line beyond the grace period.
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::{
+    probe::{Probe, now_ns},
+    stats::Spread,
+};
+
+const GRACE: Duration = Duration::from_secs(1);
+
+pub struct Latency {
+    pub setsid_ms: Spread,
+    pub hangup_beyond_grace_ms: Spread,
+    pub repeats: usize,
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
+    let repeats = if quick { 2 } else { 10 };
+    let me = std::process::id().to_string();
+    let probe = Probe::hupwatch(hupwatch, &["--pid", &me, "--hup-grace", "1s"])?;
+    let mut setsid = Vec::new();
+    let mut hangup = Vec::new();
+    for _ in 0..repeats {
+        setsid.push(setsid_once(&probe)?);
+        hangup.push(hangup_once(&probe)?);
+    }
+    probe.stop()?;
+    Ok(Latency {
+        setsid_ms: Spread::of(&setsid).expect("measured"),
+        hangup_beyond_grace_ms: Spread::of(&hangup).expect("measured"),
+        repeats,
+    })
+}
+
+/// `setsid sleep` typed on a terminal (script(1) gives it one): ms from the setsid call,
+/// as the kernel timed it, to the alert line reaching a reader.
+fn setsid_once(probe: &Probe) -> Result<f64> {
+    let script = Killed(
+        Command::new("script")
+            .args(["-qfec", "setsid sleep 600", "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("script(1) from util-linux")?,
+    );
+    let started = now_ns();
+    let (arrived, alert) = probe.wait_alert(Duration::from_secs(10), |a| {
+        a["status"] == "raised"
+            && a["alert"] == "detached"
+            && a["comm"] == "sleep"
+            && a["evidence"][0]["time_ns"]
+                .as_u64()
+                .is_some_and(|t| t >= started)
+    })?;
+    let pid = alert["pid"].as_u64().context("pid")? as i32;
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    drop(script);
+    let setsid_at = alert["evidence"][0]["time_ns"]
+        .as_u64()
+        .context("time_ns")?;
+    Ok(arrived.saturating_sub(setsid_at) as f64 / 1e6)
+}
+
+/// A shell with a SIGHUP trap gets SIGHUP: ms from the grace period's end to the alert.
+fn hangup_once(probe: &Probe) -> Result<f64> {
+    let shell = Killed(
+        Command::new("sh")
+            .args(["-c", "trap 'true' HUP; while :; do sleep 1; done"])
+            .spawn()?,
+    );
+    let pid = shell.0.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !catches_sighup(pid) {
+        if Instant::now() > deadline {
+            bail!("the shell never installed its SIGHUP trap");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let sent = now_ns();
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    let (arrived, _) = probe.wait_alert(GRACE + Duration::from_secs(5), |a| {
+        a["status"] == "raised" && a["alert"] == "hangup_survived" && a["pid"] == pid
+    })?;
+    let due = sent + GRACE.as_nanos() as u64;
+    Ok((arrived as f64 - due as f64) / 1e6)
+}
+
+fn catches_sighup(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|mask| mask & 1 == 1)
+}
+
+impl Latency {
+    pub fn json(&self) -> Value {
+        json!({
+            "repeats": self.repeats,
+            "setsid_to_detached_ms": self.setsid_ms.json(),
+            "sighup_to_hangup_survived_beyond_grace_ms": self.hangup_beyond_grace_ms.json(),
+            "grace_seconds": GRACE.as_secs_f64(),
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! `cargo xtask bench [--quick]` (root): what hupwatch costs, measured against no probe
+//! and against the same tracing in bpftrace. Writes `bench/RESULTS.md` and
+//! `bench/results.json`; `--quick` writes them under `target/bench-quick/` and checks
+//! only that every figure was measured, never how good it is.
+mod bpfstats;
+mod footprint;
+mod latency;
+mod loss;
+mod overhead;
+mod probe;
+mod report;
+mod stats;
+pub mod workload;
+
+use std::{path::Path, process::Command};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{setup, sh};
+
+pub fn bench(root: &Path, quick: bool) -> Result<()> {
+    if !sh::is_root() {
+        bail!(
+            "the benchmarks load eBPF programs and read their statistics: run as root (sudo -E cargo xtask bench)"
+        );
+    }
+    setup::setup()?;
+    eprintln!("==> cargo build --release -p probe-user");
+    sh::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "probe-user"])
+            .current_dir(root),
+    )?;
+    let hupwatch = root.join("target/release/hupwatch");
+    let xtask = std::env::current_exe().context("the xtask binary, to run workloads")?;
+    let _stats = bpfstats::StatsEnabled::new()?;
+
+    let rounds = if quick { 2 } else { 5 };
+    let overhead = overhead::measure(&xtask, &hupwatch, rounds, quick)?;
+    let loss = loss::measure(&hupwatch, quick)?;
+    let footprint = footprint::measure(&hupwatch, quick)?;
+    let latency = latency::measure(&hupwatch, quick)?;
+
+    let command = if quick {
+        "cargo xtask bench --quick"
+    } else {
+        "cargo xtask bench"
+    };
+    let figures = json!({
+        "machine": machine(),
+        "command": command,
+        "quick": quick,
+        "overhead": overhead.json(),
+        "loss": loss.json(),
+        "footprint": footprint.json(),
+        "latency": latency.json(),
+    });
+    let missing = unmeasured(&figures);
+    let out_dir = if quick {
+        root.join("target/bench-quick")
+    } else {
+        root.join("bench")
+    };
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_string_pretty(&figures)?,
+    )?;
+    std::fs::write(out_dir.join("RESULTS.md"), report::markdown(&figures))?;
+    eprintln!("bench: wrote {}", out_dir.join("RESULTS.md").display());
+    if !missing.is_empty() {
+        bail!("figures not measured: {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// The figures every run must produce; a null or absent one means part of the harness
+/// did not work.
+const REQUIRED: &[&str] = &[
+    "/overhead/kernel/hupwatch_all/rss_stat/ns_per_run",
+    "/overhead/kernel/hupwatch_narrow/rss_stat/ns_per_run",
+    "/overhead/kernel/bpftrace/rss_stat/ns_per_run",
+    "/overhead/kernel/hupwatch_all/signal_generate/ns_per_run",
+    "/overhead/kernel/hupwatch_all/task_newtask/ns_per_run",
+    "/overhead/kernel/hupwatch_all/sched_process_exec/ns_per_run",
+    "/overhead/kernel/hupwatch_all/sys_exit_setsid/ns_per_run",
+    "/loss/zero_loss_rate_per_second",
+    "/loss/collector/cpu_us_per_event",
+    "/loss/collector/rss_bytes_before",
+    "/loss/collector/rss_bytes_after",
+    "/footprint/rss_bytes_after_churn",
+    "/footprint/metrics_ms/median",
+    "/latency/setsid_to_detached_ms/median",
+    "/latency/sighup_to_hangup_survived_beyond_grace_ms/median",
+];
+
+fn unmeasured(figures: &Value) -> Vec<String> {
+    let mut missing: Vec<String> = REQUIRED
+        .iter()
+        .filter(|p| !figures.pointer(p).is_some_and(Value::is_number))
+        .map(|p| p.to_string())
+        .collect();
+    for workload in workload::Workload::ALL {
+        for condition in ["hupwatch_all", "hupwatch_narrow", "bpftrace"] {
+            let p = format!(
+                "/overhead/workloads/{}/slowdown_percent_{condition}/median",
+                workload.name()
+            );
+            if !figures.pointer(&p).is_some_and(Value::is_number) {
+                missing.push(p);
+            }
+        }
+    }
+    if let Some(steps) = figures.pointer("/loss/steps").and_then(Value::as_array) {
+        for step in steps {
+            if step["counted_exactly"] != true {
+                missing.push(format!("exact loss count at rate {}", step["rate"]));
+            }
+        }
+    }
+    missing
+}
+
+fn machine() -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let output = |cmd: &str, args: &[&str]| {
+        sh::probe(Command::new(cmd).args(args))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    json!({
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "cpu": cpu,
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "memory_gib": mem_kib as f64 / (1024.0 * 1024.0),
+        "date": output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "bpftrace": output("bpftrace", &["--version"]),
+        "hupwatch_commit": output("git", &["rev-parse", "--short", "HEAD"]),
+    })
+}

@@ -1,0 +1,158 @@
+//! Workload slowdown and in-kernel cost: the workloads run with no probe, with hupwatch
+//! tracing every process, with hupwatch matching one name (the workloads untracked), and
+//! with the bpftrace equivalent, in rounds that interleave the four so drift hits all.
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::{bpfstats, probe::Probe, stats::Spread, workload::Workload};
+
+const BPFTRACE_SCRIPT: &str = include_str!("bpftrace.bt");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Condition {
+    None,
+    HupwatchAll,
+    HupwatchNarrow,
+    Bpftrace,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 4] = [
+        Self::None,
+        Self::HupwatchAll,
+        Self::HupwatchNarrow,
+        Self::Bpftrace,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "no_probe",
+            Self::HupwatchAll => "hupwatch_all",
+            Self::HupwatchNarrow => "hupwatch_narrow",
+            Self::Bpftrace => "bpftrace",
+        }
+    }
+
+    fn start(self, hupwatch: &Path) -> Result<Option<Probe>> {
+        Ok(match self {
+            Self::None => None,
+            Self::HupwatchAll => Some(Probe::hupwatch(hupwatch, &["--alerts-file", "/dev/null"])?),
+            // A name nothing here has: every workload is untracked, so this is the cost
+            // of the filter alone.
+            Self::HupwatchNarrow => Some(Probe::hupwatch(
+                hupwatch,
+                &["--alerts-file", "/dev/null", "--match", "hupbench-none"],
+            )?),
+            Self::Bpftrace => Some(Probe::bpftrace(BPFTRACE_SCRIPT)?),
+        })
+    }
+}
+
+pub struct Overhead {
+    /// Seconds per round, by condition and workload.
+    times: HashMap<(Condition, Workload), Vec<f64>>,
+    /// Kernel time and runs per tracepoint, summed over rounds, by condition.
+    kernel: HashMap<Condition, HashMap<String, (u64, u64)>>,
+    rounds: usize,
+}
+
+pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Result<Overhead> {
+    let mut result = Overhead {
+        times: HashMap::new(),
+        kernel: HashMap::new(),
+        rounds,
+    };
+    for round in 0..rounds {
+        // Rotating the order keeps any one condition from always running first or last.
+        for i in 0..Condition::ALL.len() {
+            let condition = Condition::ALL[(i + round) % Condition::ALL.len()];
+            eprintln!(
+                "bench: overhead round {}/{rounds}: {}",
+                round + 1,
+                condition.name()
+            );
+            let probe = condition.start(hupwatch)?;
+            for workload in Workload::ALL {
+                let took = workload.measure(xtask, quick)?;
+                result
+                    .times
+                    .entry((condition, workload))
+                    .or_default()
+                    .push(took.as_secs_f64());
+            }
+            if let Some(probe) = probe {
+                let stats = bpfstats::by_tracepoint(probe.pid())?;
+                let sums = result.kernel.entry(condition).or_default();
+                for (tracepoint, (time, runs)) in stats {
+                    let sum = sums.entry(tracepoint).or_default();
+                    sum.0 += time;
+                    sum.1 += runs;
+                }
+                probe.stop()?;
+            }
+            // Let the probe's teardown finish before the next condition.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(result)
+}
+
+impl Overhead {
+    /// Per-round slowdown against no probe in the same round, in percent.
+    pub fn slowdown(&self, condition: Condition, workload: Workload) -> Option<Spread> {
+        let base = self.times.get(&(Condition::None, workload))?;
+        let with = self.times.get(&(condition, workload))?;
+        let ratios: Vec<f64> = base
+            .iter()
+            .zip(with)
+            .map(|(b, w)| (w / b - 1.0) * 100.0)
+            .collect();
+        Spread::of(&ratios)
+    }
+
+    /// ns per run of the program on `tracepoint` under `condition`.
+    pub fn ns_per_run(&self, condition: Condition, tracepoint: &str) -> Option<f64> {
+        let (time, runs) = self.kernel.get(&condition)?.get(tracepoint)?;
+        (*runs > 0).then(|| *time as f64 / *runs as f64)
+    }
+
+    pub fn json(&self) -> Value {
+        let mut workloads = serde_json::Map::new();
+        for workload in Workload::ALL {
+            let mut entry = serde_json::Map::new();
+            let base = Spread::of(&self.times[&(Condition::None, workload)]);
+            entry.insert(
+                "iterations_seconds_no_probe".into(),
+                base.map_or(Value::Null, Spread::json),
+            );
+            for condition in &Condition::ALL[1..] {
+                entry.insert(
+                    format!("slowdown_percent_{}", condition.name()),
+                    self.slowdown(*condition, workload)
+                        .map_or(Value::Null, Spread::json),
+                );
+            }
+            workloads.insert(workload.name().into(), Value::Object(entry));
+        }
+        let mut kernel = serde_json::Map::new();
+        for condition in &Condition::ALL[1..] {
+            let mut per = serde_json::Map::new();
+            if let Some(stats) = self.kernel.get(condition) {
+                let mut names: Vec<&String> = stats.keys().collect();
+                names.sort();
+                for name in names {
+                    let (time, runs) = stats[name];
+                    per.insert(
+                        name.clone(),
+                        json!({"run_time_ns": time, "runs": runs,
+                               "ns_per_run": self.ns_per_run(*condition, name)}),
+                    );
+                }
+            }
+            kernel.insert(condition.name().into(), Value::Object(per));
+        }
+        json!({"rounds": self.rounds, "workloads": workloads, "kernel": kernel})
+    }
+}

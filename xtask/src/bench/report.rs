@@ -1,0 +1,280 @@
+//! bench/RESULTS.md from the figures: the machine, the command, each target beside its
+//! measured figure, then the detail.
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::workload::Workload;
+
+fn num(figures: &Value, pointer: &str) -> Option<f64> {
+    figures.pointer(pointer).and_then(Value::as_f64)
+}
+
+fn spread(figures: &Value, pointer: &str, decimals: usize) -> String {
+    match (
+        num(figures, &format!("{pointer}/median")),
+        num(figures, &format!("{pointer}/min")),
+        num(figures, &format!("{pointer}/max")),
+    ) {
+        (Some(median), Some(min), Some(max)) => {
+            format!("{median:.decimals$} ({min:.decimals$} to {max:.decimals$})")
+        }
+        _ => "not measured".into(),
+    }
+}
+
+/// One target row: what it asks, the figure, and whether the figure meets it.
+fn target(
+    out: &mut String,
+    what: &str,
+    figure: Option<f64>,
+    shown: String,
+    met: impl Fn(f64) -> bool,
+) {
+    let verdict = match figure {
+        Some(f) if met(f) => "met",
+        Some(_) => "**missed**",
+        None => "not measured",
+    };
+    let _ = writeln!(out, "| {what} | {shown} | {verdict} |");
+}
+
+pub fn markdown(f: &Value) -> String {
+    let mut out = String::new();
+    let m = &f["machine"];
+    let _ = writeln!(out, "# hupwatch benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Measured by `{}` on {} UTC: Linux {}, {} ({} CPUs), {:.0} GiB RAM, {}, hupwatch {}. \
+         Ratios come from one run with the conditions interleaved in {} rounds; figures are \
+         median (min to max) over rounds. The JSON beside this file has every figure.\n",
+        f["command"].as_str().unwrap_or_default(),
+        m["date"].as_str().unwrap_or_default(),
+        m["kernel"].as_str().unwrap_or_default(),
+        m["cpu"].as_str().unwrap_or_default(),
+        m["cpus"],
+        m["memory_gib"].as_f64().unwrap_or_default(),
+        m["bpftrace"].as_str().unwrap_or_default(),
+        m["hupwatch_commit"].as_str().unwrap_or_default(),
+        f["overhead"]["rounds"],
+    );
+    if f["quick"] == true {
+        let _ = writeln!(
+            out,
+            "**Quick run**: workloads a twentieth of the full size, two rounds. A smoke test of the harness; its figures are not the results.\n"
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "## Targets\n\n| target | measured | |\n| --- | --- | --- |"
+    );
+    let ns = |cond: &str, tp: &str| num(f, &format!("/overhead/kernel/{cond}/{tp}/ns_per_run"));
+    let untracked = ns("hupwatch_narrow", "rss_stat");
+    target(
+        &mut out,
+        "rss_stat, untracked task: ≤ 40 ns per run",
+        untracked,
+        fmt_ns(untracked),
+        |v| v <= 40.0,
+    );
+    let tracked = ns("hupwatch_all", "rss_stat");
+    target(
+        &mut out,
+        "rss_stat, tracked task: ≤ 150 ns per run",
+        tracked,
+        fmt_ns(tracked),
+        |v| v <= 150.0,
+    );
+    for workload in Workload::ALL {
+        let limit = if workload == Workload::PageFaults {
+            3.0
+        } else {
+            5.0
+        };
+        let base = format!("/overhead/workloads/{}/slowdown_percent_", workload.name());
+        let all = num(f, &format!("{base}hupwatch_all/median"));
+        target(
+            &mut out,
+            &format!(
+                "{} slowdown, tracing every process: ≤ {limit}%",
+                workload.name()
+            ),
+            all,
+            format!("{} %", spread(f, &format!("{base}hupwatch_all"), 1)),
+            |v| v <= limit,
+        );
+        let bpftrace = num(f, &format!("{base}bpftrace/median"));
+        let ratio = all
+            .zip(bpftrace)
+            .map(|(h, b)| if b > 0.0 { h / b } else { f64::INFINITY });
+        target(
+            &mut out,
+            &format!(
+                "{}: hupwatch's slowdown ≤ half of bpftrace's",
+                workload.name()
+            ),
+            ratio,
+            match (all, bpftrace) {
+                (Some(h), Some(b)) => format!(
+                    "{h:.1} % vs {b:.1} % (ratio {:.2})",
+                    ratio.unwrap_or(f64::NAN)
+                ),
+                _ => "not measured".into(),
+            },
+            |r| r <= 0.5,
+        );
+    }
+    let zero = num(f, "/loss/zero_loss_rate_per_second");
+    target(
+        &mut out,
+        "zero loss at 100,000 signals/s",
+        zero,
+        zero.map_or("not measured".into(), |z| {
+            format!("zero loss up to {z:.0}/s")
+        }),
+        |z| z >= 100_000.0 * 0.98,
+    );
+    let cpu = num(f, "/loss/collector/cpu_us_per_event");
+    target(
+        &mut out,
+        "collector CPU ≤ 2 µs per event",
+        cpu,
+        cpu.map_or("not measured".into(), |c| format!("{c:.2} µs")),
+        |c| c <= 2.0,
+    );
+    let before = num(f, "/loss/collector/rss_bytes_before");
+    let after = num(f, "/loss/collector/rss_bytes_after");
+    let events = num(f, "/loss/collector/events").unwrap_or(0.0);
+    target(
+        &mut out,
+        "collector RSS ≤ 32 MiB",
+        after,
+        after.map_or("not measured".into(), |a| {
+            format!("{:.1} MiB after {:.2} M events", a / MIB, events / 1e6)
+        }),
+        |a| a <= 32.0 * MIB,
+    );
+    let growth = before.zip(after).map(|(b, a)| a - b);
+    target(
+        &mut out,
+        "collector RSS growth ≤ 2 MiB over a million events",
+        growth,
+        growth.map_or("not measured".into(), |g| {
+            format!("{:+.2} MiB over {:.2} M events", g / MIB, events / 1e6)
+        }),
+        |g| g <= 2.0 * MIB,
+    );
+    let metrics = num(f, "/footprint/metrics_ms/median");
+    target(
+        &mut out,
+        "/metrics in ≤ 10 ms with 10,000 tracked processes",
+        metrics,
+        format!(
+            "{} ms with {} tracked",
+            spread(f, "/footprint/metrics_ms", 1),
+            f["footprint"]["tracked_live"]
+        ),
+        |v| v <= 10.0,
+    );
+    let setsid = num(f, "/latency/setsid_to_detached_ms/median");
+    target(
+        &mut out,
+        "setsid to verdict ≤ 100 ms",
+        setsid,
+        format!("{} ms", spread(f, "/latency/setsid_to_detached_ms", 1)),
+        |v| v <= 100.0,
+    );
+
+    let _ = writeln!(out, "\n## In-kernel cost per program (ns per run)\n");
+    let _ = writeln!(
+        out,
+        "| tracepoint | hupwatch, every process | hupwatch, untracked (`--match` another name) | bpftrace equivalent |\n| --- | --- | --- | --- |"
+    );
+    if let Some(programs) = f
+        .pointer("/overhead/kernel/hupwatch_all")
+        .and_then(Value::as_object)
+    {
+        for tp in programs.keys() {
+            let _ = writeln!(
+                out,
+                "| {tp} | {} | {} | {} |",
+                fmt_ns(ns("hupwatch_all", tp)),
+                fmt_ns(ns("hupwatch_narrow", tp)),
+                fmt_ns(ns("bpftrace", tp)),
+            );
+        }
+    }
+
+    let _ = writeln!(out, "\n## Workload slowdown against no probe (%)\n");
+    let _ = writeln!(
+        out,
+        "| workload | time without a probe (s) | hupwatch, every process | hupwatch, untracked | bpftrace |\n| --- | --- | --- | --- | --- |"
+    );
+    for workload in Workload::ALL {
+        let base = format!("/overhead/workloads/{}", workload.name());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            workload.name(),
+            spread(f, &format!("{base}/iterations_seconds_no_probe"), 3),
+            spread(f, &format!("{base}/slowdown_percent_hupwatch_all"), 1),
+            spread(f, &format!("{base}/slowdown_percent_hupwatch_narrow"), 1),
+            spread(f, &format!("{base}/slowdown_percent_bpftrace"), 1),
+        );
+    }
+
+    let _ = writeln!(out, "\n## Loss: SIGWINCH to one watched process\n");
+    let _ = writeln!(
+        out,
+        "| asked (/s) | achieved (/s) | sent | received | lost | received + lost = sent |\n| --- | --- | --- | --- | --- | --- |"
+    );
+    for step in f["loss"]["steps"].as_array().into_iter().flatten() {
+        let rate = step["rate"].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {} | {} | {} |",
+            if rate == 0 {
+                "unpaced".into()
+            } else {
+                rate.to_string()
+            },
+            step["achieved_per_second"].as_f64().unwrap_or(0.0),
+            step["sent"],
+            step["received"],
+            step["lost"],
+            if step["counted_exactly"] == true {
+                "yes"
+            } else {
+                "**no**"
+            },
+        );
+    }
+    let fp = &f["footprint"];
+    let _ = writeln!(
+        out,
+        "\n## Footprint\n\nCollector RSS, tracing every process: {:.1} MiB at start, {:.1} MiB after {} processes came and went. \
+         `/metrics` with {} live tracked processes: {} ms for {} bytes.\n",
+        fp["rss_bytes_start"].as_f64().unwrap_or(0.0) / MIB,
+        fp["rss_bytes_after_churn"].as_f64().unwrap_or(0.0) / MIB,
+        fp["processes"],
+        fp["tracked_live"],
+        spread(f, "/footprint/metrics_ms", 2),
+        fp["metrics_bytes"],
+    );
+    let _ = writeln!(
+        out,
+        "## Detection latency ({} repeats)\n\n- setsid on a terminal to the `detached` alert line: {} ms\n- SIGHUP to a handler, to the `hangup_survived` line, beyond the {} s grace period: {} ms",
+        f["latency"]["repeats"],
+        spread(f, "/latency/setsid_to_detached_ms", 1),
+        f["latency"]["grace_seconds"],
+        spread(f, "/latency/sighup_to_hangup_survived_beyond_grace_ms", 1),
+    );
+    out
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn fmt_ns(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.0}"))
+}
