@@ -66,6 +66,9 @@ pub struct ProbeConfig {
     pub pid_nr: u32,
     pub tty_name: u32,
     pub task_start_boottime: u32,
+    pub task_sighand: u32,
+    /// Offset of `sighand_struct.action[SIGHUP - 1].sa.sa_handler`.
+    pub sighand_hup_handler: u32,
 }
 
 impl ProbeConfig {
@@ -110,6 +113,8 @@ impl ProbeConfig {
             pid_nr: U,
             tty_name: U,
             task_start_boottime: U,
+            task_sighand: U,
+            sighand_hup_handler: U,
         }
     }
 }
@@ -120,4 +125,4 @@ impl Default for ProbeConfig {
     }
 }
 
-const _: () = assert!(size_of::<ProbeConfig>() == 38 * 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 40 * 4);

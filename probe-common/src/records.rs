@@ -67,6 +67,14 @@ pub struct Header {
     pub comm: [u8; COMM_LEN],
 }
 
+/// [`ExecRecord::hangup`] values.
+pub mod hangup {
+    pub const UNKNOWN: u32 = 0;
+    pub const DEFAULT: u32 = 1;
+    pub const IGNORE: u32 = 2;
+    pub const HANDLER: u32 = 3;
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecRecord {
@@ -76,7 +84,10 @@ pub struct ExecRecord {
     pub filename_len: u32,
     /// Session id after the exec, 0 when unknown.
     pub sid: u32,
-    pub _pad: u32,
+    /// What SIGHUP does after the exec (SIG_IGN survives an exec, as nohup relies on):
+    /// one of [`hangup`]'s values, read from the task in the kernel so that a later
+    /// sigaction cannot be mistaken for the state at exec.
+    pub hangup: u32,
     /// When the process was forked (`task_struct.start_boottime`), on the same clock as
     /// `Header::time_ns`; 0 when unknown.
     pub start_time_ns: u64,

@@ -88,7 +88,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
         let parent = task::parent(current);
         (*record).ppid = task::tgid(parent);
         (*record).sid = task::session_id(current);
-        (*record)._pad = 0;
+        (*record).hangup = task::hangup(current);
         (*record).start_time_ns = task::start_boottime(current);
         (*record).tty = task::tty_name(current);
         (*record).parent_tty = task::tty_name(parent);

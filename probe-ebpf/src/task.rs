@@ -1,7 +1,7 @@
 //! Reading kernel structs of a task through offsets resolved from BTF by user space.
 //! Every read tolerates an unresolved offset or a NULL pointer by returning a neutral value.
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
-use probe_common::{EXIT_CODE_UNKNOWN, TTY_NAME_LEN, UNKNOWN_OFFSET};
+use probe_common::{EXIT_CODE_UNKNOWN, TTY_NAME_LEN, UNKNOWN_OFFSET, hangup};
 
 use crate::config::config;
 
@@ -45,6 +45,18 @@ pub fn parent_tgid(task: *const u8) -> u32 {
 #[inline(always)]
 pub fn start_boottime(task: *const u8) -> u64 {
     read::<u64>(task, config!(task_start_boottime)).unwrap_or(0)
+}
+
+/// What SIGHUP does to the task: [`hangup`]'s values, from `sighand->action[0]`.
+#[inline(always)]
+pub fn hangup(task: *const u8) -> u32 {
+    let sighand = read::<*const u8>(task, config!(task_sighand)).unwrap_or(core::ptr::null());
+    match read::<u64>(sighand, config!(sighand_hup_handler)) {
+        None => hangup::UNKNOWN,
+        Some(0) => hangup::DEFAULT,
+        Some(1) => hangup::IGNORE,
+        Some(_) => hangup::HANDLER,
+    }
 }
 
 /// The task's session id in the initial pid namespace (0 when unknown).

@@ -1,7 +1,7 @@
 //! Turning ring-buffer records (probe-common layouts) into [`Event`]s.
 use probe_common::{
     EXIT_CODE_UNKNOWN, ExecRecord, ExitRecord, ForkRecord, Header, PdeathsigRecord, SetsidRecord,
-    SigactionRecord, SignalDeliverRecord, SignalRecord, TtyIoctlRecord, kind,
+    SigactionRecord, SignalDeliverRecord, SignalRecord, TtyIoctlRecord, hangup, kind,
 };
 
 use crate::{
@@ -81,7 +81,12 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
                 started_ns: (r.start_time_ns != 0).then(|| clock.to_epoch_ns(r.start_time_ns)),
                 // Left to the trace command, which reads it from /proc for tracked processes.
                 cmdline: None,
-                hangup: None,
+                hangup: match r.hangup {
+                    hangup::DEFAULT => Some(Disposition::Default),
+                    hangup::IGNORE => Some(Disposition::Ignore),
+                    hangup::HANDLER => Some(Disposition::Handler),
+                    _ => None,
+                },
             }
         }
         kind::FORK => {
@@ -380,7 +385,7 @@ mod tests {
             ppid: 2,
             filename_len: filename.len() as u32,
             sid: 0,
-            _pad: 0,
+            hangup: hangup::UNKNOWN,
             start_time_ns: 0,
             tty: [0; 16],
             parent_tty: [0; 16],
@@ -407,6 +412,25 @@ mod tests {
             },
             "zero session, start time and empty ttys mean unknown or none"
         );
+    }
+
+    #[test]
+    fn the_kernels_sighup_disposition_at_exec_is_kept() {
+        for (raw, want) in [
+            (hangup::IGNORE, Some(Disposition::Ignore)),
+            (hangup::DEFAULT, Some(Disposition::Default)),
+            (hangup::HANDLER, Some(Disposition::Handler)),
+            (hangup::UNKNOWN, None),
+            (99, None),
+        ] {
+            let mut record = exec_record("/usr/bin/sleep");
+            record.hangup = raw;
+            let event = decode(&bytes_of(&record), &CLOCK).unwrap();
+            let EventKind::Exec { hangup, .. } = event.kind else {
+                panic!("an exec")
+            };
+            assert_eq!(hangup, want, "raw value {raw}");
+        }
     }
 
     #[test]

@@ -186,6 +186,30 @@ fn nohup_ignores_sighup_and_the_kernel_says_so() {
 }
 
 #[test]
+fn the_sighup_disposition_at_exec_is_read_in_the_kernel_not_later() {
+    let hupwatch = watch_my_children(&[]);
+    // The shell's exec has the default; it then ignores SIGHUP itself, and the `true` it
+    // execs inherits SIG_IGN across the exec and is gone (reaped below) before hupwatch
+    // reads the ring, so only the kernel can say what its exec had.
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' HUP; exec true"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let exec_of = |name: &'static str| {
+        hupwatch.wait_for(name, |e| {
+            is(e, "exec", pid) && e["filename"].as_str().is_some_and(|f| f.ends_with(name))
+        })
+    };
+    let shell = exec_of("sh");
+    assert_eq!(shell["hangup"], "default", "{shell}");
+    let truth = exec_of("true");
+    assert_eq!(truth["hangup"], "ignore", "{truth}");
+    hupwatch.stop();
+}
+
+#[test]
 fn a_terminal_that_hangs_up_kills_its_session_leader() {
     let hupwatch = watch_my_children(&[]);
     let pty = Pty::open();

@@ -63,6 +63,15 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
         &dashboards,
         "promtool test rules",
         Command::new("promtool").args(["test", "rules", "alerts.test.yml"]),
+    )?;
+    // The benchmark harness, small: it fails when a figure cannot be measured, never on
+    // what a figure is (timings on a shared CI machine prove nothing).
+    let xtask = std::env::current_exe().context("the xtask binary")?;
+    let mut bench = sh::as_root(&xtask, &[])?;
+    step(
+        root,
+        "cargo xtask bench --quick",
+        bench.args(["bench", "--quick"]),
     )
 }
 

@@ -182,6 +182,11 @@ fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
     c.pid_nr = member("pid", "numbers")? + member("upid", "nr")?;
     c.tty_name = member("tty_struct", "name")?;
     c.task_start_boottime = member("task_struct", "start_boottime")?;
+    c.task_sighand = member("task_struct", "sighand")?;
+    // action[0] is SIGHUP's.
+    c.sighand_hup_handler = member("sighand_struct", "action")?
+        + member("k_sigaction", "sa")?
+        + member("sigaction", "sa_handler")?;
     Ok(())
 }
 

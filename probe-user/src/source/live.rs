@@ -22,12 +22,17 @@ use crate::{
     procfs,
 };
 
+/// How often the ring is read without a wake-up: the most a quiet event waits.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
 pub struct LiveSource {
     probes: Probes,
     ring: AsyncFd<RingBuf<MapData>>,
     decoder: Decoder,
     rss_step: u64,
     tick: Interval,
+    /// Reads the ring between the programs' wake-ups.
+    drain_tick: Interval,
     /// RSS last reported per pid; pruned to the live processes every sample.
     rss_reported: HashMap<u32, u64>,
     /// Processes put in the tracked set from /proc at start (empty when tracing all).
@@ -60,6 +65,11 @@ impl LiveSource {
             },
             rss_step: options.rss_step,
             tick: tokio::time::interval(options.rss_interval),
+            drain_tick: {
+                let mut tick = tokio::time::interval(DRAIN_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            },
             rss_reported: HashMap::new(),
             seeded,
             losses: Losses::default(),
@@ -134,17 +144,13 @@ impl LiveSource {
         tokio::select! {
             ready = self.ring.readable_mut() => {
                 let mut guard = ready?;
-                let inner = guard.get_inner_mut();
-                let first = out.len();
-                while let Some(record) = inner.next() {
-                    self.decoder.on_record(&record, &mut self.probes, out);
-                }
-                for event in &out[first..] {
-                    if let EventKind::Exit { .. } = event.kind {
-                        self.rss_reported.remove(&event.pid);
-                    }
-                }
+                Self::drain(guard.get_inner_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
                 guard.clear_ready();
+            }
+            // The programs wake hupwatch only when the ring starts to fill (see
+            // probe-ebpf's emit.rs); everything else is read here.
+            _ = self.drain_tick.tick() => {
+                Self::drain(self.ring.get_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
             }
             _ = self.tick.tick() => {
                 self.sample_rss(out);
@@ -152,6 +158,24 @@ impl LiveSource {
             }
         }
         Ok(())
+    }
+
+    fn drain(
+        ring: &mut RingBuf<MapData>,
+        decoder: &mut Decoder,
+        probes: &mut Probes,
+        rss_reported: &mut HashMap<u32, u64>,
+        out: &mut Vec<Event>,
+    ) {
+        let first = out.len();
+        while let Some(record) = ring.next() {
+            decoder.on_record(&record, probes, out);
+        }
+        for event in &out[first..] {
+            if let EventKind::Exit { .. } = event.kind {
+                rss_reported.remove(&event.pid);
+            }
+        }
     }
 
     fn sample_rss(&mut self, out: &mut Vec<Event>) {
@@ -265,7 +289,11 @@ impl Decoder {
                 } = &mut event.kind
                 {
                     *cmdline = read;
-                    *hangup = procfs::read_status(event.pid).map(|s| s.hangup());
+                    // /proc is read later than the exec happened and may show a later
+                    // sigaction; it serves only kernels where the offsets are unknown.
+                    if hangup.is_none() {
+                        *hangup = procfs::read_status(event.pid).map(|s| s.hangup());
+                    }
                 }
                 if let Some(setsid) = self.setsids.remove(&event.pid) {
                     out.push(setsid);

@@ -34,7 +34,8 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     )?;
     let hupwatch = root.join("target/release/hupwatch");
     let xtask = std::env::current_exe().context("the xtask binary, to run workloads")?;
-    let _stats = bpfstats::StatsEnabled::new()?;
+    // Off unless a pass asks for them: they slow every program run.
+    let _stats = bpfstats::StatsSwitch::set(false)?;
 
     let rounds = if quick { 2 } else { 5 };
     let overhead = overhead::measure(&xtask, &hupwatch, rounds, quick)?;

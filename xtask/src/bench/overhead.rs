@@ -1,6 +1,9 @@
 //! Workload slowdown and in-kernel cost: the workloads run with no probe, with hupwatch
 //! tracing every process, with hupwatch matching one name (the workloads untracked), and
 //! with the bpftrace equivalent, in rounds that interleave the four so drift hits all.
+//! The kernel's program statistics cost time in every program run, so the slowdown
+//! rounds run without them, as a deployment does, and one more pass per probe, with them
+//! on, gives the ns per run.
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use anyhow::Result;
@@ -83,18 +86,23 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
                     .push(took.as_secs_f64());
             }
             if let Some(probe) = probe {
-                let stats = bpfstats::by_tracepoint(probe.pid())?;
-                let sums = result.kernel.entry(condition).or_default();
-                for (tracepoint, (time, runs)) in stats {
-                    let sum = sums.entry(tracepoint).or_default();
-                    sum.0 += time;
-                    sum.1 += runs;
-                }
                 probe.stop()?;
             }
             // Let the probe's teardown finish before the next condition.
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+    let _stats = bpfstats::StatsSwitch::set(true)?;
+    for condition in &Condition::ALL[1..] {
+        eprintln!("bench: kernel cost per run: {}", condition.name());
+        let probe = condition.start(hupwatch)?.expect("a probe");
+        for workload in Workload::ALL {
+            workload.measure(xtask, quick)?;
+        }
+        result
+            .kernel
+            .insert(*condition, bpfstats::by_tracepoint(probe.pid())?);
+        probe.stop()?;
     }
     Ok(result)
 }
