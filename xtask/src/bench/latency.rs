@@ -53,6 +53,7 @@ pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
 /// `setsid sleep` typed on a terminal (script(1) gives it one): ms from the setsid call,
 /// as the kernel timed it, to the alert line reaching a reader.
 fn setsid_once(probe: &Probe) -> Result<f64> {
+    let started = now_ns();
     let script = Killed(
         Command::new("script")
             .args(["-qfec", "setsid sleep 600", "/dev/null"])
@@ -61,7 +62,6 @@ fn setsid_once(probe: &Probe) -> Result<f64> {
             .spawn()
             .context("script(1) from util-linux")?,
     );
-    let started = now_ns();
     let (arrived, alert) = probe.wait_alert(Duration::from_secs(10), |a| {
         a["status"] == "raised"
             && a["alert"] == "detached"

@@ -38,10 +38,12 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     let _stats = bpfstats::StatsSwitch::set(false)?;
 
     let rounds = if quick { 2 } else { 5 };
-    let overhead = overhead::measure(&xtask, &hupwatch, rounds, quick)?;
-    let loss = loss::measure(&hupwatch, quick)?;
-    let footprint = footprint::measure(&hupwatch, quick)?;
-    let latency = latency::measure(&hupwatch, quick)?;
+    // A section that fails is recorded with its error and the others still run: a long
+    // run should not lose every figure to one.
+    let overhead = section(overhead::measure(&xtask, &hupwatch, rounds, quick).map(|o| o.json()));
+    let loss = section(loss::measure(&hupwatch, quick).map(|l| l.json()));
+    let footprint = section(footprint::measure(&hupwatch, quick).map(|f| f.json()));
+    let latency = section(latency::measure(&hupwatch, quick).map(|l| l.json()));
 
     let command = if quick {
         "cargo xtask bench --quick"
@@ -52,10 +54,10 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         "machine": machine(),
         "command": command,
         "quick": quick,
-        "overhead": overhead.json(),
-        "loss": loss.json(),
-        "footprint": footprint.json(),
-        "latency": latency.json(),
+        "overhead": overhead,
+        "loss": loss,
+        "footprint": footprint,
+        "latency": latency,
     });
     let missing = unmeasured(&figures);
     let out_dir = if quick {
@@ -95,6 +97,13 @@ const REQUIRED: &[&str] = &[
     "/latency/setsid_to_detached_ms/median",
     "/latency/sighup_to_hangup_survived_beyond_grace_ms/median",
 ];
+
+fn section(result: Result<Value>) -> Value {
+    result.unwrap_or_else(|err| {
+        eprintln!("bench: a section failed: {err:#}");
+        json!({"error": format!("{err:#}")})
+    })
+}
 
 fn unmeasured(figures: &Value) -> Vec<String> {
     let mut missing: Vec<String> = REQUIRED
