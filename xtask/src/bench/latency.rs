@@ -1,5 +1,8 @@
-//! Detection latency: from a setsid on a terminal to the `detached` alert line, and from
-//! the SIGHUP a handler survives to the `hangup_survived` line beyond the grace period.
+//! Detection latency: from starting `setsid sleep` on a terminal to the `detached` alert
+//! line (an upper bound: it includes script(1) and setsid(1) starting), and from the
+//! SIGHUP a handler survives to the `hangup_survived` line beyond the grace period. Both
+//! are timed on this process's monotonic clock: the alerts' own times are wall-clock,
+//! which steps on these VMs.
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
@@ -34,13 +37,19 @@ impl Drop for Killed {
 
 pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
     let repeats = if quick { 2 } else { 10 };
-    let me = std::process::id().to_string();
-    let probe = Probe::hupwatch(hupwatch, &["--pid", &me, "--hup-grace", "1s"])?;
+    // Every process, as deployed. With `--pid` of this process instead, the first
+    // subject's whole tree went unseen in about half of the runs; the cause is not found
+    // yet (see the session note).
+    let probe = Probe::hupwatch(
+        hupwatch,
+        &["--hup-grace", "1s", "--alerts-file", "/dev/stdout"],
+    )?;
     let mut setsid = Vec::new();
     let mut hangup = Vec::new();
-    for _ in 0..repeats {
-        setsid.push(setsid_once(&probe)?);
-        hangup.push(hangup_once(&probe)?);
+    let mut seen = Vec::new();
+    for n in 1..=repeats {
+        setsid.push(setsid_once(&probe, &mut seen).with_context(|| format!("setsid, repeat {n}"))?);
+        hangup.push(hangup_once(&probe).with_context(|| format!("SIGHUP, repeat {n}"))?);
     }
     probe.stop()?;
     Ok(Latency {
@@ -50,9 +59,9 @@ pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
     })
 }
 
-/// `setsid sleep` typed on a terminal (script(1) gives it one): ms from the setsid call,
-/// as the kernel timed it, to the alert line reaching a reader.
-fn setsid_once(probe: &Probe) -> Result<f64> {
+/// `setsid sleep` typed on a terminal (script(1) gives it one): ms from starting it to
+/// the alert line reaching a reader. `seen`: the pids of earlier rounds' alerts.
+fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
     let started = now_ns();
     let script = Killed(
         Command::new("script")
@@ -66,18 +75,14 @@ fn setsid_once(probe: &Probe) -> Result<f64> {
         a["status"] == "raised"
             && a["alert"] == "detached"
             && a["comm"] == "sleep"
-            && a["evidence"][0]["time_ns"]
-                .as_u64()
-                .is_some_and(|t| t >= started)
+            && a["pid"].as_u64().is_some_and(|pid| !seen.contains(&pid))
     })?;
+    seen.push(alert["pid"].as_u64().context("pid")?);
     let pid = alert["pid"].as_u64().context("pid")? as i32;
     // SAFETY: kill has no memory preconditions.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     drop(script);
-    let setsid_at = alert["evidence"][0]["time_ns"]
-        .as_u64()
-        .context("time_ns")?;
-    Ok(arrived.saturating_sub(setsid_at) as f64 / 1e6)
+    Ok(arrived.saturating_sub(started) as f64 / 1e6)
 }
 
 /// A shell with a SIGHUP trap gets SIGHUP: ms from the grace period's end to the alert.

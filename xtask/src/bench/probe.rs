@@ -7,7 +7,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{Arc, Condvar, Mutex},
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 /// How long a probe may take to attach.
 const READY: Duration = Duration::from_secs(60);
 
-/// Lines a child printed, with the wall-clock time each arrived (ns since the epoch).
+/// Lines a child printed, with the time each arrived ([`now_ns`]).
 #[derive(Default)]
 struct Lines {
     stdout: Vec<(u64, String)>,
@@ -32,10 +32,11 @@ pub struct Probe {
     _script: Option<PathBuf>,
 }
 
+/// Monotonic ns since the first call: wall-clock time on these VMs can step, and every
+/// interval measured here starts and ends in this process.
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 impl Probe {
@@ -166,8 +167,15 @@ impl Probe {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || state.ended {
+                let last: Vec<&str> = state
+                    .stdout
+                    .iter()
+                    .rev()
+                    .take(4)
+                    .map(|(_, line)| line.as_str())
+                    .collect();
                 bail!(
-                    "the alert did not come; stderr: {}",
+                    "the alert did not come; the last lines were {last:?}; stderr: {}",
                     state.stderr.join(" | ")
                 );
             }

@@ -65,6 +65,11 @@ pub fn markdown(f: &Value) -> String {
         );
     }
 
+    for section in ["overhead", "loss", "footprint", "latency"] {
+        if let Some(error) = f[section]["error"].as_str() {
+            let _ = writeln!(out, "**The {section} section failed**: {error}\n");
+        }
+    }
     let _ = writeln!(
         out,
         "## Targets\n\n| target | measured | |\n| --- | --- | --- |"
@@ -264,7 +269,7 @@ pub fn markdown(f: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "## Detection latency ({} repeats)\n\n- setsid on a terminal to the `detached` alert line: {} ms\n- SIGHUP to a handler, to the `hangup_survived` line, beyond the {} s grace period: {} ms",
+        "## Detection latency ({} repeats)\n\n- starting `setsid sleep` on a terminal (script(1)) to the `detached` alert line: {} ms\n- SIGHUP to a handler, to the `hangup_survived` line, beyond the {} s grace period: {} ms",
         f["latency"]["repeats"],
         spread(f, "/latency/setsid_to_detached_ms", 1),
         f["latency"]["grace_seconds"],
