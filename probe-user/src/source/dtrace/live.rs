@@ -211,9 +211,13 @@ impl DtraceSource {
                 out[first..].iter().for_each(|e| self.rss.follow(e));
             }
             _ = self.tick.tick() => {
+                // Records that came in the same read as the header are still buffered.
+                let first = out.len();
+                self.records.drain(out);
                 if self.last_read.elapsed() >= QUIET {
                     self.records.flush(out);
                 }
+                out[first..].iter().for_each(|e| self.rss.follow(e));
                 let now = self.clock.epoch_now_ns();
                 self.rss.sample(now, usage, out);
                 self.refused()?;
@@ -361,13 +365,13 @@ mod tests {
                 .spawn()
                 .unwrap();
             let pid = child.id();
+            // The header and the records in one write, so they arrive in one read: the
+            // records behind the header must still come out without more output.
             let shell = format!(
-                "echo 'hupwatch-dtrace 1'\n\
-                 echo 'dtrace: 17 drops on CPU 1' >&2\n\
+                "echo 'dtrace: 17 drops on CPU 1' >&2\n\
                  echo 'dtrace: 3 dynamic variable drops' >&2\n\
-                 printf 'fork 1 {pid} 1 5:sleep\\n'\n\
-                 printf 'signal 2 {pid} 1 0 1 5:sleep 0:\\ndiscard 2 {pid} 1 5:sleep\\n'\n\
-                 echo 'broken record'\n\
+                 printf 'hupwatch-dtrace 1\\nfork 1 {pid} 1 5:sleep\\n\
+                 signal 2 {pid} 1 0 1 5:sleep 0:\\ndiscard 2 {pid} 1 5:sleep\\nbroken record\\n'\n\
                  exec sleep 30\n"
             );
             let mut source = start(&shell).await.expect("started");
