@@ -5,7 +5,7 @@
 //! which steps on these VMs.
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use super::{
-    probe::{Probe, now_ns},
+    probe::{KillOnDrop, Probe, now_ns},
     stats::Spread,
 };
 
@@ -24,15 +24,6 @@ pub struct Latency {
     pub setsid_ms: Spread,
     pub hangup_beyond_grace_ms: Spread,
     pub repeats: usize,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
@@ -63,7 +54,7 @@ pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
 /// the alert line reaching a reader. `seen`: the pids of earlier rounds' alerts.
 fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
     let started = now_ns();
-    let script = Killed(
+    let script = KillOnDrop(
         Command::new("script")
             .args(["-qfec", "setsid sleep 600", "/dev/null"])
             .stdin(Stdio::piped())
@@ -87,7 +78,7 @@ fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
 
 /// A shell with a SIGHUP trap gets SIGHUP: ms from the grace period's end to the alert.
 fn hangup_once(probe: &Probe) -> Result<f64> {
-    let shell = Killed(
+    let shell = KillOnDrop(
         Command::new("sh")
             .args(["-c", "trap 'true' HUP; while :; do sleep 1; done"])
             .spawn()?,

@@ -4,7 +4,7 @@
 //! collector's CPU per event and its RSS before and after.
 use std::{
     path::Path,
-    process::{Child, Command},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use super::probe::Probe;
+use super::probe::{KillOnDrop, Probe};
 
 const RECEIVED: &str = "hupwatch_events_total{kind=\"signal\"}";
 const LOST: &str = "hupwatch_events_lost_total{kind=\"signal\"}";
@@ -40,17 +40,8 @@ pub struct Loss {
     pub rss_after: u64,
 }
 
-struct Target(Child);
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 pub fn measure(hupwatch: &Path, quick: bool) -> Result<Loss> {
-    let target = Target(Command::new("sleep").arg("3600").spawn()?);
+    let target = KillOnDrop(Command::new("sleep").arg("3600").spawn()?);
     let pid = target.0.id();
     let probe = Probe::hupwatch(
         hupwatch,

@@ -113,8 +113,15 @@ impl Probe {
         })
     }
 
-    fn wait_line(&self, what: &str, find: impl Fn(&Lines) -> Option<String>) -> Result<String> {
-        let deadline = Instant::now() + READY;
+    /// Waits up to `within` for `find` to see what it looks for in the lines so far; the
+    /// error names `what` and shows the last stdout lines and all of stderr.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        within: Duration,
+        find: impl Fn(&Lines) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + within;
         let (state, wake) = &*self.lines;
         let mut state = state.lock().unwrap();
         loop {
@@ -123,23 +130,30 @@ impl Probe {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || state.ended {
-                bail!("no {what}; stderr: {}", state.stderr.join(" | "));
+                let last: Vec<&str> = state
+                    .stdout
+                    .iter()
+                    .rev()
+                    .take(4)
+                    .map(|(_, line)| line.as_str())
+                    .collect();
+                bail!(
+                    "{what} did not come; the last lines were {last:?}; stderr: {}",
+                    state.stderr.join(" | ")
+                );
             }
-            state = wake
-                .wait_timeout(state, left.min(Duration::from_millis(200)))
-                .unwrap()
-                .0;
+            state = wake.wait_timeout(state, left).unwrap().0;
         }
     }
 
     fn wait_stderr(&self, prefix: &str) -> Result<String> {
-        self.wait_line(prefix, |s| {
+        self.wait_for(prefix, READY, |s| {
             s.stderr.iter().find(|l| l.starts_with(prefix)).cloned()
         })
     }
 
     fn wait_stdout(&self, text: &str) -> Result<String> {
-        self.wait_line(text, |s| {
+        self.wait_for(text, READY, |s| {
             s.stdout
                 .iter()
                 .find(|(_, l)| l.contains(text))
@@ -154,33 +168,12 @@ impl Probe {
         within: Duration,
         matches: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<(u64, serde_json::Value)> {
-        let deadline = Instant::now() + within;
-        let (state, wake) = &*self.lines;
-        let mut state = state.lock().unwrap();
-        loop {
-            let found = state.stdout.iter().find_map(|(at, line)| {
+        self.wait_for("the alert", within, |s| {
+            s.stdout.iter().find_map(|(at, line)| {
                 let value: serde_json::Value = serde_json::from_str(line).ok()?;
                 matches(&value).then_some((*at, value))
-            });
-            if let Some(found) = found {
-                return Ok(found);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || state.ended {
-                let last: Vec<&str> = state
-                    .stdout
-                    .iter()
-                    .rev()
-                    .take(4)
-                    .map(|(_, line)| line.as_str())
-                    .collect();
-                bail!(
-                    "the alert did not come; the last lines were {last:?}; stderr: {}",
-                    state.stderr.join(" | ")
-                );
-            }
-            state = wake.wait_timeout(state, left).unwrap().0;
-        }
+            })
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -262,6 +255,16 @@ impl Drop for Probe {
         if let Some(script) = &self._script {
             let _ = std::fs::remove_file(script);
         }
+    }
+}
+
+/// A child process killed and reaped when dropped: the subjects the bench starts.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

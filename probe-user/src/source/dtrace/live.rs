@@ -206,24 +206,28 @@ impl DtraceSource {
                 }
                 self.last_read = Instant::now();
                 self.records.feed(&self.chunk[..n]);
-                let first = out.len();
-                self.records.drain(out);
-                out[first..].iter().for_each(|e| self.rss.follow(e));
+                self.release(out, false);
             }
             _ = self.tick.tick() => {
                 // Records that came in the same read as the header are still buffered.
-                let first = out.len();
-                self.records.drain(out);
-                if self.last_read.elapsed() >= QUIET {
-                    self.records.flush(out);
-                }
-                out[first..].iter().for_each(|e| self.rss.follow(e));
+                self.release(out, self.last_read.elapsed() >= QUIET);
                 let now = self.clock.epoch_now_ns();
                 self.rss.sample(now, usage, out);
                 self.refused()?;
             }
         }
         Ok(())
+    }
+
+    /// Appends the events of the complete records buffered (and a held-back signal too,
+    /// with `flush`), and samples the RSS of the processes they start.
+    fn release(&mut self, out: &mut Vec<Event>, flush: bool) {
+        let first = out.len();
+        self.records.drain(out);
+        if flush {
+            self.records.flush(out);
+        }
+        out[first..].iter().for_each(|e| self.rss.follow(e));
     }
 
     /// Losses so far, by kind, for `hupwatch_events_lost_total`.
@@ -242,11 +246,6 @@ impl DtraceSource {
 
     pub fn lost_events(&self) -> u64 {
         self.losses().iter().map(|(_, n)| n).sum()
-    }
-
-    /// Processes whose RSS is sampled now.
-    pub fn sampled(&self) -> usize {
-        self.rss.watched()
     }
 }
 
