@@ -28,9 +28,7 @@ pub struct Latency {
 
 pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
     let repeats = if quick { 2 } else { 10 };
-    // Every process, as deployed. With `--pid` of this process instead, the first
-    // subject's whole tree went unseen in about half of the runs; the cause is not found
-    // yet (see the session note).
+    // Every process, as deployed.
     let probe = Probe::hupwatch(
         hupwatch,
         &["--hup-grace", "1s", "--alerts-file", "/dev/stdout"],
@@ -52,11 +50,17 @@ pub fn measure(hupwatch: &Path, quick: bool) -> Result<Latency> {
 
 /// `setsid sleep` typed on a terminal (script(1) gives it one): ms from starting it to
 /// the alert line reaching a reader. `seen`: the pids of earlier rounds' alerts.
+///
+/// The terminal's shell stays alive after it, as an interactive one would. With
+/// `script -c "setsid sleep"` alone, sh execs setsid(1), which as the session's leader
+/// forks and exits; the terminal then hangs up and the kernel's SIGHUP killed the child
+/// before it reached setsid() in about half of the runs (the trace shows it), so the
+/// subject never detached at all.
 fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
     let started = now_ns();
     let script = KillOnDrop(
         Command::new("script")
-            .args(["-qfec", "setsid sleep 600", "/dev/null"])
+            .args(["-qfec", "setsid sleep 600; exec sleep 600", "/dev/null"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
