@@ -26,3 +26,29 @@ pub fn offset(value: u32) -> Result<usize, u32> {
         Ok(value as usize)
     }
 }
+
+/// Reads a tracepoint field, `Err(0)` when its offset is unresolved. Where the running
+/// kernel puts the field at `$usual` (its place in the formats this build was written
+/// against, 6.x), this is one load from the context: the verifier sees the frozen config
+/// as a constant and keeps only that branch. Elsewhere it falls back to
+/// bpf_probe_read_kernel at the resolved offset, since the verifier refuses context loads
+/// at an offset held in a register. The helper call cost rss_stat, which runs on every
+/// page fault, about as much as the rest of the program (bench/RESULTS.md).
+macro_rules! field {
+    ($ctx:expr, $name:ident: $ty:ty = $usual:literal) => {{
+        let at = $crate::config::config!($name);
+        if at == $usual {
+            // SAFETY: tracepoint formats align every field to its size, and the kernel
+            // says this field is here.
+            Ok::<$ty, u32>(unsafe {
+                core::ptr::read(
+                    (aya_ebpf::EbpfContext::as_ptr($ctx) as *const u8).add($usual) as *const $ty,
+                )
+            })
+        } else {
+            $crate::config::offset(at)
+                .and_then(|at| unsafe { $ctx.read_at::<$ty>(at) }.map_err(|_| 0u32))
+        }
+    }};
+}
+pub(crate) use field;

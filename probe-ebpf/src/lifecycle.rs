@@ -10,7 +10,7 @@ use aya_ebpf::{
 use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, reason};
 
 use crate::{
-    config::{config, offset},
+    config::{config, field, offset},
     emit::{current_comm, header, send},
     maps::{EVENTS, RSS, TRACKED, bump, is_tracked, track, track_if_comm_matches},
     task,
@@ -26,8 +26,7 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 }
 
 fn try_task_newtask(ctx: &TracePointContext) -> Result<u32, u32> {
-    let clone_flags: u64 =
-        unsafe { ctx.read_at(offset(config!(newtask_clone_flags))?) }.map_err(|_| 0u32)?;
+    let clone_flags = field!(ctx, newtask_clone_flags: u64 = 32)?;
     if clone_flags & CLONE_THREAD != 0 {
         return Ok(0);
     }
@@ -35,7 +34,7 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<u32, u32> {
     if !is_tracked(parent) {
         return Ok(0);
     }
-    let child: u32 = unsafe { ctx.read_at(offset(config!(newtask_pid))?) }.map_err(|_| 0u32)?;
+    let child = field!(ctx, newtask_pid: u32 = 8)?;
     if config!(trace_all) == 0 {
         track(child, reason::INHERITED);
     }
@@ -70,8 +69,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     if !tracked && config!(exec_all) == 0 {
         return Ok(0);
     }
-    let filename_loc: u32 =
-        unsafe { ctx.read_at(offset(config!(exec_filename))?) }.map_err(|_| 0u32)?;
+    let filename_loc = field!(ctx, exec_filename: u32 = 8)?;
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         bump(u32::from(kind::EXEC));
         return Ok(0);
@@ -114,8 +112,8 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Only the end of the whole process counts, not of one of its threads.
-    let process_gone = match offset(config!(exit_group_dead)) {
-        Ok(at) => unsafe { ctx.read_at::<u8>(at) }.map_err(|_| 0u32)? != 0,
+    let process_gone = match field!(ctx, exit_group_dead: u8 = 32) {
+        Ok(dead) => dead != 0,
         Err(_) => tid == tgid,
     };
     if !process_gone || !is_tracked(tgid) {

@@ -6,7 +6,7 @@ use aya_ebpf::{
 use probe_common::{RssValue, counter};
 
 use crate::{
-    config::{config, offset},
+    config::field,
     maps::{RSS, bump, is_tracked},
 };
 
@@ -24,7 +24,7 @@ pub fn rss_stat(ctx: TracePointContext) -> u32 {
 fn try_rss_stat(ctx: &TracePointContext) -> Result<u32, u32> {
     // The event names no process: only a change to the current task's own mm can be
     // attributed (the others are, e.g., reclaim, and are picked up at the next own fault).
-    let curr: u32 = unsafe { ctx.read_at(offset(config!(rss_curr))?) }.map_err(|_| 0u32)?;
+    let curr = field!(ctx, rss_curr: u32 = 12)?;
     if curr == 0 {
         return Ok(0);
     }
@@ -32,11 +32,11 @@ fn try_rss_stat(ctx: &TracePointContext) -> Result<u32, u32> {
     if !is_tracked(tgid) {
         return Ok(0);
     }
-    let member: i32 = unsafe { ctx.read_at(offset(config!(rss_member))?) }.map_err(|_| 0u32)?;
+    let member = field!(ctx, rss_member: i32 = 16)?;
     if member != MM_FILEPAGES && member != MM_ANONPAGES && member != MM_SHMEMPAGES {
         return Ok(0);
     }
-    let size: i64 = unsafe { ctx.read_at(offset(config!(rss_size))?) }.map_err(|_| 0u32)?;
+    let size = field!(ctx, rss_size: i64 = 24)?;
     let size = if size < 0 { 0 } else { size as u64 };
 
     let value = match RSS.get_ptr_mut(&tgid) {

@@ -6,7 +6,7 @@ use aya_ebpf::{
 use probe_common::{PdeathsigRecord, SetsidRecord, TtyIoctlRecord, flags, kind};
 
 use crate::{
-    config::{config, offset},
+    config::{config, field},
     emit::{current_comm, header, send},
     maps::{SETSID_BEFORE, SessionBefore, is_tracked},
     task,
@@ -54,7 +54,7 @@ fn try_sys_exit_setsid(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     };
     let _ = SETSID_BEFORE.remove(&tid);
-    let ret: i64 = unsafe { ctx.read_at(offset(config!(setsid_ret))?) }.map_err(|_| 0u32)?;
+    let ret = field!(ctx, setsid_ret: i64 = 16)?;
     let mut head = header(kind::SETSID, tgid, current_comm());
     if before.tracked != 0 {
         head.flags = flags::TRACKED;
@@ -81,7 +81,7 @@ pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
 
 fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Result<u32, u32> {
     // ioctl is hot: test the command before anything else.
-    let cmd: u64 = unsafe { ctx.read_at(offset(config!(ioctl_cmd))?) }.map_err(|_| 0u32)?;
+    let cmd = field!(ctx, ioctl_cmd: u64 = 24)?;
     // The kernel compares the command as an unsigned int, whatever the upper bits hold.
     let kind = match cmd & 0xffff_ffff {
         TIOCNOTTY => kind::DETACH_TTY,
@@ -92,7 +92,7 @@ fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Result<u32, u32> {
     if !is_tracked(tgid) {
         return Ok(0);
     }
-    let fd: u64 = unsafe { ctx.read_at(offset(config!(ioctl_fd))?) }.map_err(|_| 0u32)?;
+    let fd = field!(ctx, ioctl_fd: u64 = 16)?;
     let current = task::current();
     send(
         kind,
@@ -114,7 +114,7 @@ pub fn sys_enter_prctl(ctx: TracePointContext) -> u32 {
 }
 
 fn try_sys_enter_prctl(ctx: &TracePointContext) -> Result<u32, u32> {
-    let option: u64 = unsafe { ctx.read_at(offset(config!(prctl_option))?) }.map_err(|_| 0u32)?;
+    let option = field!(ctx, prctl_option: u64 = 16)?;
     if option & 0xffff_ffff != PR_SET_PDEATHSIG {
         return Ok(0);
     }
@@ -122,7 +122,7 @@ fn try_sys_enter_prctl(ctx: &TracePointContext) -> Result<u32, u32> {
     if !is_tracked(tgid) {
         return Ok(0);
     }
-    let signal: u64 = unsafe { ctx.read_at(offset(config!(prctl_arg2))?) }.map_err(|_| 0u32)?;
+    let signal = field!(ctx, prctl_arg2: u64 = 24)?;
     send(
         kind::PDEATHSIG,
         PdeathsigRecord {

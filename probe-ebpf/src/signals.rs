@@ -9,7 +9,7 @@ use aya_ebpf::{
 use probe_common::{COMM_LEN, SigactionRecord, SignalDeliverRecord, SignalRecord, kind};
 
 use crate::{
-    config::{config, offset},
+    config::{config, field, offset},
     emit::{current_comm, header, send},
     maps::is_tracked,
 };
@@ -26,13 +26,10 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
 }
 
 fn try_signal_generate(ctx: &TracePointContext) -> Result<u32, u32> {
-    let target: u32 = unsafe { ctx.read_at(offset(config!(sg_pid))?) }.map_err(|_| 0u32)?;
+    let target = field!(ctx, sg_pid: u32 = 36)?;
     if !is_tracked(target) {
         return Ok(0);
     }
-    let read_i32 = |field: u32| -> Result<i32, u32> {
-        unsafe { ctx.read_at::<i32>(offset(field)?) }.map_err(|_| 0u32)
-    };
     let comm: [u8; COMM_LEN] =
         unsafe { ctx.read_at(offset(config!(sg_comm))?) }.unwrap_or([0; COMM_LEN]);
     let sender = bpf_get_current_pid_tgid();
@@ -40,10 +37,10 @@ fn try_signal_generate(ctx: &TracePointContext) -> Result<u32, u32> {
         kind::SIGNAL,
         SignalRecord {
             header: header(kind::SIGNAL, target, comm),
-            sig: read_i32(config!(sg_sig))?,
-            code: read_i32(config!(sg_code))?,
-            result: read_i32(config!(sg_result))?,
-            group: read_i32(config!(sg_group))?,
+            sig: field!(ctx, sg_sig: i32 = 8)?,
+            code: field!(ctx, sg_code: i32 = 16)?,
+            result: field!(ctx, sg_result: i32 = 44)?,
+            group: field!(ctx, sg_group: i32 = 40)?,
             sender_pid: (sender >> 32) as u32,
             sender_tid: sender as u32,
             sender_comm: current_comm(),
@@ -64,10 +61,10 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<u32, u32> {
     if !is_tracked(tgid) {
         return Ok(0);
     }
-    let sig: i32 = unsafe { ctx.read_at(offset(config!(sd_sig))?) }.map_err(|_| 0u32)?;
-    let code: i32 = unsafe { ctx.read_at(offset(config!(sd_code))?) }.map_err(|_| 0u32)?;
-    let handler: u64 = unsafe { ctx.read_at(offset(config!(sd_sa_handler))?) }.map_err(|_| 0u32)?;
-    let sa_flags: u64 = unsafe { ctx.read_at(offset(config!(sd_sa_flags))?) }.map_err(|_| 0u32)?;
+    let sig = field!(ctx, sd_sig: i32 = 8)?;
+    let code = field!(ctx, sd_code: i32 = 16)?;
+    let handler = field!(ctx, sd_sa_handler: u64 = 24)?;
+    let sa_flags = field!(ctx, sd_sa_flags: u64 = 32)?;
     send(
         kind::SIGNAL_DELIVER,
         SignalDeliverRecord {
@@ -89,11 +86,11 @@ pub fn sys_enter_rt_sigaction(ctx: TracePointContext) -> u32 {
 }
 
 fn try_sys_enter_rt_sigaction(ctx: &TracePointContext) -> Result<u32, u32> {
-    let sig: u64 = unsafe { ctx.read_at(offset(config!(sigaction_sig))?) }.map_err(|_| 0u32)?;
+    let sig = field!(ctx, sigaction_sig: u64 = 16)?;
     if sig != SIGHUP && sig != SIGINT && sig != SIGTERM {
         return Ok(0);
     }
-    let act: u64 = unsafe { ctx.read_at(offset(config!(sigaction_act))?) }.map_err(|_| 0u32)?;
+    let act = field!(ctx, sigaction_act: u64 = 24)?;
     if act == 0 {
         // A query of the current disposition changes nothing.
         return Ok(0);
