@@ -225,7 +225,9 @@ impl Pages for SessionPages {
                 })
             }
             "/metrics" => {
-                let view = lock(&self.tracker).view(self.clock.epoch_now_ns());
+                // One lock at a time: the event loop takes the tracker's, then the metrics'.
+                let limit = lock(&self.metrics).max_session_series();
+                let view = lock(&self.tracker).metrics_view(self.clock.epoch_now_ns(), limit);
                 Some(Page {
                     content_type: "text/plain; version=0.0.4; charset=utf-8",
                     body: lock(&self.metrics).render(&view),

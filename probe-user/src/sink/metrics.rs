@@ -9,7 +9,7 @@ use prometheus::{
 
 use crate::{
     event::{Event, EventKind},
-    tracker::{Alert, AlertStatus, SessionsView},
+    tracker::{Alert, AlertStatus, MetricsView},
     verdict::VerdictKind,
 };
 
@@ -327,7 +327,7 @@ impl Metrics {
     }
 
     /// Refreshes the gauges from the tracker and renders the text exposition format.
-    pub fn render(&mut self, view: &SessionsView) -> Vec<u8> {
+    pub fn render(&mut self, view: &MetricsView) -> Vec<u8> {
         self.observe_hangup_exits(view);
         self.set_session_gauges(view);
         let mut out = Vec::new();
@@ -337,7 +337,12 @@ impl Metrics {
         out
     }
 
-    fn observe_hangup_exits(&mut self, view: &SessionsView) {
+    /// The most per-process series a scrape shows (`--max-session-series`).
+    pub fn max_session_series(&self) -> usize {
+        self.max_session_series
+    }
+
+    fn observe_hangup_exits(&mut self, view: &MetricsView) {
         let new = view
             .hangup_exit_total
             .saturating_sub(self.hangup_exits_seen) as usize;
@@ -348,7 +353,7 @@ impl Metrics {
         self.hangup_exits_seen = view.hangup_exit_total;
     }
 
-    fn set_session_gauges(&self, view: &SessionsView) {
+    fn set_session_gauges(&self, view: &MetricsView) {
         // Every group has a series, at zero when it has no process; `other` only while
         // something is in it.
         self.tracked.reset();
@@ -357,19 +362,21 @@ impl Metrics {
             self.tracked.with_label_values(&[group]).set(0);
             self.tracked_rss.with_label_values(&[group]).set(0);
         }
-        for p in &view.processes {
-            self.tracked.with_label_values(&[&p.group]).inc();
+        for total in &view.groups {
+            self.tracked
+                .with_label_values(&[&total.group])
+                .set(total.processes as i64);
             self.tracked_rss
-                .with_label_values(&[&p.group])
-                .add(p.rss_bytes as i64);
+                .with_label_values(&[&total.group])
+                .set(total.rss_bytes as i64);
         }
         self.dropped_processes.set(view.dropped_processes as i64);
         for kind in VerdictKind::ALL {
             let n = view
-                .processes
+                .with_verdict
                 .iter()
-                .filter(|p| p.verdicts.iter().any(|v| v.kind == kind))
-                .count();
+                .find(|(k, _)| *k == kind)
+                .map_or(0, |(_, n)| *n);
             self.with_verdict
                 .with_label_values(&[kind.name()])
                 .set(n as i64);
@@ -377,9 +384,8 @@ impl Metrics {
         // Rebuilt at every scrape, so series of processes that are gone disappear.
         self.session_rss.reset();
         self.session_growth.reset();
-        let flagged = view.processes.iter().filter(|p| !p.verdicts.is_empty());
-        // `processes` is sorted by RSS, largest first.
-        for p in flagged.take(self.max_session_series) {
+        // `flagged` is sorted by RSS, largest first.
+        for p in view.flagged.iter().take(self.max_session_series) {
             let verdicts: Vec<&str> = p.verdicts.iter().map(|v| v.kind.name()).collect();
             let labels = [p.pid.to_string(), p.comm.clone(), verdicts.join(",")];
             let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
@@ -400,7 +406,7 @@ mod tests {
     use super::*;
     use crate::{
         event::{Disposition, Origin, SignalResult},
-        tracker::{HangupExit, ProcessView},
+        tracker::{HangupExit, ProcessView, SessionsView},
         verdict::Verdict,
     };
 
@@ -461,7 +467,7 @@ mod tests {
     }
 
     fn text(metrics: &mut Metrics, view: &SessionsView) -> String {
-        String::from_utf8(metrics.render(view)).unwrap()
+        String::from_utf8(metrics.render(&view.metrics(usize::MAX))).unwrap()
     }
 
     fn series(text: &str, name: &str) -> usize {

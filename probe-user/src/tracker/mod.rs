@@ -14,7 +14,7 @@ use std::{
 };
 
 pub use process::{Finding, Process, Terminal};
-pub use view::{HangupExit, ProcessView, SessionsView};
+pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
 
 use crate::{
     event::{Event, EventKind},
@@ -200,6 +200,11 @@ impl Tracker {
     /// Everything that is live, for the sessions API and table.
     pub fn view(&self, now_ns: u64) -> SessionsView {
         view::build(self, now_ns)
+    }
+
+    /// What `/metrics` needs, with at most `limit` flagged processes in full.
+    pub fn metrics_view(&self, now_ns: u64, limit: usize) -> MetricsView {
+        view::build_metrics(self, now_ns, limit)
     }
 
     fn with_process(&mut self, event: &Event, change: impl FnOnce(&mut Process)) {

@@ -884,3 +884,33 @@ fn adopted_by_init_before_its_exec_is_orphaned_when_its_session_says_so() {
     let (_, alerts) = run_with(named, &script, 2.0);
     assert_eq!(raised(&alerts), []);
 }
+
+#[test]
+fn the_metrics_view_counts_what_the_full_view_shows() {
+    // /metrics is built straight from the tracker; it must agree with the sessions view.
+    let mut script = vec![shell()];
+    for pid in 400..410u32 {
+        script.push(existing(pid, "worker", 100, Some("pts/3")));
+    }
+    for (n, pid) in (300..304u32).enumerate() {
+        let mut detached = exec(1.0 + n as f64 * 0.01, pid, 100, "agent", pid, None);
+        if let EventKind::Exec { parent_tty, .. } = &mut detached.kind {
+            *parent_tty = Some("pts/3".into());
+        }
+        script.push(detached);
+    }
+    let (t, alerts) = run(&script, 2.0);
+    assert_eq!(raised(&alerts).len(), 4, "four detached agents");
+    let now = at(2.0);
+    for limit in [0, 2, 50] {
+        let direct = t.metrics_view(now, limit);
+        assert_eq!(direct.flagged.len(), limit.min(4));
+        let mut from_view = t.view(now).metrics(limit);
+        let mut direct = direct;
+        for m in [&mut direct, &mut from_view] {
+            m.groups.sort_by(|a, b| a.group.cmp(&b.group));
+            m.with_verdict.sort();
+        }
+        assert_eq!(direct, from_view, "limit {limit}");
+    }
+}

@@ -79,6 +79,103 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
     }
 }
 
+/// What `/metrics` shows: totals over every session, and the flagged ones in full. Built
+/// without a view of every process: with 10,000 tracked, the full view took 4 to 10 ms of
+/// each scrape, under the tracker's lock.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsView {
+    /// Processes and their RSS per match group, for the groups that have any.
+    pub groups: Vec<GroupTotal>,
+    /// How many live sessions have each verdict, for the verdicts that any has.
+    pub with_verdict: Vec<(VerdictKind, u64)>,
+    /// Sessions with a verdict, largest RSS first, at most the limit asked for.
+    pub flagged: Vec<ProcessView>,
+    pub hangup_exits: Vec<HangupExit>,
+    pub hangup_exit_total: u64,
+    pub dropped_processes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupTotal {
+    pub group: String,
+    pub processes: u64,
+    pub rss_bytes: u64,
+}
+
+impl MetricsView {
+    fn add(&mut self, group: &str, rss_bytes: u64, verdicts: impl Iterator<Item = VerdictKind>) {
+        match self.groups.iter_mut().find(|g| g.group == group) {
+            Some(total) => {
+                total.processes += 1;
+                total.rss_bytes += rss_bytes;
+            }
+            None => self.groups.push(GroupTotal {
+                group: group.to_string(),
+                processes: 1,
+                rss_bytes,
+            }),
+        }
+        for kind in verdicts {
+            match self.with_verdict.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => self.with_verdict.push((kind, 1)),
+            }
+        }
+    }
+}
+
+impl SessionsView {
+    /// The metrics of this view (a `sessions --from` result, or a test's).
+    pub fn metrics(&self, limit: usize) -> MetricsView {
+        let mut out = MetricsView {
+            hangup_exits: self.hangup_exits.clone(),
+            hangup_exit_total: self.hangup_exit_total,
+            dropped_processes: self.dropped_processes,
+            ..MetricsView::default()
+        };
+        for p in &self.processes {
+            out.add(&p.group, p.rss_bytes, p.verdicts.iter().map(|v| v.kind));
+        }
+        // `processes` is sorted by RSS, largest first.
+        let flagged = self.processes.iter().filter(|p| !p.verdicts.is_empty());
+        out.flagged = flagged.take(limit).cloned().collect();
+        out
+    }
+}
+
+pub(super) fn build_metrics(t: &Tracker, now_ns: u64, limit: usize) -> MetricsView {
+    let mut out = MetricsView {
+        hangup_exits: t.hangup_exits.iter().cloned().collect(),
+        hangup_exit_total: t.hangup_exit_total,
+        dropped_processes: t.dropped_processes,
+        ..MetricsView::default()
+    };
+    let mut flagged = Vec::new();
+    for p in t.processes.values().filter(|p| is_session(t, p)) {
+        out.add(
+            group_name(p, &t.group_names),
+            p.rss_bytes,
+            p.verdicts.keys().copied(),
+        );
+        if !p.verdicts.is_empty() {
+            flagged.push(p);
+        }
+    }
+    flagged.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
+    out.flagged = flagged
+        .into_iter()
+        .take(limit)
+        .map(|p| process_view(p, now_ns, &t.group_names))
+        .collect();
+    out
+}
+
+fn group_name<'a>(p: &Process, group_names: &'a [String]) -> &'a str {
+    p.group
+        .and_then(|g| group_names.get(usize::from(g)))
+        .map_or(GROUP_OTHER, String::as_str)
+}
+
 /// The group of a process that came in through a parent hupwatch never saw.
 pub const GROUP_OTHER: &str = "other";
 
@@ -111,11 +208,7 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         },
         verdicts,
         inferred: p.inferred,
-        group: p
-            .group
-            .and_then(|g| group_names.get(usize::from(g)))
-            .map_or(GROUP_OTHER, String::as_str)
-            .to_string(),
+        group: group_name(p, group_names).to_string(),
     }
 }
 
