@@ -236,18 +236,6 @@ fn bump_memlock_rlimit() {
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_record_kind_has_a_name_for_loss_reports() {
-        for k in 1..kind::END {
-            assert_ne!(kind_name(k), "unknown", "kind {k}");
-        }
-    }
-}
-
 /// Returns the heap freed after loading to the OS. Parsing the kernel's BTF (ours for the
 /// offsets, aya's for relocations) peaks at tens of MiB; glibc keeps freed memory mapped,
 /// so without this an always-on daemon carried the peak as RSS for good (49 MiB at rest,
@@ -257,5 +245,17 @@ fn give_back_freed_heap() {
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_kind_has_a_name_for_loss_reports() {
+        for k in 1..kind::END {
+            assert_ne!(kind_name(k), "unknown", "kind {k}");
+        }
     }
 }
