@@ -8,6 +8,7 @@ pub mod event;
 pub mod matching;
 pub mod output;
 pub mod procfs;
+pub mod reap;
 pub mod sessions;
 pub mod signals;
 pub mod sink;

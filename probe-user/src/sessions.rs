@@ -23,10 +23,7 @@ pub struct SessionsOptions {
 }
 
 pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
-    let view = match &options.from {
-        Some(url) => fetch(url).await?,
-        None => look_at_proc(&options.matcher)?,
-    };
+    let view = gather(options.from.as_deref(), &options.matcher).await?;
     let mut out = io::stdout().lock();
     let written = if options.json {
         serde_json::to_writer(&mut out, &view)
@@ -38,6 +35,14 @@ pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
     written
         .and_then(|()| out.flush())
         .or_else(output::unless_reader_gone)
+}
+
+/// The live sessions: from a running `hupwatch run` at `from`, or a one-shot /proc look.
+pub async fn gather(from: Option<&str>, matcher: &Matcher) -> anyhow::Result<SessionsView> {
+    match from {
+        Some(url) => fetch(url).await,
+        None => look_at_proc(matcher),
+    }
 }
 
 async fn fetch(url: &str) -> anyhow::Result<SessionsView> {

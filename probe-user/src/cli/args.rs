@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     source::SourceKind,
     units::{parse_duration, parse_size},
+    verdict::VerdictKind,
 };
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,9 @@ pub enum Command {
     /// Show the live sessions: a one-shot look at /proc (no root needed), or what a running
     /// `hupwatch run` sees (--from)
     Sessions(SessionsArgs),
+    /// End the sessions that should be gone: a dry run that lists them unless --yes is
+    /// given; then the signal, the grace period and SIGKILL, each logged as a JSON line
+    Reap(ReapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +116,59 @@ pub struct SessionsArgs {
 
     #[command(flatten)]
     pub matching: MatchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Verdict that qualifies a process (repeatable) [default: terminal_lost, orphaned]
+    #[arg(long = "verdict", value_name = "VERDICT", value_parser = parse_verdict)]
+    pub verdicts: Vec<VerdictKind>,
+
+    /// Only processes at least this old, like 2h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+
+    /// Only processes using at least this much memory, like 500MiB
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_rss: Option<u64>,
+
+    /// The signal sent first: a name (TERM, SIGHUP) or a number
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
+    pub signal: u32,
+
+    /// How long to wait after the signal before SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Really end them (without it, only list what would be ended and why)
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Also other users' processes (by default only those of the user who ran hupwatch,
+    /// under sudo the one who ran sudo)
+    #[arg(long)]
+    pub all_users: bool,
+
+    /// Take the sessions and verdicts from a running `hupwatch run` (http://127.0.0.1:9464)
+    /// instead of a one-shot look at /proc
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+
+    #[command(flatten)]
+    pub matching: MatchArgs,
+}
+
+fn parse_verdict(text: &str) -> Result<VerdictKind, String> {
+    VerdictKind::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = VerdictKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown verdict {text:?}; use one of {}", names.join(", "))
+    })
+}
+
+fn parse_signal(text: &str) -> Result<u32, String> {
+    crate::signals::parse(text).ok_or_else(|| {
+        format!("unknown signal {text:?}; use a name like TERM, HUP or KILL, or a number")
+    })
 }
 
 /// Which kernel tracer, and how it samples and buffers.

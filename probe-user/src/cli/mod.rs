@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, LiveArgs, MatchArgs, RunArgs, SessionsArgs, TraceArgs};
+pub use args::{Cli, Command, LiveArgs, MatchArgs, ReapArgs, RunArgs, SessionsArgs, TraceArgs};
 
 use crate::{
     error::{self, UserError},
@@ -90,6 +90,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 matcher: matcher(&args.matching)?,
             };
             runtime()?.block_on(crate::sessions::run(options))
+        }
+        Command::Reap(args) => {
+            let verdicts = if args.verdicts.is_empty() {
+                crate::reap::Criteria::DEFAULT_VERDICTS.to_vec()
+            } else {
+                args.verdicts
+            };
+            let options = crate::reap::ReapOptions {
+                from: args.from,
+                matcher: matcher(&args.matching)?,
+                criteria: crate::reap::Criteria {
+                    verdicts,
+                    older_than: args.older_than,
+                    min_rss_bytes: args.min_rss,
+                    all_users: args.all_users,
+                },
+                signal: args.signal,
+                grace: args.grace,
+                yes: args.yes,
+            };
+            runtime()?.block_on(crate::reap::run(options))
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct BsdInfo {
     pub comm: String,
     pub tty_dev: u32,
     pub started_epoch_ns: u64,
+    /// Real user id.
+    pub uid: u32,
 }
 
 pub fn bsd_info(pid: u32) -> Option<BsdInfo> {
@@ -53,6 +55,7 @@ pub fn bsd_info(pid: u32) -> Option<BsdInfo> {
             .pbi_start_tvsec
             .saturating_mul(1_000_000_000)
             .saturating_add(info.pbi_start_tvusec.saturating_mul(1000)),
+        uid: info.pbi_ruid,
     })
 }
 

@@ -1,0 +1,110 @@
+//! What the OS says about a process right now, and who is reaping: read fresh by `reap`,
+//! never taken from a sessions view that may be minutes old.
+use super::select::{Identity, Reaper};
+
+/// The process as it is now; `None` when it is gone.
+#[cfg(target_os = "linux")]
+pub fn look(pid: u32) -> Option<Identity> {
+    let stat = crate::procfs::read_stat(pid)?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Identity {
+        uid: real_uid(&status)?,
+        comm: stat.comm.clone(),
+        start: stat.start_ticks,
+        kernel_thread: stat.is_kernel_thread(),
+    })
+}
+
+#[cfg(target_os = "macos")]
+pub fn look(pid: u32) -> Option<Identity> {
+    let info = crate::source::darwin::bsd_info(pid)?;
+    Some(Identity {
+        uid: info.uid,
+        comm: info.comm,
+        start: info.started_epoch_ns / 1000,
+        // The kernel (pid 0) is the only one; launchd is pid 1.
+        kernel_thread: pid == 0,
+    })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub fn look(_pid: u32) -> Option<Identity> {
+    None
+}
+
+/// The first (real) id of the `Uid:` line of /proc/PID/status.
+pub fn real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// This hupwatch, and whose processes it may end: under sudo, the user who ran sudo.
+pub fn reaper() -> Reaper {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let sudo_uid = std::env::var("SUDO_UID").ok().and_then(|v| v.parse().ok());
+    Reaper {
+        protected_pids: ancestors(std::process::id()),
+        uid: if uid == 0 { sudo_uid.unwrap_or(0) } else { uid },
+    }
+}
+
+/// `pid` and its ancestors up to init.
+fn ancestors(pid: u32) -> Vec<u32> {
+    let mut chain = vec![pid];
+    let mut at = pid;
+    while let Some(parent) = parent_of(at) {
+        if parent <= 1 || chain.contains(&parent) {
+            break;
+        }
+        chain.push(parent);
+        at = parent;
+    }
+    chain
+}
+
+#[cfg(target_os = "linux")]
+fn parent_of(pid: u32) -> Option<u32> {
+    crate::procfs::read_stat(pid).map(|s| s.ppid)
+}
+
+#[cfg(target_os = "macos")]
+fn parent_of(pid: u32) -> Option<u32> {
+    crate::source::darwin::bsd_info(pid).map(|i| i.ppid)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn parent_of(_pid: u32) -> Option<u32> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_real_uid_is_the_first_of_four() {
+        let status = "Name:\tsleep\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
+        assert_eq!(real_uid(status), Some(1000));
+        assert_eq!(real_uid("Name:\tx\n"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_and_its_parent_are_protected() {
+        let reaper = reaper();
+        assert_eq!(reaper.protected_pids[0], std::process::id());
+        let parent = crate::procfs::read_stat(std::process::id()).unwrap().ppid;
+        if parent > 1 {
+            assert!(reaper.protected_pids.contains(&parent));
+        }
+        let me = look(std::process::id()).expect("this process exists");
+        assert!(!me.kernel_thread);
+        assert_eq!(me.uid, unsafe { libc::getuid() });
+    }
+}

@@ -1,0 +1,118 @@
+//! `hupwatch reap`: lists the sessions that should be gone and, with --yes, ends them. A
+//! dry run by default. Sessions come from a one-shot /proc look or from a running
+//! `hupwatch run` (--from); whose they are, whether they are kernel threads and whether
+//! their pid still names them is checked against the OS right before acting.
+mod end;
+mod identity;
+mod select;
+
+use std::{
+    io::{self, Write},
+    time::Duration,
+};
+
+pub use select::Criteria;
+
+use crate::{
+    matching::Matcher,
+    output, signals,
+    units::{format_duration, format_size},
+};
+
+pub struct ReapOptions {
+    pub from: Option<String>,
+    pub matcher: Matcher,
+    pub criteria: Criteria,
+    pub signal: u32,
+    pub grace: Duration,
+    pub yes: bool,
+}
+
+pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
+    let view = crate::sessions::gather(options.from.as_deref(), &options.matcher).await?;
+    let reaper = identity::reaper();
+    let (targets, spared) = select::choose(&view, &options.criteria, &reaper, identity::look);
+    let mut out = io::stdout().lock();
+    if !options.yes {
+        return dry_run(&mut out, &options, &targets, &spared, view.processes.len())
+            .or_else(output::unless_reader_gone);
+    }
+    for s in &spared {
+        eprintln!(
+            "hupwatch: reap: left alone {} {}: {}",
+            s.pid, s.comm, s.reason
+        );
+    }
+    let failed = end::end_all(&targets, options.signal, options.grace, &mut out)
+        .await
+        .or_else(|e| output::unless_reader_gone(e).map(|()| 0))?;
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} processes could not be ended (see the log lines above)",
+            targets.len()
+        );
+    }
+    Ok(())
+}
+
+fn dry_run(
+    out: &mut impl Write,
+    options: &ReapOptions,
+    targets: &[select::Target],
+    spared: &[select::Spared],
+    looked_at: usize,
+) -> io::Result<()> {
+    if targets.is_empty() {
+        writeln!(out, "nothing to end among {looked_at} sessions")?;
+    } else {
+        let then = if options.signal == libc::SIGKILL as u32 {
+            String::new()
+        } else {
+            format!(
+                ", then SIGKILL after {}",
+                format_duration(options.grace.as_nanos() as u64)
+            )
+        };
+        writeln!(
+            out,
+            "dry run: these would get {}{then}; run again with --yes to end them",
+            signals::name(options.signal)
+        )?;
+        writeln!(
+            out,
+            "{:>8}  {:<15}  {:>8}  {:>9}  {:<28}  COMMAND",
+            "PID", "COMM", "AGE", "RSS", "VERDICTS"
+        )?;
+        for t in targets {
+            let p = &t.process;
+            let verdicts: Vec<&str> = p.verdicts.iter().map(|v| v.kind.name()).collect();
+            let command: String = p
+                .cmdline
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect();
+            writeln!(
+                out,
+                "{:>8}  {:<15}  {:>8}  {:>9}  {:<28}  {}",
+                p.pid,
+                p.comm.escape_debug().to_string(),
+                format_duration((p.age_seconds * 1e9) as u64),
+                format_size(p.rss_bytes),
+                verdicts.join(","),
+                command.escape_debug(),
+            )?;
+        }
+    }
+    for s in spared {
+        writeln!(
+            out,
+            "left alone: {} {}: {}",
+            s.pid,
+            s.comm.escape_debug(),
+            s.reason
+        )?;
+    }
+    Ok(())
+}

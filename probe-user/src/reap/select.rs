@@ -1,0 +1,284 @@
+//! Which sessions `hupwatch reap` would end, and which it must leave alone whatever the
+//! flags say. Pure: the facts about each process come in through `look`.
+use std::time::Duration;
+
+use crate::{
+    tracker::{ProcessView, SessionsView},
+    verdict::VerdictKind,
+};
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct Criteria {
+    /// Any of these verdicts qualifies a process.
+    pub verdicts: Vec<VerdictKind>,
+    pub older_than: Option<Duration>,
+    pub min_rss_bytes: Option<u64>,
+    /// Other users' processes too (otherwise only those of the user who ran hupwatch).
+    pub all_users: bool,
+}
+
+impl Criteria {
+    /// The sessions that outlived their terminal; detached and hangup-ignoring processes
+    /// are often wanted (tmux, nohup) and must be asked for by name.
+    pub const DEFAULT_VERDICTS: [VerdictKind; 2] =
+        [VerdictKind::TerminalLost, VerdictKind::Orphaned];
+}
+
+/// The facts `reap` checks itself rather than taking from the sessions view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Real user id.
+    pub uid: u32,
+    pub comm: String,
+    /// Start time as the OS gives it (clock ticks since boot on Linux, µs since the epoch
+    /// on macOS): compared before each signal, so a reused pid is never hit.
+    pub start: u64,
+    pub kernel_thread: bool,
+}
+
+/// Who is reaping: what must never be touched on their behalf.
+#[derive(Clone, Debug)]
+pub struct Reaper {
+    /// hupwatch and its ancestors (the shell, sudo, the terminal).
+    pub protected_pids: Vec<u32>,
+    /// The user whose processes may be ended without --all-users.
+    pub uid: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub process: ProcessView,
+    pub identity: Identity,
+}
+
+/// A session that matched the criteria but is left alone, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spared {
+    pub pid: u32,
+    pub comm: String,
+    pub reason: &'static str,
+}
+
+pub fn choose(
+    view: &SessionsView,
+    criteria: &Criteria,
+    reaper: &Reaper,
+    look: impl Fn(u32) -> Option<Identity>,
+) -> (Vec<Target>, Vec<Spared>) {
+    let mut targets = Vec::new();
+    let mut spared = Vec::new();
+    for p in view.processes.iter().filter(|p| qualifies(p, criteria)) {
+        let spare = |reason| Spared {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            reason,
+        };
+        if p.pid <= 1 {
+            spared.push(spare("init"));
+            continue;
+        }
+        if reaper.protected_pids.contains(&p.pid) {
+            spared.push(spare("hupwatch itself or one of its ancestors"));
+            continue;
+        }
+        let Some(identity) = look(p.pid) else {
+            spared.push(spare("already gone"));
+            continue;
+        };
+        if identity.kernel_thread {
+            spared.push(spare("a kernel thread"));
+        } else if identity.comm != p.comm {
+            // The view is older than this look: its pid now names something else.
+            spared.push(spare("its pid now belongs to another process"));
+        } else if identity.uid != reaper.uid && !criteria.all_users {
+            spared.push(spare("another user's (--all-users to include it)"));
+        } else {
+            targets.push(Target {
+                process: p.clone(),
+                identity,
+            });
+        }
+    }
+    (targets, spared)
+}
+
+fn qualifies(p: &ProcessView, criteria: &Criteria) -> bool {
+    p.verdicts
+        .iter()
+        .any(|v| criteria.verdicts.contains(&v.kind))
+        && criteria
+            .older_than
+            .is_none_or(|age| p.age_seconds >= age.as_secs_f64())
+        && criteria.min_rss_bytes.is_none_or(|min| p.rss_bytes >= min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::Disposition, verdict::Verdict};
+
+    fn process(pid: u32, verdict: VerdictKind, age: f64, rss: u64) -> ProcessView {
+        ProcessView {
+            pid,
+            ppid: 1,
+            comm: format!("p{pid}"),
+            cmdline: None,
+            started_ns: 0,
+            age_seconds: age,
+            state: "orphaned".into(),
+            tty: None,
+            sid: None,
+            came_from_tty: None,
+            hangup: Disposition::Default,
+            rss_bytes: rss,
+            peak_rss_bytes: rss,
+            cpu_seconds: None,
+            growth: None,
+            verdicts: vec![Verdict {
+                kind: verdict,
+                time_ns: 0,
+                reason: String::new(),
+                evidence: Vec::new(),
+                inferred: true,
+                growth: None,
+            }],
+            inferred: true,
+            group: "all".into(),
+            timeline: Vec::new(),
+        }
+    }
+
+    fn view(processes: Vec<ProcessView>) -> SessionsView {
+        SessionsView {
+            time_ns: 0,
+            processes,
+            hangup_exits: Vec::new(),
+            hangup_exit_total: 0,
+            dropped_processes: 0,
+        }
+    }
+
+    fn criteria() -> Criteria {
+        Criteria {
+            verdicts: Criteria::DEFAULT_VERDICTS.to_vec(),
+            older_than: None,
+            min_rss_bytes: None,
+            all_users: false,
+        }
+    }
+
+    const REAPER: Reaper = Reaper {
+        protected_pids: Vec::new(),
+        uid: 1000,
+    };
+
+    fn mine(pid: u32) -> Option<Identity> {
+        Some(Identity {
+            uid: 1000,
+            comm: format!("p{pid}"),
+            start: 7,
+            kernel_thread: false,
+        })
+    }
+
+    fn pids(targets: &[Target]) -> Vec<u32> {
+        targets.iter().map(|t| t.process.pid).collect()
+    }
+
+    #[test]
+    fn only_the_asked_verdicts_age_and_size_qualify() {
+        let v = view(vec![
+            process(10, VerdictKind::Orphaned, 100.0, 50),
+            process(11, VerdictKind::Detached, 100.0, 50),
+            process(12, VerdictKind::TerminalLost, 5.0, 50),
+            process(13, VerdictKind::TerminalLost, 100.0, 5),
+        ]);
+        let (targets, _) = choose(&v, &criteria(), &REAPER, mine);
+        assert_eq!(pids(&targets), [10, 12, 13], "detached is not a default");
+        let narrow = Criteria {
+            older_than: Some(Duration::from_secs(60)),
+            min_rss_bytes: Some(10),
+            ..criteria()
+        };
+        let (targets, spared) = choose(&v, &narrow, &REAPER, mine);
+        assert_eq!(pids(&targets), [10]);
+        assert!(spared.is_empty(), "not qualifying is not being spared");
+        let detached = Criteria {
+            verdicts: vec![VerdictKind::Detached],
+            ..criteria()
+        };
+        assert_eq!(pids(&choose(&v, &detached, &REAPER, mine).0), [11]);
+    }
+
+    #[test]
+    fn init_kernel_threads_itself_and_its_ancestors_are_never_chosen() {
+        let v = view(vec![
+            process(1, VerdictKind::Orphaned, 1.0, 1),
+            process(2, VerdictKind::Orphaned, 1.0, 1),
+            process(300, VerdictKind::Orphaned, 1.0, 1),
+            process(400, VerdictKind::Orphaned, 1.0, 1),
+        ]);
+        let reaper = Reaper {
+            protected_pids: vec![300],
+            uid: 1000,
+        };
+        let look = |pid| {
+            mine(pid).map(|i| Identity {
+                kernel_thread: pid == 2,
+                ..i
+            })
+        };
+        let all = Criteria {
+            all_users: true,
+            ..criteria()
+        };
+        let (targets, spared) = choose(&v, &all, &reaper, look);
+        assert_eq!(pids(&targets), [400]);
+        let reasons: Vec<_> = spared.iter().map(|s| (s.pid, s.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "init"),
+                (2, "a kernel thread"),
+                (300, "hupwatch itself or one of its ancestors")
+            ]
+        );
+    }
+
+    #[test]
+    fn other_users_processes_need_all_users() {
+        let v = view(vec![process(10, VerdictKind::Orphaned, 1.0, 1)]);
+        let theirs = |pid| mine(pid).map(|i| Identity { uid: 0, ..i });
+        let (targets, spared) = choose(&v, &criteria(), &REAPER, theirs);
+        assert!(targets.is_empty());
+        assert_eq!(
+            spared[0].reason,
+            "another user's (--all-users to include it)"
+        );
+        let all = Criteria {
+            all_users: true,
+            ..criteria()
+        };
+        assert_eq!(pids(&choose(&v, &all, &REAPER, theirs).0), [10]);
+    }
+
+    #[test]
+    fn a_pid_that_now_names_another_process_or_nothing_is_spared() {
+        let v = view(vec![
+            process(10, VerdictKind::Orphaned, 1.0, 1),
+            process(11, VerdictKind::Orphaned, 1.0, 1),
+        ]);
+        let look = |pid| match pid {
+            10 => mine(pid).map(|i| Identity {
+                comm: "other".into(),
+                ..i
+            }),
+            _ => None,
+        };
+        let (targets, spared) = choose(&v, &criteria(), &REAPER, look);
+        assert!(targets.is_empty());
+        assert_eq!(spared[0].reason, "its pid now belongs to another process");
+        assert_eq!(spared[1].reason, "already gone");
+    }
+}
