@@ -33,7 +33,8 @@ pub fn look(_pid: u32) -> Option<Identity> {
 }
 
 /// The first (real) id of the `Uid:` line of /proc/PID/status.
-pub fn real_uid(status: &str) -> Option<u32> {
+#[cfg(target_os = "linux")]
+fn real_uid(status: &str) -> Option<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))?
@@ -87,6 +88,7 @@ fn parent_of(_pid: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_real_uid_is_the_first_of_four() {
         let status = "Name:\tsleep\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
