@@ -84,11 +84,10 @@ fn parent_of(_pid: u32) -> Option<u32> {
     None
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn the_real_uid_is_the_first_of_four() {
         let status = "Name:\tsleep\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
@@ -96,7 +95,6 @@ mod tests {
         assert_eq!(real_uid("Name:\tx\n"), None);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn this_process_and_its_parent_are_protected() {
         let reaper = reaper();
