@@ -24,6 +24,10 @@ use crate::{
 
 /// How often the ring is read without a wake-up: the most a quiet event waits.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
+/// Most records decoded per call of `next`: what hupwatch holds at once stays bounded
+/// however full the ring is (reading all of an 8 MiB ring at once grew the collector's
+/// RSS by 3 MiB under 770,000 signals/s).
+const MAX_BATCH: usize = 4096;
 
 pub struct LiveSource {
     probes: Probes,
@@ -38,6 +42,8 @@ pub struct LiveSource {
     /// Processes put in the tracked set from /proc at start (empty when tracing all).
     seeded: HashSet<u32>,
     losses: Losses,
+    /// The last read stopped at `MAX_BATCH` with records still waiting.
+    backlog: bool,
 }
 
 impl LiveSource {
@@ -73,6 +79,7 @@ impl LiveSource {
             rss_reported: HashMap::new(),
             seeded,
             losses: Losses::default(),
+            backlog: false,
         })
     }
 
@@ -139,18 +146,31 @@ impl LiveSource {
     }
 
     /// Waits for kernel records or the RSS sampling tick and appends what they say to
-    /// `out`. Cancel-safe: nothing is lost if the future is dropped while waiting.
+    /// `out`, at most `MAX_BATCH` records' worth. Cancel-safe: nothing is lost if the
+    /// future is dropped while waiting.
     pub async fn next(&mut self, out: &mut Vec<Event>) -> io::Result<()> {
+        if self.backlog {
+            // Records are known to be waiting: no wake-up or tick will say so again.
+            tokio::task::yield_now().await;
+            self.backlog = Self::drain(
+                self.ring.get_mut(),
+                &mut self.decoder,
+                &mut self.probes,
+                &mut self.rss_reported,
+                out,
+            );
+            return Ok(());
+        }
         tokio::select! {
             ready = self.ring.readable_mut() => {
                 let mut guard = ready?;
-                Self::drain(guard.get_inner_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
+                self.backlog = Self::drain(guard.get_inner_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
                 guard.clear_ready();
             }
             // The programs wake hupwatch only when the ring starts to fill (see
             // probe-ebpf's emit.rs); everything else is read here.
             _ = self.drain_tick.tick() => {
-                Self::drain(self.ring.get_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
+                self.backlog = Self::drain(self.ring.get_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
             }
             _ = self.tick.tick() => {
                 self.sample_rss(out);
@@ -166,16 +186,20 @@ impl LiveSource {
         probes: &mut Probes,
         rss_reported: &mut HashMap<u32, u64>,
         out: &mut Vec<Event>,
-    ) {
+    ) -> bool {
         let first = out.len();
-        while let Some(record) = ring.next() {
+        let mut read = 0;
+        while read < MAX_BATCH {
+            let Some(record) = ring.next() else { break };
             decoder.on_record(&record, probes, out);
+            read += 1;
         }
         for event in &out[first..] {
             if let EventKind::Exit { .. } = event.kind {
                 rss_reported.remove(&event.pid);
             }
         }
+        read == MAX_BATCH
     }
 
     fn sample_rss(&mut self, out: &mut Vec<Event>) {

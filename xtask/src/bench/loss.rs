@@ -24,6 +24,8 @@ pub struct Step {
     pub sent: u64,
     pub received: u64,
     pub lost: u64,
+    /// hupwatch's RSS once it had caught up with this step.
+    pub rss_after: u64,
 }
 
 impl Step {
@@ -73,6 +75,7 @@ pub fn measure(hupwatch: &Path, quick: bool) -> Result<Loss> {
             sent,
             received: received - received_before,
             lost: lost - lost_before,
+            rss_after: probe.rss_bytes()?,
         });
     }
     let cpu_seconds = probe.cpu_seconds()? - cpu_before;
@@ -152,7 +155,8 @@ impl Loss {
             .iter()
             .map(|s| {
                 json!({"rate": s.rate, "achieved_per_second": s.achieved, "sent": s.sent,
-                       "received": s.received, "lost": s.lost, "counted_exactly": s.exact()})
+                       "received": s.received, "lost": s.lost, "counted_exactly": s.exact(),
+                       "collector_rss_bytes_after": s.rss_after})
             })
             .collect();
         json!({

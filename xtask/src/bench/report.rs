@@ -232,13 +232,13 @@ pub fn markdown(f: &Value) -> String {
     let _ = writeln!(out, "\n## Loss: SIGWINCH to one watched process\n");
     let _ = writeln!(
         out,
-        "| asked (/s) | achieved (/s) | sent | received | lost | received + lost = sent |\n| --- | --- | --- | --- | --- | --- |"
+        "| asked (/s) | achieved (/s) | sent | received | lost | received + lost = sent | collector RSS after (MiB) |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
     for step in f["loss"]["steps"].as_array().into_iter().flatten() {
         let rate = step["rate"].as_u64().unwrap_or(0);
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {:.1} |",
             if rate == 0 {
                 "unpaced".into()
             } else {
@@ -253,6 +253,7 @@ pub fn markdown(f: &Value) -> String {
             } else {
                 "**no**"
             },
+            step["collector_rss_bytes_after"].as_f64().unwrap_or(0.0) / MIB,
         );
     }
     let fp = &f["footprint"];
