@@ -77,9 +77,140 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_and_reported() {
 }
 
 #[test]
-fn sigint_ends_it_cleanly() {
-    // stop_with asserts exit status 0: SIGINT is a normal way to stop tracing.
-    Hupwatch::start(&["--pid", "1"]).stop_with(libc::SIGINT);
+fn sigterm_and_sigint_end_it_cleanly_and_leave_nothing_attached() {
+    for (command, signal) in [
+        ("trace", libc::SIGINT),
+        ("trace", libc::SIGTERM),
+        ("run", libc::SIGTERM),
+        ("run", libc::SIGINT),
+    ] {
+        let hupwatch = match command {
+            "trace" => Hupwatch::start(&["--pid", "1"]),
+            _ => Hupwatch::run(&["--pid", "1"]),
+        };
+        let (programs, links) = bpf_objects_of(hupwatch.pid());
+        assert_eq!(programs.len(), 11, "{command}: programs {programs:?}");
+        assert_eq!(links.len(), 11, "{command}: links {links:?}");
+        assert!(
+            bpftool_knows("prog", programs[0]),
+            "bpftool sees a live program"
+        );
+        // stop_with asserts exit status 0: these are the normal ways to stop it.
+        hupwatch.stop_with(signal);
+        for id in programs {
+            assert!(
+                !bpftool_knows("prog", id),
+                "{command}, signal {signal}: program {id} outlived hupwatch"
+            );
+        }
+        for id in links {
+            assert!(
+                !bpftool_knows("link", id),
+                "{command}, signal {signal}: link {id} outlived hupwatch"
+            );
+        }
+    }
+}
+
+#[test]
+fn as_a_service_sighup_reopens_the_alerts_file() {
+    // Log rotation: the file is renamed, SIGHUP makes hupwatch open the path again.
+    let dir = scratch_dir("reopen");
+    let name = support::unique("hupreopen");
+    let sleeper = support::named_program(&dir, &name, "sleep");
+    let alerts = dir.join("alerts.jsonl");
+    let hupwatch = Hupwatch::run(&["--match", &name, "--alerts-file", alerts.to_str().unwrap()]);
+    let nohup = |tag: &str| {
+        Command::new("nohup")
+            .arg(&sleeper)
+            .arg(tag)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_in = |file: &std::path::Path, pid: u32| {
+        let deadline = std::time::Instant::now() + support::EVENT_TIMEOUT;
+        loop {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if text.lines().any(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["pid"] == pid && v["alert"] == "hangup_ignored"
+            }) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no alert for {pid} in {file:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut first = nohup("600");
+    wait_in(&alerts, first.id());
+    let rotated = dir.join("alerts.jsonl.1");
+    std::fs::rename(&alerts, &rotated).unwrap();
+    support::kill(hupwatch.pid(), libc::SIGHUP);
+    let mut second = nohup("601");
+    let fresh = wait_in(&alerts, second.id());
+    assert!(
+        !fresh.contains(&format!("\"pid\":{}", first.id())),
+        "{fresh}"
+    );
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        !old.contains(&format!("\"pid\":{}", second.id())),
+        "written to the rotated file: {old}"
+    );
+    for child in [&mut first, &mut second] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // Still running after the SIGHUP, and it stops cleanly.
+    hupwatch.stop();
+}
+
+/// The ids of the BPF programs and links `pid` holds, from its fdinfo.
+fn bpf_objects_of(pid: u32) -> (Vec<u32>, Vec<u32>) {
+    let (mut programs, mut links) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let Ok(info) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        match (field("link_id:"), field("prog_id:")) {
+            (Some(link), _) => links.push(link),
+            (None, Some(program)) => programs.push(program),
+            _ => {}
+        }
+    }
+    programs.sort_unstable();
+    links.sort_unstable();
+    (programs, links)
+}
+
+/// Whether `bpftool KIND show id ID` finds it (the kernel frees objects asynchronously, so
+/// a gone one gets a moment).
+fn bpftool_knows(kind: &str, id: u32) -> bool {
+    let ask = || {
+        Command::new("bpftool")
+            .args([kind, "show", "id", &id.to_string()])
+            .output()
+            .expect("bpftool (cargo xtask setup installs it)")
+            .status
+            .success()
+    };
+    for _ in 0..50 {
+        if !ask() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 #[test]

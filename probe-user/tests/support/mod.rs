@@ -5,7 +5,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    os::unix::fs::symlink,
+    os::unix::{fs::symlink, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Condvar, Mutex},
@@ -77,6 +77,15 @@ impl Hupwatch {
         let mut command = Command::new(HUPWATCH);
         command.args(command_args).args(args);
         command.envs(env.iter().copied());
+        // Its own session, without the runner's terminal: a terminal's hangup ends
+        // hupwatch, and a test must not depend on whether `cargo test` has one.
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            })
+        };
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
