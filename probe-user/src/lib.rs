@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod matching;
 pub mod output;
+pub mod privileges;
 pub mod procfs;
 pub mod reap;
 pub mod sessions;

@@ -106,6 +106,7 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
         }
     }
     // setpriv execs hupwatch, so the child is hupwatch itself.
+    let kept = capabilities(hupwatch.id());
     kill(hupwatch.id(), libc::SIGTERM);
     let status = hupwatch.wait().unwrap();
     let said = said.join("\n");
@@ -114,6 +115,51 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
         "with only {caps:?}:\n{said}"
     );
     assert!(status.success(), "exit {status} on SIGTERM:\n{said}");
+    // Without CAP_SETPCAP (the unit leaves it out) the bounding set stays the unit's.
+    let (permitted, effective, _, no_new_privs) = kept;
+    let (want_permitted, want_effective, _, _) = AFTER_ATTACH;
+    assert_eq!(
+        (permitted, effective, no_new_privs),
+        (want_permitted, want_effective, 1),
+        "capabilities once attached, under the unit's set"
+    );
+}
+
+/// What hupwatch keeps once its programs are attached: CAP_DAC_READ_SEARCH (2) and
+/// CAP_SYS_PTRACE (19), to read other users' /proc files; as (CapPrm, CapEff, CapBnd,
+/// NoNewPrivs).
+const AFTER_ATTACH: (u64, u64, u64, u64) = (0x80004, 0x80004, 0x80004, 1);
+
+fn capabilities(pid: u32) -> (u64, u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str, radix: u32| {
+        let value = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {status}"));
+        u64::from_str_radix(value.trim(), radix).unwrap()
+    };
+    (
+        field("CapPrm:", 16),
+        field("CapEff:", 16),
+        field("CapBnd:", 16),
+        field("NoNewPrivs:", 10),
+    )
+}
+
+#[test]
+fn as_root_it_drops_all_but_two_capabilities_once_attached_and_still_works() {
+    let me = std::process::id().to_string();
+    let hupwatch = Hupwatch::start(&["--pid", &me]);
+    assert_eq!(capabilities(hupwatch.pid()), AFTER_ATTACH);
+    // Still reads the ring, the maps and /proc: a child's exec and exit arrive.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let exec = hupwatch.wait_for("exec", |e| e["event"] == "exec" && e["pid"] == pid);
+    assert_eq!(exec["comm"], "true");
+    hupwatch.wait_for("exit", |e| e["event"] == "exit" && e["pid"] == pid);
+    child.wait().unwrap();
+    hupwatch.stop();
 }
 
 #[test]

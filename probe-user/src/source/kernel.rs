@@ -21,7 +21,13 @@ impl KernelSource {
     pub async fn start(options: LiveOptions) -> anyhow::Result<Self> {
         match options.source {
             #[cfg(target_os = "linux")]
-            SourceKind::Ebpf => Ok(Self::Ebpf(LiveSource::start(options)?)),
+            SourceKind::Ebpf => {
+                let source = LiveSource::start(options)?;
+                if let Err(why) = crate::privileges::drop_after_attach() {
+                    eprintln!("hupwatch: warning: could not drop privileges after attaching ({why}); going on with them");
+                }
+                Ok(Self::Ebpf(source))
+            }
             #[cfg(not(target_os = "linux"))]
             SourceKind::Ebpf => Err(UserError::new(
                 "--source ebpf needs Linux; on macOS use --source dtrace (the default)",
