@@ -1,8 +1,10 @@
-//! `cargo xtask <setup|run|test|bench>`: hupwatch's developer and CI tasks.
+//! `cargo xtask <setup|run|test|bench|soak|fuzz>`: hupwatch's developer and CI tasks.
 mod bench;
+mod fuzz;
 mod run;
 mod setup;
 mod sh;
+mod soak;
 mod test;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -35,6 +37,19 @@ enum Cmd {
         /// harness works and every figure is produced, not how good the figures are
         #[arg(long)]
         quick: bool,
+    },
+    /// hupwatch under steady churn for N minutes (root): its RSS and open file descriptors
+    /// must stay flat; writes target/soak/soak.json
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+    },
+    /// Fuzz the DTrace and `--replay` parsers with cargo-fuzz (nightly; installs cargo-fuzz
+    /// when missing), each target for --seconds, from corpora seeded with the test fixtures
+    Fuzz {
+        /// How long each target runs
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        seconds: u64,
     },
     /// One benchmark workload, run by `bench` in a child process
     #[command(hide = true)]
@@ -83,6 +98,8 @@ fn main() -> ExitCode {
         Cmd::Run(Passthrough { args }) => run::run(&root, &args).map(|never| match never {}),
         Cmd::Test(Passthrough { args }) => test::test(&root, &args),
         Cmd::Bench { quick } => bench::bench(&root, quick),
+        Cmd::Fuzz { seconds } => fuzz::fuzz(&root, seconds),
+        Cmd::Soak { minutes } => soak::soak(&root, minutes),
         Cmd::BenchWorkload { name, iterations } => bench::workload::child_main(&name, iterations),
     };
     match result {

@@ -7,9 +7,9 @@ mod footprint;
 mod latency;
 mod loss;
 mod overhead;
-mod probe;
+pub mod probe;
 mod report;
-mod stats;
+pub mod stats;
 pub mod workload;
 
 use std::{path::Path, process::Command};
