@@ -15,12 +15,19 @@ pub const GROUP_CMDLINE: &str = "cmdline";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatchError {
-    #[error("--match needs a process name, got an empty one")]
+    #[error(
+        "--match needs a process name, got an empty one; give the name `ps -o comm` shows, like --match bash"
+    )]
     EmptyName,
     #[error(
         "--match-cmdline {pattern:?} is not a valid regular expression ({detail}); quote it and escape special characters"
     )]
     BadRegex { pattern: String, detail: String },
+    #[error(
+        "--match-cmdline {pattern:?} is too big: it compiles to more than {} MiB; use smaller repetition counts or a simpler expression",
+        limit >> 20
+    )]
+    RegexTooBig { pattern: String, limit: usize },
     #[error("--pid {0}: no such process; list processes with `ps -e`")]
     NoSuchPid(u32),
 }
@@ -39,15 +46,21 @@ impl Matcher {
         }
         let cmdline = cmdline
             .map(|pattern| {
-                Regex::new(pattern).map_err(|e| MatchError::BadRegex {
-                    pattern: pattern.to_string(),
-                    detail: e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string(),
+                Regex::new(pattern).map_err(|e| match e {
+                    regex::Error::CompiledTooBig(limit) => MatchError::RegexTooBig {
+                        pattern: pattern.to_string(),
+                        limit,
+                    },
+                    other => MatchError::BadRegex {
+                        pattern: pattern.to_string(),
+                        detail: other
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                    },
                 })
             })
             .transpose()?;
@@ -300,5 +313,14 @@ mod tests {
             Matcher::new(&["".into()], None, &[]),
             Err(MatchError::EmptyName)
         ));
+        // Valid syntax, but more than the regex crate's size limit: named as too big, not
+        // as a syntax error to escape.
+        let err = Matcher::new(&[], Some("a{1000}{1000}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--match-cmdline \"a{1000}{1000}\" is too big: it compiles to more than 10 MiB; use smaller repetition counts or a simpler expression"
+        );
     }
 }

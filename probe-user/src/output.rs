@@ -26,7 +26,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         } => {
             write!(out, " ppid={ppid} filename={}", shown(filename))?;
             if let Some(tty) = tty {
-                write!(out, " tty={tty}")?;
+                write!(out, " tty={}", shown(tty))?;
             }
             Ok(())
         }
@@ -61,7 +61,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             (true, Some(sid)) => write!(
                 out,
                 " new_session={sid} left_session={old_sid} left_tty={}",
-                old_tty.as_deref().unwrap_or("none")
+                old_tty.as_deref().map_or("none".into(), shown)
             ),
             _ => write!(out, " failed errno={}", errno.unwrap_or(0)),
         },
@@ -69,10 +69,12 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             write!(
                 out,
                 " gave_up_tty={} session={sid} fd={fd}",
-                tty.as_deref().unwrap_or("none")
+                tty.as_deref().map_or("none".into(), shown)
             )
         }
-        EventKind::Pdeathsig { signal_name, .. } => write!(out, " on_parent_death={signal_name}"),
+        EventKind::Pdeathsig { signal_name, .. } => {
+            write!(out, " on_parent_death={}", shown(signal_name))
+        }
         EventKind::Signal {
             signal_name,
             origin,
@@ -82,7 +84,8 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             ..
         } => write!(
             out,
-            " {signal_name} from pid={sender_pid} comm={} origin={} result={}",
+            " {} from pid={sender_pid} comm={} origin={} result={}",
+            shown(signal_name),
             shown(sender_comm),
             origin.as_str(),
             result.as_str()
@@ -92,14 +95,19 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             disposition,
             ..
         } => {
-            write!(out, " {signal_name} disposition={}", disposition.as_str())
+            write!(
+                out,
+                " {} disposition={}",
+                shown(signal_name),
+                disposition.as_str()
+            )
         }
         EventKind::Sigaction {
             signal_name,
             disposition,
             ..
         } => {
-            write!(out, " {signal_name} now={}", disposition.as_str())
+            write!(out, " {} now={}", shown(signal_name), disposition.as_str())
         }
         EventKind::Reparented { old_ppid, ppid } => {
             write!(out, " parent {old_ppid} gone, now ppid={ppid}")
@@ -115,7 +123,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         } => write!(
             out,
             " ppid={ppid} session={sid} tty={} sighup={} rss={}",
-            tty.as_deref().unwrap_or("none"),
+            tty.as_deref().map_or("none".into(), shown),
             hangup.as_str(),
             mib(*rss_bytes)
         ),
@@ -145,17 +153,63 @@ pub fn unless_reader_gone(e: io::Error) -> anyhow::Result<()> {
     }
 }
 
-/// A name as is when it is plain, quoted and escaped when it holds spaces, quotes or
-/// control characters, so a hostile name cannot forge a line.
+/// A name as is when it is plain, quoted and escaped when it holds spaces, quotes,
+/// backslashes or characters a terminal would act on, so a hostile name cannot forge a
+/// line, move the cursor, colour the terminal or reorder what is shown.
 pub fn shown(name: &str) -> String {
     let plain = !name.is_empty()
         && name
             .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '\\');
+            .all(|c| !c.is_whitespace() && c != '"' && c != '\\' && escaped(c).is_none());
     if plain {
-        name.to_string()
-    } else {
-        format!("{name:?}")
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => match escaped(c) {
+                Some(escape) => out.push_str(&escape),
+                None => out.push(c),
+            },
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `text` with the characters a terminal would act on escaped ([`escaped`]), everything
+/// else as is: for messages that quote what a file held.
+pub fn escape_unsafe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match escaped(c) {
+            Some(escape) => out.push_str(&escape),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// How a character that must not reach a terminal as is is written in human output (as
+/// Rust writes it: `\n`, `\t`, `\u{1b}`), or None for one that may: control characters (C0,
+/// DEL, C1, which move the cursor, end lines, start escape sequences) and the invisible
+/// format characters that change how a line reads (bidirectional overrides and isolates,
+/// zero-width characters, line and paragraph separators).
+pub fn escaped(c: char) -> Option<String> {
+    let invisible = matches!(
+        c as u32,
+        0x061C | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF
+    );
+    match c {
+        '\n' => Some("\\n".into()),
+        '\t' => Some("\\t".into()),
+        '\r' => Some("\\r".into()),
+        '\0' => Some("\\0".into()),
+        c if c.is_control() || invisible => Some(format!("\\u{{{:x}}}", c as u32)),
+        _ => None,
     }
 }
 
@@ -219,6 +273,119 @@ mod tests {
         assert_eq!(value["time_ns"], 3_723_000_456_000u64);
         let back: Event = serde_json::from_value(value).unwrap();
         assert_eq!(back, hangup());
+    }
+
+    #[test]
+    fn names_a_terminal_would_act_on_are_quoted_and_escaped() {
+        for (name, expected) in [
+            ("bash", "bash"),
+            ("naïve-名前", "naïve-名前"),
+            ("new\nline", r#""new\nline""#),
+            ("say \"hi\"", r#""say \"hi\"""#),
+            ("back\\slash", r#""back\\slash""#),
+            ("\u{1b}[31mred", r#""\u{1b}[31mred""#),
+            ("csi\u{9b}2J", r#""csi\u{9b}2J""#),
+            ("del\u{7f}nul\u{0}", r#""del\u{7f}nul\0""#),
+            // Invisible, but they reorder or hide what follows.
+            ("rlo\u{202e}exe.txt", r#""rlo\u{202e}exe.txt""#),
+            ("zero\u{200b}width", r#""zero\u{200b}width""#),
+            ("line\u{2028}sep", r#""line\u{2028}sep""#),
+            ("bad\u{fffd}utf8", "bad\u{fffd}utf8"),
+            ("", r#""""#),
+        ] {
+            assert_eq!(shown(name), expected, "{name:?}");
+        }
+        let long = "x".repeat(4096);
+        assert_eq!(shown(&long), long, "long but plain: as is");
+    }
+
+    /// Every string of an event is the source's to choose, and a `--replay` recording can
+    /// hold anything: terminals and signal names are escaped as names are.
+    #[test]
+    fn human_lines_escape_every_string_a_recording_holds() {
+        let hostile = "pts/1\n12:00:00.000000 exit \u{1b}[31m";
+        let events = [
+            EventKind::Exec {
+                ppid: 1,
+                filename: "/bin/sh".into(),
+                sid: None,
+                tty: Some(hostile.into()),
+                parent_tty: None,
+                started_ns: None,
+                cmdline: None,
+                hangup: None,
+            },
+            EventKind::Setsid {
+                ok: true,
+                sid: Some(2),
+                errno: None,
+                old_sid: 1,
+                old_tty: Some(hostile.into()),
+            },
+            EventKind::DetachTty {
+                sid: 1,
+                tty: Some(hostile.into()),
+                fd: 0,
+            },
+            EventKind::Pdeathsig {
+                signal: 9,
+                signal_name: hostile.into(),
+            },
+            EventKind::Signal {
+                signal: 1,
+                signal_name: hostile.into(),
+                origin: Origin::Kernel,
+                code: 128,
+                result: SignalResult::Ignored,
+                group: true,
+                sender_pid: 0,
+                sender_comm: hostile.into(),
+            },
+            EventKind::SignalDeliver {
+                signal: 1,
+                signal_name: hostile.into(),
+                disposition: crate::event::Disposition::Handler,
+                code: 0,
+            },
+            EventKind::Sigaction {
+                signal: 1,
+                signal_name: hostile.into(),
+                disposition: crate::event::Disposition::Ignore,
+            },
+            EventKind::Existing {
+                ppid: 1,
+                sid: 1,
+                tty: Some(hostile.into()),
+                started_ns: 0,
+                cmdline: hostile.into(),
+                hangup: crate::event::Disposition::Default,
+                rss_bytes: 0,
+                cpu_ns: None,
+                from_terminal: true,
+                reparented: false,
+                session_leader_alive: true,
+            },
+        ];
+        for kind in events {
+            let event = Event {
+                kind,
+                time_ns: 0,
+                pid: 1,
+                comm: hostile.into(),
+            };
+            let mut out = Vec::new();
+            write_human(&mut out, &event).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+            assert!(
+                text.trim_end().chars().all(|c| escaped(c).is_none()),
+                "{text:?}"
+            );
+            assert!(
+                text.contains(r#""pts/1\n12:00:00.000000 exit \u{1b}[31m""#),
+                "{text}"
+            );
+        }
     }
 
     #[test]

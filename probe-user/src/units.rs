@@ -24,7 +24,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     let bytes = number * multiplier as f64;
     if !bytes.is_finite() || bytes > u64::MAX as f64 {
-        return Err(format!("size {text:?} is too large"));
+        return Err(format!(
+            "size {text:?} is too large (the most is 16EiB); write it like 256MiB or 1GiB"
+        ));
     }
     Ok(bytes.round() as u64)
 }
@@ -47,7 +49,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+    // A number of digits and dots is never negative or NaN: only too large fails.
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("duration {text:?} is too long; write it like 500ms, 10s, 30m or 2h"))
 }
 
 /// Bytes the way people read them: `512 B`, `12.0 KiB`, `256.0 MiB`, `1.3 GiB`.
@@ -113,6 +117,22 @@ mod tests {
                 .contains("unknown size unit")
         );
         assert!(parse_size("").is_err());
+        // Negative, huge, not a number: refused, each with an example of what to write.
+        for bad in [
+            "-1",
+            "99999999999999999999GiB",
+            "1e9",
+            "nan",
+            "inf",
+            "1.2.3MiB",
+        ] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(
+                err.contains("256MiB") || err.contains("use B, KiB"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -141,5 +161,13 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown duration unit")
         );
+        for bad in ["-5s", "99999999999999999999h", "", "1..5s", "NaN"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+            assert!(
+                err.contains("like 500ms") || err.contains("use ms, s"),
+                "{err}"
+            );
+        }
     }
 }

@@ -42,7 +42,7 @@ pub fn fuzz(root: &Path, seconds: u64) -> Result<()> {
         let new: Vec<PathBuf> = files_in(&artifacts).difference(&before).cloned().collect();
         summary.push(format!(
             "{target}: {}",
-            done.unwrap_or_else(|| "no libFuzzer statistics (see above)".into())
+            done.unwrap_or_else(|| "stopped before libFuzzer's statistics (see above)".into())
         ));
         if !success || !new.is_empty() {
             crashed.push((target, success, new));
@@ -64,7 +64,7 @@ pub fn fuzz(root: &Path, seconds: u64) -> Result<()> {
         }
         for input in inputs {
             eprintln!(
-                "xtask: {target} crashed on {}; replay it with `cd probe-user && cargo +nightly fuzz run {target} {}`",
+                "xtask: {target} crashed or stalled on {}; replay it with `cd probe-user && cargo +nightly fuzz run {target} {}`",
                 input.display(),
                 input.display()
             );
@@ -87,6 +87,11 @@ fn nightly_cargo() -> Command {
 
 /// cargo-fuzz, installed the first time it is needed.
 fn install_cargo_fuzz() -> Result<()> {
+    if sh::probe(nightly_cargo().arg("--version")).is_none() {
+        bail!(
+            "libFuzzer needs the nightly toolchain, which is not installed; `cargo xtask setup` (or `rustup toolchain install nightly`) installs it"
+        );
+    }
     if let Some(version) = sh::probe(nightly_cargo().args(["fuzz", "--version"])) {
         eprintln!("fuzz: {} ok", version.trim());
         return Ok(());

@@ -6,13 +6,11 @@ use std::{collections::HashMap, path::Path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
+    // `cause`, not `source`: said once, in the message, not again by the error's chain.
     #[error(
-        "cannot read kernel BTF at {path}: {source}; hupwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        "cannot read kernel BTF at {path}: {cause}; hupwatch needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, cause: std::io::Error },
     #[error("kernel BTF is malformed: {0}")]
     Malformed(&'static str),
 }
@@ -58,9 +56,9 @@ pub struct Btf {
 
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+        let data = std::fs::read(path).map_err(|cause| BtfError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::parse(&data)
     }

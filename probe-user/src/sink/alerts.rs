@@ -102,4 +102,62 @@ mod tests {
         assert_eq!(v["evidence"][0]["event"], "fork");
         assert!(v.get("growth").is_none());
     }
+
+    #[test]
+    fn hostile_names_and_command_lines_read_back_exactly_from_one_line() {
+        let lossy = crate::procfs::join_cmdline(b"evil\xff\xfe\0--flag\0");
+        let long = format!("node {}", "x".repeat(4096));
+        let hostile = [
+            "new\nline\n{\"status\":\"resolved\"}",
+            "say \"hi\" \\\"",
+            "back\\slash\\n\\u0041",
+            "\u{1b}[31mred\u{1b}[0m\u{7}\r\u{8}",
+            "rlo \u{202e}\u{2028}\u{0}\u{7f}\u{9b}",
+            &lossy,
+            &long,
+        ];
+        for text in hostile {
+            let alert = Alert {
+                status: AlertStatus::Raised,
+                verdict: Verdict {
+                    kind: VerdictKind::Detached,
+                    time_ns: 1_700_000_000_000_000_000,
+                    reason: "it left its terminal's session".into(),
+                    evidence: vec![Event {
+                        kind: EventKind::Fork { ppid: 1 },
+                        time_ns: 1_700_000_000_000_000_000,
+                        pid: 42,
+                        comm: text.into(),
+                    }],
+                    inferred: false,
+                    growth: None,
+                },
+                pid: 42,
+                comm: text.into(),
+                cmdline: Some(text.into()),
+                started_ns: 1_699_999_990_000_000_000,
+                age_seconds: 10.0,
+                rss_bytes: 1 << 20,
+            };
+            let mut out = Vec::new();
+            write_alert(&mut out, &alert).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            assert!(line.ends_with('\n'));
+            assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+            // JSON escapes every C0 control character, ESC included.
+            assert!(
+                !line.trim_end().chars().any(|c| (c as u32) < 0x20),
+                "a raw control character: {line:?}"
+            );
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["comm"], text);
+            assert_eq!(v["cmdline"], text);
+            assert_eq!(v["evidence"][0]["comm"], text);
+            assert_eq!(v["status"], "raised", "nothing forged a field");
+        }
+        assert_eq!(
+            lossy, "evil\u{fffd}\u{fffd} --flag",
+            "/proc bytes decode lossily"
+        );
+    }
 }

@@ -62,7 +62,9 @@ pub enum HttpError {
     BadUrl { url: String, reason: &'static str },
     #[error("cannot fetch {url}: {reason}")]
     Fetch { url: String, reason: String },
-    #[error("cannot fetch {url}: the server answered {status}")]
+    #[error(
+        "cannot fetch {url}: the server answered {status}; give the --listen address of `hupwatch run`"
+    )]
     Status { url: String, status: StatusCode },
 }
 
@@ -442,7 +444,7 @@ pub async fn get_with(
     match tokio::time::timeout(timeout, fetch(&target)).await {
         Ok(result) => result,
         Err(_elapsed) => Err(target.error(format!(
-            "no answer within {}",
+            "no answer within {}; check that it is the --listen address of a running `hupwatch run`",
             humantime::format_duration(timeout)
         ))),
     }
@@ -518,7 +520,7 @@ async fn fetch(target: &Target) -> Result<Vec<u8>, HttpError> {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
-            .map_err(|err| target.error(err.to_string()))?;
+            .map_err(|err| target.error(not_hupwatch(&err)))?;
     let request = Request::get(target.path.as_str())
         .header(header::HOST, target.authority.as_str())
         .header(
@@ -534,7 +536,7 @@ async fn fetch(target: &Target) -> Result<Vec<u8>, HttpError> {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|err| target.error(err.to_string()))?;
+            .map_err(|err| target.error(not_hupwatch(&err)))?;
         let status = response.status();
         if status != StatusCode::OK {
             return Err(HttpError::Status {
@@ -552,13 +554,18 @@ async fn fetch(target: &Target) -> Result<Vec<u8>, HttpError> {
                         MAX_RESPONSE_BYTES >> 20
                     ))
                 } else {
-                    target.error(err.to_string())
+                    target.error(not_hupwatch(&*err))
                 }
             })?;
         Ok(Vec::from(body.to_bytes()))
     };
     let (_connection_result, body) = tokio::join!(conn, exchange);
     body
+}
+
+/// The other end spoke, but not as hupwatch's server does (a different service, or not HTTP).
+fn not_hupwatch(err: &dyn std::fmt::Display) -> String {
+    format!("{err}; check that it is the --listen address of a running `hupwatch run`")
 }
 
 fn connect_reason(err: &io::Error) -> String {
@@ -568,7 +575,8 @@ fn connect_reason(err: &io::Error) -> String {
              (--listen)"
                 .to_string()
         }
-        _ => err.to_string(),
+        // A name that does not resolve, a network that is unreachable: the address is wrong.
+        _ => format!("{err}; check the host and port, like http://127.0.0.1:9464"),
     }
 }
 
@@ -808,7 +816,9 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            format!("cannot fetch http://{addr}/nope: the server answered 404 Not Found")
+            format!(
+                "cannot fetch http://{addr}/nope: the server answered 404 Not Found; give the --listen address of `hupwatch run`"
+            )
         );
     }
 
@@ -846,7 +856,9 @@ mod tests {
         .to_string();
         assert_eq!(
             err,
-            format!("cannot fetch http://{addr}/metrics: no answer within 200ms")
+            format!(
+                "cannot fetch http://{addr}/metrics: no answer within 200ms; check that it is the --listen address of a running `hupwatch run`"
+            )
         );
     }
 

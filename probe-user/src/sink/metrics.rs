@@ -591,6 +591,99 @@ mod tests {
         assert!(out.contains("hupwatch_bpf_stats_enabled 1"));
     }
 
+    /// A metric name, its label pairs and its value.
+    type Sample<'a> = (&'a str, Vec<(&'a str, String)>, f64);
+
+    /// One sample line of the text exposition format: name, label pairs (values unescaped)
+    /// and value; None when the line does not follow the format. A label value may hold
+    /// any UTF-8 except that `\\`, `"` and a newline must be escaped as `\\\\`, `\\"` and
+    /// `\\n`, and no other escape exists.
+    fn sample(line: &str) -> Option<Sample<'_>> {
+        let name_end = line.find(['{', ' '])?;
+        let (name, mut rest) = line.split_at(name_end);
+        let mut labels = Vec::new();
+        if let Some(body) = rest.strip_prefix('{') {
+            rest = body;
+            loop {
+                if let Some(after) = rest.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let eq = rest.find("=\"")?;
+                let label = &rest[..eq];
+                let mut value = String::new();
+                let mut chars = rest[eq + 2..].char_indices();
+                let end = loop {
+                    match chars.next()? {
+                        (i, '"') => break eq + 2 + i + 1,
+                        (_, '\\') => match chars.next()?.1 {
+                            '\\' => value.push('\\'),
+                            '"' => value.push('"'),
+                            'n' => value.push('\n'),
+                            _ => return None,
+                        },
+                        (_, '\n') => return None,
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((label, value));
+                rest = &rest[end..];
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+            }
+        }
+        let value = rest.strip_prefix(' ')?.parse().ok()?;
+        Some((name, labels, value))
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_in_labels_and_the_scrape_stays_parseable() {
+        let lossy = crate::procfs::join_cmdline(b"bad\xff\xfeutf8");
+        let names = [
+            "new\nline} 1\nhupwatch_forged 1".to_string(),
+            "say\"hi\"".into(),
+            "back\\slash\\n".into(),
+            "\u{1b}[31mred\u{1b}[0m".into(),
+            "rlo\u{202e}\r\t\u{0}".into(),
+            lossy,
+            "x".repeat(4096),
+        ];
+        let mut metrics = Metrics::new(50, &groups());
+        let processes: Vec<ProcessView> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ProcessView {
+                comm: name.clone(),
+                ..flagged(100 + i as u32, 1000 - i as u64)
+            })
+            .collect();
+        let out = text(&mut metrics, &view(processes, vec![], 0));
+        let mut seen = Vec::new();
+        for line in out.lines().filter(|l| !l.starts_with('#')) {
+            let (name, labels, _) =
+                sample(line).unwrap_or_else(|| panic!("not one sample: {line:?}"));
+            assert!(name.starts_with("hupwatch_"), "{line:?}");
+            if name == "hupwatch_session_rss_bytes" {
+                let comm = labels.iter().find(|(l, _)| *l == "comm").unwrap();
+                seen.push(comm.1.clone());
+            }
+        }
+        // Prometheus sorts series by their labels.
+        seen.sort();
+        let mut expected = names.to_vec();
+        expected.sort();
+        assert!(
+            seen == expected,
+            "each name reads back as it was, one series each"
+        );
+        assert!(
+            out.contains(r#"comm="new\nline} 1\nhupwatch_forged 1""#),
+            "{out}"
+        );
+        assert!(out.contains(r#"comm="say\"hi\"""#));
+        assert!(out.contains(r#"comm="back\\slash\\n""#));
+        assert!(!out.contains("\nhupwatch_forged"));
+    }
+
     #[test]
     fn every_family_has_help() {
         let mut metrics = Metrics::new(50, &groups());

@@ -2,7 +2,7 @@
 use std::io::{self, Write};
 
 use crate::{
-    output::shown,
+    output::{escaped, shown},
     tracker::{ProcessView, SessionsView},
     units::{format_duration, format_size},
 };
@@ -61,9 +61,11 @@ fn write_row(out: &mut impl Write, cells: &[String; 9], widths: &[usize; 9]) -> 
 }
 
 fn row(p: &ProcessView) -> [String; 9] {
+    // Every text cell is escaped, not only the names: with --from, the document comes from
+    // whatever answers at that address.
     let tty = match (&p.tty, &p.came_from_tty) {
-        (Some(tty), _) => tty.clone(),
-        (None, Some(from)) => format!("(was {from})"),
+        (Some(tty), _) => printable(tty, usize::MAX),
+        (None, Some(from)) => format!("(was {})", printable(from, usize::MAX)),
         (None, None) => "-".into(),
     };
     let growth = p
@@ -81,11 +83,10 @@ fn row(p: &ProcessView) -> [String; 9] {
         .iter()
         .map(|v| format!("{}{}", v.kind.name(), if v.inferred { "*" } else { "" }))
         .collect();
-    let cmdline = printable(p.cmdline.as_deref().unwrap_or(""));
     [
         p.pid.to_string(),
         shown(&p.comm),
-        p.state.clone(),
+        printable(&p.state, usize::MAX),
         tty,
         format_duration((p.age_seconds * 1e9) as u64),
         format_size(p.rss_bytes),
@@ -95,30 +96,37 @@ fn row(p: &ProcessView) -> [String; 9] {
         } else {
             verdicts.join(",")
         },
-        truncate(&cmdline, CMDLINE_WIDTH),
+        printable(p.cmdline.as_deref().unwrap_or(""), CMDLINE_WIDTH),
     ]
 }
 
-/// Spaces kept (a command line is mostly spaces); control characters escaped, so a hostile
-/// argument cannot add rows or move the cursor.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
+/// `text` in at most `width` characters, cut with `…`. Spaces are kept (a command line is
+/// mostly spaces); characters a terminal would act on are escaped as `\n`, `\u{1b}` and
+/// so on ([`escaped`]), never cut in the middle, so a hostile argument cannot add rows,
+/// move the cursor, colour the terminal or reorder the line.
+fn printable(text: &str, width: usize) -> String {
+    let pieces: Vec<std::borrow::Cow<'_, str>> = text
+        .char_indices()
+        .map(|(i, c)| match escaped(c) {
+            Some(escape) => escape.into(),
+            None => text[i..i + c.len_utf8()].into(),
         })
-        .collect()
-}
-
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
+        .collect();
+    let chars = |piece: &std::borrow::Cow<'_, str>| piece.chars().count();
+    if pieces.iter().map(chars).sum::<usize>() <= width {
+        return pieces.concat();
     }
-    let kept: String = text.chars().take(width - 1).collect();
-    format!("{kept}…")
+    let mut out = String::new();
+    let mut used = 0;
+    for piece in &pieces {
+        if used + chars(piece) > width - 1 {
+            break;
+        }
+        used += chars(piece);
+        out.push_str(piece);
+    }
+    out.push('…');
+    out
 }
 
 #[cfg(test)]
@@ -184,6 +192,106 @@ mod tests {
         assert_eq!(lines[1].find("STATE"), None);
         assert_eq!(lines[0].find("STATE"), lines[1].find("terminal_lost"));
         assert!(lines[3].contains("inferred"));
+    }
+
+    /// Names and command lines a process chooses for itself, as hupwatch gets them: the
+    /// kernel's and /proc's bytes are decoded lossily, so invalid UTF-8 arrives as U+FFFD.
+    fn hostile() -> Vec<(String, String)> {
+        let lossy = crate::procfs::join_cmdline(b"evil\xff\xfe\0--flag\0");
+        assert_eq!(lossy, "evil\u{fffd}\u{fffd} --flag");
+        vec![
+            (
+                "new\nline".into(),
+                "sh -c 'echo a\n12345  forged  row'".into(),
+            ),
+            ("say\"hi\"".into(), "echo \"quoted\" 'single'".into()),
+            ("back\\slash".into(), "C:\\dir\\n not a newline".into()),
+            (
+                "\u{1b}[31mred".into(),
+                "\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}".into(),
+            ),
+            (
+                "csi\u{9b}31m".into(),
+                "rlo \u{202e}txt.exe \r\u{8}\u{7f}".into(),
+            ),
+            ("bad\u{fffd}utf8".into(), lossy),
+            ("long".into(), format!("node {}", "x".repeat(4096))),
+        ]
+    }
+
+    #[test]
+    fn hostile_names_and_command_lines_cannot_forge_rows_or_reach_the_terminal() {
+        let mut processes: Vec<ProcessView> = hostile()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (comm, cmdline))| ProcessView {
+                cmdline: Some(cmdline),
+                ..process(100 + i as u32, &comm, 100 - i as u64)
+            })
+            .collect();
+        // With --from, every text field comes from whatever answers at that address.
+        processes[0].tty = Some("pts/1\n99999  forged".into());
+        processes[1].came_from_tty = Some("\u{1b}[2J".into());
+        processes[2].state = "attached\r\u{1b}[1A".into();
+        let count = processes.len();
+        let view = SessionsView {
+            time_ns: 0,
+            processes,
+            hangup_exits: Vec::new(),
+            hangup_exit_total: 0,
+            dropped_processes: 0,
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, &view).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            count + 2,
+            "a header, one row each, a total:\n{text}"
+        );
+        for (i, line) in lines[1..=count].iter().enumerate() {
+            assert!(line.starts_with(&(100 + i).to_string()), "{line}");
+            assert!(line.chars().count() < 200, "a row stays short: {line}");
+        }
+        assert!(
+            text.chars().all(|c| c == '\n' || escaped(c).is_none()),
+            "a character a terminal acts on got through:\n{text:?}"
+        );
+        for shown in [
+            "\"new\\nline\"",
+            "sh -c 'echo a\\n12345  forged  row'",
+            "pts/1\\n99999  forged",
+            "\"say\\\"hi\\\"\"",
+            "echo \"quoted\" 'single'",
+            "\"back\\\\slash\"",
+            "C:\\dir\\n not a newline",
+            "\"\\u{1b}[31mred\"",
+            "\\u{1b}[31mred\\u{1b}[0m \\u{1b}]0;title\\u{7}",
+            "(was \\u{1b}[2J)",
+            "attached\\r\\u{1b}[1A",
+            "\"csi\\u{9b}31m\"",
+            "rlo \\u{202e}txt.exe \\r\\u{8}\\u{7f}",
+            "bad\u{fffd}utf8",
+            "evil\u{fffd}\u{fffd} --flag",
+        ] {
+            assert!(text.contains(shown), "{shown} not in\n{text}");
+        }
+        // The 4 KiB argument is cut to the column, with a mark.
+        let long = lines.iter().find(|l| l.contains(" long ")).unwrap();
+        let cell = &long[long.find("node ").unwrap()..];
+        assert_eq!(cell.chars().count(), CMDLINE_WIDTH);
+        assert!(cell.ends_with("xx…"), "{cell}");
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_escape() {
+        let text = format!("{}\u{1b}[31m", "a".repeat(CMDLINE_WIDTH - 3));
+        let cut = printable(&text, CMDLINE_WIDTH);
+        assert_eq!(cut, format!("{}…", "a".repeat(CMDLINE_WIDTH - 3)));
+        assert_eq!(printable("a\tb", 10), "a\\tb");
+        assert_eq!(printable("ab", 2), "ab");
+        assert_eq!(printable("abc", 2), "a…");
     }
 
     #[test]

@@ -13,12 +13,14 @@ const MAX_LINE: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    // `cause`, not `source`: the message already says it, and a source would be said again
+    // when the error is printed with its chain.
     #[error(
-        "--replay {path}: cannot read it ({source}); give a file written by `hupwatch trace --json`"
+        "--replay {path}: cannot read it ({cause}); give a file written by `hupwatch trace --json`"
     )]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "--replay {path}:{line}: {detail}; the file must hold one `hupwatch trace --json` event per line"
@@ -32,31 +34,36 @@ pub enum ReplayError {
 
 /// Reads events one line at a time, so a day-long recording needs no more memory than
 /// its longest line.
-pub struct Replay {
+pub struct Replay<R = File> {
     path: PathBuf,
-    lines: BufReader<File>,
+    lines: BufReader<R>,
     line: usize,
     buffer: Vec<u8>,
 }
 
-impl Replay {
+impl Replay<File> {
     pub fn open(path: &Path) -> Result<Self, ReplayError> {
-        let file = File::open(path).map_err(|source| ReplayError::Open {
+        let open_error = |cause| ReplayError::Open {
             path: path.to_owned(),
-            source,
-        })?;
+            cause,
+        };
+        let file = File::open(path).map_err(open_error)?;
         if file.metadata().is_ok_and(|m| m.is_dir()) {
-            return Err(ReplayError::Open {
-                path: path.to_owned(),
-                source: std::io::Error::other("it is a directory"),
-            });
+            return Err(open_error(std::io::Error::other("it is a directory")));
         }
-        Ok(Self {
-            path: path.to_owned(),
-            lines: BufReader::new(file),
+        Ok(Self::new(file, path))
+    }
+}
+
+impl<R: Read> Replay<R> {
+    /// Events from any reader; `path` names it in errors.
+    pub fn new(reader: R, path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            lines: BufReader::new(reader),
             line: 0,
             buffer: Vec::new(),
-        })
+        }
     }
 
     fn bad(&self, detail: impl Into<String>) -> ReplayError {
@@ -87,22 +94,41 @@ impl Replay {
             if text.is_empty() {
                 continue;
             }
-            if !self.buffer.ends_with(b"\n") && serde_json::from_str::<Event>(text).is_err() {
-                return Err(self.bad("the last line is cut off (was the recording killed?)"));
-            }
-            return serde_json::from_str(text)
-                .map(Some)
-                .map_err(|e| self.bad(short(&e.to_string())));
+            // A last line without its newline that ends mid-JSON was cut off; one that is
+            // whole JSON but no event says what is wrong with it.
+            let cut_off = !self.buffer.ends_with(b"\n");
+            return serde_json::from_str(text).map(Some).map_err(|e| {
+                if cut_off && e.classify() == serde_json::error::Category::Eof {
+                    self.bad("the last line is cut off (was the recording killed?)")
+                } else {
+                    self.bad(describe(&e))
+                }
+            });
         }
     }
 }
 
-impl Iterator for Replay {
+impl<R: Read> Iterator for Replay<R> {
     type Item = Result<Event, ReplayError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_event().transpose()
     }
+}
+
+/// What is wrong with a line: not JSON at all, or JSON that is not an event. serde quotes
+/// what it did not expect (an unknown event kind, a string where a number belongs) as the
+/// file holds it, so the quote is escaped: a recording could otherwise put a newline or a
+/// terminal escape sequence in hupwatch's error line.
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Syntax | Category::Eof => "not JSON",
+        Category::Data => "not a hupwatch event",
+        Category::Io => "unreadable",
+    };
+    let detail = crate::output::escape_unsafe(&short(&error.to_string()));
+    format!("{what} ({detail})")
 }
 
 /// serde_json's message without its " at line 1 column 7" tail, which is about the line's
@@ -197,6 +223,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(":2: the last line is cut off"), "{err}");
+        // Whole JSON without the final newline is not cut off: its own fault is named.
+        let whole = line(&fork(7)).replace("\"pid\":7", "\"pid\":-7");
+        let err = Replay::new(whole.trim_end().as_bytes(), "x.jsonl")
+            .next()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.jsonl:1: not a hupwatch event (invalid value: integer `-7`"),
+            "{err}"
+        );
+    }
+
+    /// Found by `cargo xtask fuzz` (replay_parser): serde quotes an unknown event kind as
+    /// the file spells it, so a kind with an escaped newline in it made a two-line error.
+    #[test]
+    fn what_a_bad_line_quotes_is_escaped() {
+        let crash = br#"{"event":"sigacti\n","signal":0,"signal_name":"SIGHUP","disposition":"ignore","time_ns":1732190000003000000,"pid":4242,"comm":"nohup"}
+"#;
+        let err = Replay::new(&crash[..], "crash.jsonl")
+            .next()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "--replay crash.jsonl:1: not a hupwatch event (unknown variant `sigacti\\n`"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        // A terminal escape sequence, a bidirectional override, a string where a number
+        // belongs: quoted, never sent to the terminal as they are.
+        let hostile = concat!(
+            r#"{"event":"\u001b[31mred\u202e","time_ns":1,"pid":1,"comm":"x"}"#,
+            "\n",
+            r#"{"event":"fork","ppid":"\u001b]0;title\u0007","time_ns":1,"pid":1,"comm":"x"}"#,
+            "\n"
+        );
+        for line in hostile.lines() {
+            let err = Replay::new(line.as_bytes(), "x.jsonl")
+                .next()
+                .unwrap()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("\\u{1b}"), "{err}");
+            assert!(
+                err.chars().all(|c| crate::output::escaped(c).is_none()),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

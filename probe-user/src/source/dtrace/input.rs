@@ -14,12 +14,14 @@ use crate::event::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DtraceError {
+    // `cause`, not `source`: the message already says it, and a source would be said again
+    // when the error is printed with its chain.
     #[error(
-        "--dtrace-input {path}: cannot read it ({source}); give a file of hupwatch's DTrace output (dtrace/FORMAT.md)"
+        "--dtrace-input {path}: cannot read it ({cause}); give a file of hupwatch's DTrace output (dtrace/FORMAT.md)"
     )]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "--dtrace-input {path}: it does not start with `hupwatch-dtrace 1` but {found:?}; capture it with dtrace/hupwatch.d (see dtrace/FORMAT.md)"
@@ -151,9 +153,9 @@ pub struct DtraceInput<R> {
 
 impl DtraceInput<File> {
     pub fn open(path: &Path) -> Result<Self, DtraceError> {
-        let open_error = |source| DtraceError::Open {
+        let open_error = |cause| DtraceError::Open {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let file = File::open(path).map_err(open_error)?;
         if file.metadata().is_ok_and(|m| m.is_dir()) {
