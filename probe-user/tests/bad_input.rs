@@ -181,11 +181,11 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "unknown size unit \"XB\" in \"12XB\"",
             "use B, KiB, MiB, GiB or TiB",
         ),
-        // clap takes a lone `-1` for a flag, before the size parser sees it.
+        // A lone `-1` reaches the size parser rather than being taken for a flag.
         row(
             &["run", "--rss-growth", "-1"],
-            "unexpected argument '-1'",
-            HELP,
+            "invalid value '-1' for '--rss-growth <SIZE>'",
+            "write it like 256MiB",
         ),
         row(
             &["run", "--rss-growth=-1"],
@@ -272,12 +272,12 @@ fn rows(f: &Fixtures) -> Vec<Row> {
         row(
             &["trace", "--pid", "0"],
             "invalid value '0' for '--pid <PID>'",
-            HELP,
+            "like --pid 4242",
         ),
         row(
             &["trace", "--pid", "abc"],
             "invalid value 'abc' for '--pid <PID>'",
-            HELP,
+            "like --pid 4242",
         ),
         row(
             &["trace", "--match", ""],

@@ -52,15 +52,15 @@ pub struct RunArgs {
 
     /// How long a process may live after its SIGHUP handler ran, or after its terminal
     /// hung up, before it counts as having survived the hangup
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub hup_grace: Duration,
 
     /// RSS rise within --rss-window that counts as growth
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_positive_size)]
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_positive_size, allow_hyphen_values = true)]
     pub rss_growth: u64,
 
     /// Window over which RSS growth is measured
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub rss_window: Duration,
 
     /// Most per-process metric series (processes with a verdict, largest RSS first)
@@ -125,11 +125,11 @@ pub struct ReapArgs {
     pub verdicts: Vec<VerdictKind>,
 
     /// Only processes at least this old, like 2h
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub older_than: Option<Duration>,
 
     /// Only processes using at least this much memory, like 500MiB
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
     pub min_rss: Option<u64>,
 
     /// The signal sent first: a name (TERM, SIGHUP) or a number
@@ -137,7 +137,7 @@ pub struct ReapArgs {
     pub signal: u32,
 
     /// How long to wait after the signal before SIGKILL
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub grace: Duration,
 
     /// Really end them (without it, only list what would be ended and why)
@@ -179,16 +179,16 @@ pub struct LiveArgs {
     pub source: SourceKind,
 
     /// How often RSS is sampled (from the kernel map with eBPF, proc_pidinfo with DTrace)
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub rss_interval: Duration,
 
     /// Smallest RSS change reported as an rss event
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size, allow_hyphen_values = true)]
     pub rss_step: u64,
 
     /// Size of the kernel's event ring buffer (a power of two, at least 4KiB; eBPF only);
     /// events that do not fit while hupwatch is busy are counted as lost and reported
-    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_ring_size)]
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_ring_size, allow_hyphen_values = true)]
     pub ring_buffer_size: u32,
 }
 
@@ -205,8 +205,17 @@ pub struct MatchArgs {
     pub cmdline: Option<String>,
 
     /// Process id; repeatable
-    #[arg(long = "pid", value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid)]
     pub pids: Vec<u32>,
+}
+
+fn parse_pid(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(pid) if pid > 0 => Ok(pid),
+        _ => Err(format!(
+            "{text:?} is not a process id; give a number like --pid 4242"
+        )),
+    }
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
