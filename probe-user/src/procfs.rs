@@ -76,6 +76,8 @@ pub struct Status {
     pub sig_cgt: u64,
     /// VmRSS in bytes; 0 when absent (kernel threads and zombies have no memory map).
     pub rss_bytes: u64,
+    /// The real user id (the first of the `Uid:` line); `None` when absent.
+    pub uid: Option<u32>,
 }
 
 impl Status {
@@ -133,6 +135,7 @@ pub fn parse_status(text: &str) -> Option<Status> {
     let mut sig_ign = None;
     let mut sig_cgt = None;
     let mut rss_bytes = 0;
+    let mut uid = None;
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
             continue;
@@ -142,6 +145,7 @@ pub fn parse_status(text: &str) -> Option<Status> {
             "SigIgn" => sig_ign = u64::from_str_radix(value, 16).ok(),
             "SigCgt" => sig_cgt = u64::from_str_radix(value, 16).ok(),
             "VmRSS" => rss_bytes = parse_kib(value).unwrap_or(0),
+            "Uid" => uid = value.split_whitespace().next().and_then(|v| v.parse().ok()),
             _ => {}
         }
     }
@@ -149,6 +153,7 @@ pub fn parse_status(text: &str) -> Option<Status> {
         sig_ign: sig_ign?,
         sig_cgt: sig_cgt?,
         rss_bytes,
+        uid,
     })
 }
 
@@ -395,7 +400,7 @@ mod tests {
         assert_eq!(join_cmdline(b""), "");
     }
 
-    const STATUS: &str = "Name:\tsleep\nState:\tS (sleeping)\nVmPeak:\t    8000 kB\nVmRSS:\t    1536 kB\nSigQ:\t0/63438\nSigPnd:\t0000000000000001\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000006\nSigCgt:\t0000000000004001\n";
+    const STATUS: &str = "Name:\tsleep\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nVmPeak:\t    8000 kB\nVmRSS:\t    1536 kB\nSigQ:\t0/63438\nSigPnd:\t0000000000000001\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000006\nSigCgt:\t0000000000004001\n";
 
     #[test]
     fn parses_status_masks_and_rss() {
@@ -403,6 +408,7 @@ mod tests {
         assert_eq!(status.sig_ign, 0x6);
         assert_eq!(status.sig_cgt, 0x4001);
         assert_eq!(status.rss_bytes, 1536 * 1024);
+        assert_eq!(status.uid, Some(1000), "the real uid, not the effective");
         assert_eq!(
             status.hangup(),
             Disposition::Handler,
@@ -436,6 +442,7 @@ mod tests {
         let text = "Name:\tkthreadd\nSigIgn:\tffffffffffffffff\nSigCgt:\t0000000000000000\n";
         let status = parse_status(text).unwrap();
         assert_eq!(status.rss_bytes, 0);
+        assert_eq!(status.uid, None);
         assert_eq!(status.hangup(), Disposition::Ignore);
     }
 

@@ -6,9 +6,8 @@ use super::select::{Identity, Reaper};
 #[cfg(target_os = "linux")]
 pub fn look(pid: u32) -> Option<Identity> {
     let stat = crate::procfs::read_stat(pid)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     Some(Identity {
-        uid: real_uid(&status)?,
+        uid: crate::procfs::read_status(pid)?.uid?,
         comm: stat.comm.clone(),
         start: stat.start_ticks,
         kernel_thread: stat.is_kernel_thread(),
@@ -32,18 +31,6 @@ pub fn look(_pid: u32) -> Option<Identity> {
     None
 }
 
-/// The first (real) id of the `Uid:` line of /proc/PID/status.
-#[cfg(target_os = "linux")]
-fn real_uid(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// This hupwatch, and whose processes it may end: under sudo, the user who ran sudo.
 pub fn reaper() -> Reaper {
     // SAFETY: getuid has no preconditions.
@@ -59,7 +46,7 @@ pub fn reaper() -> Reaper {
 fn ancestors(pid: u32) -> Vec<u32> {
     let mut chain = vec![pid];
     let mut at = pid;
-    while let Some(parent) = parent_of(at) {
+    while let Some((parent, _)) = crate::source::parent_of(at) {
         if parent <= 1 || chain.contains(&parent) {
             break;
         }
@@ -69,31 +56,9 @@ fn ancestors(pid: u32) -> Vec<u32> {
     chain
 }
 
-#[cfg(target_os = "linux")]
-fn parent_of(pid: u32) -> Option<u32> {
-    crate::procfs::read_stat(pid).map(|s| s.ppid)
-}
-
-#[cfg(target_os = "macos")]
-fn parent_of(pid: u32) -> Option<u32> {
-    crate::source::darwin::bsd_info(pid).map(|i| i.ppid)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn parent_of(_pid: u32) -> Option<u32> {
-    None
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_real_uid_is_the_first_of_four() {
-        let status = "Name:\tsleep\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
-        assert_eq!(real_uid(status), Some(1000));
-        assert_eq!(real_uid("Name:\tx\n"), None);
-    }
 
     #[test]
     fn this_process_and_its_parent_are_protected() {

@@ -116,36 +116,11 @@ fn qualifies(p: &ProcessView, criteria: &Criteria) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::Disposition, verdict::Verdict};
 
     fn process(pid: u32, verdict: VerdictKind, age: f64, rss: u64) -> ProcessView {
         ProcessView {
-            pid,
-            ppid: 1,
-            comm: format!("p{pid}"),
-            cmdline: None,
-            started_ns: 0,
             age_seconds: age,
-            state: "orphaned".into(),
-            tty: None,
-            sid: None,
-            came_from_tty: None,
-            hangup: Disposition::Default,
-            rss_bytes: rss,
-            peak_rss_bytes: rss,
-            cpu_seconds: None,
-            growth: None,
-            verdicts: vec![Verdict {
-                kind: verdict,
-                time_ns: 0,
-                reason: String::new(),
-                evidence: Vec::new(),
-                inferred: true,
-                growth: None,
-            }],
-            inferred: true,
-            group: "all".into(),
-            timeline: Vec::new(),
+            ..ProcessView::example(pid, rss, verdict)
         }
     }
 

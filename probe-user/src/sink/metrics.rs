@@ -405,39 +405,14 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::{
-        event::{Disposition, Origin, SignalResult},
+        event::{Origin, SignalResult},
         tracker::{HangupExit, ProcessView, SessionsView},
-        verdict::Verdict,
     };
 
     fn flagged(pid: u32, rss: u64) -> ProcessView {
         ProcessView {
-            pid,
-            ppid: 1,
-            comm: format!("p{pid}"),
-            cmdline: None,
-            started_ns: 0,
-            age_seconds: 1.0,
-            state: "orphaned".into(),
-            tty: None,
-            sid: None,
-            came_from_tty: None,
-            hangup: Disposition::Default,
-            rss_bytes: rss,
-            peak_rss_bytes: rss,
-            cpu_seconds: None,
-            growth: None,
-            verdicts: vec![Verdict {
-                kind: VerdictKind::Orphaned,
-                time_ns: 0,
-                reason: String::new(),
-                evidence: Vec::new(),
-                inferred: false,
-                growth: None,
-            }],
-            inferred: false,
             group: "agent".into(),
-            timeline: Vec::new(),
+            ..ProcessView::example(pid, rss, VerdictKind::Orphaned)
         }
     }
 

@@ -132,40 +132,22 @@ fn printable(text: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        event::Disposition,
-        verdict::{Verdict, VerdictKind},
-    };
+    use crate::{event::Disposition, verdict::VerdictKind};
 
     fn process(pid: u32, comm: &str, rss_mib: u64) -> ProcessView {
-        ProcessView {
-            pid,
-            ppid: 1,
+        let mut p = ProcessView {
             comm: comm.into(),
             cmdline: Some(format!("{comm} --serve")),
-            started_ns: 0,
             age_seconds: 7200.0,
             state: "terminal_lost".into(),
-            tty: None,
             sid: Some(pid),
             came_from_tty: Some("pts/3".into()),
             hangup: Disposition::Ignore,
-            rss_bytes: rss_mib << 20,
-            peak_rss_bytes: rss_mib << 20,
-            cpu_seconds: None,
-            growth: None,
-            verdicts: vec![Verdict {
-                kind: VerdictKind::Orphaned,
-                time_ns: 0,
-                reason: String::new(),
-                evidence: Vec::new(),
-                inferred: true,
-                growth: None,
-            }],
             inferred: true,
-            group: "all".into(),
-            timeline: Vec::new(),
-        }
+            ..ProcessView::example(pid, rss_mib << 20, VerdictKind::Orphaned)
+        };
+        p.verdicts[0].inferred = true;
+        p
     }
 
     #[test]

@@ -69,11 +69,11 @@ pub fn reparented(watch: &[(u32, u32)], now_ns: u64) -> Vec<Event> {
 
 /// A live process's parent and name; None once it is gone.
 #[cfg(not(target_os = "macos"))]
-fn parent_of(pid: u32) -> Option<(u32, String)> {
+pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
     crate::procfs::read_stat(pid).map(|stat| (stat.ppid, stat.comm))
 }
 
 #[cfg(target_os = "macos")]
-fn parent_of(pid: u32) -> Option<(u32, String)> {
+pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
     darwin::bsd_info(pid).map(|info| (info.ppid, info.comm))
 }

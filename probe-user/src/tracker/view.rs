@@ -50,6 +50,42 @@ pub struct ProcessView {
     pub timeline: Vec<Event>,
 }
 
+#[cfg(test)]
+impl ProcessView {
+    /// A live orphan-like process with one verdict, for the tests of what shows views;
+    /// each test changes what it is about.
+    pub fn example(pid: u32, rss_bytes: u64, verdict: VerdictKind) -> Self {
+        Self {
+            pid,
+            ppid: 1,
+            comm: format!("p{pid}"),
+            cmdline: None,
+            started_ns: 0,
+            age_seconds: 1.0,
+            state: "orphaned".into(),
+            tty: None,
+            sid: None,
+            came_from_tty: None,
+            hangup: Disposition::Default,
+            rss_bytes,
+            peak_rss_bytes: rss_bytes,
+            cpu_seconds: None,
+            growth: None,
+            verdicts: vec![Verdict {
+                kind: verdict,
+                time_ns: 0,
+                reason: String::new(),
+                evidence: Vec::new(),
+                inferred: false,
+                growth: None,
+            }],
+            inferred: false,
+            group: "all".into(),
+            timeline: Vec::new(),
+        }
+    }
+}
+
 /// A process that exited after a hangup, and how long it took.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HangupExit {
