@@ -23,7 +23,7 @@ use crate::{
         metrics::Metrics,
     },
     source::{
-        LiveOptions,
+        LiveOptions, Rescan,
         kernel::KernelSource,
         recording::{RecordedEvents, Recording},
     },
@@ -118,13 +118,23 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                 Ok(alerts.write(&m, t.advance(clock.epoch_now_ns()))?)
             }),
             _ = look_at_parents.tick() => {
+                let rescan = source.rescan(&mut batch);
                 let (mut t, mut m) = (lock(&tracker), lock(&metrics));
                 let now = clock.epoch_now_ns();
                 m.set_lost(&source.losses());
                 m.set_program_stats(bpf_stats_enabled(), &source.program_stats());
-                crate::source::reparented(&t.unwatched_parents(), now)
-                    .iter()
-                    .try_for_each(|event| take(&mut t, &m, &mut alerts, event))
+                batch
+                    .drain(..)
+                    .try_for_each(|event| take(&mut t, &m, &mut alerts, &event))
+                    .and_then(|()| match rescan {
+                        Some(rescan) => resync(&mut t, &m, &mut alerts, &rescan),
+                        None => Ok(()),
+                    })
+                    .and_then(|()| {
+                        crate::source::reparented(&t.unwatched_parents(), now)
+                            .iter()
+                            .try_for_each(|event| take(&mut t, &m, &mut alerts, event))
+                    })
                     .and_then(|()| alerts.write(&m, t.advance(now)))
                     .map_err(Into::into)
             }
@@ -161,6 +171,17 @@ fn bpf_stats_enabled() -> bool {
 fn take(t: &mut Tracker, m: &Metrics, alerts: &mut AlertSink, event: &Event) -> io::Result<()> {
     m.observe_event(event);
     alerts.write(m, t.apply(event))
+}
+
+/// Brings the tracker in line with /proc after lost events, and says what that changed.
+fn resync(t: &mut Tracker, m: &Metrics, alerts: &mut AlertSink, rescan: &Rescan) -> io::Result<()> {
+    let (done, raised) = t.resync(&rescan.scan, &rescan.watch);
+    m.observe_resync(&done);
+    eprintln!(
+        "hupwatch: re-synced with /proc after {} lost events: {} processes gone, {} found, {} verdicts withdrawn",
+        rescan.lost, done.gone, done.added, done.withdrawn
+    );
+    alerts.write(m, raised)
 }
 
 /// Feeds a recording through the tracker; at its end, what has settled is raised.

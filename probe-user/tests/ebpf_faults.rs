@@ -1,5 +1,5 @@
 //! Root tests of how hupwatch behaves when the world is not ideal: a kernel without one of
-//! its tracepoints, and the signals that end it.
+//! its tracepoints, a ring buffer that overflows, and the signals that end it.
 mod support;
 
 use std::{
@@ -7,7 +7,10 @@ use std::{
     time::Duration,
 };
 
-use support::{HUPWATCH, Hupwatch, pty::Pty, require_root, scratch_dir, tracefs_without};
+use support::{
+    HUPWATCH, Hupwatch, kill, metric, named_program, pty::Pty, raised, require_root, scratch_dir,
+    tracefs_without, unique, wait_for_sighup_bit,
+};
 
 #[test]
 fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
@@ -73,6 +76,140 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_and_reported() {
         report.contains("(ring buffer full)") && report.contains("exec="),
         "{report}"
     );
+    hupwatch.stop();
+}
+
+/// While hupwatch cannot read (stopped), the ring overflows and then a detached process
+/// exits, another detaches and a third stops ignoring SIGHUP: none of it reaches hupwatch.
+/// Once it reads again it must count the loss, re-sync from /proc and be right about all
+/// three.
+#[test]
+fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
+    let me = std::process::id().to_string();
+    let hupwatch = Hupwatch::run(&["--pid", &me, "--ring-buffer-size", "4KiB"]);
+    let dir = scratch_dir("overflow-resync");
+    let name = |prefix: &str| unique(prefix);
+    let (gone_name, found_name, relaxed_name) = (name("rsg"), name("rsf"), name("rsr"));
+
+    // Detached, then (unseen) killed.
+    let pty = Pty::open();
+    let typed = format!(
+        "setsid {} 1000; true",
+        named_program(&dir, &gone_name, "sleep").display()
+    );
+    let mut gone_shell = pty.spawn(Command::new("sh").args(["-c", &typed]));
+    let detached = hupwatch.wait_for("the first detached alert", |a| {
+        a["status"] == "raised" && a["alert"] == "detached" && a["comm"] == gone_name.as_str()
+    });
+    let gone = detached["pid"].as_u64().unwrap() as u32;
+    // Ignores SIGHUP, then (unseen) restores the default on SIGUSR1.
+    let relaxed_sh = named_program(&dir, &relaxed_name, "sh");
+    let mut relaxed = Command::new(&relaxed_sh)
+        .args([
+            "-c",
+            "trap '' HUP; trap 'trap - HUP' USR1; while :; do sleep 0.2; done",
+        ])
+        .spawn()
+        .unwrap();
+    hupwatch.wait_for("hangup_ignored", raised("hangup_ignored", relaxed.id()));
+
+    support::kill(hupwatch.pid(), libc::SIGSTOP);
+    let flood = Command::new("sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 60 ]; do /bin/true; i=$((i+1)); done",
+        ])
+        .status()
+        .unwrap();
+    assert!(flood.success());
+    kill(gone, libc::SIGKILL);
+    gone_shell.wait().unwrap();
+    let found_sleep = named_program(&dir, &found_name, "sleep");
+    let mut found = Command::new("setsid")
+        .arg(&found_sleep)
+        .arg("1000")
+        .env("TERM", "xterm")
+        .spawn()
+        .unwrap();
+    let found_pid = found.id();
+    // setsid(1) calls setsid() and then execs the sleeper under the same pid.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{found_pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != found_name
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sleeper never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(relaxed.id(), libc::SIGUSR1);
+    wait_for_sighup_bit(relaxed.id(), "SigIgn:", false);
+    support::kill(hupwatch.pid(), libc::SIGCONT);
+
+    let report = hupwatch.wait_for_stderr("the re-sync", |l| l.contains("re-synced with /proc"));
+    assert!(!report.contains("after 0 lost"), "{report}");
+    let resolved = hupwatch.wait_for("the lost exit resolved", |a| {
+        a["status"] == "resolved" && a["pid"] == gone && a["alert"] == "detached"
+    });
+    assert!(
+        resolved["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gone from /proc"),
+        "{resolved}"
+    );
+    let inferred = hupwatch.wait_for("the unseen detach", raised("detached", found_pid));
+    assert_eq!(inferred["inferred"], true);
+    let withdrawn = hupwatch.wait_for("hangup_ignored withdrawn", |a| {
+        a["status"] == "resolved" && a["pid"] == relaxed.id() && a["alert"] == "hangup_ignored"
+    });
+    assert!(
+        withdrawn["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer ignored"),
+        "{withdrawn}"
+    );
+
+    let sessions = hupwatch.sessions_json();
+    let processes = sessions["processes"].as_array().unwrap();
+    let verdicts_of = |pid: u32| -> Option<Vec<String>> {
+        let p = processes.iter().find(|p| p["pid"] == pid)?;
+        Some(
+            p["verdicts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["alert"].as_str().unwrap().to_string())
+                .collect(),
+        )
+    };
+    assert_eq!(verdicts_of(gone), None, "the dead process is still listed");
+    assert_eq!(verdicts_of(relaxed.id()), Some(vec![]));
+    assert!(
+        verdicts_of(found_pid)
+            .unwrap()
+            .contains(&"detached".to_string())
+    );
+    let metrics = hupwatch.http_get("/metrics");
+    assert!(metric(&metrics, "hupwatch_resyncs_total").unwrap() >= 1.0);
+    assert!(
+        metric(
+            &metrics,
+            "hupwatch_resync_changes_total{change=\"withdrawn\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(metric(&metrics, "hupwatch_resync_changes_total{change=\"gone\"}").unwrap() >= 1.0);
+
+    kill(found_pid, libc::SIGKILL);
+    kill(relaxed.id(), libc::SIGKILL);
+    found.wait().unwrap();
+    relaxed.wait().unwrap();
     hupwatch.stop();
 }
 

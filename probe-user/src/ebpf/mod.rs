@@ -175,6 +175,11 @@ impl Probes {
             .is_ok()
     }
 
+    /// The processes in the kernel's tracked set (empty when every process is traced).
+    pub fn tracked_pids(&self) -> std::collections::HashSet<u32> {
+        self.tracked.keys().filter_map(Result::ok).collect()
+    }
+
     /// The RSS counters of every process the kernel side has seen fault.
     pub fn rss_snapshot(&self) -> Vec<(u32, RssValue)> {
         self.rss.iter().filter_map(Result::ok).collect()

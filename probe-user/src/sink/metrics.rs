@@ -9,7 +9,7 @@ use prometheus::{
 
 use crate::{
     event::{Event, EventKind},
-    tracker::{Alert, AlertStatus, MetricsView},
+    tracker::{Alert, AlertStatus, MetricsView, Resync},
     verdict::VerdictKind,
 };
 
@@ -25,6 +25,8 @@ pub struct Metrics {
     registry: Registry,
     events: IntCounterVec,
     lost: IntCounterVec,
+    resyncs: prometheus::IntCounter,
+    resync_changes: IntCounterVec,
     probe_attached: IntGaugeVec,
     setsid_calls: IntCounterVec,
     signals_generated: IntCounterVec,
@@ -75,6 +77,16 @@ impl Metrics {
                 "hupwatch_events_lost_total",
                 "Events the kernel could not queue because the ring buffer was full, by kind.",
                 &["kind"],
+            ),
+            resyncs: prometheus::IntCounter::new(
+                "hupwatch_resyncs_total",
+                "Times the tracker re-read /proc because events were lost.",
+            )
+            .expect("valid metric"),
+            resync_changes: counter_vec(
+                "hupwatch_resync_changes_total",
+                "What the re-syncs changed: processes gone (exit lost), added (start lost), verdicts withdrawn (contradicted by /proc).",
+                &["change"],
             ),
             probe_attached: gauge_vec(
                 "hupwatch_probe_attached",
@@ -183,6 +195,8 @@ impl Metrics {
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(self.events.clone()),
             Box::new(self.lost.clone()),
+            Box::new(self.resyncs.clone()),
+            Box::new(self.resync_changes.clone()),
             Box::new(self.probe_attached.clone()),
             Box::new(self.setsid_calls.clone()),
             Box::new(self.signals_generated.clone()),
@@ -211,6 +225,9 @@ impl Metrics {
     fn start_at_zero(&self) {
         for kind in EventKind::NAMES {
             self.events.with_label_values(&[kind]).inc_by(0);
+        }
+        for change in ["gone", "added", "withdrawn"] {
+            self.resync_changes.with_label_values(&[change]).inc_by(0);
         }
         for result in ["ok", "failed"] {
             self.setsid_calls.with_label_values(&[result]).inc_by(0);
@@ -310,6 +327,19 @@ impl Metrics {
                     .inc();
             }
             _ => {}
+        }
+    }
+
+    pub fn observe_resync(&self, done: &Resync) {
+        self.resyncs.inc();
+        for (change, n) in [
+            ("gone", done.gone),
+            ("added", done.added),
+            ("withdrawn", done.withdrawn),
+        ] {
+            self.resync_changes
+                .with_label_values(&[change])
+                .inc_by(n as u64);
         }
     }
 

@@ -86,6 +86,19 @@ impl KernelSource {
         }
     }
 
+    /// /proc to re-sync with, when events were lost since the last re-sync; records read
+    /// on the way go to `out`, to be applied first.
+    pub fn rescan(&mut self, out: &mut Vec<Event>) -> Option<super::Rescan> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.rescan(out),
+            Self::Dtrace(s) => {
+                let _ = out;
+                s.rescan()
+            }
+        }
+    }
+
     pub fn ready_line(&self) -> String {
         match self {
             #[cfg(target_os = "linux")]

@@ -28,6 +28,9 @@ const DRAIN_EVERY: Duration = Duration::from_millis(10);
 /// however full the ring is (reading all of an 8 MiB ring at once grew the collector's
 /// RSS by 3 MiB under 770,000 signals/s).
 const MAX_BATCH: usize = 4096;
+/// Batches read before a re-sync scan at most; a ring still full after them is being
+/// overrun, and the re-sync waits for the storm to pass.
+const RESCAN_DRAIN_BATCHES: usize = 4;
 
 pub struct LiveSource {
     probes: Probes,
@@ -44,6 +47,8 @@ pub struct LiveSource {
     losses: Losses,
     /// The last read stopped at `MAX_BATCH` with records still waiting.
     backlog: bool,
+    /// Lost records counted at the last re-sync (or start).
+    synced_losses: u64,
 }
 
 impl LiveSource {
@@ -80,6 +85,7 @@ impl LiveSource {
             seeded,
             losses: Losses::default(),
             backlog: false,
+            synced_losses: 0,
         })
     }
 
@@ -178,6 +184,47 @@ impl LiveSource {
             }
         }
         Ok(())
+    }
+
+    /// When records were lost since the last re-sync: reads what is queued into `out`,
+    /// then scans /proc. Records queued before the scan must not be applied after it, or a
+    /// process whose exit was lost could come back from its fork record.
+    pub fn rescan(&mut self, out: &mut Vec<Event>) -> Option<super::Rescan> {
+        let lost = self.probes.losses().lost_events();
+        if lost <= self.synced_losses {
+            return None;
+        }
+        let mut batches = 0;
+        loop {
+            self.backlog = Self::drain(
+                self.ring.get_mut(),
+                &mut self.decoder,
+                &mut self.probes,
+                &mut self.rss_reported,
+                out,
+            );
+            batches += 1;
+            if !self.backlog || batches == RESCAN_DRAIN_BATCHES {
+                break;
+            }
+        }
+        if self.backlog {
+            return None;
+        }
+        let scan =
+            crate::source::snapshot::scan_existing_with(&self.decoder.clock, std::process::id());
+        let watch = if self.decoder.matcher.traces_everything() {
+            crate::tracker::Watch::Everything
+        } else {
+            crate::tracker::Watch::Pids(self.probes.tracked_pids())
+        };
+        let rescan = super::Rescan {
+            scan,
+            watch,
+            lost: lost - self.synced_losses,
+        };
+        self.synced_losses = lost;
+        Some(rescan)
     }
 
     fn drain(

@@ -47,7 +47,18 @@ pub struct LiveOptions {
     pub ring_bytes: u32,
 }
 
-use crate::{event::Event, event::EventKind};
+use crate::{event::Event, event::EventKind, tracker::Watch};
+
+/// /proc as it was right after the events queued before it were read, taken because the
+/// kernel lost some: what the tracker re-syncs with.
+pub struct Rescan {
+    /// An `existing` event for every live process.
+    pub scan: Vec<Event>,
+    /// Which of them are watched.
+    pub watch: Watch,
+    /// Events lost since the previous re-sync.
+    pub lost: u64,
+}
 
 /// `reparented` events for the processes in `watch` ((pid, ppid) pairs) whose parent in
 /// /proc is no longer the one given. Processes that are gone are skipped: their exit comes

@@ -20,19 +20,26 @@ pub fn existing_events(
     exclude_pid: u32,
     tty_name: fn(u32) -> Option<String>,
 ) -> Vec<Event> {
-    let by_pid: HashMap<u32, &ProcSnapshot> = procs.iter().map(|p| (p.info.pid, p)).collect();
+    // A zombie has exited (its exit event is out already) and no longer leads or parents
+    // anything that matters; it waits only for its parent to reap it.
+    let procs: Vec<&ProcSnapshot> = procs.iter().filter(|p| !is_zombie(p)).collect();
+    let by_pid: HashMap<u32, &ProcSnapshot> = procs.iter().map(|p| (p.info.pid, *p)).collect();
     let excluded = match exclude_pid {
         0 => HashSet::new(),
         root => ProcessTree::new(procs.iter().map(|p| &p.info)).subtree(root),
     };
     let mut kept: Vec<&ProcSnapshot> = procs
-        .iter()
+        .into_iter()
         .filter(|p| !is_kernel_thread(p) && !excluded.contains(&p.info.pid))
         .collect();
     kept.sort_by_key(|p| (p.started_boot_ns, p.info.pid));
     kept.into_iter()
         .map(|p| existing_event(p, &by_pid, now_ns, boot_epoch_ns, tty_name(p.info.tty_nr)))
         .collect()
+}
+
+fn is_zombie(p: &ProcSnapshot) -> bool {
+    matches!(p.state, 'Z' | 'X')
 }
 
 /// This machine's process table: /proc on Linux, libproc on macOS.
@@ -302,6 +309,15 @@ mod tests {
             assert!(!json.contains('\n'), "one event per line: {json}");
             assert_eq!(&serde_json::from_str::<Event>(&json).unwrap(), event);
         }
+    }
+
+    #[test]
+    fn a_zombie_is_gone_and_leads_nothing() {
+        let mut procs = host();
+        procs[4].state = 'Z'; // the login shell, leader of session 1000
+        let out = events(&procs, 0);
+        assert!(out.iter().all(|e| e.pid != 1000));
+        assert!(!field(&out, 1001, leader_alive));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! How each kind of event changes the tracker's state and which findings it opens.
-use super::{HangupExit, SETTLE_NS, Tracker, process};
+use super::{Ending, HangupExit, SETTLE_NS, Tracker, process};
 use crate::{
     event::{Disposition, Event, EventKind, Origin, SignalResult},
     signals::SIGHUP,
@@ -7,6 +7,18 @@ use crate::{
     units::format_duration,
     verdict::VerdictKind,
 };
+
+/// What a /proc snapshot of one process shows that can become a verdict.
+pub(super) struct Seen {
+    /// SIGHUP is SIG_IGN.
+    pub ignores: bool,
+    /// Its parent is gone and it now has this one.
+    pub reparented_to: Option<u32>,
+    /// It leads a session without a terminal, yet came from one.
+    pub detached: bool,
+    /// The leader of this session, which it came from, is gone and it has no terminal.
+    pub lost_session: Option<u32>,
+}
 
 /// A second hangup of the same session within this time is the same hangup.
 const SAME_HANGUP_NS: u64 = 60_000_000_000;
@@ -69,26 +81,37 @@ impl Tracker {
         if !self.insert(p) {
             return;
         }
+        // Session 0 is the kernel's: init and what it starts without setsid live in it. It
+        // never had a leader, so it has none to lose.
+        let leader_lost = *sid != 0 && *sid != pid && !session_leader_alive;
+        let seen = Seen {
+            ignores: *hangup == Disposition::Ignore,
+            reparented_to: reparented.then_some(*ppid),
+            detached,
+            lost_session: (tty.is_none() && *from_terminal && leader_lost).then_some(*sid),
+        };
+        self.open_inferred(pid, event, seen);
+    }
+
+    /// Opens the findings a /proc snapshot (`event`) shows, marked inferred.
+    pub(super) fn open_inferred(&mut self, pid: u32, event: &Event, seen: Seen) {
         let inferred = |reason: String| Finding {
             inferred: true,
             ..Finding::after(event, 0, reason)
         };
-        if *hangup == Disposition::Ignore {
+        if seen.ignores {
             let reason = "SIGHUP is ignored (SigIgn in /proc/PID/status)".to_string();
             self.find(pid, VerdictKind::HangupIgnored, inferred(reason));
         }
-        if *reparented {
+        if let Some(ppid) = seen.reparented_to {
             let reason = format!("its parent is gone: it was reparented to pid {ppid}");
             self.find(pid, VerdictKind::Orphaned, inferred(reason));
         }
-        if detached {
+        if seen.detached {
             let reason = "it leads a session without a terminal, yet came from one (TERM is set)";
             self.find(pid, VerdictKind::Detached, inferred(reason.into()));
         }
-        // Session 0 is the kernel's: init and what it starts without setsid live in it. It
-        // never had a leader, so it has none to lose.
-        let leader_lost = *sid != 0 && *sid != pid && !session_leader_alive;
-        if tty.is_none() && *from_terminal && leader_lost {
+        if let Some(sid) = seen.lost_session {
             let reason = format!(
                 "the leader of its session {sid} is gone and it has no terminal: it outlived its terminal session"
             );
@@ -264,7 +287,7 @@ impl Tracker {
             self.find(child, VerdictKind::Orphaned, finding);
             self.recheck_soon(child);
         }
-        self.end(pid, Some(event));
+        self.end(pid, Ending::Exit(event));
     }
 
     pub(super) fn on_reparented(&mut self, event: &Event, ppid: u32) {

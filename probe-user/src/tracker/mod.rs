@@ -3,6 +3,7 @@
 //! held long enough. Unit-tested from scripts of events (tests.rs).
 mod apply;
 mod process;
+mod resync;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,7 @@ use std::{
 };
 
 pub use process::{Finding, Process, Terminal};
+pub use resync::{Resync, Watch};
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
 
 use crate::{
@@ -220,7 +222,7 @@ impl Tracker {
                 return false;
             }
             // Its exit was never seen (lost, or it ended before the probes attached).
-            self.end(process.pid, None);
+            self.end(process.pid, Ending::PidReused);
         }
         if self.processes.len() >= self.config.max_processes {
             self.dropped_processes += 1;
@@ -308,20 +310,29 @@ impl Tracker {
         self.alerts.push(alert);
     }
 
-    /// Forgets a process; each verdict it had is resolved by `exit` (None: pid reused).
-    fn end(&mut self, pid: u32, exit: Option<&Event>) {
+    /// Forgets a process; each verdict it had is resolved, saying how it ended.
+    fn end(&mut self, pid: u32, ending: Ending) {
         let Some(process) = self.processes.remove(&pid) else {
             return;
         };
-        let time_ns = exit.map_or(self.now_ns, |e| e.time_ns);
+        let (time_ns, reason, evidence) = match ending {
+            Ending::Exit(exit) => (exit.time_ns, "the process exited", vec![exit.clone()]),
+            Ending::PidReused => (
+                self.now_ns,
+                "its pid was reused; its exit was not seen",
+                Vec::new(),
+            ),
+            Ending::Vanished => (
+                self.now_ns,
+                "it is gone from /proc; its exit was among the lost events",
+                Vec::new(),
+            ),
+        };
         for verdict in process.verdicts.values() {
             let resolved = Verdict {
                 time_ns,
-                reason: match exit {
-                    Some(_) => "the process exited".into(),
-                    None => "its pid was reused; its exit was not seen".into(),
-                },
-                evidence: exit.into_iter().cloned().collect(),
+                reason: reason.into(),
+                evidence: evidence.clone(),
                 ..verdict.clone()
             };
             self.alerts
@@ -344,6 +355,15 @@ impl Tracker {
             .map(|p| p.pid)
             .collect()
     }
+}
+
+/// How the tracker learned that a process is gone.
+enum Ending<'a> {
+    Exit(&'a Event),
+    /// Its pid came back as another life.
+    PidReused,
+    /// A re-sync after lost events did not find it in /proc.
+    Vanished,
 }
 
 fn alert_for(process: &Process, status: AlertStatus, verdict: Verdict) -> Alert {

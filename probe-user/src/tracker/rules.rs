@@ -24,7 +24,7 @@ pub fn is_session(t: &Tracker, p: &Process) -> bool {
     !t.config.require_terminal || p.lineage.is_some()
 }
 
-fn condition(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
+pub(super) fn condition(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
     match kind {
         VerdictKind::Detached => p.detach.is_some() && p.tty.is_none(),
         VerdictKind::HangupIgnored => p.hangup == Disposition::Ignore || saw_ignored_hangup(p),

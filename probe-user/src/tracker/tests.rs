@@ -914,3 +914,5 @@ fn the_metrics_view_counts_what_the_full_view_shows() {
         assert_eq!(direct, from_view, "limit {limit}");
     }
 }
+
+mod resync;

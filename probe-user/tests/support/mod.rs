@@ -368,18 +368,27 @@ pub fn tracefs_without(dir: &Path, skip: &str) {
 
 /// Waits until /proc says `pid` has a handler for SIGHUP (bit 0 of SigCgt).
 pub fn wait_for_sighup_handler(pid: u32) {
+    wait_for_sighup_bit(pid, "SigCgt:", true);
+}
+
+/// Waits until bit 0 (SIGHUP) of the mask `field` (`SigIgn:`, `SigCgt:`) in
+/// /proc/PID/status is `set`.
+pub fn wait_for_sighup_bit(pid: u32, field: &str, set: bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let caught = status
+        let bit = status
             .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
             .is_some_and(|mask| mask & 1 == 1);
-        if caught {
+        if bit == set {
             return;
         }
-        assert!(Instant::now() < deadline, "pid {pid} never caught SIGHUP");
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP's bit in {field} of pid {pid} never became {set}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }

@@ -23,6 +23,7 @@ pub struct DtraceWatch {
     traces_everything: bool,
     seeded: HashSet<u32>,
     lost_reported: u64,
+    synced_losses: u64,
 }
 
 impl DtraceWatch {
@@ -68,6 +69,7 @@ impl DtraceWatch {
             traces_everything: options.matcher.traces_everything(),
             seeded,
             lost_reported: 0,
+            synced_losses: 0,
         })
     }
 
@@ -84,6 +86,29 @@ impl DtraceWatch {
         }
         self.source.follow(&events);
         events
+    }
+
+    /// /proc (the process table) when dtrace lost records since the last re-sync. What
+    /// dtrace printed before is already read: its output is consumed as it comes.
+    pub fn rescan(&mut self) -> Option<crate::source::Rescan> {
+        let lost = self.source.lost_events();
+        if lost <= self.synced_losses {
+            return None;
+        }
+        let scan = snapshot::scan_existing_with(&self.clock(), std::process::id());
+        let watch = if self.traces_everything {
+            crate::tracker::Watch::Everything
+        } else {
+            // The script's tracked set lives in the kernel, out of reach.
+            crate::tracker::Watch::Descendants
+        };
+        let rescan = crate::source::Rescan {
+            scan,
+            watch,
+            lost: lost - self.synced_losses,
+        };
+        self.synced_losses = lost;
+        Some(rescan)
     }
 
     pub fn ready_line(&self) -> String {
