@@ -168,7 +168,12 @@ fn rows(f: &Fixtures) -> Vec<Row> {
         row(
             &["trace", "--source", "kprobes"],
             "invalid value 'kprobes' for '--source <SOURCE>'",
-            HELP,
+            "use one of: ebpf, dtrace",
+        ),
+        row(
+            &["trace", "--mach", "bash"],
+            "unexpected argument '--mach'",
+            "did you mean --match?",
         ),
         row(
             &["run", "--max-session-series", "100000"],
@@ -510,6 +515,42 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             &["sessions", "--from", "http://127.0.0.1:1", "--match", "x"],
             "cannot be used with",
             HELP,
+        ),
+        // reap: it signals processes, so nothing vague may pass.
+        row(
+            &["reap", "--verdict", "zombie"],
+            "unknown verdict \"zombie\"",
+            "use one of detached, hangup_ignored",
+        ),
+        row(
+            &["reap", "--signal", "FOO"],
+            "unknown signal \"FOO\"",
+            "use a name like TERM, HUP or KILL",
+        ),
+        row(
+            &["reap", "--grace", "-1s"],
+            "\"-1s\" is not a duration",
+            "write it like 500ms",
+        ),
+        row(
+            &["reap", "--older-than", "yesterday"],
+            "\"yesterday\" is not a duration",
+            "write it like 500ms",
+        ),
+        row(
+            &["reap", "--min-rss", "1ZB"],
+            "unknown size unit \"ZB\"",
+            "use B, KiB, MiB",
+        ),
+        row(
+            &["reap", "--pid", "0"],
+            "invalid value '0' for '--pid <PID>'",
+            "like --pid 4242",
+        ),
+        row(
+            &["reap", "--from", "http://127.0.0.1:1"],
+            "cannot fetch http://127.0.0.1:1/api/sessions: connection refused",
+            "that hupwatch is serving there (--listen)",
         ),
     ]
 }

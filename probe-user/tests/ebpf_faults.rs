@@ -213,6 +213,50 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
     hupwatch.stop();
 }
 
+/// hupwatch restarted while what it watched lives on: the new instance rebuilds the
+/// verdicts from /proc at once, marked inferred.
+#[test]
+fn a_restart_rebuilds_the_verdicts_from_proc_marked_inferred() {
+    let dir = scratch_dir("restart");
+    let name = unique("rsv");
+    let sleeper = named_program(&dir, &name, "sleep");
+    let first = Hupwatch::run(&["--match", &name, "--hup-grace", "2s"]);
+    // A shell on a terminal starts a nohup job; then the terminal hangs up, the shell dies
+    // of it, and the job lives on: ignoring hangups, orphaned, its terminal lost.
+    let pty = Pty::open();
+    let typed = format!("nohup {} 1000 >/dev/null 2>&1 & wait", sleeper.display());
+    let mut shell = pty.spawn(Command::new("sh").args(["-c", &typed]).env("TERM", "xterm"));
+    let ignored = first.wait_for("hangup_ignored", |a| {
+        a["status"] == "raised" && a["alert"] == "hangup_ignored" && a["comm"] == name.as_str()
+    });
+    let job = ignored["pid"].as_u64().unwrap() as u32;
+    pty.hang_up();
+    shell.wait().unwrap();
+    first.wait_for("terminal_lost", raised("terminal_lost", job));
+    first.wait_for("orphaned", raised("orphaned", job));
+    first.stop();
+
+    let second = Hupwatch::run(&["--match", &name]);
+    for kind in ["hangup_ignored", "terminal_lost", "orphaned"] {
+        let alert = second.wait_for(kind, raised(kind, job));
+        assert_eq!(alert["inferred"], true, "{alert}");
+    }
+    let sessions = second.sessions_json();
+    let listed = sessions["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == job)
+        .cloned()
+        .expect("the job is listed");
+    assert_eq!(listed["inferred"], true, "{listed}");
+    kill(job, libc::SIGKILL);
+    second.wait_for("the job's verdicts resolved", |a| {
+        a["status"] == "resolved" && a["pid"] == job
+    });
+    second.stop();
+}
+
 #[test]
 fn sigterm_and_sigint_end_it_cleanly_and_leave_nothing_attached() {
     for (command, signal) in [

@@ -47,8 +47,28 @@ fn clap_error(err: clap::Error) -> ExitCode {
     let rendered = err.render().to_string();
     let first = rendered.lines().next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("hupwatch: error: {first}; see `hupwatch --help`");
+    eprintln!("hupwatch: error: {first}; {}", clap_fix(&err));
     ExitCode::from(2)
+}
+
+/// What clap knows of the fix (the values allowed, a flag with a similar name), on the same
+/// line as the problem; clap itself puts it on lines of its own.
+fn clap_fix(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let listed = |kind| match err.get(kind) {
+        Some(ContextValue::Strings(values)) if !values.is_empty() => Some(values.join(", ")),
+        Some(ContextValue::String(value)) => Some(value.clone()),
+        _ => None,
+    };
+    if let Some(values) = listed(ContextKind::ValidValue) {
+        format!("use one of: {values}")
+    } else if let Some(flag) = listed(ContextKind::SuggestedArg) {
+        format!("did you mean {flag}? see `hupwatch --help`")
+    } else if let Some(command) = listed(ContextKind::SuggestedSubcommand) {
+        format!("did you mean `hupwatch {command}`? see `hupwatch --help`")
+    } else {
+        "see `hupwatch --help`".to_string()
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
