@@ -257,6 +257,77 @@ fn a_restart_rebuilds_the_verdicts_from_proc_marked_inferred() {
     second.stop();
 }
 
+/// 10,000 processes come and go under hupwatch: every one is seen or counted lost, the
+/// tracker forgets them all, and hupwatch's memory and descriptors stay where they were.
+#[test]
+fn ten_thousand_processes_churned_leave_nothing_behind() {
+    const CHURNED: u32 = 10_000;
+    // A shell of its own name, so that only it and its children are watched, whatever
+    // the other tests start meanwhile.
+    let name = unique("chu");
+    let shell = named_program(&scratch_dir("churn"), &name, "sh");
+    let hupwatch = Hupwatch::run(&["--match", &name]);
+    let pid = hupwatch.pid();
+    let tracked = format!("hupwatch_tracked_processes{{group=\"{name}\"}}");
+    let before = metric(&hupwatch.http_get("/metrics"), &tracked).unwrap();
+    let fds_before = open_fds(pid);
+    let script = format!("i=0; while [ $i -lt {CHURNED} ]; do /bin/true; i=$((i+1)); done");
+    assert!(
+        Command::new(&shell)
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // The shell and its 10,000 children are gone; so must they be from the tracker.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let metrics = hupwatch.http_get("/metrics");
+        if metric(&metrics, &tracked) == Some(before) {
+            break metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracker still holds {:?} processes, {before} before the churn",
+            metric(&metrics, &tracked)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let seen = metric(&metrics, "hupwatch_events_total{kind=\"exit\"}").unwrap();
+    let lost = metric(&metrics, "hupwatch_events_lost_total{kind=\"exit\"}").unwrap_or(0.0);
+    assert!(
+        seen + lost >= f64::from(CHURNED),
+        "{seen} exits seen and {lost} lost of at least {CHURNED}"
+    );
+    // The last scrape's socket may take a moment to close on hupwatch's side.
+    let settled = std::time::Instant::now() + Duration::from_secs(5);
+    while open_fds(pid) != fds_before && std::time::Instant::now() < settled {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(open_fds(pid), fds_before, "descriptors leaked");
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    // The footprint bound; at rest it is about 24 MiB.
+    assert!(rss_kib <= 32 << 10, "RSS {rss_kib} KiB after the churn");
+    assert!(
+        !hupwatch.stderr().iter().any(|l| l.contains("panicked")),
+        "{:?}",
+        hupwatch.stderr()
+    );
+    hupwatch.stop();
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
 #[test]
 fn sigterm_and_sigint_end_it_cleanly_and_leave_nothing_attached() {
     for (command, signal) in [
