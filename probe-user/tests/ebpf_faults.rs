@@ -42,47 +42,57 @@ fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
     hupwatch.stop();
 }
 
+/// A 4 KiB ring and a reader stopped while a shell runs 20 programs: of every kind, what
+/// hupwatch printed plus what it reported lost is exactly what happened.
 #[test]
-fn events_that_do_not_fit_in_the_ring_buffer_are_counted_and_reported() {
-    let me = std::process::id().to_string();
+fn events_that_do_not_fit_in_the_ring_buffer_are_counted_exactly() {
+    const PROGRAMS: usize = 20;
+    let name = unique("lst");
+    let shell = named_program(&scratch_dir("lost-exactly"), &name, "sh");
     let hupwatch = Hupwatch::start(&[
-        "--pid",
-        &me,
+        "--match",
+        &name,
         "--ring-buffer-size",
         "4KiB",
         "--rss-interval",
         "100ms",
     ]);
-    // Stop the reader, make far more than 4 KiB of records, let it read again.
     support::kill(hupwatch.pid(), libc::SIGSTOP);
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do /bin/true; done",
-        ])
-        .status()
-        .unwrap();
+    let script = format!("i=0; while [ $i -lt {PROGRAMS} ]; do /bin/true; i=$((i+1)); done");
+    let status = Command::new(&shell).args(["-c", &script]).status().unwrap();
     assert!(status.success());
     support::kill(hupwatch.pid(), libc::SIGCONT);
-    let report = hupwatch.wait_for_stderr("loss report", |l| l.starts_with("hupwatch: lost "));
-    let lost: u64 = report["hupwatch: lost ".len()..]
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(lost > 0, "{report}");
-    assert!(
-        report.contains("(ring buffer full)") && report.contains("exec="),
-        "{report}"
-    );
-    hupwatch.stop();
+    hupwatch.wait_for_stderr("a loss report", |l| {
+        l.starts_with("hupwatch: lost ") && l.contains("(ring buffer full)")
+    });
+    let (events, stderr) = hupwatch.finish();
+    // The shell's exec and exit and its 20 children's fork, exec and exit.
+    for (kind, happened) in [
+        ("fork", PROGRAMS),
+        ("exec", PROGRAMS + 1),
+        ("exit", PROGRAMS + 1),
+    ] {
+        let seen = events.iter().filter(|e| e["event"] == kind).count();
+        let lost: usize = stderr
+            .iter()
+            .filter_map(|l| l.strip_prefix("hupwatch: lost "))
+            .filter_map(|l| l.split_once("): ")?.1.split(';').next())
+            .flat_map(|detail| detail.split(' '))
+            .filter_map(|pair| {
+                pair.strip_prefix(kind)?
+                    .strip_prefix('=')?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(
+            seen + lost,
+            happened,
+            "{kind}: {seen} seen + {lost} lost; stderr: {stderr:?}"
+        );
+    }
 }
 
-/// While hupwatch cannot read (stopped), the ring overflows and then a detached process
-/// exits, another detaches and a third stops ignoring SIGHUP: none of it reaches hupwatch.
-/// Once it reads again it must count the loss, re-sync from /proc and be right about all
-/// three.
 #[test]
 fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
     let me = std::process::id().to_string();

@@ -40,6 +40,8 @@ struct Collected {
     stderr: Vec<String>,
     ready: bool,
     closed: bool,
+    /// Whether stdout was read to its end.
+    stdout_done: bool,
 }
 
 pub struct Hupwatch {
@@ -106,6 +108,9 @@ impl Hupwatch {
                 lock.lock().unwrap().events.push(value);
                 cvar.notify_all();
             }
+            let (lock, cvar) = &*shared;
+            lock.lock().unwrap().stdout_done = true;
+            cvar.notify_all();
         });
         let stderr = child.stderr.take().expect("piped stderr");
         let shared = Arc::clone(&state);
@@ -266,6 +271,21 @@ impl Hupwatch {
             "hupwatch exited with {status} on signal {signal}; stderr:\n{}",
             self.stderr().join("\n")
         );
+    }
+
+    /// Stops hupwatch with SIGTERM, checks that it exited cleanly and returns everything
+    /// it printed: events (or alerts) and stderr lines, to the last.
+    pub fn finish(mut self) -> (Vec<Value>, Vec<String>) {
+        let status = self.terminate(libc::SIGTERM);
+        assert!(status.success(), "hupwatch exited with {status}");
+        let (lock, cvar) = &*self.state;
+        let collected = cvar
+            .wait_timeout_while(lock.lock().unwrap(), EVENT_TIMEOUT, |c| {
+                !(c.closed && c.stdout_done)
+            })
+            .unwrap()
+            .0;
+        (collected.events.clone(), collected.stderr.clone())
     }
 
     fn terminate(&mut self, signal: i32) -> std::process::ExitStatus {
