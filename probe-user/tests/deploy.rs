@@ -125,6 +125,77 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
     );
 }
 
+/// Why hupwatch keeps CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE: another user's
+/// /proc/PID/environ is mode 0400 (opening it needs the first) and guarded by a ptrace
+/// access check (reading it needs the second). Without either, a session that another user
+/// detached from a terminal (TERM in its environment) looks like a service.
+#[test]
+fn each_kept_capability_is_needed_to_see_another_users_detached_session() {
+    require_root();
+    let name = support::unique("kcs");
+    let sleeper = support::named_program(&scratch_dir("kept-caps"), &name, "sleep");
+    // setpriv execs setsid, which (not leading a group) calls setsid() and execs the sleeper.
+    let mut detached = Command::new(which("setpriv"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "setsid"])
+        .arg(&sleeper)
+        .arg("300")
+        .env("TERM", "xterm")
+        .spawn()
+        .unwrap();
+    let pid = detached.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != name
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sleeper never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let verdicts_with = |caps: &str| -> Vec<String> {
+        let bounding = format!("-all{caps}");
+        let out = Command::new(which("setpriv"))
+            .args([
+                "--bounding-set",
+                &bounding,
+                "--inh-caps=-all",
+                "--no-new-privs",
+            ])
+            .args([HUPWATCH, "sessions", "--json", "--pid", &pid.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["processes"][0]["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["alert"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let both = verdicts_with(",+dac_read_search,+sys_ptrace");
+    let without_ptrace = verdicts_with(",+dac_read_search");
+    let without_dac = verdicts_with(",+sys_ptrace");
+    kill(pid, libc::SIGKILL);
+    detached.wait().unwrap();
+    assert!(both.contains(&"detached".to_string()), "{both:?}");
+    assert!(
+        !without_ptrace.contains(&"detached".to_string()),
+        "{without_ptrace:?}"
+    );
+    assert!(
+        !without_dac.contains(&"detached".to_string()),
+        "{without_dac:?}"
+    );
+}
+
 /// What hupwatch keeps once its programs are attached: CAP_DAC_READ_SEARCH (2) and
 /// CAP_SYS_PTRACE (19), to read other users' /proc files; as (CapPrm, CapEff, CapBnd,
 /// NoNewPrivs).
