@@ -66,7 +66,7 @@ fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
             .spawn()
             .context("script(1) from util-linux")?,
     );
-    let (arrived, alert) = probe.wait_alert(Duration::from_secs(10), |a| {
+    let (arrived, alert) = probe.wait_alert(started, Duration::from_secs(10), |a| {
         a["status"] == "raised"
             && a["alert"] == "detached"
             && a["comm"] == "sleep"
@@ -98,7 +98,7 @@ fn hangup_once(probe: &Probe) -> Result<f64> {
     let sent = now_ns();
     // SAFETY: kill has no memory preconditions.
     unsafe { libc::kill(pid as i32, libc::SIGHUP) };
-    let (arrived, _) = probe.wait_alert(GRACE + Duration::from_secs(5), |a| {
+    let (arrived, _) = probe.wait_alert(sent, GRACE + Duration::from_secs(5), |a| {
         a["status"] == "raised" && a["alert"] == "hangup_survived" && a["pid"] == pid
     })?;
     let due = sent + GRACE.as_nanos() as u64;

@@ -84,6 +84,7 @@ const REQUIRED: &[&str] = &[
     "/overhead/kernel/hupwatch_all/rss_stat/ns_per_run",
     "/overhead/kernel/hupwatch_narrow/rss_stat/ns_per_run",
     "/overhead/kernel/bpftrace/rss_stat/ns_per_run",
+    "/overhead/kernel/empty_programs/rss_stat/ns_per_run",
     "/overhead/kernel/hupwatch_all/signal_generate/ns_per_run",
     "/overhead/kernel/hupwatch_all/task_newtask/ns_per_run",
     "/overhead/kernel/hupwatch_all/sched_process_exec/ns_per_run",
@@ -112,7 +113,12 @@ fn unmeasured(figures: &Value) -> Vec<String> {
         .map(|p| p.to_string())
         .collect();
     for workload in workload::Workload::ALL {
-        for condition in ["hupwatch_all", "hupwatch_narrow", "bpftrace"] {
+        for condition in [
+            "hupwatch_all",
+            "hupwatch_narrow",
+            "bpftrace",
+            "empty_programs",
+        ] {
             let p = format!(
                 "/overhead/workloads/{}/slowdown_percent_{condition}/median",
                 workload.name()

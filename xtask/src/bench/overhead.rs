@@ -1,6 +1,7 @@
 //! Workload slowdown and in-kernel cost: the workloads run with no probe, with hupwatch
-//! tracing every process, with hupwatch matching one name (the workloads untracked), and
-//! with the bpftrace equivalent, in rounds that interleave the four so drift hits all.
+//! tracing every process, with hupwatch matching one name (the workloads untracked), with
+//! the bpftrace equivalent, and with empty programs on the same tracepoints (the floor any
+//! tracepoint probe pays), in rounds that interleave the five so drift hits all.
 //! The kernel's program statistics cost time in every program run, so the slowdown
 //! rounds run without them, as a deployment does, and one more pass per probe, with them
 //! on, gives the ns per run.
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use super::{bpfstats, probe::Probe, stats::Spread, workload::Workload};
 
 const BPFTRACE_SCRIPT: &str = include_str!("bpftrace.bt");
+const EMPTY_SCRIPT: &str = include_str!("empty.bt");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Condition {
@@ -19,14 +21,16 @@ pub enum Condition {
     HupwatchAll,
     HupwatchNarrow,
     Bpftrace,
+    EmptyPrograms,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 4] = [
+    pub const ALL: [Condition; 5] = [
         Self::None,
         Self::HupwatchAll,
         Self::HupwatchNarrow,
         Self::Bpftrace,
+        Self::EmptyPrograms,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Condition {
             Self::HupwatchAll => "hupwatch_all",
             Self::HupwatchNarrow => "hupwatch_narrow",
             Self::Bpftrace => "bpftrace",
+            Self::EmptyPrograms => "empty_programs",
         }
     }
 
@@ -49,6 +54,7 @@ impl Condition {
                 &["--alerts-file", "/dev/null", "--match", "hupbench-none"],
             )?),
             Self::Bpftrace => Some(Probe::bpftrace(BPFTRACE_SCRIPT)?),
+            Self::EmptyPrograms => Some(Probe::bpftrace(EMPTY_SCRIPT)?),
         })
     }
 }

@@ -161,15 +161,20 @@ impl Probe {
         })
     }
 
-    /// The first stdout line (an alert, for hupwatch) that `matches`, with its arrival
-    /// time, waiting up to `within`.
+    /// The first stdout line (an alert, for hupwatch) that arrived at `since` (this
+    /// process's clock, [`now_ns`]) or later and `matches`, with its arrival time, waiting
+    /// up to `within`. Earlier lines (inferred alerts at start, earlier rounds) never count.
     pub fn wait_alert(
         &self,
+        since: u64,
         within: Duration,
         matches: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<(u64, serde_json::Value)> {
         self.wait_for("the alert", within, |s| {
             s.stdout.iter().find_map(|(at, line)| {
+                if *at < since {
+                    return None;
+                }
                 let value: serde_json::Value = serde_json::from_str(line).ok()?;
                 matches(&value).then_some((*at, value))
             })

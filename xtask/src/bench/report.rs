@@ -191,10 +191,22 @@ pub fn markdown(f: &Value) -> String {
         |v| v <= 100.0,
     );
 
+    let floor_ns = ns("empty_programs", "rss_stat");
+    let floor_faults = num(
+        f,
+        "/overhead/workloads/page_faults/slowdown_percent_empty_programs/median",
+    );
+    let _ = writeln!(
+        out,
+        "\nThe floor: an empty program on rss_stat costs {} ns per run, and empty programs on all of hupwatch's tracepoints slow the page-fault storm by {} %. No tracepoint probe here can cost less; what hupwatch adds is the difference.",
+        fmt_ns(floor_ns),
+        floor_faults.map_or("n/a".into(), |v| format!("{v:.1}")),
+    );
+
     let _ = writeln!(out, "\n## In-kernel cost per program (ns per run)\n");
     let _ = writeln!(
         out,
-        "| tracepoint | hupwatch, every process | hupwatch, untracked (`--match` another name) | bpftrace equivalent |\n| --- | --- | --- | --- |"
+        "| tracepoint | hupwatch, every process | hupwatch, untracked (`--match` another name) | bpftrace equivalent | empty program (floor) |\n| --- | --- | --- | --- | --- |"
     );
     if let Some(programs) = f
         .pointer("/overhead/kernel/hupwatch_all")
@@ -203,10 +215,11 @@ pub fn markdown(f: &Value) -> String {
         for tp in programs.keys() {
             let _ = writeln!(
                 out,
-                "| {tp} | {} | {} | {} |",
+                "| {tp} | {} | {} | {} | {} |",
                 fmt_ns(ns("hupwatch_all", tp)),
                 fmt_ns(ns("hupwatch_narrow", tp)),
                 fmt_ns(ns("bpftrace", tp)),
+                fmt_ns(ns("empty_programs", tp)),
             );
         }
     }
@@ -214,18 +227,19 @@ pub fn markdown(f: &Value) -> String {
     let _ = writeln!(out, "\n## Workload slowdown against no probe (%)\n");
     let _ = writeln!(
         out,
-        "| workload | time without a probe (s) | hupwatch, every process | hupwatch, untracked | bpftrace |\n| --- | --- | --- | --- | --- |"
+        "| workload | time without a probe (s) | hupwatch, every process | hupwatch, untracked | bpftrace | empty programs (floor) |\n| --- | --- | --- | --- | --- | --- |"
     );
     for workload in Workload::ALL {
         let base = format!("/overhead/workloads/{}", workload.name());
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             workload.name(),
             spread(f, &format!("{base}/iterations_seconds_no_probe"), 3),
             spread(f, &format!("{base}/slowdown_percent_hupwatch_all"), 1),
             spread(f, &format!("{base}/slowdown_percent_hupwatch_narrow"), 1),
             spread(f, &format!("{base}/slowdown_percent_bpftrace"), 1),
+            spread(f, &format!("{base}/slowdown_percent_empty_programs"), 1),
         );
     }
 
