@@ -4,6 +4,7 @@
 //! are timed on this process's monotonic clock: the alerts' own times are wall-clock,
 //! which steps on these VMs.
 use std::{
+    os::unix::process::CommandExt,
     path::Path,
     process::{Command, Stdio},
     thread,
@@ -82,11 +83,18 @@ fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
 
 /// A shell with a SIGHUP trap gets SIGHUP: ms from the grace period's end to the alert.
 fn hangup_once(probe: &Probe) -> Result<f64> {
-    let shell = KillOnDrop(
-        Command::new("sh")
-            .args(["-c", "trap 'true' HUP; while :; do sleep 1; done"])
-            .spawn()?,
-    );
+    let mut command = Command::new("sh");
+    command.args(["-c", "trap 'true' HUP; while :; do sleep 1; done"]);
+    // A shell cannot trap a signal ignored when it started, and the bench may run under
+    // nohup (a full run did, and this shell never caught SIGHUP).
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let shell = KillOnDrop(command.spawn()?);
     let pid = shell.0.id();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !catches_sighup(pid) {
