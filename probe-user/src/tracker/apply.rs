@@ -20,6 +20,20 @@ pub(super) struct Seen {
     pub lost_session: Option<u32>,
 }
 
+impl Seen {
+    /// The session a process without a terminal, from one, outlived: its leader is gone.
+    pub fn lost_session(
+        pid: u32,
+        sid: u32,
+        terminal_gone: bool,
+        leader_alive: bool,
+    ) -> Option<u32> {
+        // Session 0 is the kernel's: init and what it starts without setsid live in it. It
+        // never had a leader, so it has none to lose.
+        (terminal_gone && sid != 0 && sid != pid && !leader_alive).then_some(sid)
+    }
+}
+
 /// A second hangup of the same session within this time is the same hangup.
 const SAME_HANGUP_NS: u64 = 60_000_000_000;
 
@@ -81,14 +95,16 @@ impl Tracker {
         if !self.insert(p) {
             return;
         }
-        // Session 0 is the kernel's: init and what it starts without setsid live in it. It
-        // never had a leader, so it has none to lose.
-        let leader_lost = *sid != 0 && *sid != pid && !session_leader_alive;
         let seen = Seen {
             ignores: *hangup == Disposition::Ignore,
             reparented_to: reparented.then_some(*ppid),
             detached,
-            lost_session: (tty.is_none() && *from_terminal && leader_lost).then_some(*sid),
+            lost_session: Seen::lost_session(
+                pid,
+                *sid,
+                tty.is_none() && *from_terminal,
+                *session_leader_alive,
+            ),
         };
         self.open_inferred(pid, event, seen);
     }

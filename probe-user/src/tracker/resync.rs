@@ -151,12 +151,16 @@ impl Tracker {
         if detached {
             p.detach = Some(event.clone());
         }
-        let leader_lost = *sid != 0 && *sid != pid && !session_leader_alive;
         let seen = Seen {
             ignores: ignores_now,
             reparented_to: (new_parent && *reparented).then_some(*ppid),
             detached,
-            lost_session: (tty.is_none() && from_terminal && leader_lost).then_some(*sid),
+            lost_session: Seen::lost_session(
+                pid,
+                *sid,
+                tty.is_none() && from_terminal,
+                *session_leader_alive,
+            ),
         };
         self.open_inferred(pid, event, seen);
         self.withdraw_contradicted(pid, event)
