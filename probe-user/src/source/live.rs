@@ -211,20 +211,17 @@ impl LiveSource {
         if self.backlog {
             return None;
         }
-        let scan =
-            crate::source::snapshot::scan_existing_with(&self.decoder.clock, std::process::id());
         let watch = if self.decoder.matcher.traces_everything() {
             crate::tracker::Watch::Everything
         } else {
             crate::tracker::Watch::Pids(self.probes.tracked_pids())
         };
-        let rescan = super::Rescan {
-            scan,
+        Some(super::Rescan::take(
+            lost,
+            &mut self.synced_losses,
+            &self.decoder.clock,
             watch,
-            lost: lost - self.synced_losses,
-        };
-        self.synced_losses = lost;
-        Some(rescan)
+        ))
     }
 
     fn drain(

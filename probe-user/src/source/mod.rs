@@ -60,6 +60,21 @@ pub struct Rescan {
     pub lost: u64,
 }
 
+impl Rescan {
+    /// Scans the process table with the source's clock, for a source that has lost `lost`
+    /// events in all and had re-synced after `synced` of them; `synced` moves up to `lost`.
+    pub fn take(lost: u64, synced: &mut u64, clock: &crate::decode::Clock, watch: Watch) -> Self {
+        let scan = snapshot::scan_existing_with(clock, std::process::id());
+        let rescan = Self {
+            scan,
+            watch,
+            lost: lost.saturating_sub(*synced),
+        };
+        *synced = lost;
+        rescan
+    }
+}
+
 /// `reparented` events for the processes in `watch` ((pid, ppid) pairs) whose parent in
 /// /proc is no longer the one given. Processes that are gone are skipped: their exit comes
 /// from the kernel.

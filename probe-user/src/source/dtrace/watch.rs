@@ -95,20 +95,19 @@ impl DtraceWatch {
         if lost <= self.synced_losses {
             return None;
         }
-        let scan = snapshot::scan_existing_with(&self.clock(), std::process::id());
         let watch = if self.traces_everything {
             crate::tracker::Watch::Everything
         } else {
             // The script's tracked set lives in the kernel, out of reach.
             crate::tracker::Watch::Descendants
         };
-        let rescan = crate::source::Rescan {
-            scan,
+        let clock = self.clock();
+        Some(crate::source::Rescan::take(
+            lost,
+            &mut self.synced_losses,
+            &clock,
             watch,
-            lost: lost - self.synced_losses,
-        };
-        self.synced_losses = lost;
-        Some(rescan)
+        ))
     }
 
     pub fn ready_line(&self) -> String {
