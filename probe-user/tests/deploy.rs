@@ -143,18 +143,7 @@ fn each_kept_capability_is_needed_to_see_another_users_detached_session() {
         .spawn()
         .unwrap();
     let pid = detached.id();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        != name
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sleeper never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    support::wait_for_exec(pid, &name);
     let verdicts_with = |caps: &str| -> Vec<String> {
         let bounding = format!("-all{caps}");
         let out = Command::new(which("setpriv"))

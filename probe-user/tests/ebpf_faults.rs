@@ -9,7 +9,7 @@ use std::{
 
 use support::{
     HUPWATCH, Hupwatch, kill, metric, named_program, pty::Pty, raised, require_root, scratch_dir,
-    tracefs_without, unique, wait_for_sighup_bit,
+    tracefs_without, unique, wait_for_exec, wait_for_sighup_bit,
 };
 
 #[test]
@@ -98,8 +98,7 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
     let me = std::process::id().to_string();
     let hupwatch = Hupwatch::run(&["--pid", &me, "--ring-buffer-size", "4KiB"]);
     let dir = scratch_dir("overflow-resync");
-    let name = |prefix: &str| unique(prefix);
-    let (gone_name, found_name, relaxed_name) = (name("rsg"), name("rsf"), name("rsr"));
+    let (gone_name, found_name, relaxed_name) = (unique("rsg"), unique("rsf"), unique("rsr"));
 
     // Detached, then (unseen) killed.
     let pty = Pty::open();
@@ -143,18 +142,7 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
         .unwrap();
     let found_pid = found.id();
     // setsid(1) calls setsid() and then execs the sleeper under the same pid.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(format!("/proc/{found_pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        != found_name
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sleeper never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_exec(found_pid, &found_name);
     kill(relaxed.id(), libc::SIGUSR1);
     wait_for_sighup_bit(relaxed.id(), "SigIgn:", false);
     support::kill(hupwatch.pid(), libc::SIGCONT);

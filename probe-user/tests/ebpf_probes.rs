@@ -381,13 +381,7 @@ fn a_process_started_before_hupwatch_is_tracked() {
     let mut early = Command::new(&program).arg("30").spawn().unwrap();
     let pid = early.id();
     // Wait until the exec has happened, so hupwatch's /proc scan sees the new name.
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap()
-        .trim()
-        != name
-    {
-        std::thread::yield_now();
-    }
+    support::wait_for_exec(pid, &name);
     let hupwatch = Hupwatch::start(&["--match", &name]);
 
     let status = Command::new("kill")

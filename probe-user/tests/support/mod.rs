@@ -386,6 +386,20 @@ pub fn tracefs_without(dir: &Path, skip: &str) {
     }
 }
 
+/// Waits until `pid` has exec'd the program named `name` (its comm in /proc), so that a
+/// /proc scan sees it under that name.
+pub fn wait_for_exec(pid: u32, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != name
+    {
+        assert!(Instant::now() < deadline, "pid {pid} never exec'd {name}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits until /proc says `pid` has a handler for SIGHUP (bit 0 of SigCgt).
 pub fn wait_for_sighup_handler(pid: u32) {
     wait_for_sighup_bit(pid, "SigCgt:", true);
