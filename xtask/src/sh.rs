@@ -44,6 +44,20 @@ pub fn probe(cmd: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Starts `cmd` with SIGHUP at its default, whatever xtask inherited. Under nohup (SIG_IGN)
+/// a shell cannot trap SIGHUP and a terminal's shell outlives its hangup, which breaks the
+/// tests and benchmarks that hang up terminals or trap SIGHUP.
+pub fn default_sighup(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        })
+    }
+}
+
 pub fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| probe(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0"))

@@ -52,15 +52,8 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
     }
     // The integration tests load eBPF programs, which needs root.
     let mut test = sh::as_root("cargo", &[])?;
-    // The tests hang up terminals and trap SIGHUP in shells; a shell cannot trap a signal
-    // ignored when it started, so a run under nohup would fail them (one did).
-    // SAFETY: signal(2) is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut test, || {
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            Ok(())
-        })
-    };
+    // A fresh-clone run under nohup failed two root tests before this.
+    sh::default_sighup(&mut test);
     step(root, "cargo test", test.arg("test").args(args))?;
     let dashboards = root.join("dashboards");
     step(

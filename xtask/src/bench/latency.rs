@@ -4,7 +4,6 @@
 //! are timed on this process's monotonic clock: the alerts' own times are wall-clock,
 //! which steps on these VMs.
 use std::{
-    os::unix::process::CommandExt,
     path::Path,
     process::{Command, Stdio},
     thread,
@@ -64,7 +63,7 @@ fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
         .args(["-qfec", "setsid sleep 600; exec sleep 600", "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null());
-    default_sighup(&mut command);
+    crate::sh::default_sighup(&mut command);
     let script = KillOnDrop(command.spawn().context("script(1) from util-linux")?);
     let (arrived, alert) = probe.wait_alert(started, Duration::from_secs(10), |a| {
         // Seen live, from its setsid: not a leftover `sleep` an earlier round left on
@@ -88,7 +87,7 @@ fn setsid_once(probe: &Probe, seen: &mut Vec<u64>) -> Result<f64> {
 fn hangup_once(probe: &Probe) -> Result<f64> {
     let mut command = Command::new("sh");
     command.args(["-c", "trap 'true' HUP; while :; do sleep 1; done"]);
-    default_sighup(&mut command);
+    crate::sh::default_sighup(&mut command);
     let shell = KillOnDrop(command.spawn()?);
     let pid = shell.0.id();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -106,22 +105,6 @@ fn hangup_once(probe: &Probe) -> Result<f64> {
     })?;
     let due = sent + GRACE.as_nanos() as u64;
     Ok((arrived as f64 - due as f64) / 1e6)
-}
-
-/// Starts `command` with SIGHUP at its default, whatever the bench inherited. Under nohup
-/// (SIG_IGN) a shell cannot trap SIGHUP, and the terminal's `exec sleep 600` in
-/// `setsid_once` would outlive its hangup. A full run under nohup failed its SIGHUP
-/// latency; with only the shell fixed it gave 7.8 ms from setsid to verdict, less than the
-/// tracker's own 80 ms settling time, so it matched something other than the round's own
-/// detach (what, it did not record).
-fn default_sighup(command: &mut Command) {
-    // SAFETY: signal(2) is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            Ok(())
-        })
-    };
 }
 
 fn catches_sighup(pid: u32) -> bool {
