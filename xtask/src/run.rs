@@ -1,6 +1,12 @@
 //! `cargo xtask run [-- ARGS]`: build hupwatch (with its eBPF programs on Linux) and run it
 //! as root.
-use std::{convert::Infallible, env, os::unix::process::CommandExt, path::Path, process::Command};
+use std::{
+    convert::Infallible,
+    env,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context, Result};
 
@@ -12,15 +18,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<Infallible> {
     if cfg!(target_os = "linux") {
         setup::setup()?;
     }
-    eprintln!("==> cargo build --release -p probe-user");
-    sh::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-p", "probe-user"])
-            .current_dir(root),
-    )?;
-    let target_dir =
-        env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
-    let hupwatch = target_dir.join("release/hupwatch");
+    let hupwatch = build_hupwatch(root)?;
     let mut cmd = sh::as_root(&hupwatch, &[])?;
     if args.is_empty() {
         cmd.arg("run");
@@ -31,4 +29,22 @@ pub fn run(root: &Path, args: &[String]) -> Result<Infallible> {
     // stops only hupwatch, which then shuts down cleanly instead of outliving a killed xtask.
     let err = cmd.exec();
     Err(err).with_context(|| format!("could not start `{}`", sh::display(&cmd)))
+}
+
+/// Builds hupwatch (release, with its eBPF programs) and returns the binary's path.
+pub fn build_hupwatch(root: &Path) -> Result<PathBuf> {
+    eprintln!("==> cargo build --release -p probe-user");
+    sh::run(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "probe-user"])
+            .current_dir(root),
+    )?;
+    Ok(release_dir(root).join("hupwatch"))
+}
+
+/// Where cargo puts release binaries: under CARGO_TARGET_DIR when it is set.
+pub fn release_dir(root: &Path) -> PathBuf {
+    let target_dir =
+        env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target_dir.join("release")
 }

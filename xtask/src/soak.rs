@@ -27,8 +27,8 @@ pub fn soak(root: &Path, minutes: u64) -> Result<()> {
     }
     eprintln!("==> cargo build --release -p probe-user -p xtask");
     sh::run(Command::new("cargo").args(["build", "--release", "-p", "probe-user", "-p", "xtask"]))?;
-    let hupwatch = root.join("target/release/hupwatch");
-    let xtask = root.join("target/release/xtask");
+    let release = crate::run::release_dir(root);
+    let (hupwatch, xtask) = (release.join("hupwatch"), release.join("xtask"));
     let probe = Probe::hupwatch(&hupwatch, &["--alerts-file", "/dev/null"])?;
     let pid = probe.pid();
     let started = Instant::now();

@@ -26,13 +26,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         );
     }
     setup::setup()?;
-    eprintln!("==> cargo build --release -p probe-user");
-    sh::run(
-        Command::new("cargo")
-            .args(["build", "--release", "-p", "probe-user"])
-            .current_dir(root),
-    )?;
-    let hupwatch = root.join("target/release/hupwatch");
+    let hupwatch = crate::run::build_hupwatch(root)?;
     let xtask = std::env::current_exe().context("the xtask binary, to run workloads")?;
     // Off unless a pass asks for them: they slow every program run.
     let _stats = bpfstats::StatsSwitch::set(false)?;
