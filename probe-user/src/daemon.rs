@@ -118,10 +118,11 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                 Ok(alerts.write(&m, t.advance(clock.epoch_now_ns()))?)
             }),
             _ = look_at_parents.tick() => {
-                let rescan = source.rescan(&mut batch);
+                let losses = source.losses();
+                let rescan = source.rescan(losses.iter().map(|(_, n)| n).sum(), &mut batch);
                 let (mut t, mut m) = (lock(&tracker), lock(&metrics));
                 let now = clock.epoch_now_ns();
-                m.set_lost(&source.losses());
+                m.set_lost(&losses);
                 m.set_program_stats(bpf_stats_enabled(), &source.program_stats());
                 batch
                     .drain(..)

@@ -86,15 +86,15 @@ impl KernelSource {
         }
     }
 
-    /// /proc to re-sync with, when events were lost since the last re-sync; records read
-    /// on the way go to `out`, to be applied first.
-    pub fn rescan(&mut self, out: &mut Vec<Event>) -> Option<super::Rescan> {
+    /// /proc to re-sync with, when `lost` (the sum of [`KernelSource::losses`]) rose since
+    /// the last re-sync; records read on the way go to `out`, to be applied first.
+    pub fn rescan(&mut self, lost: u64, out: &mut Vec<Event>) -> Option<super::Rescan> {
         match self {
             #[cfg(target_os = "linux")]
-            Self::Ebpf(s) => s.rescan(out),
+            Self::Ebpf(s) => s.rescan(lost, out),
             Self::Dtrace(s) => {
                 let _ = out;
-                s.rescan()
+                s.rescan(lost)
             }
         }
     }

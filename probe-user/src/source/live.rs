@@ -186,11 +186,11 @@ impl LiveSource {
         Ok(())
     }
 
-    /// When records were lost since the last re-sync: reads what is queued into `out`,
+    /// When records were lost since the last re-sync (`lost` is the kernel's total so
+    /// far): reads what is queued into `out`,
     /// then scans /proc. Records queued before the scan must not be applied after it, or a
     /// process whose exit was lost could come back from its fork record.
-    pub fn rescan(&mut self, out: &mut Vec<Event>) -> Option<super::Rescan> {
-        let lost = self.probes.losses().lost_events();
+    pub fn rescan(&mut self, lost: u64, out: &mut Vec<Event>) -> Option<super::Rescan> {
         if lost <= self.synced_losses {
             return None;
         }

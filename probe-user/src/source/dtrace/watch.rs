@@ -88,10 +88,10 @@ impl DtraceWatch {
         events
     }
 
-    /// /proc (the process table) when dtrace lost records since the last re-sync. What
+    /// /proc (the process table) when dtrace lost records since the last re-sync (`lost`
+    /// is its total so far, as [`DtraceWatch::losses`] counts). What
     /// dtrace printed before is already read: its output is consumed as it comes.
-    pub fn rescan(&mut self) -> Option<crate::source::Rescan> {
-        let lost = self.source.lost_events();
+    pub fn rescan(&mut self, lost: u64) -> Option<crate::source::Rescan> {
         if lost <= self.synced_losses {
             return None;
         }
