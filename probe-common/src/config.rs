@@ -30,10 +30,6 @@ pub struct ProbeConfig {
     pub sd_code: u32,
     pub sd_sa_handler: u32,
     pub sd_sa_flags: u32,
-    // kmem/rss_stat
-    pub rss_curr: u32,
-    pub rss_member: u32,
-    pub rss_size: u32,
     // sched/sched_process_exec
     pub exec_filename: u32,
     // sched/sched_process_exit (group_dead is absent before 6.x: UNKNOWN_OFFSET)
@@ -69,6 +65,15 @@ pub struct ProbeConfig {
     pub task_sighand: u32,
     /// Offset of `sighand_struct.action[SIGHUP - 1].sa.sa_handler`.
     pub sighand_hup_handler: u32,
+    // rss_stat is BTF-typed (tp_btf): it is handed the mm and the counter's index and loads
+    // the counter itself
+    pub task_mm: u32,
+    /// Offset of `mm_struct.rss_stat[0].count`.
+    pub mm_rss_count: u32,
+    /// `sizeof(struct percpu_counter)`: the stride of `mm_struct.rss_stat`.
+    pub percpu_counter_size: u32,
+    /// log2 of the page size: rss_stat's counters count pages.
+    pub page_shift: u32,
 }
 
 impl ProbeConfig {
@@ -89,9 +94,6 @@ impl ProbeConfig {
             sd_code: U,
             sd_sa_handler: U,
             sd_sa_flags: U,
-            rss_curr: U,
-            rss_member: U,
-            rss_size: U,
             exec_filename: U,
             exit_group_dead: U,
             newtask_pid: U,
@@ -115,6 +117,10 @@ impl ProbeConfig {
             task_start_boottime: U,
             task_sighand: U,
             sighand_hup_handler: U,
+            task_mm: U,
+            mm_rss_count: U,
+            percpu_counter_size: U,
+            page_shift: 12,
         }
     }
 }
@@ -125,4 +131,4 @@ impl Default for ProbeConfig {
     }
 }
 
-const _: () = assert!(size_of::<ProbeConfig>() == 40 * 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 41 * 4);

@@ -32,8 +32,8 @@ pub fn offset(value: u32) -> Result<usize, u32> {
 /// against, 6.x), this is one load from the context: the verifier sees the frozen config
 /// as a constant and keeps only that branch. Elsewhere it falls back to
 /// bpf_probe_read_kernel at the resolved offset, since the verifier refuses context loads
-/// at an offset held in a register. The helper call cost rss_stat, which runs on every
-/// page fault, about as much as the rest of the program (bench/RESULTS.md).
+/// at an offset held in a register. The helper call cost about as much as the rest of a
+/// trivial program (bench/RESULTS.md).
 macro_rules! field {
     ($ctx:expr, $name:ident: $ty:ty = $usual:literal) => {{
         let at = $crate::config::config!($name);

@@ -1,12 +1,21 @@
 //! RSS of tracked processes, aggregated in the `RSS` map rather than streamed: rss_stat
 //! fires on page faults, so this is the hottest program and does the least.
+//!
+//! It is a BTF-typed raw tracepoint. A classic tracepoint first fills a trace record for
+//! the program (hashing the mm pointer, reading the counter) on every fault, tracked or
+//! not; this one is handed the tracepoint's two arguments, and reads the counter only for
+//! tracked tasks. The arguments are typed by the kernel's BTF, so the verifier lets the
+//! program load struct members directly (fault-safe loads) instead of calling
+//! bpf_probe_read_kernel, which cost as much again.
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_task_btf},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use probe_common::{RssValue, counter};
 
 use crate::{
-    config::field,
+    config::config,
     maps::{RSS, bump, is_tracked},
 };
 
@@ -14,30 +23,39 @@ const MM_FILEPAGES: i32 = 0;
 const MM_ANONPAGES: i32 = 1;
 const MM_SHMEMPAGES: i32 = 3;
 
-#[tracepoint]
-pub fn rss_stat(ctx: TracePointContext) -> u32 {
+/// `TP_PROTO(struct mm_struct *mm, int member)`.
+#[btf_tracepoint(function = "rss_stat")]
+pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
     match try_rss_stat(&ctx) {
-        Ok(r) | Err(r) => r,
+        Ok(r) | Err(r) => r as i32,
     }
 }
 
-fn try_rss_stat(ctx: &TracePointContext) -> Result<u32, u32> {
-    // The event names no process: only a change to the current task's own mm can be
-    // attributed (the others are, e.g., reclaim, and are picked up at the next own fault).
-    let curr = field!(ctx, rss_curr: u32 = 12)?;
-    if curr == 0 {
-        return Ok(0);
-    }
+fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<u32, u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if !is_tracked(tgid) {
         return Ok(0);
     }
-    let member = field!(ctx, rss_member: i32 = 16)?;
+    let member: i32 = ctx.arg(1);
     if member != MM_FILEPAGES && member != MM_ANONPAGES && member != MM_SHMEMPAGES {
         return Ok(0);
     }
-    let size = field!(ctx, rss_size: i64 = 24)?;
-    let size = if size < 0 { 0 } else { size as u64 };
+    // The event names no process: only a change to the current task's own mm can be
+    // attributed (the others are, e.g., reclaim, and are picked up at the next own fault).
+    let mm: *const u8 = ctx.arg(0);
+    let current = unsafe { bpf_get_current_task_btf() } as *const u8;
+    if btf_load::<*const u8>(current, config!(task_mm))? != mm {
+        return Ok(0);
+    }
+    // What get_mm_counter() reports: the counter's shared approximate count, never < 0.
+    // One load per member: the verifier accepts only constant offsets into a BTF struct.
+    let (base, stride) = (config!(mm_rss_count), config!(percpu_counter_size));
+    let pages = match member {
+        MM_FILEPAGES => btf_load::<i64>(mm, base)?,
+        MM_ANONPAGES => btf_load::<i64>(mm, base.wrapping_add(stride))?,
+        _ => btf_load::<i64>(mm, base.wrapping_add(stride.wrapping_mul(3)))?,
+    };
+    let size = (pages.max(0) as u64) << (config!(page_shift) & 63);
 
     let value = match RSS.get_ptr_mut(&tgid) {
         Some(value) => value,
@@ -63,4 +81,14 @@ fn try_rss_stat(ctx: &TracePointContext) -> Result<u32, u32> {
         }
     }
     Ok(0)
+}
+
+/// A load from a BTF-typed kernel pointer at an offset from the frozen config, which the
+/// verifier sees as a constant; it turns the load into a fault-safe one.
+#[inline(always)]
+fn btf_load<T>(base: *const u8, offset: u32) -> Result<T, u32> {
+    if offset == probe_common::UNKNOWN_OFFSET {
+        return Err(0);
+    }
+    Ok(unsafe { core::ptr::read_volatile(base.add(offset as usize).cast::<T>()) })
 }

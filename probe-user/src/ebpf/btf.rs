@@ -42,7 +42,7 @@ struct Member {
 struct Type {
     kind: u32,
     name: String,
-    /// The referenced type for modifiers, typedefs and pointers.
+    /// The referenced type for modifiers, typedefs and pointers; the size for structs.
     type_ref: u32,
     members: Vec<Member>,
     enumerators: Vec<(String, i64)>,
@@ -223,6 +223,13 @@ impl Btf {
         type_id
     }
 
+    /// `sizeof(struct name)`.
+    pub fn struct_size(&self, struct_name: &str) -> Option<u32> {
+        let id = *self.by_name.get(&(KIND_STRUCT, struct_name.to_string()))?;
+        // For structs and unions the word that otherwise names a type holds the size.
+        self.types.get(id as usize).map(|t| t.type_ref)
+    }
+
     /// The value of an enumerator, searching every enum (kernel enumerators are unique).
     pub fn enum_value(&self, enumerator: &str) -> Option<i64> {
         self.types
@@ -322,6 +329,8 @@ mod tests {
         assert_eq!(btf.member_offset("outer", "flags"), Some(12));
         assert_eq!(btf.member_offset("outer", "missing"), None);
         assert_eq!(btf.member_offset("nostruct", "a"), None);
+        assert_eq!(btf.struct_size("outer"), Some(16));
+        assert_eq!(btf.struct_size("nostruct"), None);
         assert_eq!(btf.enum_value("PIDTYPE_SID"), Some(3));
     }
 
@@ -347,5 +356,14 @@ mod tests {
         assert!(btf.member_offset("signal_struct", "tty").is_some());
         assert!(btf.member_offset("task_struct", "start_boottime").is_some());
         assert_eq!(btf.enum_value("PIDTYPE_SID"), Some(3));
+        // rss_stat's program steps through mm_struct.rss_stat[] by the struct's size.
+        let count = btf.member_offset("percpu_counter", "count").unwrap();
+        let counters = btf.member_offset("percpu_counter", "counters").unwrap();
+        let size = btf.struct_size("percpu_counter").unwrap();
+        assert!(
+            count < counters && counters + 8 <= size,
+            "{count} {counters} {size}"
+        );
+        assert!(btf.member_offset("mm_struct", "rss_stat").is_some());
     }
 }

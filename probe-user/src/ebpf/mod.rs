@@ -9,12 +9,12 @@ use std::path::Path;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{BtfTracePoint, TracePoint},
 };
 use probe_common::{COMM_LEN, ProbeConfig, RssValue, TrackedValue, counter, kind};
 
 use crate::{error::UserError, matching::Matcher};
-use resolve::ProgramSpec;
+use resolve::{Hook, ProgramSpec};
 
 static PROBES_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hupwatch-probes"));
@@ -106,6 +106,7 @@ impl Probes {
         config.self_tgid = std::process::id();
         config.trace_all = u32::from(matcher.traces_everything());
         config.exec_all = u32::from(matcher.matches_cmdlines());
+        config.page_shift = page_size().trailing_zeros();
 
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
@@ -115,8 +116,14 @@ impl Probes {
 
         let mut attached = Vec::new();
         let mut warnings = resolved.warnings;
+        // aya's parse of the kernel's BTF, for the BTF-typed program; dropped before the trim.
+        let kernel_btf = resolved
+            .programs
+            .iter()
+            .any(|spec| spec.hook == Hook::Btf)
+            .then(aya::Btf::from_sys_fs);
         for spec in resolved.programs {
-            match attach(&mut ebpf, &spec) {
+            match attach(&mut ebpf, &spec, kernel_btf.as_ref()) {
                 Ok(()) => attached.push(spec),
                 Err(e) => warnings.push(format!(
                     "cannot attach {} to {}: {e}; no {} (the rest keeps working)",
@@ -126,6 +133,7 @@ impl Probes {
                 )),
             }
         }
+        drop(kernel_btf);
         if attached.is_empty() {
             anyhow::bail!("no eBPF program could be attached: {}", warnings.join("; "));
         }
@@ -202,15 +210,34 @@ impl Probes {
     }
 }
 
-fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec) -> anyhow::Result<()> {
-    let program: &mut TracePoint = ebpf
+fn attach(
+    ebpf: &mut Ebpf,
+    spec: &ProgramSpec,
+    kernel_btf: Option<&Result<aya::Btf, aya::BtfError>>,
+) -> anyhow::Result<()> {
+    let program = ebpf
         .program_mut(spec.program)
-        .ok_or_else(|| anyhow::anyhow!("the eBPF object has no program {}", spec.program))?
-        .try_into()?;
-    program.load().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    program
-        .attach(spec.category, spec.tracepoint)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        .ok_or_else(|| anyhow::anyhow!("the eBPF object has no program {}", spec.program))?;
+    let failed = |e: aya::programs::ProgramError| anyhow::anyhow!("{e:#}");
+    match spec.hook {
+        Hook::Fields => {
+            let program: &mut TracePoint = program.try_into()?;
+            program.load().map_err(failed)?;
+            program
+                .attach(spec.category, spec.tracepoint)
+                .map_err(failed)?;
+        }
+        Hook::Btf => {
+            let btf = match kernel_btf {
+                Some(Ok(btf)) => btf,
+                Some(Err(e)) => anyhow::bail!("cannot read the kernel's BTF: {e}"),
+                None => anyhow::bail!("the kernel's BTF was not read"),
+            };
+            let program: &mut BtfTracePoint = program.try_into()?;
+            program.load(spec.tracepoint, btf).map_err(failed)?;
+            program.attach().map_err(failed)?;
+        }
+    }
     Ok(())
 }
 
@@ -227,6 +254,14 @@ pub fn kind_name(kind: u16) -> &'static str {
         kind::SIGACTION => "sigaction",
         kind::ATTACH_TTY => "attach_tty",
         _ => "unknown",
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        size if size > 0 => size as u64,
+        _ => 4096,
     }
 }
 

@@ -16,8 +16,20 @@ pub struct ProgramSpec {
     pub program: &'static str,
     pub category: &'static str,
     pub tracepoint: &'static str,
+    pub hook: Hook,
     /// What the user loses when it cannot be attached.
     pub provides: &'static str,
+}
+
+/// How a program attaches to its tracepoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// A classic tracepoint: the program reads the record's fields, at tracefs's offsets.
+    Fields,
+    /// A BTF-typed raw tracepoint (tp_btf): the program gets the tracepoint's C arguments
+    /// and loads kernel struct members at BTF's offsets. The kernel skips building the
+    /// record, which matters where the tracepoint fires on every page fault.
+    Btf,
 }
 
 impl ProgramSpec {
@@ -35,6 +47,7 @@ const fn spec(
         program,
         category,
         tracepoint: program,
+        hook: Hook::Fields,
         provides,
     }
 }
@@ -62,7 +75,10 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
     spec("signal_generate", "signal", "signal events"),
     spec("signal_deliver", "signal", "signal_deliver events"),
     spec("sys_enter_rt_sigaction", "syscalls", "sigaction events"),
-    spec("rss_stat", "kmem", "rss events"),
+    ProgramSpec {
+        hook: Hook::Btf,
+        ..spec("rss_stat", "kmem", "rss events")
+    },
 ];
 
 pub struct Resolved {
@@ -108,6 +124,21 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
             "no kernel BTF (/sys/kernel/btf/vmlinux); exit codes, parents, sessions, ttys and start times will be unknown"
                 .to_string(),
         ),
+    }
+    // rss_stat's program reads the counter itself, so without these it has nothing to say.
+    let rss = programs.iter().position(|p| p.program == "rss_stat");
+    if let Some(at) = rss {
+        let filled = btf
+            .ok_or_else(|| "no kernel BTF".to_string())
+            .and_then(|btf| fill_rss_offsets(&mut config, btf));
+        if let Err(missing) = filled {
+            let spec = programs.remove(at);
+            warnings.push(format!(
+                "{} cannot read RSS counters: {missing}; no {} (the rest keeps working)",
+                spec.path(),
+                spec.provides
+            ));
+        }
     }
     Resolved {
         config,
@@ -156,11 +187,8 @@ fn fill(c: &mut ProbeConfig, program: &str, f: &Format) -> Result<(), TracefsErr
             c.sigaction_sig = f.offset("sig")?;
             c.sigaction_act = f.offset("act")?;
         }
-        "rss_stat" => {
-            c.rss_curr = f.offset("curr")?;
-            c.rss_member = f.offset("member")?;
-            c.rss_size = f.offset("size")?;
-        }
+        // A BTF-typed tracepoint: its format only shows that this kernel has it.
+        "rss_stat" => {}
         other => unreachable!("no tracepoint fields listed for program {other}"),
     }
     Ok(())
@@ -187,6 +215,21 @@ fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
     c.sighand_hup_handler = member("sighand_struct", "action")?
         + member("k_sigaction", "sa")?
         + member("sigaction", "sa_handler")?;
+    Ok(())
+}
+
+/// Where rss_stat's program finds `mm->rss_stat[member].count` (Linux 6.2 and later, where
+/// the counters became per-CPU counters); on failure names what is missing.
+fn fill_rss_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
+    let member = |s: &str, m: &str| {
+        btf.member_offset(s, m)
+            .ok_or_else(|| format!("kernel BTF has no {s}.{m}"))
+    };
+    c.task_mm = member("task_struct", "mm")?;
+    c.mm_rss_count = member("mm_struct", "rss_stat")? + member("percpu_counter", "count")?;
+    c.percpu_counter_size = btf
+        .struct_size("percpu_counter")
+        .ok_or("kernel BTF has no struct percpu_counter")?;
     Ok(())
 }
 
