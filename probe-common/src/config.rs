@@ -18,18 +18,6 @@ pub struct ProbeConfig {
     pub exec_all: u32,
     pub _pad: u32,
 
-    // signal/signal_generate
-    pub sg_sig: u32,
-    pub sg_code: u32,
-    pub sg_comm: u32,
-    pub sg_pid: u32,
-    pub sg_group: u32,
-    pub sg_result: u32,
-    // signal/signal_deliver
-    pub sd_sig: u32,
-    pub sd_code: u32,
-    pub sd_sa_handler: u32,
-    pub sd_sa_flags: u32,
     // sched/sched_process_exec
     pub exec_filename: u32,
     // sched/sched_process_exit (group_dead is absent before 6.x: UNKNOWN_OFFSET)
@@ -74,6 +62,15 @@ pub struct ProbeConfig {
     pub percpu_counter_size: u32,
     /// log2 of the page size: rss_stat's counters count pages.
     pub page_shift: u32,
+    // signal_generate and signal_deliver are BTF-typed too: they read the task, the
+    // siginfo and the k_sigaction they are handed
+    pub task_pid: u32,
+    pub task_comm: u32,
+    pub siginfo_code: u32,
+    /// Offset of `k_sigaction.sa.sa_handler`.
+    pub ksigaction_handler: u32,
+    /// Offset of `k_sigaction.sa.sa_flags`.
+    pub ksigaction_flags: u32,
 }
 
 impl ProbeConfig {
@@ -84,16 +81,6 @@ impl ProbeConfig {
             trace_all: 1,
             exec_all: 0,
             _pad: 0,
-            sg_sig: U,
-            sg_code: U,
-            sg_comm: U,
-            sg_pid: U,
-            sg_group: U,
-            sg_result: U,
-            sd_sig: U,
-            sd_code: U,
-            sd_sa_handler: U,
-            sd_sa_flags: U,
             exec_filename: U,
             exit_group_dead: U,
             newtask_pid: U,
@@ -121,6 +108,11 @@ impl ProbeConfig {
             mm_rss_count: U,
             percpu_counter_size: U,
             page_shift: 12,
+            task_pid: U,
+            task_comm: U,
+            siginfo_code: U,
+            ksigaction_handler: U,
+            ksigaction_flags: U,
         }
     }
 }
@@ -131,4 +123,4 @@ impl Default for ProbeConfig {
     }
 }
 
-const _: () = assert!(size_of::<ProbeConfig>() == 41 * 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 36 * 4);

@@ -52,3 +52,15 @@ macro_rules! field {
     }};
 }
 pub(crate) use field;
+
+/// A load from a BTF-typed kernel pointer (a tp_btf program's argument, or what
+/// bpf_get_current_task_btf returns) at an offset from the frozen config. The verifier
+/// sees the offset as a constant, checks it against the kernel's BTF and turns the load
+/// into a fault-safe one, so no bpf_probe_read_kernel call is needed.
+#[inline(always)]
+pub fn btf_load<T>(base: *const u8, offset: u32) -> Result<T, u32> {
+    if offset == UNKNOWN_OFFSET {
+        return Err(0);
+    }
+    Ok(unsafe { core::ptr::read_volatile(base.add(offset as usize).cast::<T>()) })
+}

@@ -15,7 +15,7 @@ use aya_ebpf::{
 use probe_common::{RssValue, counter};
 
 use crate::{
-    config::config,
+    config::{btf_load, config},
     maps::{RSS, bump, is_tracked},
 };
 
@@ -81,14 +81,4 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<u32, u32> {
         }
     }
     Ok(0)
-}
-
-/// A load from a BTF-typed kernel pointer at an offset from the frozen config, which the
-/// verifier sees as a constant; it turns the load into a fault-safe one.
-#[inline(always)]
-fn btf_load<T>(base: *const u8, offset: u32) -> Result<T, u32> {
-    if offset == probe_common::UNKNOWN_OFFSET {
-        return Err(0);
-    }
-    Ok(unsafe { core::ptr::read_volatile(base.add(offset as usize).cast::<T>()) })
 }

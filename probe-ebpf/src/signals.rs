@@ -3,44 +3,49 @@
 //! dispositions processes install for the hangup-related signals.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
 };
-use probe_common::{COMM_LEN, SigactionRecord, SignalDeliverRecord, SignalRecord, kind};
+use probe_common::{SigactionRecord, SignalDeliverRecord, SignalRecord, kind};
 
 use crate::{
-    config::{config, field, offset},
+    config::{btf_load, config, field},
     emit::{current_comm, header, send},
     maps::is_tracked,
+    task,
 };
 
 const SIGHUP: u64 = 1;
 const SIGINT: u64 = 2;
 const SIGTERM: u64 = 15;
 
-#[tracepoint]
-pub fn signal_generate(ctx: TracePointContext) -> u32 {
+/// `TP_PROTO(int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
+/// int result)`. BTF-typed like rss_stat: a classic tracepoint copies the target's comm and
+/// the siginfo into a record on every signal, tracked or not.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
     match try_signal_generate(&ctx) {
-        Ok(r) | Err(r) => r,
+        Ok(r) | Err(r) => r as i32,
     }
 }
 
-fn try_signal_generate(ctx: &TracePointContext) -> Result<u32, u32> {
-    let target = field!(ctx, sg_pid: u32 = 36)?;
+fn try_signal_generate(ctx: &BtfTracePointContext) -> Result<u32, u32> {
+    let task: *const u8 = ctx.arg(2);
+    // The target's thread id, as the classic tracepoint's `pid` field had it.
+    let target = btf_load::<u32>(task, config!(task_pid))?;
     if !is_tracked(target) {
         return Ok(0);
     }
-    let comm: [u8; COMM_LEN] =
-        unsafe { ctx.read_at(offset(config!(sg_comm))?) }.unwrap_or([0; COMM_LEN]);
+    let comm = task::comm(task);
     let sender = bpf_get_current_pid_tgid();
     send(
         kind::SIGNAL,
         SignalRecord {
             header: header(kind::SIGNAL, target, comm),
-            sig: field!(ctx, sg_sig: i32 = 8)?,
-            code: field!(ctx, sg_code: i32 = 16)?,
-            result: field!(ctx, sg_result: i32 = 44)?,
-            group: field!(ctx, sg_group: i32 = 40)?,
+            sig: ctx.arg(0),
+            code: si_code(ctx.arg(1))?,
+            result: ctx.arg(4),
+            group: ctx.arg(3),
             sender_pid: (sender >> 32) as u32,
             sender_tid: sender as u32,
             sender_comm: current_comm(),
@@ -49,33 +54,44 @@ fn try_signal_generate(ctx: &TracePointContext) -> Result<u32, u32> {
     Ok(0)
 }
 
-#[tracepoint]
-pub fn signal_deliver(ctx: TracePointContext) -> u32 {
+/// `TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka)`.
+#[btf_tracepoint(function = "signal_deliver")]
+pub fn signal_deliver(ctx: BtfTracePointContext) -> i32 {
     match try_signal_deliver(&ctx) {
-        Ok(r) | Err(r) => r,
+        Ok(r) | Err(r) => r as i32,
     }
 }
 
-fn try_signal_deliver(ctx: &TracePointContext) -> Result<u32, u32> {
+fn try_signal_deliver(ctx: &BtfTracePointContext) -> Result<u32, u32> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if !is_tracked(tgid) {
         return Ok(0);
     }
-    let sig = field!(ctx, sd_sig: i32 = 8)?;
-    let code = field!(ctx, sd_code: i32 = 16)?;
-    let handler = field!(ctx, sd_sa_handler: u64 = 24)?;
-    let sa_flags = field!(ctx, sd_sa_flags: u64 = 32)?;
+    let action: *const u8 = ctx.arg(2);
     send(
         kind::SIGNAL_DELIVER,
         SignalDeliverRecord {
             header: header(kind::SIGNAL_DELIVER, tgid, current_comm()),
-            sig,
-            code,
-            handler,
-            sa_flags,
+            sig: ctx.arg(0),
+            code: si_code(ctx.arg(1))?,
+            handler: btf_load::<u64>(action, config!(ksigaction_handler))?,
+            sa_flags: btf_load::<u64>(action, config!(ksigaction_flags))?,
         },
     );
     Ok(0)
+}
+
+/// The signal's si_code as the classic tracepoints report it: the kernel passes
+/// SEND_SIG_NOINFO (0) for kill(2)-like sends, SEND_SIG_PRIV (1) for its own.
+#[inline(always)]
+fn si_code(info: *const u8) -> Result<i32, u32> {
+    const SI_USER: i32 = 0;
+    const SI_KERNEL: i32 = 0x80;
+    match info as usize {
+        0 => Ok(SI_USER),
+        1 => Ok(SI_KERNEL),
+        _ => btf_load::<i32>(info, config!(siginfo_code)),
+    }
 }
 
 #[tracepoint]

@@ -1,7 +1,7 @@
 //! Reading kernel structs of a task through offsets resolved from BTF by user space.
 //! Every read tolerates an unresolved offset or a NULL pointer by returning a neutral value.
 use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
-use probe_common::{EXIT_CODE_UNKNOWN, TTY_NAME_LEN, UNKNOWN_OFFSET, hangup};
+use probe_common::{COMM_LEN, EXIT_CODE_UNKNOWN, TTY_NAME_LEN, UNKNOWN_OFFSET, hangup};
 
 use crate::config::config;
 
@@ -78,4 +78,10 @@ pub fn tty_name(task: *const u8) -> [u8; TTY_NAME_LEN] {
 #[inline(always)]
 pub fn exit_code(task: *const u8) -> u32 {
     read::<u32>(task, config!(task_exit_code)).unwrap_or(EXIT_CODE_UNKNOWN)
+}
+
+/// The task's name (all zero when unknown).
+#[inline(always)]
+pub fn comm(task: *const u8) -> [u8; COMM_LEN] {
+    read::<[u8; COMM_LEN]>(task, config!(task_comm)).unwrap_or([0; COMM_LEN])
 }

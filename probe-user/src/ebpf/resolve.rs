@@ -72,8 +72,14 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
         "detach_tty (TIOCNOTTY) and attach_tty (TIOCSCTTY) events",
     ),
     spec("sys_enter_prctl", "syscalls", "pdeathsig events"),
-    spec("signal_generate", "signal", "signal events"),
-    spec("signal_deliver", "signal", "signal_deliver events"),
+    ProgramSpec {
+        hook: Hook::Btf,
+        ..spec("signal_generate", "signal", "signal events")
+    },
+    ProgramSpec {
+        hook: Hook::Btf,
+        ..spec("signal_deliver", "signal", "signal_deliver events")
+    },
     spec("sys_enter_rt_sigaction", "syscalls", "sigaction events"),
     ProgramSpec {
         hook: Hook::Btf,
@@ -125,21 +131,24 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
                 .to_string(),
         ),
     }
-    // rss_stat's program reads the counter itself, so without these it has nothing to say.
-    let rss = programs.iter().position(|p| p.program == "rss_stat");
-    if let Some(at) = rss {
+    // The BTF-typed programs read kernel structs for what a classic tracepoint's record
+    // would have held, so without these offsets they have nothing to say.
+    programs.retain(|spec| {
+        if spec.hook != Hook::Btf {
+            return true;
+        }
         let filled = btf
             .ok_or_else(|| "no kernel BTF".to_string())
-            .and_then(|btf| fill_rss_offsets(&mut config, btf));
-        if let Err(missing) = filled {
-            let spec = programs.remove(at);
+            .and_then(|btf| fill_typed(&mut config, spec.program, btf));
+        if let Err(missing) = &filled {
             warnings.push(format!(
-                "{} cannot read RSS counters: {missing}; no {} (the rest keeps working)",
+                "{} cannot read what it reports: {missing}; no {} (the rest keeps working)",
                 spec.path(),
                 spec.provides
             ));
         }
-    }
+        filled.is_ok()
+    });
     Resolved {
         config,
         programs,
@@ -169,26 +178,12 @@ fn fill(c: &mut ProbeConfig, program: &str, f: &Format) -> Result<(), TracefsErr
             c.prctl_option = f.offset("option")?;
             c.prctl_arg2 = f.offset("arg2")?;
         }
-        "signal_generate" => {
-            c.sg_sig = f.offset("sig")?;
-            c.sg_code = f.offset("code")?;
-            c.sg_comm = f.offset("comm")?;
-            c.sg_pid = f.offset("pid")?;
-            c.sg_group = f.offset("group")?;
-            c.sg_result = f.offset("result")?;
-        }
-        "signal_deliver" => {
-            c.sd_sig = f.offset("sig")?;
-            c.sd_code = f.offset("code")?;
-            c.sd_sa_handler = f.offset("sa_handler")?;
-            c.sd_sa_flags = f.offset("sa_flags")?;
-        }
         "sys_enter_rt_sigaction" => {
             c.sigaction_sig = f.offset("sig")?;
             c.sigaction_act = f.offset("act")?;
         }
-        // A BTF-typed tracepoint: its format only shows that this kernel has it.
-        "rss_stat" => {}
+        // BTF-typed: their formats only show that this kernel has them (see fill_typed).
+        "rss_stat" | "signal_generate" | "signal_deliver" => {}
         other => unreachable!("no tracepoint fields listed for program {other}"),
     }
     Ok(())
@@ -218,18 +213,35 @@ fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
     Ok(())
 }
 
-/// Where rss_stat's program finds `mm->rss_stat[member].count` (Linux 6.2 and later, where
-/// the counters became per-CPU counters); on failure names what is missing.
-fn fill_rss_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
+/// The struct offsets a BTF-typed program reads its arguments with; on failure names what
+/// is missing.
+fn fill_typed(c: &mut ProbeConfig, program: &str, btf: &Btf) -> Result<(), String> {
     let member = |s: &str, m: &str| {
         btf.member_offset(s, m)
             .ok_or_else(|| format!("kernel BTF has no {s}.{m}"))
     };
-    c.task_mm = member("task_struct", "mm")?;
-    c.mm_rss_count = member("mm_struct", "rss_stat")? + member("percpu_counter", "count")?;
-    c.percpu_counter_size = btf
-        .struct_size("percpu_counter")
-        .ok_or("kernel BTF has no struct percpu_counter")?;
+    match program {
+        // mm->rss_stat[member].count: per-CPU counters since Linux 6.2.
+        "rss_stat" => {
+            c.task_mm = member("task_struct", "mm")?;
+            c.mm_rss_count = member("mm_struct", "rss_stat")? + member("percpu_counter", "count")?;
+            c.percpu_counter_size = btf
+                .struct_size("percpu_counter")
+                .ok_or("kernel BTF has no struct percpu_counter")?;
+        }
+        "signal_generate" => {
+            c.task_pid = member("task_struct", "pid")?;
+            c.task_comm = member("task_struct", "comm")?;
+            c.siginfo_code = member("kernel_siginfo", "si_code")?;
+        }
+        "signal_deliver" => {
+            c.siginfo_code = member("kernel_siginfo", "si_code")?;
+            let sa = member("k_sigaction", "sa")?;
+            c.ksigaction_handler = sa + member("sigaction", "sa_handler")?;
+            c.ksigaction_flags = sa + member("sigaction", "sa_flags")?;
+        }
+        other => unreachable!("no struct offsets listed for program {other}"),
+    }
     Ok(())
 }
 
@@ -248,6 +260,23 @@ mod tests {
     }
 
     #[test]
+    fn this_kernels_btf_has_what_every_typed_program_reads() {
+        let path = Path::new("/sys/kernel/btf/vmlinux");
+        if !path.exists() {
+            assert!(std::env::var_os("CI").is_none(), "CI kernels must have BTF");
+            return;
+        }
+        let btf = Btf::from_file(path).unwrap();
+        let mut config = ProbeConfig::unresolved();
+        for spec in PROGRAMS.iter().filter(|spec| spec.hook == Hook::Btf) {
+            fill_typed(&mut config, spec.program, &btf)
+                .unwrap_or_else(|missing| panic!("{}: {missing}", spec.program));
+        }
+        assert_ne!(config.ksigaction_flags, config.ksigaction_handler);
+        assert_ne!(config.mm_rss_count, UNKNOWN_OFFSET);
+    }
+
+    #[test]
     fn a_missing_tracepoint_disables_only_its_programs() {
         let dir = std::env::temp_dir().join(format!("hupwatch-tracefs-{}", std::process::id()));
         let write = |cat: &str, name: &str, fields: &str| {
@@ -259,24 +288,29 @@ mod tests {
             format!("\tfield:int {name};\toffset:{off};\tsize:4;\tsigned:1;\n")
         };
         write(
-            "signal",
-            "signal_generate",
-            &["sig", "code", "comm", "pid", "group", "result"]
+            "syscalls",
+            "sys_enter_ioctl",
+            &["fd", "cmd"]
                 .iter()
                 .enumerate()
-                .map(|(i, n)| field(n, 8 + 4 * i as u32))
+                .map(|(i, n)| field(n, 16 + 8 * i as u32))
                 .collect::<String>(),
         );
         write("syscalls", "sys_enter_setsid", "");
+        // Its tracepoint exists, but a BTF-typed program cannot read anything without BTF.
+        write("signal", "signal_generate", "");
         let resolved = resolve(&dir, None);
         std::fs::remove_dir_all(&dir).unwrap();
         let names: Vec<&str> = resolved.programs.iter().map(|p| p.program).collect();
         assert_eq!(
             names,
-            vec!["signal_generate"],
+            vec!["sys_enter_ioctl"],
             "setsid needs both of its tracepoints"
         );
-        assert_eq!(resolved.config.sg_result, 28);
+        assert_eq!(resolved.config.ioctl_cmd, 24);
+        assert!(resolved.warnings.iter().any(|w| w.contains(
+            "signal/signal_generate cannot read what it reports: no kernel BTF; no signal events"
+        )));
         assert!(
             resolved
                 .warnings
