@@ -1,7 +1,7 @@
 //! Workload slowdown and in-kernel cost: the workloads run with no probe, with hupwatch
 //! tracing every process, with hupwatch matching one name (the workloads untracked), with
 //! the bpftrace equivalent, and with empty programs on the same tracepoints (the floor any
-//! tracepoint probe pays), in rounds that interleave the five so drift hits all.
+//! classic tracepoint probe pays; hupwatch's three tp_btf programs skip part of it), in rounds that interleave the five so drift hits all.
 //! The kernel's program statistics cost time in every program run, so the slowdown
 //! rounds run without them, as a deployment does, and one more pass per probe, with them
 //! on, gives the ns per run.

@@ -198,7 +198,7 @@ pub fn markdown(f: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "\nThe floor: an empty program on rss_stat costs {} ns per run, and empty programs on all of hupwatch's tracepoints slow the page-fault storm by {} %. No tracepoint probe here can cost less; what hupwatch adds is the difference.",
+        "\nThe floor: an empty program on the classic rss_stat tracepoint costs {} ns per run, and empty classic programs on all of hupwatch's tracepoints slow the page-fault storm by {} %. No classic tracepoint probe here can cost less. hupwatch attaches rss_stat, signal_generate and signal_deliver as BTF-typed tracepoints (tp_btf), which skip the record a classic tracepoint builds before any program runs, so on those its slowdown can be below this floor; the ns per run count only the program. (bpftrace 0.17's rawtracepoint probes do not attach here, so the bpftrace and floor conditions stay classic.)",
         fmt_ns(floor_ns),
         floor_faults.map_or("n/a".into(), |v| format!("{v:.1}")),
     );
