@@ -53,7 +53,10 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<u32, u32> {
     let pages = match member {
         MM_FILEPAGES => btf_load::<i64>(mm, base)?,
         MM_ANONPAGES => btf_load::<i64>(mm, base.wrapping_add(stride))?,
-        _ => btf_load::<i64>(mm, base.wrapping_add(stride.wrapping_mul(3)))?,
+        _ => btf_load::<i64>(
+            mm,
+            base.wrapping_add(stride.wrapping_mul(MM_SHMEMPAGES as u32)),
+        )?,
     };
     let size = (pages.max(0) as u64) << (config!(page_shift) & 63);
 

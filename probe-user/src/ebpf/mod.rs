@@ -108,7 +108,12 @@ impl Probes {
         config.exec_all = u32::from(matcher.matches_cmdlines());
         config.page_shift = page_size().trailing_zeros();
 
+        // aya's own parse of the kernel's BTF: the loader needs it for relocations (and
+        // would parse it itself), the BTF-typed programs to find their tracepoints.
+        // Dropped before the heap is trimmed.
+        let kernel_btf = aya::Btf::from_sys_fs();
         let mut ebpf = EbpfLoader::new()
+            .btf(kernel_btf.as_ref().ok())
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", ring_bytes)
             .load(PROBES_OBJECT)
@@ -116,12 +121,6 @@ impl Probes {
 
         let mut attached = Vec::new();
         let mut warnings = resolved.warnings;
-        // aya's parse of the kernel's BTF, for the BTF-typed program; dropped before the trim.
-        let kernel_btf = resolved
-            .programs
-            .iter()
-            .any(|spec| spec.hook == Hook::Btf)
-            .then(aya::Btf::from_sys_fs);
         for spec in resolved.programs {
             match attach(&mut ebpf, &spec, kernel_btf.as_ref()) {
                 Ok(()) => attached.push(spec),
@@ -213,7 +212,7 @@ impl Probes {
 fn attach(
     ebpf: &mut Ebpf,
     spec: &ProgramSpec,
-    kernel_btf: Option<&Result<aya::Btf, aya::BtfError>>,
+    kernel_btf: Result<&aya::Btf, &aya::BtfError>,
 ) -> anyhow::Result<()> {
     let program = ebpf
         .program_mut(spec.program)
@@ -228,11 +227,8 @@ fn attach(
                 .map_err(failed)?;
         }
         Hook::Btf => {
-            let btf = match kernel_btf {
-                Some(Ok(btf)) => btf,
-                Some(Err(e)) => anyhow::bail!("cannot read the kernel's BTF: {e}"),
-                None => anyhow::bail!("the kernel's BTF was not read"),
-            };
+            let btf =
+                kernel_btf.map_err(|e| anyhow::anyhow!("cannot read the kernel's BTF: {e}"))?;
             let program: &mut BtfTracePoint = program.try_into()?;
             program.load(spec.tracepoint, btf).map_err(failed)?;
             program.attach().map_err(failed)?;

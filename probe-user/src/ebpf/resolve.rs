@@ -137,9 +137,11 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
         if spec.hook != Hook::Btf {
             return true;
         }
-        let filled = btf
-            .ok_or_else(|| "no kernel BTF".to_string())
-            .and_then(|btf| fill_typed(&mut config, spec.program, btf));
+        let filled = match btf {
+            Some(btf) => fill_typed(&mut config, spec.program, btf)
+                .map_err(|missing| format!("kernel BTF has no {missing}")),
+            None => Err("no kernel BTF".to_string()),
+        };
         if let Err(missing) = &filled {
             warnings.push(format!(
                 "{} cannot read what it reports: {missing}; no {} (the rest keeps working)",
@@ -191,7 +193,7 @@ fn fill(c: &mut ProbeConfig, program: &str, f: &Format) -> Result<(), TracefsErr
 
 /// Fills the struct member offsets; on failure names the first one missing.
 fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
-    let member = |s: &str, m: &str| btf.member_offset(s, m).ok_or_else(|| format!("{s}.{m}"));
+    let member = |s: &str, m: &str| member_offset(btf, s, m);
     c.task_tgid = member("task_struct", "tgid")?;
     c.task_real_parent = member("task_struct", "real_parent")?;
     c.task_exit_code = member("task_struct", "exit_code")?;
@@ -213,13 +215,15 @@ fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
     Ok(())
 }
 
-/// The struct offsets a BTF-typed program reads its arguments with; on failure names what
-/// is missing.
+/// `struct.member`'s offset, or its name as what is missing.
+fn member_offset(btf: &Btf, s: &str, m: &str) -> Result<u32, String> {
+    btf.member_offset(s, m).ok_or_else(|| format!("{s}.{m}"))
+}
+
+/// The struct offsets a BTF-typed program reads its arguments with; on failure names the
+/// first one missing.
 fn fill_typed(c: &mut ProbeConfig, program: &str, btf: &Btf) -> Result<(), String> {
-    let member = |s: &str, m: &str| {
-        btf.member_offset(s, m)
-            .ok_or_else(|| format!("kernel BTF has no {s}.{m}"))
-    };
+    let member = |s: &str, m: &str| member_offset(btf, s, m);
     match program {
         // mm->rss_stat[member].count: per-CPU counters since Linux 6.2.
         "rss_stat" => {
@@ -227,7 +231,7 @@ fn fill_typed(c: &mut ProbeConfig, program: &str, btf: &Btf) -> Result<(), Strin
             c.mm_rss_count = member("mm_struct", "rss_stat")? + member("percpu_counter", "count")?;
             c.percpu_counter_size = btf
                 .struct_size("percpu_counter")
-                .ok_or("kernel BTF has no struct percpu_counter")?;
+                .ok_or("struct percpu_counter")?;
         }
         "signal_generate" => {
             c.task_pid = member("task_struct", "pid")?;
