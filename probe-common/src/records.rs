@@ -209,6 +209,14 @@ impl RssValue {
     }
 }
 
+/// The highest pid_max Linux allows (PID_MAX_LIMIT on 64-bit): the `TRACKED_FLAGS` map is
+/// compiled for it, and user space shrinks it to the running kernel's pid_max.
+pub const PID_MAX_LIMIT: u32 = 4 * 1024 * 1024;
+
+/// Tgids per element of `TRACKED_FLAGS`: one byte each in a u64 (array elements are at
+/// least eight bytes, so one byte per element would take eight times the memory).
+pub const TRACKED_FLAGS_PER_ENTRY: u32 = 8;
+
 /// Value of the `TRACKED` map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

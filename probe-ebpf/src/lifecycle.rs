@@ -12,7 +12,7 @@ use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, re
 use crate::{
     config::{config, field, offset},
     emit::{current_comm, header, send},
-    maps::{EVENTS, RSS, TRACKED, bump, is_tracked, track, track_if_comm_matches},
+    maps::{EVENTS, RSS, bump, is_tracked, track, track_if_comm_matches, untrack},
     task,
 };
 
@@ -122,7 +122,7 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
     let peak_rss_bytes = unsafe { RSS.get(&tgid) }.map_or(0, |rss| rss.peak);
     let _ = RSS.remove(&tgid);
     if config!(trace_all) == 0 {
-        let _ = TRACKED.remove(&tgid);
+        untrack(tgid);
     }
     let current = task::current();
     send(

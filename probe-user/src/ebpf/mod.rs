@@ -3,6 +3,7 @@
 pub mod btf;
 pub mod resolve;
 pub mod tracefs;
+mod tracked_set;
 
 use std::path::Path;
 
@@ -11,10 +12,11 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use probe_common::{COMM_LEN, ProbeConfig, RssValue, TrackedValue, counter, kind};
+use probe_common::{COMM_LEN, ProbeConfig, RssValue, counter, kind};
 
 use crate::{error::UserError, matching::Matcher};
 use resolve::{Hook, ProgramSpec};
+use tracked_set::TrackedSet;
 
 static PROBES_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hupwatch-probes"));
@@ -23,7 +25,7 @@ static PROBES_OBJECT: &[u8] =
 pub struct Probes {
     ebpf: Ebpf,
     events: Option<RingBuf<MapData>>,
-    tracked: BpfHashMap<MapData, u32, TrackedValue>,
+    tracked: TrackedSet,
     rss: BpfHashMap<MapData, u32, RssValue>,
     counters: PerCpuArray<MapData, u64>,
     pub attached: Vec<ProgramSpec>,
@@ -116,6 +118,13 @@ impl Probes {
             .btf(kernel_btf.as_ref().ok())
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", ring_bytes)
+            .map_max_entries(
+                "TRACKED_FLAGS",
+                tracked_set::flag_entries(
+                    tracked_set::kernel_pid_max(),
+                    matcher.traces_everything(),
+                ),
+            )
             .load(PROBES_OBJECT)
             .map_err(|e| anyhow::anyhow!("loading the eBPF object failed: {e}"))?;
 
@@ -149,7 +158,10 @@ impl Probes {
         give_back_freed_heap();
         Ok(Self {
             events: Some(RingBuf::try_from(take(&mut ebpf, "EVENTS")?)?),
-            tracked: BpfHashMap::try_from(take(&mut ebpf, "TRACKED")?)?,
+            tracked: TrackedSet::new(
+                take(&mut ebpf, "TRACKED")?,
+                take(&mut ebpf, "TRACKED_FLAGS")?,
+            )?,
             rss: BpfHashMap::try_from(take(&mut ebpf, "RSS")?)?,
             counters: PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?)?,
             ebpf,
@@ -177,14 +189,12 @@ impl Probes {
 
     /// Adds a process to the tracked set; false when the map is full.
     pub fn track(&mut self, pid: u32, reason: u32) -> bool {
-        self.tracked
-            .insert(pid, TrackedValue { reason, _pad: 0 }, 0)
-            .is_ok()
+        self.tracked.insert(pid, reason)
     }
 
     /// The processes in the kernel's tracked set (empty when every process is traced).
     pub fn tracked_pids(&self) -> std::collections::HashSet<u32> {
-        self.tracked.keys().filter_map(Result::ok).collect()
+        self.tracked.pids()
     }
 
     /// The RSS counters of every process the kernel side has seen fault.
