@@ -34,8 +34,8 @@ impl Drop for StatsSwitch {
     }
 }
 
-/// Per tracepoint: run time in ns and runs, over the programs `pid` attached.
-pub fn by_tracepoint(pid: u32) -> Result<HashMap<String, (u64, u64)>> {
+/// Per tracepoint: run time in ns and runs, over the programs the processes `pids` attached.
+pub fn by_tracepoint(pids: &[u32]) -> Result<HashMap<String, (u64, u64)>> {
     let attached = bpftool(&["perf", "show"])?;
     let programs = bpftool(&["prog", "show"])?;
     let counters: HashMap<u64, (u64, u64)> = programs
@@ -59,7 +59,11 @@ pub fn by_tracepoint(pid: u32) -> Result<HashMap<String, (u64, u64)>> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|l| l["pid"].as_u64() == Some(u64::from(pid)))
+        .filter(|l| {
+            l["pid"]
+                .as_u64()
+                .is_some_and(|pid| pids.iter().any(|&p| u64::from(p) == pid))
+        })
         .filter_map(|l| {
             Some((
                 l["prog_id"].as_u64()?,
@@ -68,7 +72,11 @@ pub fn by_tracepoint(pid: u32) -> Result<HashMap<String, (u64, u64)>> {
         })
         .collect();
     let mut out: HashMap<String, (u64, u64)> = HashMap::new();
-    for id in program_ids(pid)? {
+    let mut ids = Vec::new();
+    for &pid in pids {
+        ids.extend(program_ids(pid)?);
+    }
+    for id in ids {
         let tracepoint = match tracepoints.remove(&id) {
             Some(tracepoint) => tracepoint,
             None => match names.get(&id).and_then(|name| tracepoint_named(name)) {
@@ -82,7 +90,7 @@ pub fn by_tracepoint(pid: u32) -> Result<HashMap<String, (u64, u64)>> {
         entry.1 += runs;
     }
     if out.is_empty() {
-        bail!("bpftool shows no tracepoint programs attached by pid {pid}");
+        bail!("bpftool shows no tracepoint programs attached by pids {pids:?}");
     }
     Ok(out)
 }

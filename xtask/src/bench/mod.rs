@@ -3,6 +3,7 @@
 //! `bench/results.json`; `--quick` writes them under `target/bench-quick/` and checks
 //! only that every figure was measured, never how good it is.
 mod bpfstats;
+mod empty_btf;
 mod footprint;
 mod latency;
 mod loss;
@@ -81,6 +82,8 @@ const REQUIRED: &[&str] = &[
     "/overhead/kernel/hupwatch_narrow/rss_stat/ns_per_run",
     "/overhead/kernel/bpftrace/rss_stat/ns_per_run",
     "/overhead/kernel/empty_programs/rss_stat/ns_per_run",
+    "/overhead/kernel/empty_programs/signal_deliver/ns_per_run",
+    "/overhead/kernel/empty_programs/task_newtask/ns_per_run",
     "/overhead/kernel/hupwatch_all/signal_generate/ns_per_run",
     "/overhead/kernel/hupwatch_all/task_newtask/ns_per_run",
     "/overhead/kernel/hupwatch_all/sched_process_exec/ns_per_run",

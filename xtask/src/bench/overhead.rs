@@ -1,7 +1,8 @@
 //! Workload slowdown and in-kernel cost: the workloads run with no probe, with hupwatch
 //! tracing every process, with hupwatch matching one name (the workloads untracked), with
-//! the bpftrace equivalent, and with empty programs on the same tracepoints (the floor any
-//! classic tracepoint probe pays; hupwatch's three tp_btf programs skip part of it), in rounds that interleave the five so drift hits all.
+//! the bpftrace equivalent, and with empty programs on hupwatch's hooks (the floor: classic
+//! tracepoints through bpftrace, and the three tp_btf ones loaded by this process), in
+//! rounds that interleave the five so drift hits all.
 //! The kernel's program statistics cost time in every program run, so the slowdown
 //! rounds run without them, as a deployment does, and one more pass per probe, with them
 //! on, gives the ns per run.
@@ -10,7 +11,9 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::{bpfstats, probe::Probe, stats::Spread, workload::Workload};
+use super::{
+    bpfstats, empty_btf::EmptyBtfPrograms, probe::Probe, stats::Spread, workload::Workload,
+};
 
 const BPFTRACE_SCRIPT: &str = include_str!("bpftrace.bt");
 const EMPTY_SCRIPT: &str = include_str!("empty.bt");
@@ -43,8 +46,8 @@ impl Condition {
         }
     }
 
-    fn start(self, hupwatch: &Path) -> Result<Option<Probe>> {
-        Ok(match self {
+    fn start(self, hupwatch: &Path) -> Result<Running> {
+        let probe = match self {
             Self::None => None,
             Self::HupwatchAll => Some(Probe::hupwatch(hupwatch, &["--alerts-file", "/dev/null"])?),
             // A name nothing here has: every workload is untracked, so this is the cost
@@ -55,7 +58,38 @@ impl Condition {
             )?),
             Self::Bpftrace => Some(Probe::bpftrace(BPFTRACE_SCRIPT)?),
             Self::EmptyPrograms => Some(Probe::bpftrace(EMPTY_SCRIPT)?),
-        })
+        };
+        let empty_btf = match self {
+            Self::EmptyPrograms => Some(EmptyBtfPrograms::attach()?),
+            _ => None,
+        };
+        Ok(Running { probe, empty_btf })
+    }
+}
+
+/// A condition while it runs: its probe, and for the floor the empty tp_btf programs this
+/// process holds.
+struct Running {
+    probe: Option<Probe>,
+    empty_btf: Option<EmptyBtfPrograms>,
+}
+
+impl Running {
+    /// The processes whose programs are the condition's.
+    fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.probe.iter().map(Probe::pid).collect();
+        if self.empty_btf.is_some() {
+            pids.push(std::process::id());
+        }
+        pids
+    }
+
+    fn stop(self) -> Result<()> {
+        drop(self.empty_btf);
+        match self.probe {
+            Some(probe) => probe.stop(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -82,7 +116,7 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
                 round + 1,
                 condition.name()
             );
-            let probe = condition.start(hupwatch)?;
+            let running = condition.start(hupwatch)?;
             for workload in Workload::ALL {
                 let took = workload.measure(xtask, quick)?;
                 result
@@ -91,9 +125,7 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
                     .or_default()
                     .push(took.as_secs_f64());
             }
-            if let Some(probe) = probe {
-                probe.stop()?;
-            }
+            running.stop()?;
             // Let the probe's teardown finish before the next condition.
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -101,14 +133,14 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
     let _stats = bpfstats::StatsSwitch::set(true)?;
     for condition in &Condition::ALL[1..] {
         eprintln!("bench: kernel cost per run: {}", condition.name());
-        let probe = condition.start(hupwatch)?.expect("a probe");
+        let running = condition.start(hupwatch)?;
         for workload in Workload::ALL {
             workload.measure(xtask, quick)?;
         }
         result
             .kernel
-            .insert(*condition, bpfstats::by_tracepoint(probe.pid())?);
-        probe.stop()?;
+            .insert(*condition, bpfstats::by_tracepoint(&running.pids())?);
+        running.stop()?;
     }
     Ok(result)
 }
