@@ -76,6 +76,9 @@ pub fn by_tracepoint(pids: &[u32]) -> Result<HashMap<String, (u64, u64)>> {
     for &pid in pids {
         ids.extend(program_ids(pid)?);
     }
+    // A program's own fd and its link's both name it: count it once.
+    ids.sort_unstable();
+    ids.dedup();
     for id in ids {
         let tracepoint = match tracepoints.remove(&id) {
             Some(tracepoint) => tracepoint,

@@ -84,6 +84,8 @@ const REQUIRED: &[&str] = &[
     "/overhead/kernel/empty_programs/rss_stat/ns_per_run",
     "/overhead/kernel/empty_programs/signal_deliver/ns_per_run",
     "/overhead/kernel/empty_programs/task_newtask/ns_per_run",
+    "/overhead/workloads/page_faults/program_time_percent_hupwatch_all",
+    "/overhead/workloads/setsid/program_time_percent_hupwatch_narrow",
     "/overhead/kernel/hupwatch_all/signal_generate/ns_per_run",
     "/overhead/kernel/hupwatch_all/task_newtask/ns_per_run",
     "/overhead/kernel/hupwatch_all/sched_process_exec/ns_per_run",

@@ -98,6 +98,9 @@ pub struct Overhead {
     times: HashMap<(Condition, Workload), Vec<f64>>,
     /// Kernel time and runs per tracepoint, summed over rounds, by condition.
     kernel: HashMap<Condition, HashMap<String, (u64, u64)>>,
+    /// Time the condition's programs ran while a workload did, as a share of the
+    /// workload's run time (percent), from the statistics pass.
+    program_share: HashMap<(Condition, Workload), f64>,
     rounds: usize,
 }
 
@@ -105,6 +108,7 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
     let mut result = Overhead {
         times: HashMap::new(),
         kernel: HashMap::new(),
+        program_share: HashMap::new(),
         rounds,
     };
     for round in 0..rounds {
@@ -134,12 +138,26 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
     for condition in &Condition::ALL[1..] {
         eprintln!("bench: kernel cost per run: {}", condition.name());
         let running = condition.start(hupwatch)?;
+        let pids = running.pids();
+        // The programs' own time is a figure the noise of whole-workload timings on this
+        // VM (single rounds swing by tens of percent) does not blur: a lower bound of the
+        // slowdown, as it leaves out what the hook costs around the program.
         for workload in Workload::ALL {
-            workload.measure(xtask, quick)?;
+            let before = bpfstats::by_tracepoint(&pids)?;
+            let took = workload.measure(xtask, quick)?;
+            let after = bpfstats::by_tracepoint(&pids)?;
+            let spent: u64 = after
+                .iter()
+                .map(|(tp, (time, _))| time.saturating_sub(before.get(tp).map_or(0, |b| b.0)))
+                .sum();
+            result.program_share.insert(
+                (*condition, workload),
+                spent as f64 / took.as_nanos().max(1) as f64 * 100.0,
+            );
         }
         result
             .kernel
-            .insert(*condition, bpfstats::by_tracepoint(&running.pids())?);
+            .insert(*condition, bpfstats::by_tracepoint(&pids)?);
         running.stop()?;
     }
     Ok(result)
@@ -178,6 +196,10 @@ impl Overhead {
                     format!("slowdown_percent_{}", condition.name()),
                     self.slowdown(*condition, workload)
                         .map_or(Value::Null, Spread::json),
+                );
+                entry.insert(
+                    format!("program_time_percent_{}", condition.name()),
+                    json!(self.program_share.get(&(*condition, workload))),
                 );
             }
             workloads.insert(workload.name().into(), Value::Object(entry));

@@ -246,6 +246,36 @@ pub fn markdown(f: &Value) -> String {
         );
     }
 
+    let _ = writeln!(
+        out,
+        "\n## Time in the programs while each workload ran (% of its run time)\n\nFrom the statistics pass (one run per workload, kernel.bpf_stats_enabled on): the run time of the condition's programs, on any CPU, over the workload's. It leaves out what the hook costs around the program (for a classic tracepoint, building its record) and effects on caches, so it is a lower bound of the slowdown, but one the round-to-round noise above does not blur.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| workload | hupwatch, every process | hupwatch, untracked | bpftrace | empty programs (floor) |\n| --- | --- | --- | --- | --- |"
+    );
+    for workload in Workload::ALL {
+        let share = |condition: &str| {
+            num(
+                f,
+                &format!(
+                    "/overhead/workloads/{}/program_time_percent_{condition}",
+                    workload.name()
+                ),
+            )
+            .map_or("n/a".into(), |v| format!("{v:.2}"))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            workload.name(),
+            share("hupwatch_all"),
+            share("hupwatch_narrow"),
+            share("bpftrace"),
+            share("empty_programs"),
+        );
+    }
+
     let _ = writeln!(out, "\n## Loss: SIGWINCH to one watched process\n");
     let _ = writeln!(
         out,
