@@ -4,7 +4,7 @@
 //! updating an eight-byte element through the bpf syscall would rewrite the seven
 //! neighbouring flags, and could undo one a program set meanwhile.
 use std::{
-    os::fd::AsFd,
+    os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU8, Ordering},
 };
@@ -90,7 +90,7 @@ impl Flags {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&map.fd().as_fd()),
+                map.fd().as_fd().as_raw_fd(),
                 0,
             )
         };
