@@ -5,6 +5,7 @@
 mod support;
 
 use std::{
+    path::Path,
     process::{Child, Command},
     sync::Mutex,
     time::Duration,
@@ -77,6 +78,19 @@ fn tracked_flag_entries(hupwatch: u32) -> u32 {
     panic!("hupwatch holds no mmapable array map");
 }
 
+/// Before looking for an event that must not be there: events arrive in order per CPU,
+/// not overall, so wait for a later tracked process's exit (`matched` is a program
+/// hupwatch matches), and a pause.
+fn wait_past_a_tracked_exit(hupwatch: &Hupwatch, matched: &Path) {
+    let mut fence = Command::new(matched).arg("0").spawn().unwrap();
+    let fence_pid = fence.id();
+    fence.wait().unwrap();
+    hupwatch.wait_for("exit of the fence", |e| {
+        e["event"] == "exit" && e["pid"] == fence_pid
+    });
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 #[test]
 fn a_pid_a_tracked_process_leaves_behind_is_not_tracked_when_reused() {
     let _turn = PID_SPACE.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,15 +120,7 @@ fn a_pid_a_tracked_process_leaves_behind_is_not_tracked_when_reused() {
     );
     reused.wait().unwrap();
 
-    // Events arrive in order per CPU, not overall: a later tracked process's exit, and a
-    // pause, before looking for what must not be there.
-    let mut fence = Command::new(&matched).arg("0").spawn().unwrap();
-    let fence_pid = fence.id();
-    fence.wait().unwrap();
-    hupwatch.wait_for("exit of the fence", |e| {
-        e["event"] == "exit" && e["pid"] == fence_pid
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_past_a_tracked_exit(&hupwatch, &matched);
     let leaked: Vec<Value> = hupwatch
         .events_of(pid)
         .into_iter()
@@ -212,13 +218,7 @@ fn processes_above_the_pid_max_hupwatch_started_with_are_tracked() {
     });
     let bystander_pid = bystander.id();
     bystander.wait().unwrap();
-    let mut fence = Command::new(&matched).arg("0").spawn().unwrap();
-    let fence_pid = fence.id();
-    fence.wait().unwrap();
-    hupwatch.wait_for("exit of the fence", |e| {
-        e["event"] == "exit" && e["pid"] == fence_pid
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_past_a_tracked_exit(&hupwatch, &matched);
     assert_eq!(
         hupwatch.events_of(bystander_pid),
         Vec::<Value>::new(),
