@@ -142,8 +142,9 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
         // The programs' own time is a figure the noise of whole-workload timings on this
         // VM (single rounds swing by tens of percent) does not blur: a lower bound of the
         // slowdown, as it leaves out what the hook costs around the program.
+        // One reading between workloads: each is the one before's end and the next's start.
+        let mut before = bpfstats::by_tracepoint(&pids)?;
         for workload in Workload::ALL {
-            let before = bpfstats::by_tracepoint(&pids)?;
             let took = workload.measure(xtask, quick)?;
             let after = bpfstats::by_tracepoint(&pids)?;
             let spent: u64 = after
@@ -154,10 +155,10 @@ pub fn measure(xtask: &Path, hupwatch: &Path, rounds: usize, quick: bool) -> Res
                 (*condition, workload),
                 spent as f64 / took.as_nanos().max(1) as f64 * 100.0,
             );
+            before = after;
         }
-        result
-            .kernel
-            .insert(*condition, bpfstats::by_tracepoint(&pids)?);
+        // The last reading holds the whole pass.
+        result.kernel.insert(*condition, before);
         running.stop()?;
     }
     Ok(result)
