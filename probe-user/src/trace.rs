@@ -87,6 +87,15 @@ async fn run_live(
             _ = sighup.recv(), if has_terminal => break Ok(()),
         }
     };
+    // A stop request is not a reason to drop what already happened.
+    let outcome = outcome.and_then(|()| {
+        source.drain_queued(|batch| {
+            batch
+                .drain(..)
+                .try_for_each(|event| print(&mut out, &event))?;
+            Ok(out.flush()?)
+        })
+    });
     source.report_losses();
     outcome.or_else(|e| match e.downcast::<io::Error>() {
         Ok(io) => output::unless_reader_gone(io),

@@ -8,8 +8,8 @@ use std::{
 };
 
 use support::{
-    HUPWATCH, Hupwatch, kill, metric, named_program, pty::Pty, raised, require_root, scratch_dir,
-    tracefs_without, unique, wait_for_exec, wait_for_sighup_bit,
+    HUPWATCH, Hupwatch, kill, metric, named_program, pause, pty::Pty, raised, reported_lost,
+    require_root, scratch_dir, tracefs_without, unique, wait_for_exec, wait_for_sighup_bit,
 };
 
 #[test]
@@ -57,7 +57,7 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_exactly() {
         "--rss-interval",
         "100ms",
     ]);
-    support::kill(hupwatch.pid(), libc::SIGSTOP);
+    pause(hupwatch.pid());
     let script = format!("i=0; while [ $i -lt {PROGRAMS} ]; do /bin/true; i=$((i+1)); done");
     let status = Command::new(&shell).args(["-c", &script]).status().unwrap();
     assert!(status.success());
@@ -73,24 +73,64 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_exactly() {
         ("exit", PROGRAMS + 1),
     ] {
         let seen = events.iter().filter(|e| e["event"] == kind).count();
-        let lost: usize = stderr
-            .iter()
-            .filter_map(|l| l.strip_prefix("hupwatch: lost "))
-            .filter_map(|l| l.split_once("): ")?.1.split(';').next())
-            .flat_map(|detail| detail.split(' '))
-            .filter_map(|pair| {
-                pair.strip_prefix(kind)?
-                    .strip_prefix('=')?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .sum();
+        let lost = reported_lost(&stderr, kind);
         assert_eq!(
             seen + lost,
             happened,
             "{kind}: {seen} seen + {lost} lost; stderr: {stderr:?}"
         );
     }
+}
+
+/// A stop request does not throw away what the kernel already queued: hupwatch, paused
+/// while a shell runs 5 programs and then told to stop, prints all their events first.
+#[test]
+fn trace_prints_what_was_queued_before_a_stop_request() {
+    const PROGRAMS: usize = 5;
+    let name = unique("stq");
+    let shell = named_program(&scratch_dir("stop-queued"), &name, "sh");
+    let hupwatch = Hupwatch::start(&["--match", &name]);
+    pause(hupwatch.pid());
+    let script = format!("i=0; while [ $i -lt {PROGRAMS} ]; do /bin/true; i=$((i+1)); done");
+    let status = Command::new(&shell).args(["-c", &script]).status().unwrap();
+    assert!(status.success());
+    // Pending while it is stopped, so it is there the moment hupwatch runs again.
+    kill(hupwatch.pid(), libc::SIGTERM);
+    kill(hupwatch.pid(), libc::SIGCONT);
+    let (events, stderr) = hupwatch.finish();
+    for (kind, happened) in [
+        ("fork", PROGRAMS),
+        ("exec", PROGRAMS + 1),
+        ("exit", PROGRAMS + 1),
+    ] {
+        let seen = events.iter().filter(|e| e["event"] == kind).count();
+        assert_eq!(seen, happened, "{kind}; stderr: {stderr:?}");
+    }
+}
+
+/// The same for `hupwatch run`: the alert a queued event raises is written before it leaves.
+#[test]
+fn run_writes_the_alerts_of_what_was_queued_before_a_stop_request() {
+    let name = unique("stqr");
+    let shell = named_program(&scratch_dir("stop-queued-run"), &name, "sh");
+    let hupwatch = Hupwatch::run(&["--match", &name]);
+    pause(hupwatch.pid());
+    let mut ignorer = Command::new(&shell)
+        .args(["-c", "trap '' HUP; exec sleep 1000"])
+        .spawn()
+        .unwrap();
+    wait_for_sighup_bit(ignorer.id(), "SigIgn:", true);
+    // Past the 80 ms a finding must stand: the verdict is due when hupwatch wakes.
+    std::thread::sleep(Duration::from_millis(300));
+    kill(hupwatch.pid(), libc::SIGTERM);
+    kill(hupwatch.pid(), libc::SIGCONT);
+    let (alerts, stderr) = hupwatch.finish();
+    ignorer.kill().unwrap();
+    ignorer.wait().unwrap();
+    assert!(
+        alerts.iter().any(raised("hangup_ignored", ignorer.id())),
+        "alerts: {alerts:?}; stderr: {stderr:?}"
+    );
 }
 
 #[test]
@@ -267,8 +307,9 @@ fn ten_thousand_processes_churned_leave_nothing_behind() {
     let hupwatch = Hupwatch::run(&["--match", &name]);
     let pid = hupwatch.pid();
     let tracked = format!("hupwatch_tracked_processes{{group=\"{name}\"}}");
+    // Before any scrape: a scrape's socket stays open on hupwatch's side for a moment.
+    let fds_before = fd_targets(pid);
     let before = metric(&hupwatch.http_get("/metrics"), &tracked).unwrap();
-    let fds_before = open_fds(pid);
     let script = format!("i=0; while [ $i -lt {CHURNED} ]; do /bin/true; i=$((i+1)); done");
     assert!(
         Command::new(&shell)
@@ -300,10 +341,15 @@ fn ten_thousand_processes_churned_leave_nothing_behind() {
     );
     // The last scrape's socket may take a moment to close on hupwatch's side.
     let settled = std::time::Instant::now() + Duration::from_secs(5);
-    while open_fds(pid) != fds_before && std::time::Instant::now() < settled {
+    while open_fds(pid) != fds_before.len() && std::time::Instant::now() < settled {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(open_fds(pid), fds_before, "descriptors leaked");
+    let fds_after = fd_targets(pid);
+    assert_eq!(
+        fds_after.len(),
+        fds_before.len(),
+        "descriptors leaked: before {fds_before:?}, after {fds_after:?}"
+    );
     let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
@@ -321,9 +367,19 @@ fn ten_thousand_processes_churned_leave_nothing_behind() {
 }
 
 fn open_fds(pid: u32) -> usize {
+    fd_targets(pid).len()
+}
+
+/// What each of `pid`'s descriptors points at, as /proc shows it.
+fn fd_targets(pid: u32) -> Vec<String> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
-        .count()
+        .flatten()
+        .map(|fd| match std::fs::read_link(fd.path()) {
+            Ok(target) => target.display().to_string(),
+            Err(_) => "(gone)".to_string(),
+        })
+        .collect()
 }
 
 #[test]

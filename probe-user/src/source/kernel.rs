@@ -116,6 +116,23 @@ impl KernelSource {
         }
     }
 
+    /// Before leaving: hands `each` the events the kernel queued before the stop request,
+    /// in bounded batches. DTrace's queue is in the dtrace process, which leaves with
+    /// hupwatch; what it had not written yet is not read.
+    pub fn drain_queued(
+        &mut self,
+        each: impl FnMut(&mut Vec<Event>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(s) => s.drain_queued(each),
+            Self::Dtrace(_) => {
+                let _ = each;
+                Ok(())
+            }
+        }
+    }
+
     pub fn report_losses(&mut self) {
         match self {
             #[cfg(target_os = "linux")]

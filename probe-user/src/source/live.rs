@@ -31,6 +31,8 @@ const MAX_BATCH: usize = 4096;
 /// Batches read before a re-sync scan at most; a ring still full after them is being
 /// overrun, and the re-sync waits for the storm to pass.
 const RESCAN_DRAIN_BATCHES: usize = 4;
+/// Bytes the smallest record takes in the ring: its header plus the ring's own 8.
+const SMALLEST_RECORD: usize = size_of::<probe_common::Header>() + 8;
 
 pub struct LiveSource {
     probes: Probes,
@@ -49,6 +51,8 @@ pub struct LiveSource {
     backlog: bool,
     /// Lost records counted at the last re-sync (or start).
     synced_losses: u64,
+    /// The most records the ring can hold: all that can be queued at any one moment.
+    ring_capacity: usize,
 }
 
 impl LiveSource {
@@ -86,6 +90,7 @@ impl LiveSource {
             losses: Losses::default(),
             backlog: false,
             synced_losses: 0,
+            ring_capacity: options.ring_bytes as usize / SMALLEST_RECORD,
         })
     }
 
@@ -222,6 +227,31 @@ impl LiveSource {
             &self.decoder.clock,
             watch,
         ))
+    }
+
+    /// Reads what the kernel queued before hupwatch was asked to leave, handing `each` at
+    /// most `MAX_BATCH` events at a time. Stops after as many records as the ring holds:
+    /// everything queued when it was called has been read by then, and programs that go
+    /// on filling the ring cannot hold the exit up.
+    pub fn drain_queued(
+        &mut self,
+        mut each: impl FnMut(&mut Vec<Event>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut batch = Vec::new();
+        for _ in 0..self.ring_capacity.div_ceil(MAX_BATCH) {
+            let more = Self::drain(
+                self.ring.get_mut(),
+                &mut self.decoder,
+                &mut self.probes,
+                &mut self.rss_reported,
+                &mut batch,
+            );
+            each(&mut batch)?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn drain(

@@ -349,6 +349,47 @@ pub fn kill(pid: u32, signal: i32) {
     unsafe { libc::kill(pid as i32, signal) };
 }
 
+/// Stops `pid` with SIGSTOP and waits until every one of its threads has stopped: kill(2)
+/// returns before they do, and a thread still running would read records it should miss.
+pub fn pause(pid: u32) {
+    kill(pid, libc::SIGSTOP);
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let all_stopped = threads.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                    Some(state == 'T')
+                })
+                // A thread that ended while we looked is not running either.
+                .unwrap_or(true)
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} did not stop");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// What hupwatch's loss reports in `stderr` say it lost of `kind`, summed.
+pub fn reported_lost(stderr: &[String], kind: &str) -> usize {
+    stderr
+        .iter()
+        .filter_map(|l| l.strip_prefix("hupwatch: lost "))
+        .filter_map(|l| l.split_once("): ")?.1.split(';').next())
+        .flat_map(|detail| detail.split(' '))
+        .filter_map(|pair| {
+            pair.strip_prefix(kind)?
+                .strip_prefix('=')?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum()
+}
+
 pub fn alive(child: &mut Child) -> bool {
     matches!(child.try_wait(), Ok(None))
 }
