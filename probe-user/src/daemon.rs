@@ -157,16 +157,21 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         }
     };
     // A stop request is not a reason to drop what already happened: its alerts are written.
-    let outcome = outcome.and_then(|()| {
-        source.drain_queued(|batch| {
-            let (mut t, m) = (lock(&tracker), lock(&metrics));
-            for event in batch.drain(..) {
-                take(&mut t, &m, &mut alerts, &event)?;
-            }
-            alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
-            Ok(alerts.flush()?)
-        })
-    });
+    let outcome = match outcome {
+        Ok(()) => {
+            source
+                .drain_queued(|batch| {
+                    let (mut t, m) = (lock(&tracker), lock(&metrics));
+                    for event in batch.drain(..) {
+                        take(&mut t, &m, &mut alerts, &event)?;
+                    }
+                    alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
+                    Ok(alerts.flush()?)
+                })
+                .await
+        }
+        failed => failed,
+    };
     source.report_losses();
     outcome.or_else(|e| match e.downcast::<io::Error>() {
         Ok(io) => output::unless_reader_gone(io),

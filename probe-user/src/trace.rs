@@ -88,14 +88,19 @@ async fn run_live(
         }
     };
     // A stop request is not a reason to drop what already happened.
-    let outcome = outcome.and_then(|()| {
-        source.drain_queued(|batch| {
-            batch
-                .drain(..)
-                .try_for_each(|event| print(&mut out, &event))?;
-            Ok(out.flush()?)
-        })
-    });
+    let outcome = match outcome {
+        Ok(()) => {
+            source
+                .drain_queued(|batch| {
+                    batch
+                        .drain(..)
+                        .try_for_each(|event| print(&mut out, &event))?;
+                    Ok(out.flush()?)
+                })
+                .await
+        }
+        failed => failed,
+    };
     source.report_losses();
     outcome.or_else(|e| match e.downcast::<io::Error>() {
         Ok(io) => output::unless_reader_gone(io),

@@ -116,19 +116,20 @@ impl KernelSource {
         }
     }
 
-    /// Before leaving: hands `each` the events the kernel queued before the stop request,
-    /// in bounded batches. DTrace's queue is in the dtrace process, which leaves with
-    /// hupwatch; what it had not written yet is not read.
-    pub fn drain_queued(
+    /// Before leaving: hands `each` the events queued before the stop request, in bounded
+    /// batches. With DTrace that is what dtrace already wrote; what it still buffers
+    /// itself leaves with it.
+    pub async fn drain_queued(
         &mut self,
-        each: impl FnMut(&mut Vec<Event>) -> anyhow::Result<()>,
+        mut each: impl FnMut(&mut Vec<Event>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         match self {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.drain_queued(each),
-            Self::Dtrace(_) => {
-                let _ = each;
-                Ok(())
+            Self::Dtrace(s) => {
+                let mut out = Vec::new();
+                s.drain_queued(&mut out).await;
+                each(&mut out)
             }
         }
     }

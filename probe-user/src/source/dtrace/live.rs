@@ -219,6 +219,20 @@ impl DtraceSource {
         Ok(())
     }
 
+    /// Before leaving: the records dtrace has written and hupwatch has not read yet, taken
+    /// without waiting for more (at most four pipefuls), and a held-back signal.
+    pub async fn drain_queued(&mut self, out: &mut Vec<Event>) {
+        for _ in 0..4 {
+            // A zero timeout still polls the read once: what the pipe holds comes out.
+            let read = tokio::time::timeout(Duration::ZERO, self.stdout.read(&mut self.chunk));
+            match read.await {
+                Ok(Ok(n)) if n > 0 => self.records.feed(&self.chunk[..n]),
+                _ => break,
+            }
+        }
+        self.release(out, true);
+    }
+
     /// Appends the events of the complete records buffered (and a held-back signal too,
     /// with `flush`), and samples the RSS of the processes they start.
     fn release(&mut self, out: &mut Vec<Event>, flush: bool) {
@@ -409,6 +423,35 @@ mod tests {
             assert_eq!(source.lost_events(), 21);
             child.kill().unwrap();
             child.wait().unwrap();
+        });
+    }
+
+    #[test]
+    fn records_written_before_a_stop_request_come_out_when_it_leaves() {
+        runtime().block_on(async {
+            // The fork comes out at once; the signal is held back for a discard that may
+            // follow; the exit is written after hupwatch last read.
+            let shell = "echo 'hupwatch-dtrace 1'\n\
+                 sleep 0.3\n\
+                 printf 'fork 1 43 42 5:sleep\\nsignal 2 43 1 0 1 5:sleep 0:\\n'\n\
+                 sleep 0.3\n\
+                 printf 'exit 3 43 42 0 5:sleep\\n'\n\
+                 exec sleep 30\n";
+            let mut source = start(shell).await.expect("started");
+            let mut out = events_until(&mut source, |out| {
+                out.iter().any(|e| matches!(e.kind, EventKind::Fork { .. }))
+            })
+            .await;
+            assert!(
+                !out.iter()
+                    .any(|e| matches!(e.kind, EventKind::Signal { .. })),
+                "the signal is held back: {out:?}"
+            );
+            // Past the last write; the runtime does not read meanwhile.
+            std::thread::sleep(Duration::from_millis(600));
+            source.drain_queued(&mut out).await;
+            let kinds: Vec<&str> = out.iter().map(|e| e.kind.name()).collect();
+            assert_eq!(kinds, ["fork", "signal", "exit"], "{out:?}");
         });
     }
 

@@ -126,6 +126,11 @@ impl DtraceWatch {
         self.source.next(out).await
     }
 
+    /// Before leaving: what dtrace wrote that was not read yet.
+    pub async fn drain_queued(&mut self, out: &mut Vec<Event>) {
+        self.source.drain_queued(out).await
+    }
+
     pub fn losses(&self) -> Vec<(&'static str, u64)> {
         self.source.losses()
     }
