@@ -63,8 +63,7 @@ pub struct ProbeConfig {
     /// log2 of the page size: rss_stat's counters count pages.
     pub page_shift: u32,
     // signal_generate and signal_deliver are BTF-typed too: they read the task, the
-    // siginfo and the k_sigaction they are handed
-    pub task_pid: u32,
+    // siginfo and the k_sigaction they are handed (and the task's tgid, from task_tgid)
     pub task_comm: u32,
     pub siginfo_code: u32,
     /// Offset of `k_sigaction.sa.sa_handler`.
@@ -108,7 +107,6 @@ impl ProbeConfig {
             mm_rss_count: U,
             percpu_counter_size: U,
             page_shift: 12,
-            task_pid: U,
             task_comm: U,
             siginfo_code: U,
             ksigaction_handler: U,
@@ -123,4 +121,4 @@ impl Default for ProbeConfig {
     }
 }
 
-const _: () = assert!(size_of::<ProbeConfig>() == 36 * 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 35 * 4);

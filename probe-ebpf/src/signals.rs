@@ -31,8 +31,9 @@ pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
 
 fn try_signal_generate(ctx: &BtfTracePointContext) -> Result<u32, u32> {
     let task: *const u8 = ctx.arg(2);
-    // The target's thread id, as the classic tracepoint's `pid` field had it.
-    let target = btf_load::<u32>(task, config!(task_pid))?;
+    // The target's process, not the thread: a signal sent to one thread of a tracked
+    // process (tgkill, pthread_kill) is the process's signal.
+    let target = btf_load::<u32>(task, config!(task_tgid))?;
     if !is_tracked(target) {
         return Ok(0);
     }

@@ -277,6 +277,52 @@ fn a_sighup_handler_catches_the_hangup_and_the_process_lives_on() {
     hupwatch.stop();
 }
 
+/// pthread_kill(3) and tgkill(2) aim at one thread; the hangup is still the process's.
+#[test]
+fn a_sighup_sent_to_one_thread_is_the_process_s() {
+    let hupwatch = watch_my_children(&[]);
+    let script = "import signal, threading, time\n\
+                  signal.signal(signal.SIGHUP, lambda *_: None)\n\
+                  def worker():\n    print(threading.get_native_id(), flush=True)\n    time.sleep(30)\n\
+                  threading.Thread(target=worker, daemon=True).start()\n\
+                  time.sleep(30)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let worker: i32 = line.trim().parse().expect("the worker's thread id");
+    assert_ne!(worker as u32, pid, "a thread other than the main one");
+    // SAFETY: tgkill(2) with plain integers.
+    let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid as i32, worker, libc::SIGHUP) };
+    assert_eq!(sent, 0, "tgkill: {}", std::io::Error::last_os_error());
+    let signal = hupwatch.wait_for("SIGHUP", |e| is(e, "signal", pid) && e["signal"] == 1);
+    assert_eq!(signal["result"], "delivered");
+    assert_eq!(signal["group"], false, "sent to one thread");
+    assert_eq!(signal["sender_pid"], std::process::id());
+    let deliver = hupwatch.wait_for("delivery", |e| {
+        is(e, "signal_deliver", pid) && e["signal"] == 1
+    });
+    assert_eq!(deliver["disposition"], "handler");
+    assert!(
+        !hupwatch
+            .events_of(worker as u32)
+            .iter()
+            .any(|e| e["event"] == "signal"),
+        "reported under the thread's id"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
 #[test]
 fn tiocnotty_gives_up_the_controlling_terminal() {
     let hupwatch = watch_my_children(&[]);

@@ -234,7 +234,7 @@ fn fill_typed(c: &mut ProbeConfig, program: &str, btf: &Btf) -> Result<(), Strin
                 .ok_or("struct percpu_counter")?;
         }
         "signal_generate" => {
-            c.task_pid = member("task_struct", "pid")?;
+            c.task_tgid = member("task_struct", "tgid")?;
             c.task_comm = member("task_struct", "comm")?;
             c.siginfo_code = member("kernel_siginfo", "si_code")?;
         }
