@@ -162,7 +162,7 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
         .unwrap();
     hupwatch.wait_for("hangup_ignored", raised("hangup_ignored", relaxed.id()));
 
-    support::kill(hupwatch.pid(), libc::SIGSTOP);
+    pause(hupwatch.pid());
     let flood = Command::new("sh")
         .args([
             "-c",
