@@ -3,6 +3,7 @@
 mod support;
 
 use std::{
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -42,6 +43,25 @@ fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
     hupwatch.stop();
 }
 
+/// Pauses hupwatch, then has `shell` run `programs` programs one after another; hupwatch
+/// stays paused.
+fn run_programs_while_paused(hupwatch: &Hupwatch, shell: &Path, programs: usize) {
+    pause(hupwatch.pid());
+    let script = format!("i=0; while [ $i -lt {programs} ]; do /bin/true; i=$((i+1)); done");
+    let status = Command::new(shell).args(["-c", &script]).status().unwrap();
+    assert!(status.success());
+}
+
+/// The events of each kind such a shell makes: its own exec and exit, and each program's
+/// fork, exec and exit.
+fn what_a_shell_running(programs: usize) -> [(&'static str, usize); 3] {
+    [
+        ("fork", programs),
+        ("exec", programs + 1),
+        ("exit", programs + 1),
+    ]
+}
+
 /// A 4 KiB ring and a reader stopped while a shell runs 20 programs: of every kind, what
 /// hupwatch printed plus what it reported lost is exactly what happened.
 #[test]
@@ -57,21 +77,13 @@ fn events_that_do_not_fit_in_the_ring_buffer_are_counted_exactly() {
         "--rss-interval",
         "100ms",
     ]);
-    pause(hupwatch.pid());
-    let script = format!("i=0; while [ $i -lt {PROGRAMS} ]; do /bin/true; i=$((i+1)); done");
-    let status = Command::new(&shell).args(["-c", &script]).status().unwrap();
-    assert!(status.success());
+    run_programs_while_paused(&hupwatch, &shell, PROGRAMS);
     support::kill(hupwatch.pid(), libc::SIGCONT);
     hupwatch.wait_for_stderr("a loss report", |l| {
         l.starts_with("hupwatch: lost ") && l.contains("(ring buffer full)")
     });
     let (events, stderr) = hupwatch.finish();
-    // The shell's exec and exit and its 20 children's fork, exec and exit.
-    for (kind, happened) in [
-        ("fork", PROGRAMS),
-        ("exec", PROGRAMS + 1),
-        ("exit", PROGRAMS + 1),
-    ] {
+    for (kind, happened) in what_a_shell_running(PROGRAMS) {
         let seen = events.iter().filter(|e| e["event"] == kind).count();
         let lost = reported_lost(&stderr, kind);
         assert_eq!(
@@ -90,19 +102,12 @@ fn trace_prints_what_was_queued_before_a_stop_request() {
     let name = unique("stq");
     let shell = named_program(&scratch_dir("stop-queued"), &name, "sh");
     let hupwatch = Hupwatch::start(&["--match", &name]);
-    pause(hupwatch.pid());
-    let script = format!("i=0; while [ $i -lt {PROGRAMS} ]; do /bin/true; i=$((i+1)); done");
-    let status = Command::new(&shell).args(["-c", &script]).status().unwrap();
-    assert!(status.success());
+    run_programs_while_paused(&hupwatch, &shell, PROGRAMS);
     // Pending while it is stopped, so it is there the moment hupwatch runs again.
     kill(hupwatch.pid(), libc::SIGTERM);
     kill(hupwatch.pid(), libc::SIGCONT);
     let (events, stderr) = hupwatch.finish();
-    for (kind, happened) in [
-        ("fork", PROGRAMS),
-        ("exec", PROGRAMS + 1),
-        ("exit", PROGRAMS + 1),
-    ] {
+    for (kind, happened) in what_a_shell_running(PROGRAMS) {
         let seen = events.iter().filter(|e| e["event"] == kind).count();
         assert_eq!(seen, happened, "{kind}; stderr: {stderr:?}");
     }
@@ -162,15 +167,7 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
         .unwrap();
     hupwatch.wait_for("hangup_ignored", raised("hangup_ignored", relaxed.id()));
 
-    pause(hupwatch.pid());
-    let flood = Command::new("sh")
-        .args([
-            "-c",
-            "i=0; while [ $i -lt 60 ]; do /bin/true; i=$((i+1)); done",
-        ])
-        .status()
-        .unwrap();
-    assert!(flood.success());
+    run_programs_while_paused(&hupwatch, Path::new("sh"), 60);
     kill(gone, libc::SIGKILL);
     gone_shell.wait().unwrap();
     let found_sleep = named_program(&dir, &found_name, "sleep");

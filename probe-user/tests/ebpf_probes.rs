@@ -19,6 +19,22 @@ fn is(event: &Value, kind: &str, pid: u32) -> bool {
     event["event"] == kind && event["pid"] == pid
 }
 
+/// Starts `python3 -c script` and waits for the first line it prints.
+fn python_and_its_first_line(script: &str) -> (std::process::Child, String) {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (child, line)
+}
+
 fn my_session() -> u32 {
     // SAFETY: getsid(0) has no preconditions.
     unsafe { libc::getsid(0) as u32 }
@@ -241,22 +257,12 @@ fn a_sighup_handler_catches_the_hangup_and_the_process_lives_on() {
                   signal.signal(signal.SIGHUP, lambda *_: None)\n\
                   print('ready', flush=True)\n\
                   time.sleep(30)\n";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, ready) = python_and_its_first_line(script);
     let pid = child.id();
     let sigaction = hupwatch.wait_for("sigaction installing a handler", |e| {
         is(e, "sigaction", pid) && e["signal"] == 1 && e["disposition"] == "handler"
     });
     assert_eq!(sigaction["signal_name"], "SIGHUP");
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
     assert_eq!(ready.trim(), "ready");
 
     kill(pid, libc::SIGHUP);
@@ -286,18 +292,8 @@ fn a_sighup_sent_to_one_thread_is_the_process_s() {
                   def worker():\n    print(threading.get_native_id(), flush=True)\n    time.sleep(30)\n\
                   threading.Thread(target=worker, daemon=True).start()\n\
                   time.sleep(30)\n";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, line) = python_and_its_first_line(script);
     let pid = child.id();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
     let worker: i32 = line.trim().parse().expect("the worker's thread id");
     assert_ne!(worker as u32, pid, "a thread other than the main one");
     // SAFETY: tgkill(2) with plain integers.

@@ -242,7 +242,7 @@ impl Btf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds a little-endian BTF blob from (name, info, size_or_type, trailing words).
@@ -340,15 +340,22 @@ mod tests {
         assert!(Btf::parse(&[0x9f, 0xeb, 1, 0]).is_err());
     }
 
-    #[test]
-    fn reads_this_kernels_task_struct() {
+    /// This kernel's BTF; `None` only outside CI, on a kernel built without it (the root
+    /// tests need it, so CI kernels must have it).
+    pub(crate) fn this_kernels_btf() -> Option<Btf> {
         let path = Path::new("/sys/kernel/btf/vmlinux");
         if !path.exists() {
-            // Only kernels without CONFIG_DEBUG_INFO_BTF lack it; the root tests need it.
             assert!(std::env::var_os("CI").is_none(), "CI kernels must have BTF");
-            return;
+            return None;
         }
-        let btf = Btf::from_file(path).unwrap();
+        Some(Btf::from_file(path).unwrap())
+    }
+
+    #[test]
+    fn reads_this_kernels_task_struct() {
+        let Some(btf) = this_kernels_btf() else {
+            return;
+        };
         let pid = btf.member_offset("task_struct", "pid").unwrap();
         let tgid = btf.member_offset("task_struct", "tgid").unwrap();
         assert_eq!(tgid, pid + 4, "pid and tgid are adjacent pid_t members");
