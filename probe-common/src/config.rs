@@ -56,10 +56,13 @@ pub struct ProbeConfig {
     // rss_stat is BTF-typed (tp_btf): it is handed the mm and the counter's index and loads
     // the counter itself
     pub task_mm: u32,
-    /// Offset of `mm_struct.rss_stat[0].count`.
+    /// 1 when rss_stat hands the counter's new value as its third argument (before Linux
+    /// 6.2); 0 when the program reads it from the mm at the two offsets below.
+    pub rss_count_arg: u32,
+    /// Offset of `mm_struct.rss_stat[0].count` (per-CPU counters, since 6.2).
     pub mm_rss_count: u32,
-    /// `sizeof(struct percpu_counter)`: the stride of `mm_struct.rss_stat`.
-    pub percpu_counter_size: u32,
+    /// `sizeof(struct percpu_counter)`: from one RSS counter to the next.
+    pub rss_counter_stride: u32,
     /// log2 of the page size: rss_stat's counters count pages.
     pub page_shift: u32,
     // signal_generate and signal_deliver are BTF-typed too: they read the task, the
@@ -104,8 +107,9 @@ impl ProbeConfig {
             task_sighand: U,
             sighand_hup_handler: U,
             task_mm: U,
+            rss_count_arg: 0,
             mm_rss_count: U,
-            percpu_counter_size: U,
+            rss_counter_stride: U,
             page_shift: 12,
             task_comm: U,
             siginfo_code: U,
@@ -121,4 +125,4 @@ impl Default for ProbeConfig {
     }
 }
 
-const _: () = assert!(size_of::<ProbeConfig>() == 35 * 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 36 * 4);

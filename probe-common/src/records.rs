@@ -193,7 +193,8 @@ pub struct SigactionRecord {
 }
 
 /// Value of the `RSS` map: the process's memory counters, in bytes, as the kernel last
-/// reported them through `kmem/rss_stat`.
+/// reported them through `kmem/rss_stat`. `peak` is the highest resident total seen;
+/// `swap` (MM_SWAPENTS) is not resident and not in the total.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RssValue {
@@ -201,6 +202,7 @@ pub struct RssValue {
     pub anon: u64,
     pub shmem: u64,
     pub peak: u64,
+    pub swap: u64,
 }
 
 impl RssValue {
@@ -236,6 +238,6 @@ const _: () = {
     assert!(size_of::<SignalRecord>() == 80);
     assert!(size_of::<SignalDeliverRecord>() == 64);
     assert!(size_of::<SigactionRecord>() == 64);
-    assert!(size_of::<RssValue>() == 32);
+    assert!(size_of::<RssValue>() == 40);
     assert!(size_of::<TrackedValue>() == 8);
 };

@@ -21,9 +21,10 @@ use crate::{
 
 const MM_FILEPAGES: i32 = 0;
 const MM_ANONPAGES: i32 = 1;
+const MM_SWAPENTS: i32 = 2;
 const MM_SHMEMPAGES: i32 = 3;
 
-/// `TP_PROTO(struct mm_struct *mm, int member)`.
+/// `TP_PROTO(struct mm_struct *mm, int member)`; before 6.2 `(mm, member, long count)`.
 #[btf_tracepoint(function = "rss_stat")]
 pub fn rss_stat(ctx: BtfTracePointContext) -> i32 {
     match try_rss_stat(&ctx) {
@@ -37,7 +38,7 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<u32, u32> {
         return Ok(0);
     }
     let member: i32 = ctx.arg(1);
-    if member != MM_FILEPAGES && member != MM_ANONPAGES && member != MM_SHMEMPAGES {
+    if !(MM_FILEPAGES..=MM_SHMEMPAGES).contains(&member) {
         return Ok(0);
     }
     // The event names no process: only a change to the current task's own mm can be
@@ -47,16 +48,22 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<u32, u32> {
     if btf_load::<*const u8>(current, config!(task_mm))? != mm {
         return Ok(0);
     }
-    // What get_mm_counter() reports: the counter's shared approximate count, never < 0.
-    // One load per member: the verifier accepts only constant offsets into a BTF struct.
-    let (base, stride) = (config!(mm_rss_count), config!(percpu_counter_size));
-    let pages = match member {
-        MM_FILEPAGES => btf_load::<i64>(mm, base)?,
-        MM_ANONPAGES => btf_load::<i64>(mm, base.wrapping_add(stride))?,
-        _ => btf_load::<i64>(
-            mm,
-            base.wrapping_add(stride.wrapping_mul(MM_SHMEMPAGES as u32)),
-        )?,
+    let pages: i64 = if config!(rss_count_arg) == 1 {
+        // Before 6.2 the tracepoint passes the counter's new value. The verifier sees the
+        // frozen config, so on a two-argument kernel this branch is never checked.
+        ctx.arg(2)
+    } else {
+        // What get_mm_counter() reports: the per-CPU counter's shared approximate count.
+        // One load per member: the verifier accepts only constant offsets into a BTF
+        // struct.
+        let (base, stride) = (config!(mm_rss_count), config!(rss_counter_stride));
+        let at = |index: i32| base.wrapping_add(stride.wrapping_mul(index as u32));
+        match member {
+            MM_FILEPAGES => btf_load::<i64>(mm, at(MM_FILEPAGES))?,
+            MM_ANONPAGES => btf_load::<i64>(mm, at(MM_ANONPAGES))?,
+            MM_SWAPENTS => btf_load::<i64>(mm, at(MM_SWAPENTS))?,
+            _ => btf_load::<i64>(mm, at(MM_SHMEMPAGES))?,
+        }
     };
     let size = (pages.max(0) as u64) << (config!(page_shift) & 63);
 
@@ -76,6 +83,7 @@ fn try_rss_stat(ctx: &BtfTracePointContext) -> Result<u32, u32> {
         match member {
             MM_FILEPAGES => (*value).file = size,
             MM_ANONPAGES => (*value).anon = size,
+            MM_SWAPENTS => (*value).swap = size,
             _ => (*value).shmem = size,
         }
         let total = (*value).total();

@@ -101,7 +101,8 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
                 exit_code,
                 exit_signal,
                 core_dumped,
-                peak_rss_bytes: r.peak_rss_bytes,
+                // 0: the programs never saw it fault (or rss_stat is not attached).
+                peak_rss_bytes: (r.peak_rss_bytes > 0).then_some(r.peak_rss_bytes),
             }
         }
         kind::SETSID => {
@@ -322,7 +323,7 @@ mod tests {
                 exit_code: None,
                 exit_signal: Some(1),
                 core_dumped: false,
-                peak_rss_bytes: 4096
+                peak_rss_bytes: Some(4096)
             }
         );
         record.exit_code = 3 << 8;

@@ -50,7 +50,9 @@ pub enum EventKind {
         /// The signal that ended the process; null when it exited.
         exit_signal: Option<u32>,
         core_dumped: bool,
-        peak_rss_bytes: u64,
+        /// The most it was resident; null when the source never learned its memory.
+        #[serde(default)]
+        peak_rss_bytes: Option<u64>,
     },
     Setsid {
         ok: bool,
@@ -101,6 +103,9 @@ pub enum EventKind {
     Rss {
         rss_bytes: u64,
         peak_rss_bytes: u64,
+        /// Its memory in swap; null when the source cannot read it.
+        #[serde(default)]
+        swap_bytes: Option<u64>,
         /// User plus system CPU time used so far; null when the source cannot read it.
         #[serde(default)]
         cpu_ns: Option<u64>,
@@ -122,6 +127,9 @@ pub enum EventKind {
         /// What SIGHUP does to it (SigIgn/SigCgt in /proc/PID/status).
         hangup: Disposition,
         rss_bytes: u64,
+        /// Its memory in swap; null when the OS does not say.
+        #[serde(default)]
+        swap_bytes: Option<u64>,
         cpu_ns: Option<u64>,
         /// It has a controlling terminal or TERM in its environment: it came from one.
         from_terminal: bool,

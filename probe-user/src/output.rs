@@ -49,7 +49,10 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
                 )?,
                 (None, None) => write!(out, " exit=unknown")?,
             }
-            write!(out, " peak_rss={}", mib(*peak_rss_bytes))
+            match peak_rss_bytes {
+                Some(peak) => write!(out, " peak_rss={}", mib(*peak)),
+                None => write!(out, " peak_rss=unknown"),
+            }
         }
         EventKind::Setsid {
             ok,
@@ -130,6 +133,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         EventKind::Rss {
             rss_bytes,
             peak_rss_bytes,
+            swap_bytes,
             ..
         } => {
             write!(
@@ -137,7 +141,11 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
                 " rss={} peak={}",
                 mib(*rss_bytes),
                 mib(*peak_rss_bytes)
-            )
+            )?;
+            match swap_bytes {
+                Some(swap) => write!(out, " swap={}", mib(*swap)),
+                None => Ok(()),
+            }
         }
     }?;
     out.write_all(b"\n")
@@ -360,6 +368,7 @@ mod tests {
                 cmdline: hostile.into(),
                 hangup: crate::event::Disposition::Default,
                 rss_bytes: 0,
+                swap_bytes: None,
                 cpu_ns: None,
                 from_terminal: true,
                 reparented: false,

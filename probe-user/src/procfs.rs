@@ -37,7 +37,9 @@ pub struct ProcSnapshot {
     pub started_boot_ns: u64,
     /// User plus system CPU time.
     pub cpu_ns: Option<u64>,
+    /// 0 for processes without a memory map (kernel threads, zombies).
     pub rss_bytes: u64,
+    pub swap_bytes: Option<u64>,
     pub hangup: Disposition,
     /// Its environment has a `TERM=` entry; false when the environment is unreadable.
     pub term_env: bool,
@@ -74,8 +76,12 @@ pub struct Status {
     pub sig_ign: u64,
     /// SigCgt: bit N-1 set when signal N has a handler.
     pub sig_cgt: u64,
-    /// VmRSS in bytes; 0 when absent (kernel threads and zombies have no memory map).
-    pub rss_bytes: u64,
+    /// VmRSS in bytes; `None` when absent (kernel threads and zombies have no memory map).
+    pub rss_bytes: Option<u64>,
+    /// VmSwap in bytes, likewise.
+    pub swap_bytes: Option<u64>,
+    /// VmHWM, the most it has been resident, likewise.
+    pub peak_rss_bytes: Option<u64>,
     /// The real user id (the first of the `Uid:` line); `None` when absent.
     pub uid: Option<u32>,
 }
@@ -134,7 +140,7 @@ fn cpu_ns(utime: &str, stime: &str) -> Option<u64> {
 pub fn parse_status(text: &str) -> Option<Status> {
     let mut sig_ign = None;
     let mut sig_cgt = None;
-    let mut rss_bytes = 0;
+    let (mut rss_bytes, mut swap_bytes, mut peak_rss_bytes) = (None, None, None);
     let mut uid = None;
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
@@ -144,7 +150,9 @@ pub fn parse_status(text: &str) -> Option<Status> {
         match key {
             "SigIgn" => sig_ign = u64::from_str_radix(value, 16).ok(),
             "SigCgt" => sig_cgt = u64::from_str_radix(value, 16).ok(),
-            "VmRSS" => rss_bytes = parse_kib(value).unwrap_or(0),
+            "VmRSS" => rss_bytes = parse_kib(value),
+            "VmSwap" => swap_bytes = parse_kib(value),
+            "VmHWM" => peak_rss_bytes = parse_kib(value),
             "Uid" => uid = value.split_whitespace().next().and_then(|v| v.parse().ok()),
             _ => {}
         }
@@ -153,6 +161,8 @@ pub fn parse_status(text: &str) -> Option<Status> {
         sig_ign: sig_ign?,
         sig_cgt: sig_cgt?,
         rss_bytes,
+        swap_bytes,
+        peak_rss_bytes,
         uid,
     })
 }
@@ -256,7 +266,8 @@ pub fn read_snapshot(pid: u32) -> Option<ProcSnapshot> {
         kernel_thread: stat.is_kernel_thread(),
         started_boot_ns: ticks_to_ns(stat.start_ticks, clock_ticks_per_second()),
         cpu_ns: stat.cpu_ns,
-        rss_bytes: status.rss_bytes,
+        rss_bytes: status.rss_bytes.unwrap_or(0),
+        swap_bytes: status.swap_bytes,
         hangup: status.hangup(),
         term_env: read_term_env(pid),
         info: proc_info(pid, stat),
@@ -400,14 +411,20 @@ mod tests {
         assert_eq!(join_cmdline(b""), "");
     }
 
-    const STATUS: &str = "Name:\tsleep\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nVmPeak:\t    8000 kB\nVmRSS:\t    1536 kB\nSigQ:\t0/63438\nSigPnd:\t0000000000000001\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000006\nSigCgt:\t0000000000004001\n";
+    const STATUS: &str = "Name:\tsleep\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nVmPeak:\t    8000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1536 kB\nVmSwap:\t     512 kB\nSigQ:\t0/63438\nSigPnd:\t0000000000000001\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000006\nSigCgt:\t0000000000004001\n";
 
     #[test]
     fn parses_status_masks_and_rss() {
         let status = parse_status(STATUS).unwrap();
         assert_eq!(status.sig_ign, 0x6);
         assert_eq!(status.sig_cgt, 0x4001);
-        assert_eq!(status.rss_bytes, 1536 * 1024);
+        assert_eq!(status.rss_bytes, Some(1536 * 1024));
+        assert_eq!(status.swap_bytes, Some(512 * 1024));
+        assert_eq!(
+            status.peak_rss_bytes,
+            Some(2048 * 1024),
+            "VmHWM, not VmPeak"
+        );
         assert_eq!(status.uid, Some(1000), "the real uid, not the effective");
         assert_eq!(
             status.hangup(),
@@ -441,7 +458,8 @@ mod tests {
     fn status_without_rss_is_a_kernel_thread_or_zombie() {
         let text = "Name:\tkthreadd\nSigIgn:\tffffffffffffffff\nSigCgt:\t0000000000000000\n";
         let status = parse_status(text).unwrap();
-        assert_eq!(status.rss_bytes, 0);
+        assert_eq!(status.rss_bytes, None);
+        assert_eq!(status.swap_bytes, None);
         assert_eq!(status.uid, None);
         assert_eq!(status.hangup(), Disposition::Ignore);
     }

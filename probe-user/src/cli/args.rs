@@ -178,7 +178,8 @@ pub struct LiveArgs {
     #[arg(long, value_enum, default_value_t = SourceKind::native())]
     pub source: SourceKind,
 
-    /// How often RSS is sampled (from the kernel map with eBPF, proc_pidinfo with DTrace)
+    /// How often RSS is sampled (from the kernel map with eBPF, /proc where the kernel
+    /// refuses rss_stat, proc_pidinfo with DTrace)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub rss_interval: Duration,
 
@@ -190,6 +191,11 @@ pub struct LiveArgs {
     /// events that do not fit while hupwatch is busy are counted as lost and reported
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_ring_size, allow_hyphen_values = true)]
     pub ring_buffer_size: u32,
+
+    /// Print the whole verifier log of a program this kernel refuses (by default it goes
+    /// to a file the warning names)
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// Which processes to watch. Each flag also takes in the descendants of what it matches;

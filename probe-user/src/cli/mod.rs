@@ -142,6 +142,7 @@ fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
         rss_interval: args.rss_interval,
         rss_step: args.rss_step,
         ring_bytes: args.ring_buffer_size,
+        verbose: args.verbose,
     }
 }
 

@@ -16,6 +16,7 @@ pub enum BtfError {
 }
 
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
@@ -42,10 +43,23 @@ struct Member {
 struct Type {
     kind: u32,
     name: String,
-    /// The referenced type for modifiers, typedefs and pointers; the size for structs.
+    /// The referenced type for modifiers, typedefs and pointers; the size for structs;
+    /// the element type for arrays.
     type_ref: u32,
     members: Vec<Member>,
     enumerators: Vec<(String, i64)>,
+    /// How many members, enumerators or parameters follow it.
+    vlen: usize,
+}
+
+/// What a struct member is, by the name of what it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// An array of the named type.
+    ArrayOf(String),
+    /// The named struct, held by value.
+    Struct(String),
+    Other,
 }
 
 pub struct Btf {
@@ -98,6 +112,7 @@ impl Btf {
             type_ref: 0,
             members: vec![],
             enumerators: vec![],
+            vlen: 0,
         };
         let mut types = vec![void];
         let mut at = types_start;
@@ -115,10 +130,15 @@ impl Btf {
                 type_ref: size_or_type,
                 members: Vec::new(),
                 enumerators: Vec::new(),
+                vlen,
             };
             let extra = match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-                KIND_ARRAY => 12,
+                KIND_ARRAY => {
+                    // struct btf_array { type, index_type, nelems }: keep the element type.
+                    ty.type_ref = u32_at(at).ok_or(BtfError::Malformed("array out of bounds"))?;
+                    12
+                }
                 KIND_STRUCT | KIND_UNION => {
                     for i in 0..vlen {
                         let m = at + 12 * i;
@@ -183,24 +203,29 @@ impl Btf {
     /// Byte offset of `member` in `struct name`, looking inside anonymous struct and union
     /// members as C does.
     pub fn member_offset(&self, struct_name: &str, member: &str) -> Option<u32> {
-        let id = *self.by_name.get(&(KIND_STRUCT, struct_name.to_string()))?;
-        self.find_member(id, member, 0).map(|bits| bits / 8)
+        self.member(struct_name, member).map(|(bits, _)| bits / 8)
     }
 
-    fn find_member(&self, type_id: u32, member: &str, base_bits: u32) -> Option<u32> {
+    /// `member`'s offset in bits and its type id.
+    fn member(&self, struct_name: &str, member: &str) -> Option<(u32, u32)> {
+        let id = *self.by_name.get(&(KIND_STRUCT, struct_name.to_string()))?;
+        self.find_member(id, member, 0)
+    }
+
+    fn find_member(&self, type_id: u32, member: &str, base_bits: u32) -> Option<(u32, u32)> {
         let ty = self.types.get(type_id as usize)?;
         for m in &ty.members {
             if m.name == member {
-                return Some(base_bits + m.bit_offset);
+                return Some((base_bits + m.bit_offset, m.type_id));
             }
         }
         for m in ty.members.iter().filter(|m| m.name.is_empty()) {
             let inner = self.strip_modifiers(m.type_id);
             let kind = self.types.get(inner as usize)?.kind;
             if (kind == KIND_STRUCT || kind == KIND_UNION)
-                && let Some(bits) = self.find_member(inner, member, base_bits + m.bit_offset)
+                && let Some(found) = self.find_member(inner, member, base_bits + m.bit_offset)
             {
-                return Some(bits);
+                return Some(found);
             }
         }
         None
@@ -221,6 +246,35 @@ impl Btf {
             }
         }
         type_id
+    }
+
+    /// The shape of `struct_name.member`'s type, modifiers and typedefs looked through:
+    /// how a kernel lays out a member that changed type between versions.
+    pub fn member_shape(&self, struct_name: &str, member: &str) -> Option<Shape> {
+        let (_, type_id) = self.member(struct_name, member)?;
+        let ty = self.types.get(self.strip_modifiers(type_id) as usize)?;
+        match ty.kind {
+            KIND_ARRAY => {
+                let element = self.types.get(self.strip_modifiers(ty.type_ref) as usize)?;
+                Some(Shape::ArrayOf(element.name.clone()))
+            }
+            KIND_STRUCT => Some(Shape::Struct(ty.name.clone())),
+            _ => Some(Shape::Other),
+        }
+    }
+
+    /// How many arguments a tracepoint hands a BTF-typed program, from the kernel's
+    /// `typedef void (*btf_trace_NAME)(void *, ARGS...)`.
+    pub fn tracepoint_args(&self, tracepoint: &str) -> Option<usize> {
+        let id = *self
+            .by_name
+            .get(&(KIND_TYPEDEF, format!("btf_trace_{tracepoint}")))?;
+        let pointer = self.types.get(self.strip_modifiers(id) as usize)?;
+        if pointer.kind != KIND_PTR {
+            return None;
+        }
+        let proto = self.types.get(pointer.type_ref as usize)?;
+        (proto.kind == KIND_FUNC_PROTO).then(|| proto.vlen.saturating_sub(1))
     }
 
     /// `sizeof(struct name)`.
@@ -335,6 +389,72 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn tells_an_array_member_from_a_struct_one_and_counts_tracepoint_arguments() {
+        let names = [
+            "long",
+            "percpu_counter",
+            "count",
+            "mm_struct",
+            "rss_stat",
+            "mm_rss_stat",
+            "old_mm",
+            "btf_trace_rss_stat",
+        ];
+        let (_, s) = blob(&names, &[]);
+        let info = |kind: u32, vlen: u32| (kind << 24) | vlen;
+        let types = vec![
+            // 1: long
+            (s["long"], info(KIND_INT, 0), 8, vec![64]),
+            // 2: struct percpu_counter { long count; } (40 bytes)
+            (
+                s["percpu_counter"],
+                info(KIND_STRUCT, 1),
+                40,
+                vec![s["count"], 1, 64],
+            ),
+            // 3: struct percpu_counter[4]
+            (0, info(KIND_ARRAY, 0), 0, vec![2, 1, 4]),
+            // 4: struct mm_struct { <anonymous struct 5> } (as the kernel wraps it)
+            (s["mm_struct"], info(KIND_STRUCT, 1), 256, vec![0, 5, 0]),
+            // 5: anonymous struct { percpu_counter rss_stat[4] at byte 16 }
+            (0, info(KIND_STRUCT, 1), 256, vec![s["rss_stat"], 3, 128]),
+            // 6: struct mm_rss_stat { long count[4]; }, 7: long[4]
+            (
+                s["mm_rss_stat"],
+                info(KIND_STRUCT, 1),
+                32,
+                vec![s["count"], 7, 0],
+            ),
+            (0, info(KIND_ARRAY, 0), 0, vec![1, 1, 4]),
+            // 8: struct old_mm { struct mm_rss_stat rss_stat; }
+            (
+                s["old_mm"],
+                info(KIND_STRUCT, 1),
+                32,
+                vec![s["rss_stat"], 6, 0],
+            ),
+            // 9: void (*)(void *, struct mm_struct *, int): pointer 10 to prototype 11
+            (s["btf_trace_rss_stat"], info(KIND_TYPEDEF, 0), 10, vec![]),
+            (0, info(KIND_PTR, 0), 11, vec![]),
+            (0, info(KIND_FUNC_PROTO, 3), 0, vec![0, 0, 0, 4, 0, 1]),
+        ];
+        let (data, _) = blob(&names, &types);
+        let btf = Btf::parse(&data).unwrap();
+        assert_eq!(
+            btf.member_shape("mm_struct", "rss_stat"),
+            Some(Shape::ArrayOf("percpu_counter".into()))
+        );
+        assert_eq!(btf.member_offset("mm_struct", "rss_stat"), Some(16));
+        assert_eq!(
+            btf.member_shape("old_mm", "rss_stat"),
+            Some(Shape::Struct("mm_rss_stat".into()))
+        );
+        assert_eq!(btf.member_shape("old_mm", "nothing"), None);
+        assert_eq!(btf.tracepoint_args("rss_stat"), Some(2));
+        assert_eq!(btf.tracepoint_args("signal_generate"), None);
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(Btf::parse(b"not btf at all").is_err());
         assert!(Btf::parse(&[0x9f, 0xeb, 1, 0]).is_err());
@@ -363,14 +483,16 @@ pub(crate) mod tests {
         assert!(btf.member_offset("signal_struct", "tty").is_some());
         assert!(btf.member_offset("task_struct", "start_boottime").is_some());
         assert_eq!(btf.enum_value("PIDTYPE_SID"), Some(3));
-        // rss_stat's program steps through mm_struct.rss_stat[] by the struct's size.
-        let count = btf.member_offset("percpu_counter", "count").unwrap();
-        let counters = btf.member_offset("percpu_counter", "counters").unwrap();
-        let size = btf.struct_size("percpu_counter").unwrap();
-        assert!(
-            count < counters && counters + 8 <= size,
-            "{count} {counters} {size}"
-        );
-        assert!(btf.member_offset("mm_struct", "rss_stat").is_some());
+        // rss_stat's program reads a count one of two ways, whichever this kernel has.
+        match crate::ebpf::resolve::rss_count(&btf).unwrap() {
+            crate::ebpf::resolve::RssCount::Argument => {
+                assert_eq!(btf.tracepoint_args("rss_stat"), Some(3));
+            }
+            crate::ebpf::resolve::RssCount::PerCpuCounters { first, stride } => {
+                let counters = btf.member_offset("percpu_counter", "counters").unwrap();
+                assert!(first > 0 && counters + 8 <= stride, "{first} {stride}");
+                assert_eq!(btf.tracepoint_args("rss_stat"), Some(2));
+            }
+        }
     }
 }

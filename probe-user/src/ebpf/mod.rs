@@ -1,6 +1,7 @@
 //! The eBPF source: loads and attaches the programs, seeds and maintains the tracked set,
 //! and gives access to the ring buffer and the maps user space samples.
 pub mod btf;
+mod refusal;
 pub mod resolve;
 pub mod tracefs;
 mod tracked_set;
@@ -88,8 +89,10 @@ pub fn check_privileges() -> Result<(), UserError> {
 }
 
 impl Probes {
-    /// Loads and attaches the programs; `ring_bytes` sizes the event ring buffer.
-    pub fn load(matcher: &Matcher, ring_bytes: u32) -> anyhow::Result<Self> {
+    /// Loads and attaches the programs; `ring_bytes` sizes the event ring buffer. A
+    /// program the kernel refuses becomes one warning; its verifier log goes to a file,
+    /// or with `verbose` to stderr.
+    pub fn load(matcher: &Matcher, ring_bytes: u32, verbose: bool) -> anyhow::Result<Self> {
         check_privileges()?;
         if PROBES_OBJECT.is_empty() {
             return Err(UserError::new(
@@ -133,12 +136,24 @@ impl Probes {
         for spec in resolved.programs {
             match attach(&mut ebpf, &spec, kernel_btf.as_ref()) {
                 Ok(()) => attached.push(spec),
-                Err(e) => warnings.push(format!(
-                    "cannot attach {} to {}: {e}; no {} (the rest keeps working)",
-                    spec.program,
-                    spec.path(),
-                    spec.provides
-                )),
+                Err(refused) => {
+                    let log = refused.keep_log(spec.program, verbose);
+                    let mut warning = format!(
+                        "this kernel refused {} on {}: {}; {}",
+                        spec.program,
+                        spec.path(),
+                        refused.reason,
+                        spec.loss()
+                    );
+                    if let Some(log) = &log {
+                        warning.push_str(&format!(" ({})", log.mention()));
+                        if let refusal::LogPlace::Printed(text) = log {
+                            warning.push('\n');
+                            warning.push_str(text.trim_end());
+                        }
+                    }
+                    warnings.push(warning);
+                }
             }
         }
         drop(kernel_btf);
@@ -223,23 +238,24 @@ fn attach(
     ebpf: &mut Ebpf,
     spec: &ProgramSpec,
     kernel_btf: Result<&aya::Btf, &aya::BtfError>,
-) -> anyhow::Result<()> {
+) -> Result<(), refusal::Refusal> {
     let program = ebpf
         .program_mut(spec.program)
-        .ok_or_else(|| anyhow::anyhow!("the eBPF object has no program {}", spec.program))?;
-    let failed = |e: aya::programs::ProgramError| anyhow::anyhow!("{e:#}");
+        .ok_or_else(|| refusal::Refusal::said("the eBPF object has no such program"))?;
+    let failed = |e: aya::programs::ProgramError| refusal::Refusal::of(&e);
     match spec.hook {
         Hook::Fields => {
-            let program: &mut TracePoint = program.try_into()?;
+            let program: &mut TracePoint = program.try_into().map_err(failed)?;
             program.load().map_err(failed)?;
             program
                 .attach(spec.category, spec.tracepoint)
                 .map_err(failed)?;
         }
         Hook::Btf => {
-            let btf =
-                kernel_btf.map_err(|e| anyhow::anyhow!("cannot read the kernel's BTF: {e}"))?;
-            let program: &mut BtfTracePoint = program.try_into()?;
+            let btf = kernel_btf.map_err(|e| {
+                refusal::Refusal::said(&format!("cannot read the kernel's BTF: {e}"))
+            })?;
+            let program: &mut BtfTracePoint = program.try_into().map_err(failed)?;
             program.load(spec.tracepoint, btf).map_err(failed)?;
             program.attach().map_err(failed)?;
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 use probe_common::{ProbeConfig, UNKNOWN_OFFSET};
 
 use super::{
-    btf::Btf,
+    btf::{Btf, Shape},
     tracefs::{Format, TracefsError},
 };
 
@@ -19,6 +19,8 @@ pub struct ProgramSpec {
     pub hook: Hook,
     /// What the user loses when it cannot be attached.
     pub provides: &'static str,
+    /// What takes its place then, if anything.
+    pub replaced_by: Option<&'static str>,
 }
 
 /// How a program attaches to its tracepoint.
@@ -36,6 +38,14 @@ impl ProgramSpec {
     pub fn path(&self) -> String {
         format!("{}/{}", self.category, self.tracepoint)
     }
+
+    /// What a person loses without it, for a warning.
+    pub fn loss(&self) -> String {
+        match self.replaced_by {
+            Some(instead) => format!("{instead} (the rest keeps working)"),
+            None => format!("no {} (the rest keeps working)", self.provides),
+        }
+    }
 }
 
 const fn spec(
@@ -49,6 +59,7 @@ const fn spec(
         tracepoint: program,
         hook: Hook::Fields,
         provides,
+        replaced_by: None,
     }
 }
 
@@ -83,6 +94,7 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
     spec("sys_enter_rt_sigaction", "syscalls", "sigaction events"),
     ProgramSpec {
         hook: Hook::Btf,
+        replaced_by: Some("RSS and swap are read from /proc every --rss-interval instead"),
         ..spec("rss_stat", "kmem", "rss events")
     },
 ];
@@ -103,10 +115,7 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
             .and_then(|format| fill(&mut config, spec.program, &format));
         match filled {
             Ok(()) => programs.push(spec),
-            Err(err) => warnings.push(format!(
-                "{err}; no {} (the rest keeps working)",
-                spec.provides
-            )),
+            Err(err) => warnings.push(format!("{err}; {}", spec.loss())),
         }
     }
     // A setsid event needs both halves of the syscall.
@@ -144,9 +153,9 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
         };
         if let Err(missing) = &filled {
             warnings.push(format!(
-                "{} cannot read what it reports: {missing}; no {} (the rest keeps working)",
+                "{} cannot read what it reports: {missing}; {}",
                 spec.path(),
-                spec.provides
+                spec.loss()
             ));
         }
         filled.is_ok()
@@ -220,18 +229,61 @@ fn member_offset(btf: &Btf, s: &str, m: &str) -> Result<u32, String> {
     btf.member_offset(s, m).ok_or_else(|| format!("{s}.{m}"))
 }
 
+/// How rss_stat's program learns a counter's new value on this kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RssCount {
+    /// Before Linux 6.2 the tracepoint passes it: `(mm, member, long count)`. Reading it
+    /// from `mm->rss_stat.count[member]` instead is refused by 6.1's verifier ("Type
+    /// 'atomic_long_t' is not a struct": it does not look through the typedef).
+    Argument,
+    /// Since 6.2 it is `(mm, member)` and the counters are `struct percpu_counter
+    /// rss_stat[NR_MM_COUNTERS]`, read at their shared `count` (what get_mm_counter()
+    /// reports): the first one's offset in mm_struct, and the stride.
+    PerCpuCounters { first: u32, stride: u32 },
+}
+
+/// Chooses by the tracepoint's prototype and the type of `mm_struct.rss_stat`, as the
+/// running kernel's BTF describes them, not by version number.
+pub fn rss_count(btf: &Btf) -> Result<RssCount, String> {
+    let member = |s: &str, m: &str| member_offset(btf, s, m);
+    match btf.tracepoint_args("rss_stat") {
+        Some(3) => return Ok(RssCount::Argument),
+        Some(2) => {}
+        other => {
+            return Err(format!(
+                "rss_stat prototype of 2 or 3 arguments (it has {other:?})"
+            ));
+        }
+    }
+    match btf.member_shape("mm_struct", "rss_stat") {
+        Some(Shape::ArrayOf(element)) if element == "percpu_counter" => {
+            Ok(RssCount::PerCpuCounters {
+                first: member("mm_struct", "rss_stat")? + member("percpu_counter", "count")?,
+                stride: btf
+                    .struct_size("percpu_counter")
+                    .ok_or("struct percpu_counter")?,
+            })
+        }
+        other => Err(format!(
+            "mm_struct.rss_stat as per-CPU counters (its type is {other:?})"
+        )),
+    }
+}
+
 /// The struct offsets a BTF-typed program reads its arguments with; on failure names the
 /// first one missing.
 fn fill_typed(c: &mut ProbeConfig, program: &str, btf: &Btf) -> Result<(), String> {
     let member = |s: &str, m: &str| member_offset(btf, s, m);
     match program {
-        // mm->rss_stat[member].count: per-CPU counters since Linux 6.2.
         "rss_stat" => {
             c.task_mm = member("task_struct", "mm")?;
-            c.mm_rss_count = member("mm_struct", "rss_stat")? + member("percpu_counter", "count")?;
-            c.percpu_counter_size = btf
-                .struct_size("percpu_counter")
-                .ok_or("struct percpu_counter")?;
+            match rss_count(btf)? {
+                RssCount::Argument => c.rss_count_arg = 1,
+                RssCount::PerCpuCounters { first, stride } => {
+                    c.mm_rss_count = first;
+                    c.rss_counter_stride = stride;
+                }
+            }
         }
         "signal_generate" => {
             c.task_tgid = member("task_struct", "tgid")?;
@@ -274,7 +326,12 @@ mod tests {
                 .unwrap_or_else(|missing| panic!("{}: {missing}", spec.program));
         }
         assert_ne!(config.ksigaction_flags, config.ksigaction_handler);
-        assert_ne!(config.mm_rss_count, UNKNOWN_OFFSET);
+        // Each kernel gives the count one way or the other.
+        assert_ne!(
+            config.rss_count_arg == 1,
+            config.mm_rss_count != UNKNOWN_OFFSET,
+            "{config:?}"
+        );
     }
 
     #[test]
@@ -316,7 +373,8 @@ mod tests {
             resolved
                 .warnings
                 .iter()
-                .any(|w| w.contains("kmem/rss_stat does not exist") && w.contains("no rss events"))
+                .any(|w| w.contains("kmem/rss_stat does not exist")
+                    && w.contains("RSS and swap are read from /proc every --rss-interval instead"))
         );
         assert!(
             resolved

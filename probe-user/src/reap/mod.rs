@@ -99,7 +99,7 @@ fn dry_run(
                 p.pid,
                 p.comm.escape_debug().to_string(),
                 format_duration((p.age_seconds * 1e9) as u64),
-                format_size(p.rss_bytes),
+                p.rss_bytes.map_or("-".into(), format_size),
                 verdicts.join(","),
                 command.escape_debug(),
             )?;

@@ -110,7 +110,9 @@ fn qualifies(p: &ProcessView, criteria: &Criteria) -> bool {
         && criteria
             .older_than
             .is_none_or(|age| p.age_seconds >= age.as_secs_f64())
-        && criteria.min_rss_bytes.is_none_or(|min| p.rss_bytes >= min)
+        && criteria
+            .min_rss_bytes
+            .is_none_or(|min| p.rss_bytes.is_some_and(|rss| rss >= min))
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ struct AlertLine<'a> {
     cmdline: Option<&'a str>,
     started: String,
     age_seconds: f64,
-    rss_bytes: u64,
+    /// Null when its memory was never read.
+    rss_bytes: Option<u64>,
+    swap_bytes: Option<u64>,
     inferred: bool,
     reason: &'a str,
     evidence: &'a [Event],
@@ -48,6 +50,7 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
         started: rfc3339(alert.started_ns),
         age_seconds: (alert.age_seconds * 1000.0).round() / 1000.0,
         rss_bytes: alert.rss_bytes,
+        swap_bytes: alert.swap_bytes,
         inferred: alert.verdict.inferred,
         reason: &alert.verdict.reason,
         evidence: &alert.verdict.evidence,
@@ -85,7 +88,8 @@ mod tests {
             cmdline: Some("evil --x".into()),
             started_ns: 1_699_999_990_000_000_000,
             age_seconds: 10.5,
-            rss_bytes: 1 << 20,
+            rss_bytes: Some(1 << 20),
+            swap_bytes: None,
         };
         let mut out = Vec::new();
         write_alert(&mut out, &alert).unwrap();
@@ -99,6 +103,8 @@ mod tests {
         assert_eq!(v["comm"], "evil\"\ncomm");
         assert_eq!(v["age_seconds"], 10.5);
         assert_eq!(v["inferred"], false);
+        assert_eq!(v["rss_bytes"], 1 << 20);
+        assert!(v["swap_bytes"].is_null(), "unknown is null, never 0");
         assert_eq!(v["evidence"][0]["event"], "fork");
         assert!(v.get("growth").is_none());
     }
@@ -137,7 +143,8 @@ mod tests {
                 cmdline: Some(text.into()),
                 started_ns: 1_699_999_990_000_000_000,
                 age_seconds: 10.0,
-                rss_bytes: 1 << 20,
+                rss_bytes: Some(1 << 20),
+                swap_bytes: Some(0),
             };
             let mut out = Vec::new();
             write_alert(&mut out, &alert).unwrap();

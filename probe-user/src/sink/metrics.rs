@@ -40,6 +40,7 @@ pub struct Metrics {
     groups: Vec<String>,
     dropped_processes: IntGauge,
     session_rss: IntGaugeVec,
+    session_swap: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
     bpf_run_seconds: prometheus::CounterVec,
     bpf_runs: IntCounterVec,
@@ -146,6 +147,11 @@ impl Metrics {
                 "RSS of a process with a verdict (the largest ones, up to --max-session-series).",
                 &["pid", "comm", "verdicts"],
             ),
+            session_swap: gauge_vec(
+                "hupwatch_session_swap_bytes",
+                "Memory in swap of a process with a verdict (the same processes as hupwatch_session_rss_bytes; absent where unknown).",
+                &["pid", "comm", "verdicts"],
+            ),
             session_growth: prometheus::GaugeVec::new(
                 Opts::new(
                     "hupwatch_session_rss_growth_bytes_per_second",
@@ -208,6 +214,7 @@ impl Metrics {
             Box::new(self.tracked_rss.clone()),
             Box::new(self.dropped_processes.clone()),
             Box::new(self.session_rss.clone()),
+            Box::new(self.session_swap.clone()),
             Box::new(self.session_growth.clone()),
             Box::new(self.bpf_run_seconds.clone()),
             Box::new(self.bpf_runs.clone()),
@@ -413,15 +420,22 @@ impl Metrics {
         }
         // Rebuilt at every scrape, so series of processes that are gone disappear.
         self.session_rss.reset();
+        self.session_swap.reset();
         self.session_growth.reset();
         // `flagged` is sorted by RSS, largest first.
         for p in view.flagged.iter().take(self.max_session_series) {
             let verdicts: Vec<&str> = p.verdicts.iter().map(|v| v.kind.name()).collect();
             let labels = [p.pid.to_string(), p.comm.clone(), verdicts.join(",")];
             let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-            self.session_rss
-                .with_label_values(&labels)
-                .set(p.rss_bytes as i64);
+            // Unknown is no sample, never a 0.
+            if let Some(rss) = p.rss_bytes {
+                self.session_rss.with_label_values(&labels).set(rss as i64);
+            }
+            if let Some(swap) = p.swap_bytes {
+                self.session_swap
+                    .with_label_values(&labels)
+                    .set(swap as i64);
+            }
             if let Some(growth) = &p.growth {
                 self.session_growth
                     .with_label_values(&labels)

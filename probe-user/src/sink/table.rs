@@ -89,7 +89,7 @@ fn row(p: &ProcessView) -> [String; 9] {
         printable(&p.state, usize::MAX),
         tty,
         format_duration((p.age_seconds * 1e9) as u64),
-        format_size(p.rss_bytes),
+        p.rss_bytes.map_or("-".into(), format_size),
         growth,
         if verdicts.is_empty() {
             "-".into()

@@ -7,7 +7,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use probe_common::reason;
+use probe_common::{RssValue, reason};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     time::Interval,
@@ -20,6 +20,7 @@ use crate::{
     event::{Event, EventKind},
     matching::Matcher,
     procfs,
+    source::memory::{self, Reading, RssSampler, Usage},
 };
 
 /// How often the ring is read without a wake-up: the most a quiet event waits.
@@ -38,12 +39,13 @@ pub struct LiveSource {
     probes: Probes,
     ring: AsyncFd<RingBuf<MapData>>,
     decoder: Decoder,
-    rss_step: u64,
+    rss: RssSampler,
+    /// Where the sampler reads memory: the programs' RSS map, or /proc where this kernel
+    /// refused `rss_stat`.
+    memory_from: MemoryFrom,
     tick: Interval,
     /// Reads the ring between the programs' wake-ups.
     drain_tick: Interval,
-    /// RSS last reported per pid; pruned to the live processes every sample.
-    rss_reported: HashMap<u32, u64>,
     /// Processes put in the tracked set from /proc at start (empty when tracing all).
     seeded: HashSet<u32>,
     losses: Losses,
@@ -58,11 +60,17 @@ pub struct LiveSource {
 impl LiveSource {
     /// Loads and attaches the programs and seeds the tracked set. Warnings go to stderr.
     pub fn start(options: LiveOptions) -> anyhow::Result<Self> {
-        let mut probes = Probes::load(&options.matcher, options.ring_bytes)?;
+        let mut probes = Probes::load(&options.matcher, options.ring_bytes, options.verbose)?;
         for warning in &probes.warnings {
             eprintln!("hupwatch: warning: {warning}");
         }
         let seeded = seed_tracked_set(&mut probes, &options.matcher)?;
+        // The warning that rss_stat is missing says so.
+        let memory_from = if probes.attached.iter().any(|p| p.program == "rss_stat") {
+            MemoryFrom::KernelMap
+        } else {
+            MemoryFrom::Proc
+        };
         let events = probes.take_events().expect("the ring buffer is taken once");
         // SAFETY: the ring buffer owns its map fd, which stays open and unchanged until the
         // AsyncFd (which owns the ring buffer) is dropped.
@@ -78,14 +86,14 @@ impl LiveSource {
                 setsids: HashMap::new(),
                 setsid_order: VecDeque::new(),
             },
-            rss_step: options.rss_step,
+            rss: RssSampler::new(options.rss_step),
+            memory_from,
             tick: tokio::time::interval(options.rss_interval),
             drain_tick: {
                 let mut tick = tokio::time::interval(DRAIN_EVERY);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 tick
             },
-            rss_reported: HashMap::new(),
             seeded,
             losses: Losses::default(),
             backlog: false,
@@ -143,17 +151,16 @@ impl LiveSource {
         )
     }
 
-    /// `existing` events for the processes being traced that were alive at start.
-    pub fn existing(&self) -> Vec<Event> {
+    /// `existing` events for the processes being traced that were alive at start; their
+    /// memory is sampled from now on.
+    pub fn existing(&mut self) -> Vec<Event> {
         let me = std::process::id();
-        let events = crate::source::snapshot::scan_existing(me);
-        if self.decoder.matcher.traces_everything() {
-            return events;
+        let mut events = crate::source::snapshot::scan_existing(me);
+        if !self.decoder.matcher.traces_everything() {
+            events.retain(|e| self.seeded.contains(&e.pid));
         }
+        events.iter().for_each(|e| self.rss.watch(e.pid, &e.comm));
         events
-            .into_iter()
-            .filter(|e| self.seeded.contains(&e.pid))
-            .collect()
     }
 
     /// Waits for kernel records or the RSS sampling tick and appends what they say to
@@ -167,7 +174,7 @@ impl LiveSource {
                 self.ring.get_mut(),
                 &mut self.decoder,
                 &mut self.probes,
-                &mut self.rss_reported,
+                &mut self.rss,
                 out,
             );
             return Ok(());
@@ -175,13 +182,13 @@ impl LiveSource {
         tokio::select! {
             ready = self.ring.readable_mut() => {
                 let mut guard = ready?;
-                self.backlog = Self::drain(guard.get_inner_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
+                self.backlog = Self::drain(guard.get_inner_mut(), &mut self.decoder, &mut self.probes, &mut self.rss, out);
                 guard.clear_ready();
             }
             // The programs wake hupwatch only when the ring starts to fill (see
             // probe-ebpf's emit.rs); everything else is read here.
             _ = self.drain_tick.tick() => {
-                self.backlog = Self::drain(self.ring.get_mut(), &mut self.decoder, &mut self.probes, &mut self.rss_reported, out);
+                self.backlog = Self::drain(self.ring.get_mut(), &mut self.decoder, &mut self.probes, &mut self.rss, out);
             }
             _ = self.tick.tick() => {
                 self.sample_rss(out);
@@ -205,7 +212,7 @@ impl LiveSource {
                 self.ring.get_mut(),
                 &mut self.decoder,
                 &mut self.probes,
-                &mut self.rss_reported,
+                &mut self.rss,
                 out,
             );
             batches += 1;
@@ -243,7 +250,7 @@ impl LiveSource {
                 self.ring.get_mut(),
                 &mut self.decoder,
                 &mut self.probes,
-                &mut self.rss_reported,
+                &mut self.rss,
                 &mut batch,
             );
             each(&mut batch)?;
@@ -258,7 +265,7 @@ impl LiveSource {
         ring: &mut RingBuf<MapData>,
         decoder: &mut Decoder,
         probes: &mut Probes,
-        rss_reported: &mut HashMap<u32, u64>,
+        rss: &mut RssSampler,
         out: &mut Vec<Event>,
     ) -> bool {
         let first = out.len();
@@ -268,47 +275,29 @@ impl LiveSource {
             decoder.on_record(&record, probes, out);
             read += 1;
         }
-        for event in &out[first..] {
-            if let EventKind::Exit { .. } = event.kind {
-                rss_reported.remove(&event.pid);
-            }
-        }
+        out[first..].iter_mut().for_each(|e| rss.follow(e));
         read == MAX_BATCH
     }
 
     fn sample_rss(&mut self, out: &mut Vec<Event>) {
-        let snapshot = self.probes.rss_snapshot();
         let now = self.decoder.clock.epoch_now_ns();
-        let me = std::process::id();
-        let mut live = HashMap::with_capacity(snapshot.len());
-        for (pid, rss) in snapshot {
-            if pid == me {
-                continue;
+        match self.memory_from {
+            MemoryFrom::Proc => self.rss.sample(now, |pid| memory::usage(pid).into(), out),
+            MemoryFrom::KernelMap => {
+                let map: HashMap<u32, RssValue> = self.probes.rss_snapshot().into_iter().collect();
+                // A process in the map that no event named (a re-sync added it, or it
+                // faulted before its record was read) is sampled too.
+                let me = std::process::id();
+                for &pid in map.keys().filter(|&&pid| pid != me) {
+                    if !self.rss.is_watched(pid)
+                        && let Some(stat) = procfs::read_stat(pid)
+                    {
+                        self.rss.watch(pid, &stat.comm);
+                    }
+                }
+                self.rss.sample(now, |pid| from_map(&map, pid), out);
             }
-            let total = rss.total();
-            let last = self.rss_reported.get(&pid).copied();
-            live.insert(pid, last.unwrap_or(0));
-            let changed = match last {
-                None => total > 0,
-                Some(last) => total.abs_diff(last) >= self.rss_step,
-            };
-            if !changed {
-                continue;
-            }
-            live.insert(pid, total);
-            let stat = procfs::read_stat(pid);
-            out.push(Event {
-                kind: EventKind::Rss {
-                    rss_bytes: total,
-                    peak_rss_bytes: rss.peak.max(total),
-                    cpu_ns: stat.as_ref().and_then(|s| s.cpu_ns),
-                },
-                time_ns: now,
-                pid,
-                comm: stat.map(|s| s.comm).unwrap_or_default(),
-            });
         }
-        self.rss_reported = live;
     }
 
     /// Says on stderr how many records the kernel could not queue since the last report.
@@ -340,6 +329,29 @@ impl LiveSource {
             );
         }
         self.losses = now;
+    }
+}
+
+/// Where the eBPF source learns the watched processes' memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemoryFrom {
+    /// The `RSS` map rss_stat keeps current on every page fault.
+    KernelMap,
+    /// /proc, every tick: for kernels where rss_stat cannot be attached.
+    Proc,
+}
+
+/// A process's memory from the `RSS` map. One that has not faulted since it was tracked
+/// is not in it yet: /proc tells whether it is alive, and what it holds.
+fn from_map(map: &HashMap<u32, RssValue>, pid: u32) -> Reading {
+    match map.get(&pid) {
+        Some(rss) => Reading::Now(Usage {
+            rss_bytes: rss.total(),
+            swap_bytes: Some(rss.swap),
+            peak_rss_bytes: Some(rss.peak),
+            cpu_ns: procfs::read_cpu_ns(pid),
+        }),
+        None => memory::usage(pid).into(),
     }
 }
 

@@ -1,6 +1,8 @@
-//! RSS by sampling, for sources whose kernel side cannot report it (DTrace on macOS has no
-//! probe for resident memory): each tick, the watched processes are read and a change of at
-//! least a step becomes an `rss` event, as the eBPF source's map samples do.
+//! The one RSS sampler every source uses. Each tick it reads the watched processes, from
+//! wherever the source has their memory (the eBPF programs' map where `rss_stat` is
+//! attached; the process table otherwise, as on macOS or a kernel that refuses
+//! `rss_stat`), and a change of at least a step becomes an `rss` event. It also gives an
+//! exit the peak it saw when the source's exit record carries none.
 use std::collections::HashMap;
 
 use crate::event::{Event, EventKind};
@@ -9,18 +11,39 @@ use crate::event::{Event, EventKind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
     pub rss_bytes: u64,
+    /// Its memory in swap; `None` where the OS does not say.
+    pub swap_bytes: Option<u64>,
+    /// The most it has been resident, where the OS keeps that (VmHWM, the kernel map).
+    pub peak_rss_bytes: Option<u64>,
     pub cpu_ns: Option<u64>,
 }
 
-/// Reads `/proc/PID/statm` and `stat`; None when the process is gone.
+/// What one read of a watched process found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    Now(Usage),
+    /// Alive, but its memory is not known yet.
+    Unknown,
+    /// Gone (its exit may still be on its way): it is no longer watched.
+    Gone,
+}
+
+impl From<Option<Usage>> for Reading {
+    fn from(usage: Option<Usage>) -> Self {
+        usage.map_or(Reading::Gone, Reading::Now)
+    }
+}
+
+/// Reads `/proc/PID/status` (VmRSS, VmSwap, VmHWM) and `stat` (CPU); None when the
+/// process is gone. A zombie has no memory map left, so it reads as gone too.
 #[cfg(target_os = "linux")]
 pub fn usage(pid: u32) -> Option<Usage> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    let status = crate::procfs::read_status(pid)?;
+    let rss_bytes = status.rss_bytes?;
     Some(Usage {
-        rss_bytes: pages.saturating_mul(page),
+        rss_bytes,
+        swap_bytes: status.swap_bytes,
+        peak_rss_bytes: status.peak_rss_bytes,
         cpu_ns: crate::procfs::read_cpu_ns(pid),
     })
 }
@@ -46,6 +69,8 @@ pub fn usage(pid: u32) -> Option<Usage> {
     let mach = info.pti_total_user.saturating_add(info.pti_total_system);
     Some(Usage {
         rss_bytes: info.pti_resident_size,
+        swap_bytes: None,
+        peak_rss_bytes: None,
         cpu_ns: Some(mach_to_ns(mach)),
     })
 }
@@ -76,11 +101,21 @@ pub fn usage(_pid: u32) -> Option<Usage> {
     None
 }
 
+/// What the sampler keeps per watched process.
+#[derive(Default)]
+struct Watched {
+    comm: String,
+    /// The RSS last reported; `None` before the first report.
+    reported: Option<u64>,
+    /// Swap last reported, so that a process paging out is reported too.
+    reported_swap: Option<u64>,
+    peak: Option<u64>,
+}
+
 /// Which processes to sample and what was last reported for each.
 pub struct RssSampler {
     step: u64,
-    /// pid → (comm, last reported RSS, highest RSS seen).
-    watched: HashMap<u32, (String, Option<u64>, u64)>,
+    watched: HashMap<u32, Watched>,
 }
 
 impl RssSampler {
@@ -92,21 +127,31 @@ impl RssSampler {
     }
 
     /// Follows the processes the events name: exec, fork and existing start a watch, exit
-    /// ends it. Bounded by the processes alive, since each exit removes its entry.
-    pub fn follow(&mut self, event: &Event) {
-        match event.kind {
-            EventKind::Exit { .. } => {
-                self.watched.remove(&event.pid);
+    /// ends it, after giving the exit the peak seen if its source had none. Bounded by the
+    /// processes alive, since each exit (or a read that finds it gone) removes its entry.
+    pub fn follow(&mut self, event: &mut Event) {
+        match &mut event.kind {
+            EventKind::Exit { peak_rss_bytes, .. } => {
+                let seen = self.watched.remove(&event.pid).and_then(|w| w.peak);
+                *peak_rss_bytes = (*peak_rss_bytes).max(seen);
             }
             EventKind::Exec { .. } | EventKind::Fork { .. } | EventKind::Existing { .. } => {
-                let entry = self
-                    .watched
-                    .entry(event.pid)
-                    .or_insert_with(|| (String::new(), None, 0));
-                entry.0.clone_from(&event.comm);
+                self.watch(event.pid, &event.comm);
             }
             _ => {}
         }
+    }
+
+    /// Starts watching `pid` (or renames it).
+    pub fn watch(&mut self, pid: u32, comm: &str) {
+        let watched = self.watched.entry(pid).or_default();
+        if watched.comm != comm {
+            watched.comm = comm.to_string();
+        }
+    }
+
+    pub fn is_watched(&self, pid: u32) -> bool {
+        self.watched.contains_key(&pid)
     }
 
     pub fn watched(&self) -> usize {
@@ -114,37 +159,45 @@ impl RssSampler {
     }
 
     /// Reads every watched process with `read` and appends an `rss` event for each whose
-    /// RSS moved by at least the step since the last one. A process that can no longer be
-    /// read is gone (its exit may still be on its way) and is dropped.
+    /// RSS or swap moved by at least the step since the last one.
     pub fn sample(
         &mut self,
         now_ns: u64,
-        read: impl Fn(u32) -> Option<Usage>,
+        mut read: impl FnMut(u32) -> Reading,
         out: &mut Vec<Event>,
     ) {
         let step = self.step;
-        self.watched.retain(|&pid, (comm, last, peak)| {
-            let Some(now) = read(pid) else {
-                return false;
+        self.watched.retain(|&pid, watched| {
+            let now = match read(pid) {
+                Reading::Now(now) => now,
+                Reading::Unknown => return true,
+                Reading::Gone => return false,
             };
-            *peak = (*peak).max(now.rss_bytes);
-            let changed = match *last {
-                None => now.rss_bytes > 0,
-                Some(last) => now.rss_bytes.abs_diff(last) >= step,
+            let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
+            watched.peak = watched.peak.max(Some(peak));
+            let moved = |last: Option<u64>, now: Option<u64>| match (last, now) {
+                (Some(last), Some(now)) => now.abs_diff(last) >= step,
+                (None, Some(now)) => now > 0,
+                _ => false,
             };
-            if changed {
-                *last = Some(now.rss_bytes);
-                out.push(Event {
-                    kind: EventKind::Rss {
-                        rss_bytes: now.rss_bytes,
-                        peak_rss_bytes: *peak,
-                        cpu_ns: now.cpu_ns,
-                    },
-                    time_ns: now_ns,
-                    pid,
-                    comm: comm.clone(),
-                });
+            if !moved(watched.reported, Some(now.rss_bytes))
+                && !moved(watched.reported_swap, now.swap_bytes)
+            {
+                return true;
             }
+            watched.reported = Some(now.rss_bytes);
+            watched.reported_swap = now.swap_bytes;
+            out.push(Event {
+                kind: EventKind::Rss {
+                    rss_bytes: now.rss_bytes,
+                    peak_rss_bytes: watched.peak.unwrap_or(peak),
+                    swap_bytes: now.swap_bytes,
+                    cpu_ns: now.cpu_ns,
+                },
+                time_ns: now_ns,
+                pid,
+                comm: watched.comm.clone(),
+            });
             true
         });
     }
@@ -163,61 +216,130 @@ mod tests {
         }
     }
 
-    fn rss_of(events: &[Event]) -> Vec<(u32, u64, u64)> {
+    fn exit(pid: u32, peak_rss_bytes: Option<u64>) -> Event {
+        Event {
+            kind: EventKind::Exit {
+                ppid: 1,
+                exit_code: Some(0),
+                exit_signal: None,
+                core_dumped: false,
+                peak_rss_bytes,
+            },
+            ..fork(pid)
+        }
+    }
+
+    fn rss_of(events: &[Event]) -> Vec<(u32, u64, u64, Option<u64>)> {
         events
             .iter()
             .map(|e| match e.kind {
                 EventKind::Rss {
                     rss_bytes,
                     peak_rss_bytes,
+                    swap_bytes,
                     ..
-                } => (e.pid, rss_bytes, peak_rss_bytes),
+                } => (e.pid, rss_bytes, peak_rss_bytes, swap_bytes),
                 _ => panic!("not rss: {e:?}"),
             })
             .collect()
     }
 
+    fn at(rss_bytes: u64, swap_bytes: u64) -> impl FnMut(u32) -> Reading {
+        move |_| {
+            Reading::Now(Usage {
+                rss_bytes,
+                swap_bytes: Some(swap_bytes),
+                peak_rss_bytes: None,
+                cpu_ns: None,
+            })
+        }
+    }
+
     #[test]
     fn a_change_of_at_least_the_step_is_reported_with_the_peak() {
         let mut sampler = RssSampler::new(100);
-        sampler.follow(&fork(7));
+        sampler.follow(&mut fork(7));
         let mut out = Vec::new();
-        let at = |bytes| {
-            move |_| {
-                Some(Usage {
-                    rss_bytes: bytes,
-                    cpu_ns: None,
-                })
-            }
-        };
-        sampler.sample(1, at(1000), &mut out);
-        sampler.sample(2, at(1050), &mut out);
-        sampler.sample(3, at(1200), &mut out);
-        sampler.sample(4, at(900), &mut out);
+        sampler.sample(1, at(1000, 0), &mut out);
+        sampler.sample(2, at(1050, 0), &mut out);
+        sampler.sample(3, at(1200, 0), &mut out);
+        sampler.sample(4, at(900, 0), &mut out);
         assert_eq!(
             rss_of(&out),
-            vec![(7, 1000, 1000), (7, 1200, 1200), (7, 900, 1200)]
+            vec![
+                (7, 1000, 1000, Some(0)),
+                (7, 1200, 1200, Some(0)),
+                (7, 900, 1200, Some(0))
+            ]
         );
         assert_eq!(out[0].comm, "grower");
     }
 
     #[test]
-    fn exited_and_vanished_processes_stop_being_sampled() {
+    fn paging_out_is_reported_though_the_rss_holds_still() {
+        let mut sampler = RssSampler::new(100);
+        sampler.follow(&mut fork(7));
+        let mut out = Vec::new();
+        sampler.sample(1, at(1000, 0), &mut out);
+        sampler.sample(2, at(1000, 50), &mut out);
+        sampler.sample(3, at(1000, 500), &mut out);
+        assert_eq!(
+            rss_of(&out),
+            vec![(7, 1000, 1000, Some(0)), (7, 1000, 1000, Some(500))]
+        );
+    }
+
+    #[test]
+    fn the_os_peak_counts_when_it_is_higher_than_any_sample() {
         let mut sampler = RssSampler::new(1);
-        sampler.follow(&fork(7));
-        sampler.follow(&fork(8));
-        sampler.follow(&Event {
-            kind: EventKind::Exit {
-                ppid: 1,
-                exit_code: Some(0),
-                exit_signal: None,
-                core_dumped: false,
-                peak_rss_bytes: 0,
-            },
-            ..fork(7)
-        });
+        sampler.follow(&mut fork(7));
+        let mut out = Vec::new();
+        let hwm = |_| {
+            Reading::Now(Usage {
+                rss_bytes: 10,
+                swap_bytes: None,
+                peak_rss_bytes: Some(300),
+                cpu_ns: None,
+            })
+        };
+        sampler.sample(1, hwm, &mut out);
+        assert_eq!(rss_of(&out), vec![(7, 10, 300, None)]);
+    }
+
+    #[test]
+    fn an_exit_without_a_peak_gets_the_one_sampled_and_one_with_a_peak_keeps_the_higher() {
+        let mut sampler = RssSampler::new(1);
+        sampler.follow(&mut fork(7));
+        sampler.follow(&mut fork(8));
+        sampler.follow(&mut fork(9));
+        sampler.sample(1, at(4096, 0), &mut Vec::new());
+        let peak = |mut event: Event| match event.kind {
+            EventKind::Exit { .. } => {
+                sampler.follow(&mut event);
+                match event.kind {
+                    EventKind::Exit { peak_rss_bytes, .. } => peak_rss_bytes,
+                    _ => unreachable!(),
+                }
+            }
+            _ => unreachable!(),
+        };
+        let mut peak = peak;
+        assert_eq!(peak(exit(7, None)), Some(4096));
+        assert_eq!(peak(exit(8, Some(8192))), Some(8192));
+        // Never sampled: still unknown, not 0.
+        assert_eq!(peak(exit(10, None)), None);
+    }
+
+    #[test]
+    fn unknown_keeps_watching_and_gone_stops() {
+        let mut sampler = RssSampler::new(1);
+        sampler.follow(&mut fork(7));
+        sampler.follow(&mut fork(8));
+        sampler.follow(&mut exit(7, None));
         assert_eq!(sampler.watched(), 1);
-        sampler.sample(1, |_| None, &mut Vec::new());
+        sampler.sample(1, |_| Reading::Unknown, &mut Vec::new());
+        assert_eq!(sampler.watched(), 1, "alive, memory not known yet");
+        sampler.sample(1, |_| Reading::Gone, &mut Vec::new());
         assert_eq!(sampler.watched(), 0);
     }
 
@@ -226,6 +348,8 @@ mod tests {
     fn this_process_can_be_read() {
         let me = usage(std::process::id()).expect("readable");
         assert!(me.rss_bytes > 1 << 20, "{me:?}");
+        assert!(me.peak_rss_bytes.unwrap() >= me.rss_bytes, "{me:?}");
+        assert!(me.swap_bytes.is_some(), "{me:?}");
         assert!(me.cpu_ns.is_some());
         assert_eq!(usage(u32::MAX), None);
     }

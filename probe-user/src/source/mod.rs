@@ -45,6 +45,8 @@ pub struct LiveOptions {
     pub rss_step: u64,
     /// Size of the kernel's event ring buffer in bytes (eBPF only).
     pub ring_bytes: u32,
+    /// Print a refused program's verifier log instead of writing it to a file.
+    pub verbose: bool,
 }
 
 use crate::{event::Event, event::EventKind, tracker::Watch};

@@ -106,6 +106,7 @@ fn existing_event(
             cmdline: p.info.cmdline.clone(),
             hangup: p.hangup,
             rss_bytes: p.rss_bytes,
+            swap_bytes: p.swap_bytes,
             cpu_ns: p.cpu_ns,
             from_terminal,
             reparented: is_reparented(p, by_pid),
@@ -165,6 +166,7 @@ mod tests {
             started_boot_ns: 5_000_000_000,
             cpu_ns: Some(20_000_000),
             rss_bytes: 4 << 20,
+            swap_bytes: Some(0),
             hangup: Disposition::Default,
             term_env: false,
         }
@@ -280,6 +282,7 @@ mod tests {
                     cmdline: "nohup sleep 1000".into(),
                     hangup: Disposition::Ignore,
                     rss_bytes: 123 << 20,
+                    swap_bytes: Some(0),
                     cpu_ns: Some(7_000_000),
                     from_terminal: true,
                     reparented: true,

@@ -1,5 +1,5 @@
 //! How each kind of event changes the tracker's state and which findings it opens.
-use super::{Ending, HangupExit, SETTLE_NS, Tracker, process};
+use super::{Ending, HangupExit, SETTLE_NS, Tracker, process, process::Memory};
 use crate::{
     event::{Disposition, Event, EventKind, Origin, SignalResult},
     signals::SIGHUP,
@@ -47,6 +47,7 @@ impl Tracker {
             cmdline,
             hangup,
             rss_bytes,
+            swap_bytes,
             cpu_ns,
             from_terminal,
             reparented,
@@ -82,15 +83,13 @@ impl Tracker {
             .groups
             .own_group(pid, &event.comm, cmdline)
             .or_else(|| self.processes.get(ppid).and_then(|q| q.group));
-        p.rss_bytes = *rss_bytes;
-        p.peak_rss_bytes = *rss_bytes;
-        p.cpu_ns = *cpu_ns;
-        p.sample_rss(
-            event.time_ns,
-            *rss_bytes,
-            *cpu_ns,
-            self.config.rss_window_ns,
-        );
+        let memory = Memory {
+            rss_bytes: *rss_bytes,
+            peak_rss_bytes: None,
+            swap_bytes: *swap_bytes,
+            cpu_ns: *cpu_ns,
+        };
+        p.sample_memory(event.time_ns, memory, self.config.rss_window_ns);
         p.record(event);
         if !self.insert(p) {
             return;
@@ -460,6 +459,7 @@ impl Tracker {
         let EventKind::Rss {
             rss_bytes,
             peak_rss_bytes,
+            swap_bytes,
             cpu_ns,
         } = &event.kind
         else {
@@ -470,12 +470,13 @@ impl Tracker {
         let Some(p) = self.processes.get_mut(&event.pid) else {
             return;
         };
-        p.rss_bytes = *rss_bytes;
-        p.peak_rss_bytes = p.peak_rss_bytes.max(*peak_rss_bytes).max(*rss_bytes);
-        if cpu_ns.is_some() {
-            p.cpu_ns = *cpu_ns;
-        }
-        p.sample_rss(event.time_ns, *rss_bytes, *cpu_ns, window);
+        let memory = Memory {
+            rss_bytes: *rss_bytes,
+            peak_rss_bytes: Some(*peak_rss_bytes),
+            swap_bytes: *swap_bytes,
+            cpu_ns: *cpu_ns,
+        };
+        p.sample_memory(event.time_ns, memory, window);
         if p.verdicts.contains_key(&VerdictKind::RssGrowth) {
             return;
         }

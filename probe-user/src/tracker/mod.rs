@@ -76,7 +76,9 @@ pub struct Alert {
     pub cmdline: Option<String>,
     pub started_ns: u64,
     pub age_seconds: f64,
-    pub rss_bytes: u64,
+    /// `None` until the source first read its memory.
+    pub rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
 }
 
 pub struct Tracker {
@@ -375,6 +377,7 @@ fn alert_for(process: &Process, status: AlertStatus, verdict: Verdict) -> Alert 
         started_ns: process.started_ns,
         age_seconds: process.age_seconds(verdict.time_ns),
         rss_bytes: process.rss_bytes,
+        swap_bytes: process.swap_bytes,
         verdict,
     }
 }

@@ -68,8 +68,10 @@ pub struct Process {
     /// The fit over `rss`, refreshed with each sample: the API, metrics and rules read it
     /// far more often than samples arrive, and the fit is quadratic in the samples.
     growth: Option<Growth>,
-    pub rss_bytes: u64,
-    pub peak_rss_bytes: u64,
+    /// Unknown (`None`) until its source first reports its memory.
+    pub rss_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
     pub cpu_ns: Option<u64>,
     pub timeline: VecDeque<Event>,
     pub findings: BTreeMap<VerdictKind, Finding>,
@@ -78,6 +80,15 @@ pub struct Process {
     pub inferred: bool,
     /// The match group it counts under: its own match, else its parent's.
     pub group: Option<u16>,
+}
+
+/// One reading of a process's memory, as an event carries it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    pub rss_bytes: u64,
+    pub peak_rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub cpu_ns: Option<u64>,
 }
 
 impl Process {
@@ -97,8 +108,9 @@ impl Process {
             first_hangup: None,
             rss: RssSeries::default(),
             growth: None,
-            rss_bytes: 0,
-            peak_rss_bytes: 0,
+            rss_bytes: None,
+            peak_rss_bytes: None,
+            swap_bytes: None,
             cpu_ns: None,
             timeline: VecDeque::new(),
             findings: BTreeMap::new(),
@@ -150,8 +162,19 @@ impl Process {
         self.detach = Some(evidence.clone());
     }
 
-    pub fn sample_rss(&mut self, t_ns: u64, rss_bytes: u64, cpu_ns: Option<u64>, window_ns: u64) {
-        self.rss.push(t_ns, rss_bytes, cpu_ns, window_ns);
+    /// Takes a reading of its memory (and CPU, when known) into its state and RSS series.
+    pub fn sample_memory(&mut self, t_ns: u64, memory: Memory, window_ns: u64) {
+        self.rss_bytes = Some(memory.rss_bytes);
+        self.peak_rss_bytes = self
+            .peak_rss_bytes
+            .max(memory.peak_rss_bytes)
+            .max(Some(memory.rss_bytes));
+        if memory.swap_bytes.is_some() {
+            self.swap_bytes = memory.swap_bytes;
+        }
+        self.cpu_ns = memory.cpu_ns.or(self.cpu_ns);
+        self.rss
+            .push(t_ns, memory.rss_bytes, memory.cpu_ns, window_ns);
         self.growth = self.rss.growth();
     }
 

@@ -4,7 +4,9 @@
 //! now; it replaces those beliefs, and nothing raised on a belief /proc contradicts stays.
 use std::collections::{HashMap, HashSet};
 
-use super::{AlertStatus, Ending, Tracker, alert_for, apply::Seen, process, rules};
+use super::{
+    AlertStatus, Ending, Tracker, alert_for, apply::Seen, process, process::Memory, rules,
+};
 use crate::{
     event::{Disposition, Event, EventKind},
     tracker::{Alert, Terminal},
@@ -103,6 +105,7 @@ impl Tracker {
             cmdline,
             hangup,
             rss_bytes,
+            swap_bytes,
             cpu_ns,
             from_terminal,
             reparented,
@@ -124,10 +127,13 @@ impl Tracker {
         if !cmdline.is_empty() {
             p.cmdline = Some(cmdline.clone());
         }
-        p.rss_bytes = *rss_bytes;
-        p.peak_rss_bytes = p.peak_rss_bytes.max(*rss_bytes);
-        p.cpu_ns = cpu_ns.or(p.cpu_ns);
-        p.sample_rss(event.time_ns, *rss_bytes, *cpu_ns, window);
+        let memory = Memory {
+            rss_bytes: *rss_bytes,
+            peak_rss_bytes: None,
+            swap_bytes: *swap_bytes,
+            cpu_ns: *cpu_ns,
+        };
+        p.sample_memory(event.time_ns, memory, window);
         let new_parent = std::mem::replace(&mut p.ppid, *ppid) != *ppid;
         p.sid = Some(*sid);
         match tty {

@@ -32,6 +32,7 @@ fn existing(pid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
             cmdline: comm.into(),
             hangup: Disposition::Handler,
             rss_bytes: 10 << 20,
+            swap_bytes: None,
             cpu_ns: Some(0),
             from_terminal: tty.is_some(),
             reparented: false,
@@ -72,7 +73,7 @@ fn exit(t: f64, pid: u32, comm: &str, signal: Option<u32>) -> Event {
             exit_code: if signal.is_some() { None } else { Some(0) },
             exit_signal: signal,
             core_dumped: false,
-            peak_rss_bytes: 0,
+            peak_rss_bytes: None,
         },
     )
 }
@@ -145,6 +146,7 @@ fn rss(t: f64, pid: u32, mib: u64, cpu_s: f64) -> Event {
         EventKind::Rss {
             rss_bytes: mib << 20,
             peak_rss_bytes: mib << 20,
+            swap_bytes: None,
             cpu_ns: Some((cpu_s * 1e9) as u64),
         },
     )

@@ -36,8 +36,12 @@ pub struct ProcessView {
     /// The terminal it came from, when it is no longer on it.
     pub came_from_tty: Option<String>,
     pub hangup: Disposition,
-    pub rss_bytes: u64,
-    pub peak_rss_bytes: u64,
+    /// Null until its memory was first read.
+    pub rss_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    /// Its memory in swap; null when unknown.
+    #[serde(default)]
+    pub swap_bytes: Option<u64>,
     pub cpu_seconds: Option<f64>,
     pub growth: Option<Growth>,
     pub verdicts: Vec<Verdict>,
@@ -67,8 +71,9 @@ impl ProcessView {
             sid: None,
             came_from_tty: None,
             hangup: Disposition::Default,
-            rss_bytes,
-            peak_rss_bytes: rss_bytes,
+            rss_bytes: Some(rss_bytes),
+            peak_rss_bytes: Some(rss_bytes),
+            swap_bytes: None,
             cpu_seconds: None,
             growth: None,
             verdicts: vec![Verdict {
@@ -120,7 +125,8 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
 /// each scrape, under the tracker's lock.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsView {
-    /// Processes and their RSS per match group, for the groups that have any.
+    /// Processes and their RSS (of those whose RSS is known) per match group, for the
+    /// groups that have any.
     pub groups: Vec<GroupTotal>,
     /// How many live sessions have each verdict, for the verdicts that any has.
     pub with_verdict: Vec<(VerdictKind, u64)>,
@@ -170,7 +176,11 @@ impl SessionsView {
             ..MetricsView::default()
         };
         for p in &self.processes {
-            out.add(&p.group, p.rss_bytes, p.verdicts.iter().map(|v| v.kind));
+            out.add(
+                &p.group,
+                p.rss_bytes.unwrap_or(0),
+                p.verdicts.iter().map(|v| v.kind),
+            );
         }
         // `processes` is sorted by RSS, largest first.
         let flagged = self.processes.iter().filter(|p| !p.verdicts.is_empty());
@@ -190,7 +200,7 @@ pub(super) fn build_metrics(t: &Tracker, now_ns: u64, limit: usize) -> MetricsVi
     for p in t.processes.values().filter(|p| is_session(t, p)) {
         out.add(
             group_name(p, &t.group_names),
-            p.rss_bytes,
+            p.rss_bytes.unwrap_or(0),
             p.verdicts.keys().copied(),
         );
         if !p.verdicts.is_empty() {
@@ -235,6 +245,7 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         hangup: p.hangup,
         rss_bytes: p.rss_bytes,
         peak_rss_bytes: p.peak_rss_bytes,
+        swap_bytes: p.swap_bytes,
         cpu_seconds: p.cpu_ns.map(|ns| ns as f64 / 1e9),
         growth: p.growth().cloned(),
         timeline: if verdicts.is_empty() {

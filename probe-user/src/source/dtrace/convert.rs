@@ -119,7 +119,8 @@ fn event(record: Record) -> Event {
                 exit_code: (signal == 0).then_some((status >> 8) & 0xff),
                 exit_signal: (signal != 0).then_some(signal),
                 core_dumped: signal != 0 && status & 0x80 != 0,
-                peak_rss_bytes: 0,
+                // The RSS sampler fills in the peak it saw.
+                peak_rss_bytes: None,
             };
             (time_ns, pid, comm, kind)
         }

@@ -191,7 +191,7 @@ impl DtraceSource {
 
     /// Starts sampling the RSS of processes that existed before dtrace started.
     pub fn follow(&mut self, events: &[Event]) {
-        events.iter().for_each(|e| self.rss.follow(e));
+        events.iter().for_each(|e| self.rss.watch(e.pid, &e.comm));
     }
 
     /// Waits for dtrace's output or the sampling tick and appends what they say to `out`.
@@ -212,7 +212,7 @@ impl DtraceSource {
                 // Records that came in the same read as the header are still buffered.
                 self.release(out, self.last_read.elapsed() >= QUIET);
                 let now = self.clock.epoch_now_ns();
-                self.rss.sample(now, usage, out);
+                self.rss.sample(now, |pid| usage(pid).into(), out);
                 self.refused()?;
             }
         }
@@ -241,7 +241,7 @@ impl DtraceSource {
         if flush {
             self.records.flush(out);
         }
-        out[first..].iter().for_each(|e| self.rss.follow(e));
+        out[first..].iter_mut().for_each(|e| self.rss.follow(e));
     }
 
     /// Losses so far, by kind, for `hupwatch_events_lost_total`.

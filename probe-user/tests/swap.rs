@@ -1,0 +1,196 @@
+//! Root test, on the host only (a guest's root is a read-only 9p mount, where no swap file
+//! can live): a process pushed into swap by a memory cgroup's limit shows its swap, from
+//! the kernel's map (rss_stat's MM_SWAPENTS) and from /proc (VmSwap) where rss_stat is
+//! missing, while its RSS stays under the limit.
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{Hupwatch, require_root, scratch_dir, tracefs_without, unique};
+
+const LIMIT: u64 = 64 << 20;
+const TOUCHED: u64 = 192 << 20;
+
+/// A swap file switched on for the test, switched off and removed however it ends.
+struct SwapFile(PathBuf);
+
+impl SwapFile {
+    fn on(path: PathBuf, bytes: u64) -> Self {
+        let swap = Self(path);
+        let path = swap.0.to_str().unwrap();
+        // dd, not fallocate: a swap file must have no holes or unwritten extents.
+        let count = (bytes >> 20).to_string();
+        let made = Command::new("dd")
+            .args(["if=/dev/zero", &format!("of={path}"), "bs=1M"])
+            .arg(format!("count={count}"))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "dd could not write {path}");
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        for step in [vec!["mkswap", path], vec!["swapon", path]] {
+            let out = Command::new(step[0]).args(&step[1..]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{step:?} failed (the test needs swap on the host): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        swap
+    }
+}
+
+impl Drop for SwapFile {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.0).status();
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A memory cgroup with a limit, in whichever hierarchy the machine mounts: cgroup v2's
+/// unified one with the memory controller, or v1's memory one.
+struct MemoryCgroup(PathBuf);
+
+impl MemoryCgroup {
+    fn new(name: &str, limit: u64) -> Self {
+        let v2 = Path::new("/sys/fs/cgroup");
+        let unified = std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"));
+        let (dir, knobs): (PathBuf, Vec<(&str, String)>) = if unified {
+            (v2.join(name), vec![("memory.max", limit.to_string())])
+        } else {
+            (
+                v2.join("memory").join(name),
+                vec![
+                    ("memory.limit_in_bytes", limit.to_string()),
+                    ("memory.swappiness", "100".into()),
+                ],
+            )
+        };
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot make the memory cgroup {}: {e}", dir.display()));
+        let cgroup = Self(dir);
+        for (knob, value) in knobs {
+            std::fs::write(cgroup.0.join(knob), value)
+                .unwrap_or_else(|e| panic!("cannot set {knob}: {e}"));
+        }
+        cgroup
+    }
+
+    fn procs(&self) -> PathBuf {
+        self.0.join("cgroup.procs")
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // Its process is gone by now (the test kills it first); rmdir retries briefly
+        // while the kernel finishes taking it out.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The process `pid` as one of `hupwatch`'s sessions, once `pred` holds for it.
+fn session_when(hupwatch: &Hupwatch, pid: u32, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sessions = hupwatch.sessions_json();
+        let process = sessions["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .cloned();
+        if let Some(p) = process.filter(|p| pred(p)) {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} never showed what was expected: {sessions}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn swapped(p: &Value) -> bool {
+    p["swap_bytes"]
+        .as_u64()
+        .is_some_and(|s| s >= TOUCHED - 2 * LIMIT)
+}
+
+#[test]
+fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
+    require_root();
+    let dir = scratch_dir("swap");
+    let _swap = SwapFile::on(
+        PathBuf::from(format!(
+            "/var/tmp/hupwatch-swap-test-{}",
+            std::process::id()
+        )),
+        512 << 20,
+    );
+    let name = unique("swp");
+    let cgroup = MemoryCgroup::new(&name, LIMIT);
+    // Debian's python3 by path: a pyenv shim on PATH picks its python by the name it was
+    // called by, which is the point of the link.
+    let grower = dir.join(&name);
+    std::os::unix::fs::symlink("/usr/bin/python3", &grower).unwrap();
+
+    // Mounts tracefs, so that its formats can be copied for the /proc run.
+    Hupwatch::start(&["--pid", "1"]).stop();
+    let tracefs = dir.join("tracefs");
+    tracefs_without(&tracefs, "kmem/rss_stat");
+    let args = ["--match", name.as_str(), "--rss-interval", "200ms"];
+    let from_kernel = Hupwatch::run(&args);
+    let from_proc =
+        Hupwatch::run_with_env(&args, &[("HUPWATCH_TRACEFS", tracefs.to_str().unwrap())]);
+
+    // Joins the cgroup before it allocates: everything it touches is charged there.
+    let script = format!(
+        "echo $$ > {} && exec {} -c \"import time; block = b'x' * {TOUCHED}; print('ready', flush=True); time.sleep(120)\"",
+        cgroup.procs().display(),
+        grower.display()
+    );
+    let mut child: Child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    for (source, hupwatch) in [("kernel map", &from_kernel), ("/proc", &from_proc)] {
+        let p = session_when(hupwatch, pid, swapped);
+        let rss = p["rss_bytes"].as_u64().unwrap();
+        assert!(
+            rss <= LIMIT + (8 << 20),
+            "{source}: its RSS stays near the limit: {p}"
+        );
+        assert!(
+            rss + p["swap_bytes"].as_u64().unwrap() >= TOUCHED - (16 << 20),
+            "{source}: what it touched is resident or in swap: {p}"
+        );
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    from_kernel.stop();
+    from_proc.stop();
+}
