@@ -118,6 +118,8 @@ pub struct ExitRecord {
     pub exit_code: u32,
     /// Largest RSS seen for the process, 0 when never recorded.
     pub peak_rss_bytes: u64,
+    /// Its swap when last recorded; meaningful only when `peak_rss_bytes` is not 0.
+    pub swap_bytes: u64,
 }
 
 #[repr(C)]
@@ -231,7 +233,7 @@ const _: () = {
     assert!(size_of::<Header>() == 40);
     assert!(size_of::<ExecRecord>() == 352);
     assert!(size_of::<ForkRecord>() == 56);
-    assert!(size_of::<ExitRecord>() == 56);
+    assert!(size_of::<ExitRecord>() == 64);
     assert!(size_of::<SetsidRecord>() == 72);
     assert!(size_of::<TtyIoctlRecord>() == 64);
     assert!(size_of::<PdeathsigRecord>() == 48);

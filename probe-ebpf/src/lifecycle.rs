@@ -119,7 +119,8 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
     if !process_gone || !is_tracked(tgid) {
         return Ok(0);
     }
-    let peak_rss_bytes = unsafe { RSS.get(&tgid) }.map_or(0, |rss| rss.peak);
+    let (peak_rss_bytes, swap_bytes) =
+        unsafe { RSS.get(&tgid) }.map_or((0, 0), |rss| (rss.peak, rss.swap));
     let _ = RSS.remove(&tgid);
     if config!(trace_all) == 0 {
         untrack(tgid);
@@ -132,6 +133,7 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
             ppid: task::parent_tgid(current),
             exit_code: task::exit_code(current),
             peak_rss_bytes,
+            swap_bytes,
         },
     );
     Ok(0)

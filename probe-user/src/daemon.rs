@@ -27,7 +27,7 @@ use crate::{
         kernel::KernelSource,
         recording::{RecordedEvents, Recording},
     },
-    tracker::{Alert, SETTLE_NS, Tracker, TrackerConfig},
+    tracker::{Alert, AlertStatus, SETTLE_NS, Tracker, TrackerConfig},
 };
 
 /// How often processes whose parent is not watched are looked up in /proc for orphaning.
@@ -47,6 +47,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     if let Some(recording) = &options.recording {
         return replay(recording, options.tracker, &mut alerts);
     }
+    alerts.live = true;
     run_live(options, alerts).await
 }
 
@@ -284,6 +285,9 @@ impl Pages for SessionPages {
 struct AlertSink {
     path: Option<PathBuf>,
     out: BufWriter<Box<dyn Write + Send>>,
+    /// The processes are alive now (not a recording's): an alert raised before its
+    /// process's memory was first sampled reads it at that moment.
+    live: bool,
 }
 
 impl AlertSink {
@@ -291,6 +295,7 @@ impl AlertSink {
         Ok(Self {
             path: path.map(Path::to_owned),
             out: BufWriter::new(Self::target(path)?),
+            live: false,
         })
     }
 
@@ -312,9 +317,16 @@ impl AlertSink {
     }
 
     fn write(&mut self, metrics: &Metrics, alerts: Vec<Alert>) -> io::Result<()> {
-        for alert in &alerts {
-            metrics.observe_alert(alert);
-            write_alert(&mut self.out, alert)?;
+        for mut alert in alerts {
+            if self.live && alert.status == AlertStatus::Raised && alert.rss_bytes.is_none() {
+                // A detach is judged 80 ms after it, often before the first RSS sample.
+                if let Some(now) = crate::source::memory::usage(alert.pid) {
+                    alert.rss_bytes = Some(now.rss_bytes);
+                    alert.swap_bytes = now.swap_bytes;
+                }
+            }
+            metrics.observe_alert(&alert);
+            write_alert(&mut self.out, &alert)?;
         }
         Ok(())
     }

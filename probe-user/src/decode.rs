@@ -103,6 +103,7 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
                 core_dumped,
                 // 0: the programs never saw it fault (or rss_stat is not attached).
                 peak_rss_bytes: (r.peak_rss_bytes > 0).then_some(r.peak_rss_bytes),
+                swap_bytes: (r.peak_rss_bytes > 0).then_some(r.swap_bytes),
             }
         }
         kind::SETSID => {
@@ -314,6 +315,7 @@ mod tests {
             ppid: 1,
             exit_code: 1,
             peak_rss_bytes: 4096,
+            swap_bytes: 0,
         };
         let event = decode(&bytes_of(&record), &CLOCK).unwrap();
         assert_eq!(
@@ -323,9 +325,22 @@ mod tests {
                 exit_code: None,
                 exit_signal: Some(1),
                 core_dumped: false,
-                peak_rss_bytes: Some(4096)
+                peak_rss_bytes: Some(4096),
+                swap_bytes: Some(0),
             }
         );
+        // Never seen to fault: both unknown, not 0.
+        record.peak_rss_bytes = 0;
+        let event = decode(&bytes_of(&record), &CLOCK).unwrap();
+        assert!(matches!(
+            event.kind,
+            EventKind::Exit {
+                peak_rss_bytes: None,
+                swap_bytes: None,
+                ..
+            }
+        ));
+        record.peak_rss_bytes = 4096;
         record.exit_code = 3 << 8;
         let event = decode(&bytes_of(&record), &CLOCK).unwrap();
         assert!(matches!(

@@ -53,6 +53,9 @@ pub enum EventKind {
         /// The most it was resident; null when the source never learned its memory.
         #[serde(default)]
         peak_rss_bytes: Option<u64>,
+        /// Its memory in swap when last seen; null when unknown.
+        #[serde(default)]
+        swap_bytes: Option<u64>,
     },
     Setsid {
         ok: bool,

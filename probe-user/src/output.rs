@@ -37,6 +37,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             exit_signal,
             core_dumped,
             peak_rss_bytes,
+            swap_bytes,
         } => {
             write!(out, " ppid={ppid}")?;
             match (exit_code, exit_signal) {
@@ -50,8 +51,12 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
                 (None, None) => write!(out, " exit=unknown")?,
             }
             match peak_rss_bytes {
-                Some(peak) => write!(out, " peak_rss={}", mib(*peak)),
-                None => write!(out, " peak_rss=unknown"),
+                Some(peak) => write!(out, " peak_rss={}", mib(*peak))?,
+                None => write!(out, " peak_rss=unknown")?,
+            }
+            match swap_bytes {
+                Some(swap) if *swap > 0 => write!(out, " swap={}", mib(*swap)),
+                _ => Ok(()),
             }
         }
         EventKind::Setsid {

@@ -140,6 +140,11 @@ fn setsid_cmd_on_a_terminal_is_detached_when_only_cmd_is_matched() {
     });
     assert_eq!(alert["evidence"][0]["event"], "setsid");
     assert_eq!(alert["evidence"][0]["old_tty"], pty.name.as_str());
+    // Raised 80 ms after the setsid, before any RSS sample: read then, not left unknown.
+    assert!(
+        alert["rss_bytes"].as_u64().is_some_and(|rss| rss > 0),
+        "{alert}"
+    );
     kill(alert["pid"].as_u64().unwrap() as u32, libc::SIGKILL);
     setsid.wait().unwrap();
     hupwatch.stop();

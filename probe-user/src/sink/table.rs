@@ -13,9 +13,9 @@ pub fn write_table(out: &mut impl Write, view: &SessionsView) -> io::Result<()> 
     if view.processes.is_empty() {
         return writeln!(out, "no sessions to show");
     }
-    let rows: Vec<[String; 9]> = view.processes.iter().map(row).collect();
+    let rows: Vec<[String; 10]> = view.processes.iter().map(row).collect();
     let header = [
-        "PID", "COMM", "STATE", "TTY", "AGE", "RSS", "GROWTH", "VERDICTS", "CMDLINE",
+        "PID", "COMM", "STATE", "TTY", "AGE", "RSS", "SWAP", "GROWTH", "VERDICTS", "CMDLINE",
     ];
     let mut widths = header.map(str::len);
     for row in &rows {
@@ -48,7 +48,7 @@ pub fn write_table(out: &mut impl Write, view: &SessionsView) -> io::Result<()> 
     )
 }
 
-fn write_row(out: &mut impl Write, cells: &[String; 9], widths: &[usize; 9]) -> io::Result<()> {
+fn write_row(out: &mut impl Write, cells: &[String; 10], widths: &[usize; 10]) -> io::Result<()> {
     let last = cells.len() - 1;
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         if i == last {
@@ -60,7 +60,7 @@ fn write_row(out: &mut impl Write, cells: &[String; 9], widths: &[usize; 9]) -> 
     Ok(())
 }
 
-fn row(p: &ProcessView) -> [String; 9] {
+fn row(p: &ProcessView) -> [String; 10] {
     // Every text cell is escaped, not only the names: with --from, the document comes from
     // whatever answers at that address.
     let tty = match (&p.tty, &p.came_from_tty) {
@@ -90,6 +90,7 @@ fn row(p: &ProcessView) -> [String; 9] {
         tty,
         format_duration((p.age_seconds * 1e9) as u64),
         p.rss_bytes.map_or("-".into(), format_size),
+        p.swap_bytes.map_or("-".into(), format_size),
         growth,
         if verdicts.is_empty() {
             "-".into()

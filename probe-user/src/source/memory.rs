@@ -109,6 +109,8 @@ struct Watched {
     reported: Option<u64>,
     /// Swap last reported, so that a process paging out is reported too.
     reported_swap: Option<u64>,
+    /// Swap last read, for its exit.
+    swap: Option<u64>,
     peak: Option<u64>,
 }
 
@@ -131,9 +133,14 @@ impl RssSampler {
     /// processes alive, since each exit (or a read that finds it gone) removes its entry.
     pub fn follow(&mut self, event: &mut Event) {
         match &mut event.kind {
-            EventKind::Exit { peak_rss_bytes, .. } => {
-                let seen = self.watched.remove(&event.pid).and_then(|w| w.peak);
-                *peak_rss_bytes = (*peak_rss_bytes).max(seen);
+            EventKind::Exit {
+                peak_rss_bytes,
+                swap_bytes,
+                ..
+            } => {
+                let seen = self.watched.remove(&event.pid).unwrap_or_default();
+                *peak_rss_bytes = (*peak_rss_bytes).max(seen.peak);
+                *swap_bytes = swap_bytes.or(seen.swap);
             }
             EventKind::Exec { .. } | EventKind::Fork { .. } | EventKind::Existing { .. } => {
                 self.watch(event.pid, &event.comm);
@@ -175,6 +182,7 @@ impl RssSampler {
             };
             let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
             watched.peak = watched.peak.max(Some(peak));
+            watched.swap = now.swap_bytes.or(watched.swap);
             let moved = |last: Option<u64>, now: Option<u64>| match (last, now) {
                 (Some(last), Some(now)) => now.abs_diff(last) >= step,
                 (None, Some(now)) => now > 0,
@@ -224,6 +232,7 @@ mod tests {
                 exit_signal: None,
                 core_dumped: false,
                 peak_rss_bytes,
+                swap_bytes: None,
             },
             ..fork(pid)
         }

@@ -74,6 +74,7 @@ fn exit(t: f64, pid: u32, comm: &str, signal: Option<u32>) -> Event {
             exit_signal: signal,
             core_dumped: false,
             peak_rss_bytes: None,
+            swap_bytes: None,
         },
     )
 }

@@ -128,19 +128,23 @@ impl Hupwatch {
             cvar.notify_all();
         });
 
-        let hupwatch = Self { child, state };
-        {
+        let mut hupwatch = Self { child, state };
+        let (ready, said) = {
             let (lock, cvar) = &*hupwatch.state;
             let (collected, timeout) = cvar
                 .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(60), |c| {
                     !c.ready && !c.closed
                 })
                 .unwrap();
-            assert!(
+            (
                 collected.ready && !timeout.timed_out(),
-                "hupwatch did not get ready; it said:\n{}",
-                collected.stderr.join("\n")
-            );
+                collected.stderr.join("\n"),
+            )
+        };
+        if !ready {
+            // How it ended says what stderr cannot: a signal, a crash.
+            let ended = hupwatch.child.try_wait();
+            panic!("hupwatch did not get ready ({ended:?}); it said:\n{said}");
         }
         hupwatch
     }

@@ -121,6 +121,7 @@ fn event(record: Record) -> Event {
                 core_dumped: signal != 0 && status & 0x80 != 0,
                 // The RSS sampler fills in the peak it saw.
                 peak_rss_bytes: None,
+                swap_bytes: None,
             };
             (time_ns, pid, comm, kind)
         }
