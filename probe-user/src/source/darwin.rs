@@ -179,6 +179,7 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
                 started_boot_ns: info.started_epoch_ns,
                 cpu_ns: usage.and_then(|u| u.cpu_ns),
                 rss_bytes: usage.map_or(0, |u| u.rss_bytes),
+                swap_bytes: None,
                 hangup: mask_disposition(ignored, caught),
                 term_env: false,
             })

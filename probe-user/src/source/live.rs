@@ -282,7 +282,10 @@ impl LiveSource {
     fn sample_rss(&mut self, out: &mut Vec<Event>) {
         let now = self.decoder.clock.epoch_now_ns();
         match self.memory_from {
-            MemoryFrom::Proc => self.rss.sample(now, |pid| memory::usage(pid).into(), out),
+            MemoryFrom::Proc => {
+                let read = |pid| memory::usage(pid).into();
+                self.rss.sample(now, read, memory::cpu_ns, out);
+            }
             MemoryFrom::KernelMap => {
                 let map: HashMap<u32, RssValue> = self.probes.rss_snapshot().into_iter().collect();
                 // A process in the map that no event named (a re-sync added it, or it
@@ -295,7 +298,8 @@ impl LiveSource {
                         self.rss.watch(pid, &stat.comm);
                     }
                 }
-                self.rss.sample(now, |pid| from_map(&map, pid), out);
+                self.rss
+                    .sample(now, |pid| from_map(&map, pid), memory::cpu_ns, out);
             }
         }
     }
@@ -349,7 +353,7 @@ fn from_map(map: &HashMap<u32, RssValue>, pid: u32) -> Reading {
             rss_bytes: rss.total(),
             swap_bytes: Some(rss.swap),
             peak_rss_bytes: Some(rss.peak),
-            cpu_ns: procfs::read_cpu_ns(pid),
+            cpu_ns: None,
         }),
         None => memory::usage(pid).into(),
     }

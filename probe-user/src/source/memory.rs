@@ -34,8 +34,9 @@ impl From<Option<Usage>> for Reading {
     }
 }
 
-/// Reads `/proc/PID/status` (VmRSS, VmSwap, VmHWM) and `stat` (CPU); None when the
-/// process is gone. A zombie has no memory map left, so it reads as gone too.
+/// Reads `/proc/PID/status` (VmRSS, VmSwap, VmHWM); None when the process is gone. A
+/// zombie has no memory map left, so it reads as gone too. The CPU time is another file
+/// (`stat`): [`cpu_ns`] reads it only for the samples that are reported.
 #[cfg(target_os = "linux")]
 pub fn usage(pid: u32) -> Option<Usage> {
     let status = crate::procfs::read_status(pid)?;
@@ -44,8 +45,20 @@ pub fn usage(pid: u32) -> Option<Usage> {
         rss_bytes,
         swap_bytes: status.swap_bytes,
         peak_rss_bytes: status.peak_rss_bytes,
-        cpu_ns: crate::procfs::read_cpu_ns(pid),
+        cpu_ns: None,
     })
+}
+
+/// The CPU time a reported sample carries when its reading had none.
+#[cfg(target_os = "linux")]
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    crate::procfs::read_cpu_ns(pid)
+}
+
+/// proc_pidinfo's reading has the CPU time already.
+#[cfg(not(target_os = "linux"))]
+pub fn cpu_ns(_pid: u32) -> Option<u64> {
+    None
 }
 
 /// `proc_pidinfo(PROC_PIDTASKINFO)`: resident size in bytes, CPU time in Mach time units.
@@ -166,11 +179,13 @@ impl RssSampler {
     }
 
     /// Reads every watched process with `read` and appends an `rss` event for each whose
-    /// RSS or swap moved by at least the step since the last one.
+    /// RSS or swap moved by at least the step since the last one; `cpu` completes the
+    /// readings without a CPU time, for those events only.
     pub fn sample(
         &mut self,
         now_ns: u64,
         mut read: impl FnMut(u32) -> Reading,
+        mut cpu: impl FnMut(u32) -> Option<u64>,
         out: &mut Vec<Event>,
     ) {
         let step = self.step;
@@ -200,7 +215,7 @@ impl RssSampler {
                     rss_bytes: now.rss_bytes,
                     peak_rss_bytes: watched.peak.unwrap_or(peak),
                     swap_bytes: now.swap_bytes,
-                    cpu_ns: now.cpu_ns,
+                    cpu_ns: now.cpu_ns.or_else(|| cpu(pid)),
                 },
                 time_ns: now_ns,
                 pid,
@@ -253,6 +268,10 @@ mod tests {
             .collect()
     }
 
+    fn no_cpu(_: u32) -> Option<u64> {
+        None
+    }
+
     fn at(rss_bytes: u64, swap_bytes: u64) -> impl FnMut(u32) -> Reading {
         move |_| {
             Reading::Now(Usage {
@@ -269,10 +288,10 @@ mod tests {
         let mut sampler = RssSampler::new(100);
         sampler.follow(&mut fork(7));
         let mut out = Vec::new();
-        sampler.sample(1, at(1000, 0), &mut out);
-        sampler.sample(2, at(1050, 0), &mut out);
-        sampler.sample(3, at(1200, 0), &mut out);
-        sampler.sample(4, at(900, 0), &mut out);
+        sampler.sample(1, at(1000, 0), no_cpu, &mut out);
+        sampler.sample(2, at(1050, 0), no_cpu, &mut out);
+        sampler.sample(3, at(1200, 0), no_cpu, &mut out);
+        sampler.sample(4, at(900, 0), no_cpu, &mut out);
         assert_eq!(
             rss_of(&out),
             vec![
@@ -289,9 +308,9 @@ mod tests {
         let mut sampler = RssSampler::new(100);
         sampler.follow(&mut fork(7));
         let mut out = Vec::new();
-        sampler.sample(1, at(1000, 0), &mut out);
-        sampler.sample(2, at(1000, 50), &mut out);
-        sampler.sample(3, at(1000, 500), &mut out);
+        sampler.sample(1, at(1000, 0), no_cpu, &mut out);
+        sampler.sample(2, at(1000, 50), no_cpu, &mut out);
+        sampler.sample(3, at(1000, 500), no_cpu, &mut out);
         assert_eq!(
             rss_of(&out),
             vec![(7, 1000, 1000, Some(0)), (7, 1000, 1000, Some(500))]
@@ -311,8 +330,18 @@ mod tests {
                 cpu_ns: None,
             })
         };
-        sampler.sample(1, hwm, &mut out);
+        sampler.sample(1, hwm, |_| Some(5), &mut out);
         assert_eq!(rss_of(&out), vec![(7, 10, 300, None)]);
+        assert!(
+            matches!(
+                out[0].kind,
+                EventKind::Rss {
+                    cpu_ns: Some(5),
+                    ..
+                }
+            ),
+            "a reported sample gets its CPU time"
+        );
     }
 
     #[test]
@@ -321,7 +350,7 @@ mod tests {
         sampler.follow(&mut fork(7));
         sampler.follow(&mut fork(8));
         sampler.follow(&mut fork(9));
-        sampler.sample(1, at(4096, 0), &mut Vec::new());
+        sampler.sample(1, at(4096, 0), no_cpu, &mut Vec::new());
         let peak = |mut event: Event| match event.kind {
             EventKind::Exit { .. } => {
                 sampler.follow(&mut event);
@@ -346,9 +375,9 @@ mod tests {
         sampler.follow(&mut fork(8));
         sampler.follow(&mut exit(7, None));
         assert_eq!(sampler.watched(), 1);
-        sampler.sample(1, |_| Reading::Unknown, &mut Vec::new());
+        sampler.sample(1, |_| Reading::Unknown, no_cpu, &mut Vec::new());
         assert_eq!(sampler.watched(), 1, "alive, memory not known yet");
-        sampler.sample(1, |_| Reading::Gone, &mut Vec::new());
+        sampler.sample(1, |_| Reading::Gone, no_cpu, &mut Vec::new());
         assert_eq!(sampler.watched(), 0);
     }
 
@@ -359,7 +388,7 @@ mod tests {
         assert!(me.rss_bytes > 1 << 20, "{me:?}");
         assert!(me.peak_rss_bytes.unwrap() >= me.rss_bytes, "{me:?}");
         assert!(me.swap_bytes.is_some(), "{me:?}");
-        assert!(me.cpu_ns.is_some());
+        assert!(cpu_ns(std::process::id()).is_some());
         assert_eq!(usage(u32::MAX), None);
     }
 }

@@ -25,7 +25,7 @@ use crate::{
     decode::Clock,
     error::UserError,
     event::Event,
-    source::memory::{RssSampler, usage},
+    source::memory::{RssSampler, cpu_ns, usage},
 };
 
 /// How long dtrace may take to compile the script and print its first line.
@@ -212,7 +212,7 @@ impl DtraceSource {
                 // Records that came in the same read as the header are still buffered.
                 self.release(out, self.last_read.elapsed() >= QUIET);
                 let now = self.clock.epoch_now_ns();
-                self.rss.sample(now, |pid| usage(pid).into(), out);
+                self.rss.sample(now, |pid| usage(pid).into(), cpu_ns, out);
                 self.refused()?;
             }
         }
