@@ -19,10 +19,10 @@ pub struct Footprint {
 }
 
 /// Children that pause until killed; killed and reaped when dropped.
-struct Paused(Vec<i32>);
+pub struct Paused(Vec<i32>);
 
 impl Paused {
-    fn spawn(count: u64) -> Result<Self> {
+    pub fn spawn(count: u64) -> Result<Self> {
         let mut pids = Vec::new();
         for _ in 0..count {
             // SAFETY: the child calls only async-signal-safe functions.

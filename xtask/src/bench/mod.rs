@@ -10,6 +10,7 @@ mod loss;
 mod overhead;
 pub mod probe;
 mod report;
+mod sampling;
 pub mod stats;
 pub mod workload;
 
@@ -41,6 +42,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     let loss = section(loss::measure(&hupwatch, quick).map(|l| l.json()));
     let footprint = section(footprint::measure(&hupwatch, quick).map(|f| f.json()));
     let latency = section(latency::measure(&hupwatch, quick).map(|l| l.json()));
+    let sampling = section(sampling::measure(&hupwatch, quick).map(|s| s.json()));
 
     let command = if quick {
         "cargo xtask bench --quick"
@@ -55,6 +57,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         "loss": loss,
         "footprint": footprint,
         "latency": latency,
+        "sampling": sampling,
     });
     let missing = unmeasured(&figures);
     let out_dir = if quick {
@@ -98,6 +101,8 @@ const REQUIRED: &[&str] = &[
     "/footprint/metrics_ms/median",
     "/latency/setsid_to_detached_ms/median",
     "/latency/sighup_to_hangup_survived_beyond_grace_ms/median",
+    "/sampling/kernel_map_cpu_us_per_process_sample",
+    "/sampling/proc_cpu_us_per_process_sample",
 ];
 
 fn section(result: Result<Value>) -> Value {

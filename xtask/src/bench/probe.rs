@@ -42,8 +42,14 @@ pub fn now_ns() -> u64 {
 impl Probe {
     /// `hupwatch run ARGS` with alerts on stdout and HTTP on a free loopback port.
     pub fn hupwatch(binary: &Path, args: &[&str]) -> Result<Self> {
+        Self::hupwatch_with_env(binary, args, &[])
+    }
+
+    /// `hupwatch run` with these variables set (HUPWATCH_TRACEFS, say).
+    pub fn hupwatch_with_env(binary: &Path, args: &[&str], env: &[(&str, &Path)]) -> Result<Self> {
         let mut command = Command::new(binary);
         command.args(["run", "--listen", "127.0.0.1:0"]).args(args);
+        command.envs(env.iter().copied());
         let mut probe = Self::spawn(command, None, true)?;
         let ready = probe.wait_stderr("hupwatch: ready")?;
         probe.address = ready
