@@ -66,6 +66,11 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     }
     let comm = current_comm();
     let tracked = is_tracked(tgid) || track_if_comm_matches(tgid, &comm);
+    if tracked {
+        // The old image's counters (rss_stat fires for it while exec tears it down) must
+        // not stand for the new one until each of its own counters has moved.
+        let _ = RSS.remove(&tgid);
+    }
     if !tracked && config!(exec_all) == 0 {
         return Ok(0);
     }

@@ -16,6 +16,8 @@ use support::{Hupwatch, named_program, scratch_dir, unique, wait_for_exec};
 
 const PID_MAX: &str = "/proc/sys/kernel/pid_max";
 const LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+/// Pids below this are handed out once, at boot: the allocation wraps back to it.
+const RESERVED_PIDS: u32 = 300;
 
 /// Both tests move the kernel's next pid around.
 static PID_SPACE: Mutex<()> = Mutex::new(());
@@ -32,8 +34,60 @@ fn write_number(path: &str, value: u32) {
     std::fs::write(path, value.to_string()).unwrap_or_else(|e| panic!("writing {path}: {e}"));
 }
 
+/// The pid the kernel handed out last (the fifth field of /proc/loadavg).
+fn last_pid() -> u32 {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap();
+    loadavg.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// Takes one pid: a child that exits at once, reaped.
+fn fork_one() -> u32 {
+    // SAFETY: the child only calls _exit, which is async-signal-safe.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+        0 => unsafe { libc::_exit(0) },
+        pid => {
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            pid as u32
+        }
+    }
+}
+
+/// Makes `target` the next pid the kernel hands out, unless another process forks first.
+fn steer_next_pid(target: u32) {
+    if write_number_if_there(LAST_PID, target - 1) {
+        return;
+    }
+    // A kernel without CONFIG_CHECKPOINT_RESTORE (the 5.15 test kernel) has no
+    // ns_last_pid: take pids until the one before `target` is handed out, wrapping the
+    // allocation to the bottom first when `target` lies behind (pid_max lowered to just
+    // past the last pid for one fork, then put back).
+    let mut last = fork_one();
+    if last >= target {
+        let original = read_number(PID_MAX);
+        write_number(PID_MAX, last + 1);
+        last = fork_one();
+        write_number(PID_MAX, original);
+    }
+    for _ in 0..100_000 {
+        if last + 1 >= target {
+            return;
+        }
+        last = fork_one();
+    }
+    panic!("could not bring the next pid to {target}");
+}
+
+fn write_number_if_there(path: &str, value: u32) -> bool {
+    Path::new(path).exists() && {
+        write_number(path, value);
+        true
+    }
+}
+
 /// Spawns `command` until the kernel gives it a pid for which `wanted` holds: it hands out
-/// the pid after ns_last_pid unless another process on the machine forks first.
+/// the pid after the one steered to unless another process on the machine forks first.
 fn spawn_with_pid(mut command: impl FnMut() -> Command, wanted: impl Fn(u32) -> bool) -> Child {
     for _ in 0..50 {
         let mut child = command().spawn().unwrap();
@@ -101,6 +155,9 @@ fn a_pid_a_tracked_process_leaves_behind_is_not_tracked_when_reused() {
     let other = named_program(&dir, &other_name, "sleep");
     let hupwatch = Hupwatch::start(&["--match", &name]);
 
+    // A pid that can come round again: in a freshly booted guest the next ones are below
+    // RESERVED_PIDS, which the allocation never returns to.
+    steer_next_pid(RESERVED_PIDS + 1);
     let mut first = Command::new(&matched).arg("0").spawn().unwrap();
     let pid = first.id();
     first.wait().unwrap();
@@ -111,7 +168,7 @@ fn a_pid_a_tracked_process_leaves_behind_is_not_tracked_when_reused() {
     // The same pid, for a process nothing matches.
     let mut reused = spawn_with_pid(
         || {
-            write_number(LAST_PID, pid - 1);
+            steer_next_pid(pid);
             let mut command = Command::new(&other);
             command.arg("0.1");
             command
@@ -140,8 +197,13 @@ fn processes_above_the_pid_max_hupwatch_started_with_are_tracked() {
     let original = read_number(PID_MAX);
     let restore = RestorePidMax(original);
     // hupwatch sizes its flags to the pid_max it starts with: start it under half, then
-    // use pids above that half.
-    let low = original / 2;
+    // use pids above that half (or, where the next pid can only be steered by taking pids,
+    // a little above the ones in use, so that few need taking).
+    let low = if Path::new(LAST_PID).exists() {
+        original / 2
+    } else {
+        (last_pid() + 500).min(original / 2)
+    };
     let above = low + 1000;
     assert!(
         above < original,
@@ -155,7 +217,7 @@ fn processes_above_the_pid_max_hupwatch_started_with_are_tracked() {
     let high_pid = |offset: u32, command: &dyn Fn() -> Command| {
         spawn_with_pid(
             || {
-                write_number(LAST_PID, above + offset);
+                steer_next_pid(above + offset + 1);
                 command()
             },
             |got| got > low,

@@ -23,6 +23,18 @@ pub const HUPWATCH: &str = env!("CARGO_BIN_EXE_hupwatch");
 /// How long a test waits for an event it expects. Generous: CI machines are shared.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A time bound the test asserts, stretched by `HUPWATCH_TEST_SLOWDOWN` (a factor, 1
+/// unless set). The kernel matrix sets it in its qemu guests, which emulate the CPU
+/// (TCG) many times slower than the host; the host's run asserts the bounds as written.
+pub fn scaled(bound: Duration) -> Duration {
+    let factor = std::env::var("HUPWATCH_TEST_SLOWDOWN")
+        .ok()
+        .and_then(|f| f.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0);
+    bound.mul_f64(factor)
+}
+
 /// These tests load eBPF programs. They never skip: without root or BPF they fail, saying
 /// why, so a green run always means the kernel side was exercised.
 pub fn require_root() {
