@@ -297,9 +297,11 @@ fn steady_growth_is_flagged_with_its_slope() {
         .unwrap();
     let pid = child.id();
     support::wait_for_exec(pid, "python3");
+    // The alert comes once the fit exceeds 256 MiB, 32 steps in: the sample hupwatch took
+    // at its start, before the growth, weighs little in the fit by then.
     let hupwatch = watch(&[
         "--rss-growth",
-        "96MiB",
+        "256MiB",
         "--rss-window",
         "20s",
         "--rss-interval",
@@ -312,7 +314,7 @@ fn steady_growth_is_flagged_with_its_slope() {
     assert!(slope > 20e6, "slope {slope} B/s for 80 MiB/s of growth");
     assert!(growth["r_squared"].as_f64().unwrap() > 0.8, "{growth}");
     assert_eq!(growth["idle"], false);
-    assert!(alert["rss_bytes"].as_u64().unwrap() >= 96 << 20);
+    assert!(alert["rss_bytes"].as_u64().unwrap() >= 256 << 20);
     kill(pid, libc::SIGKILL);
     child.wait().unwrap();
     hupwatch.stop();

@@ -276,6 +276,15 @@ impl LiveSource {
             read += 1;
         }
         out[first..].iter_mut().for_each(|e| rss.follow(e));
+        // Just exec'd, so the kernel map has nothing for them yet: /proc.
+        let now = decoder.clock.epoch_now_ns();
+        rss.read_execs(
+            first,
+            now,
+            |pid| memory::usage(pid).into(),
+            memory::cpu_ns,
+            out,
+        );
         read == MAX_BATCH
     }
 

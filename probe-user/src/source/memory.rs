@@ -189,40 +189,76 @@ impl RssSampler {
         out: &mut Vec<Event>,
     ) {
         let step = self.step;
-        self.watched.retain(|&pid, watched| {
-            let now = match read(pid) {
-                Reading::Now(now) => now,
-                Reading::Unknown => return true,
-                Reading::Gone => return false,
-            };
-            let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
-            watched.peak = watched.peak.max(Some(peak));
-            watched.swap = now.swap_bytes.or(watched.swap);
-            let moved = |last: Option<u64>, now: Option<u64>| match (last, now) {
-                (Some(last), Some(now)) => now.abs_diff(last) >= step,
-                (None, Some(now)) => now > 0,
-                _ => false,
-            };
-            if !moved(watched.reported, Some(now.rss_bytes))
-                && !moved(watched.reported_swap, now.swap_bytes)
-            {
-                return true;
+        self.watched.retain(|&pid, watched| match read(pid) {
+            Reading::Now(now) => {
+                out.extend(watched.take(pid, now, step, now_ns, &mut cpu));
+                true
             }
-            watched.reported = Some(now.rss_bytes);
-            watched.reported_swap = now.swap_bytes;
-            out.push(Event {
-                kind: EventKind::Rss {
-                    rss_bytes: now.rss_bytes,
-                    peak_rss_bytes: watched.peak.unwrap_or(peak),
-                    swap_bytes: now.swap_bytes,
-                    cpu_ns: now.cpu_ns.or_else(|| cpu(pid)),
-                },
-                time_ns: now_ns,
-                pid,
-                comm: watched.comm.clone(),
-            });
-            true
+            Reading::Unknown => true,
+            Reading::Gone => false,
         });
+    }
+
+    /// Reads at once the processes that the events from `first` on show exec'ing, and
+    /// appends their `rss` events: their memory is known from their start, not from the
+    /// next tick, which a short-lived process may never see.
+    pub fn read_execs(
+        &mut self,
+        first: usize,
+        now_ns: u64,
+        mut read: impl FnMut(u32) -> Reading,
+        mut cpu: impl FnMut(u32) -> Option<u64>,
+        out: &mut Vec<Event>,
+    ) {
+        let execs: Vec<u32> = out[first..]
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Exec { .. }))
+            .map(|e| e.pid)
+            .collect();
+        for pid in execs {
+            if let (Some(watched), Reading::Now(now)) = (self.watched.get_mut(&pid), read(pid)) {
+                out.extend(watched.take(pid, now, self.step, now_ns, &mut cpu));
+            }
+        }
+    }
+}
+
+impl Watched {
+    /// Takes a reading; the `rss` event to report when RSS or swap moved by `step` or
+    /// more since the last one.
+    fn take(
+        &mut self,
+        pid: u32,
+        now: Usage,
+        step: u64,
+        now_ns: u64,
+        cpu: &mut impl FnMut(u32) -> Option<u64>,
+    ) -> Option<Event> {
+        let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
+        self.peak = self.peak.max(Some(peak));
+        self.swap = now.swap_bytes.or(self.swap);
+        let moved = |last: Option<u64>, now: Option<u64>| match (last, now) {
+            (Some(last), Some(now)) => now.abs_diff(last) >= step,
+            (None, Some(now)) => now > 0,
+            _ => false,
+        };
+        if !moved(self.reported, Some(now.rss_bytes)) && !moved(self.reported_swap, now.swap_bytes)
+        {
+            return None;
+        }
+        self.reported = Some(now.rss_bytes);
+        self.reported_swap = now.swap_bytes;
+        Some(Event {
+            kind: EventKind::Rss {
+                rss_bytes: now.rss_bytes,
+                peak_rss_bytes: self.peak.unwrap_or(peak),
+                swap_bytes: now.swap_bytes,
+                cpu_ns: now.cpu_ns.or_else(|| cpu(pid)),
+            },
+            time_ns: now_ns,
+            pid,
+            comm: self.comm.clone(),
+        })
     }
 }
 
@@ -366,6 +402,28 @@ mod tests {
         assert_eq!(peak(exit(8, Some(8192))), Some(8192));
         // Never sampled: still unknown, not 0.
         assert_eq!(peak(exit(10, None)), None);
+    }
+
+    #[test]
+    fn an_exec_is_read_at_once() {
+        let mut sampler = RssSampler::new(1);
+        let mut out = vec![Event {
+            kind: EventKind::Exec {
+                ppid: 1,
+                filename: "/bin/sleep".into(),
+                sid: None,
+                tty: None,
+                parent_tty: None,
+                started_ns: None,
+                cmdline: None,
+                hangup: None,
+            },
+            ..fork(7)
+        }];
+        sampler.follow(&mut out[0]);
+        sampler.read_execs(0, 5, at(2048, 0), no_cpu, &mut out);
+        assert_eq!(rss_of(&out[1..]), vec![(7, 2048, 2048, Some(0))]);
+        assert_eq!(out[1].time_ns, 5);
     }
 
     #[test]

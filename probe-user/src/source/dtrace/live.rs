@@ -242,6 +242,9 @@ impl DtraceSource {
             self.records.flush(out);
         }
         out[first..].iter_mut().for_each(|e| self.rss.follow(e));
+        let now = self.clock.epoch_now_ns();
+        self.rss
+            .read_execs(first, now, |pid| usage(pid).into(), cpu_ns, out);
     }
 
     /// Losses so far, by kind, for `hupwatch_events_lost_total`.
