@@ -1,6 +1,7 @@
 //! `cargo xtask <setup|run|test|bench|soak|fuzz>`: hupwatch's developer and CI tasks.
 mod bench;
 mod fuzz;
+mod kernels;
 mod run;
 mod setup;
 mod sh;
@@ -24,12 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what building the eBPF programs needs (idempotent)
+    /// Install what building and testing need (idempotent)
     Setup,
     /// Build hupwatch and run it as root: `cargo xtask run -- ARGS` (default: run)
     Run(Passthrough),
-    /// Check formatting, run clippy, then `cargo test ARGS` as root
-    Test(Passthrough),
+    /// Check formatting, run clippy, then `cargo test ARGS` as root, then the kernel-dependent
+    /// tests again in qemu guests of other kernels (the kernel matrix)
+    Test(TestArgs),
     /// Measure overhead, loss, footprint and latency against bpftrace (root); writes
     /// bench/RESULTS.md and bench/results.json
     Bench {
@@ -37,6 +39,10 @@ enum Cmd {
         /// harness works and every figure is produced, not how good the figures are
         #[arg(long)]
         quick: bool,
+        /// Measure only this section again, at full size, into bench/results.json and
+        /// RESULTS.md, keeping the other figures (the one that can: sampling)
+        #[arg(long, value_name = "SECTION", conflicts_with = "quick")]
+        only: Option<String>,
     },
     /// hupwatch under steady churn for N minutes (root): its RSS and open file descriptors
     /// must stay flat; writes target/soak/soak.json
@@ -67,6 +73,20 @@ struct Passthrough {
     args: Vec<String>,
 }
 
+#[derive(Args)]
+struct TestArgs {
+    /// Only the kernel matrix's tests, in a guest of this kernel image (builds the tests
+    /// first; nothing else runs)
+    #[arg(long, value_name = "VMLINUZ")]
+    kernel: Option<PathBuf>,
+    /// A kernel the matrix cannot run (image or qemu/vng missing) is reported NOT RUN
+    /// without failing the run. Refused when CI is set
+    #[arg(long)]
+    skip_missing_kernels: bool,
+    #[command(flatten)]
+    passthrough: Passthrough,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -94,10 +114,24 @@ fn main() -> ExitCode {
     sh::put_cargo_bin_on_path();
     let root = workspace_root();
     let result = match cli.command {
-        Cmd::Setup => setup::setup(),
+        Cmd::Setup => setup::setup_for_tests(),
         Cmd::Run(Passthrough { args }) => run::run(&root, &args).map(|never| match never {}),
-        Cmd::Test(Passthrough { args }) => test::test(&root, &args),
-        Cmd::Bench { quick } => bench::bench(&root, quick),
+        Cmd::Test(TestArgs {
+            kernel,
+            skip_missing_kernels,
+            passthrough: Passthrough { args },
+        }) => test::test(
+            &root,
+            test::Options {
+                args,
+                kernel,
+                skip_missing_kernels,
+            },
+        ),
+        Cmd::Bench { quick, only } => match only {
+            Some(section) => bench::bench_only(&root, &section),
+            None => bench::bench(&root, quick),
+        },
         Cmd::Fuzz { seconds } => fuzz::fuzz(&root, seconds),
         Cmd::Soak { minutes } => soak::soak(&root, minutes),
         Cmd::BenchWorkload { name, iterations } => bench::workload::child_main(&name, iterations),
@@ -117,4 +151,42 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_args(line: &[&str]) -> TestArgs {
+        let cli = Cli::try_parse_from(["xtask", "test"].iter().chain(line)).unwrap();
+        match cli.command {
+            Cmd::Test(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn test_passes_what_follows_the_double_dash_to_cargo_test() {
+        let args = test_args(&["--", "--release", "-p", "probe-user", "--", "--nocapture"]);
+        assert_eq!(
+            args.passthrough.args,
+            ["--release", "-p", "probe-user", "--", "--nocapture"]
+        );
+        assert_eq!(args.kernel, None);
+    }
+
+    #[test]
+    fn test_passes_unknown_flags_to_cargo_test_as_before() {
+        let args = test_args(&["--release", "--kernel", "k"]);
+        assert_eq!(args.passthrough.args, ["--release", "--kernel", "k"]);
+        assert_eq!(args.kernel, None);
+    }
+
+    #[test]
+    fn test_takes_one_kernel_before_the_passthrough() {
+        let args = test_args(&["--kernel", "/k/vmlinuz-5.15.215"]);
+        assert_eq!(args.kernel, Some(PathBuf::from("/k/vmlinuz-5.15.215")));
+        assert!(args.passthrough.args.is_empty());
+        assert!(!args.skip_missing_kernels);
+    }
 }

@@ -44,7 +44,10 @@ pub fn build_hupwatch(root: &Path) -> Result<PathBuf> {
 
 /// Where cargo puts release binaries: under CARGO_TARGET_DIR when it is set.
 pub fn release_dir(root: &Path) -> PathBuf {
-    let target_dir =
-        env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
-    target_dir.join("release")
+    target_dir(root).join("release")
+}
+
+/// cargo's target folder: CARGO_TARGET_DIR when it is set.
+pub fn target_dir(root: &Path) -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }

@@ -1,7 +1,11 @@
-//! `cargo xtask setup`: what building the eBPF programs needs on a fresh Debian 12 machine.
-//! Every step checks first, so on a machine that is already set up it takes well under a
-//! second and changes nothing.
-use std::{collections::HashSet, process::Command};
+//! `cargo xtask setup`: what building the eBPF programs and testing them need on a fresh
+//! Debian 12 machine. Every step checks first, so on a machine that is already set up it
+//! takes well under a second and changes nothing.
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context, Result, bail};
 
@@ -33,16 +37,32 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     ("script", "bsdutils"),
 ];
+/// The kernel matrix boots other kernels in qemu guests: (tool, Debian package).
+const GUEST_TOOLS: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86")];
+/// virtme-ng packs its guest's initramfs around a busybox, which must be static: a dynamic
+/// one (Debian's `busybox`, which also installs a `busybox` command) finds no libraries there.
+const STATIC_BUSYBOX: &str = "busybox-static";
+/// virtme-ng (`vng`) boots a kernel over the host's root filesystem. Not packaged for
+/// Debian 12: pip installs it. The version the kernel matrix was measured with.
+const VIRTME_NG_VERSION: &str = "1.42";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// `cargo xtask test` type-checks the user-space crates for macOS with these.
 pub const MACOS_TARGETS: [&str; 2] = ["aarch64-apple-darwin", "x86_64-apple-darwin"];
 
+/// What building and running hupwatch needs (`cargo xtask run`), plus the host's test tools.
 pub fn setup() -> Result<()> {
     llvm_packages()?;
     nightly_rust_src()?;
     bpf_linker()?;
     macos_targets()?;
     test_tools()
+}
+
+/// Everything `cargo xtask test` needs: `setup` and the kernel matrix's guest tools, which
+/// `cargo xtask run` has no use for (qemu is large).
+pub fn setup_for_tests() -> Result<()> {
+    setup()?;
+    guest_tools()
 }
 
 /// The standard library for macOS, so `cargo check --target` works here (no linking).
@@ -103,14 +123,27 @@ fn installed_packages(packages: &[&str]) -> Result<HashSet<String>> {
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
+    apt_install_with(packages, &[])
+}
+
+/// `apt-get install` with `options` (e.g. `--no-install-recommends`), after an update so
+/// that a fresh machine's empty package lists do not fail it.
+fn apt_install_with(packages: &[&str], options: &[&str]) -> Result<()> {
     eprintln!("setup: installing {}", packages.join(" "));
-    let noninteractive = [("DEBIAN_FRONTEND", "noninteractive")];
-    sh::run(sh::as_root("apt-get", &noninteractive)?.arg("update"))?;
+    apt_update()?;
     sh::run(
-        sh::as_root("apt-get", &noninteractive)?
+        sh::as_root("apt-get", &NONINTERACTIVE)?
             .args(["install", "-y"])
+            .args(options)
             .args(packages),
     )
+}
+
+const NONINTERACTIVE: [(&str, &str); 1] = [("DEBIAN_FRONTEND", "noninteractive")];
+
+/// Refreshes apt's package lists (as root).
+pub fn apt_update() -> Result<()> {
+    sh::run(sh::as_root("apt-get", &NONINTERACTIVE)?.arg("update"))
 }
 
 /// aya-build compiles the eBPF crate with `cargo +nightly -Z build-std`, which needs rust-src.
@@ -190,4 +223,82 @@ fn test_tools() -> Result<()> {
         return Ok(());
     }
     apt_install(&missing)
+}
+
+/// qemu, a static busybox and virtme-ng: what the kernel matrix boots its guests with.
+fn guest_tools() -> Result<()> {
+    let mut missing: Vec<&str> = GUEST_TOOLS
+        .iter()
+        .filter(|(tool, _)| sh::which(tool).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if !installed_packages(&[STATIC_BUSYBOX])?.contains(STATIC_BUSYBOX) {
+        missing.push(STATIC_BUSYBOX);
+    }
+    if missing.is_empty() {
+        eprintln!("setup: qemu and busybox-static ok");
+    } else {
+        // Without recommends: they are qemu's GTK and SDL front ends, audio and extra block
+        // drivers, hundreds of MB that a guest on a serial console never uses. Its BIOS
+        // (seabios) and option ROMs are hard dependencies and come anyway.
+        apt_install_with(&missing, &["--no-install-recommends"])?;
+    }
+    virtme_ng()
+}
+
+fn virtme_ng() -> Result<()> {
+    if let Some(vng) = vng() {
+        eprintln!("setup: vng ok ({})", vng.display());
+        return Ok(());
+    }
+    // Debian's own python3 comes without pip.
+    if sh::probe(Command::new("python3").args(["-m", "pip", "--version"])).is_none() {
+        apt_install(&["python3-pip"])?;
+    }
+    eprintln!("setup: installing virtme-ng {VIRTME_NG_VERSION} with pip");
+    // As root, like the apt packages: the guests are booted as root (the tests in them need
+    // it), and root's python would not see a package in the caller's --user site. Debian
+    // marks its python "externally managed" and pip then refuses without the override;
+    // virtme-ng is not packaged for Debian 12, so there is no apt alternative.
+    let pip_env = [
+        ("PIP_BREAK_SYSTEM_PACKAGES", "1"),
+        ("PIP_ROOT_USER_ACTION", "ignore"),
+    ];
+    sh::run(sh::as_root("python3", &pip_env)?.args([
+        "-m",
+        "pip",
+        "install",
+        &format!("virtme-ng=={VIRTME_NG_VERSION}"),
+    ]))?;
+    match vng() {
+        Some(vng) => {
+            eprintln!("setup: vng installed ({})", vng.display());
+            Ok(())
+        }
+        None => bail!(
+            "pip installed virtme-ng, but no `vng` is on PATH or in python3's script directories"
+        ),
+    }
+}
+
+/// Prints the directories where pip puts commands for this python3: its own (a venv's or
+/// pyenv's bin, /usr/local/bin for Debian's python) and the per-user one (~/.local/bin).
+const PYTHON_SCRIPT_DIRS: &str = r#"
+import sysconfig
+print(sysconfig.get_path("scripts"))
+for scheme in ("posix_local", "posix_user"):
+    if scheme in sysconfig.get_scheme_names():
+        print(sysconfig.get_path("scripts", scheme))
+"#;
+
+/// virtme-ng's `vng`. Looked for first where pip put it for python3, since PATH may lack
+/// that directory (pyenv, ~/.local/bin, sudo's secure_path) or lead to a pyenv shim of
+/// another python version; then on PATH.
+pub fn vng() -> Option<PathBuf> {
+    let dirs =
+        sh::probe(Command::new("python3").args(["-c", PYTHON_SCRIPT_DIRS])).unwrap_or_default();
+    dirs.lines()
+        .map(|dir| Path::new(dir.trim()).join("vng"))
+        .find(|vng| sh::is_executable(vng))
+        .or_else(|| sh::which("vng"))
 }

@@ -1,12 +1,46 @@
-//! `cargo xtask test [-- ARGS]`: the checks CI runs, failing at the first broken step.
-use std::{path::Path, process::Command};
+//! `cargo xtask test [-- ARGS]`: the checks CI runs, failing at the first broken step; the
+//! host's `cargo test` and the kernel matrix (the kernel-dependent tests again in qemu
+//! guests of other kernels, see kernels/) count as one step, which fails only once every
+//! kernel has its line. ARGS go to the host's `cargo test` only; the guests run their
+//! fixed selection.
+//! `cargo xtask test --kernel VMLINUZ`: only the kernel matrix's tests, on that kernel.
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::{setup, sh};
+use crate::{
+    kernels::{self, Kernels, libtest},
+    setup, sh,
+};
 
-pub fn test(root: &Path, args: &[String]) -> Result<()> {
-    setup::setup()?;
+pub struct Options {
+    /// For `cargo test` (the host's tests).
+    pub args: Vec<String>,
+    /// Only the kernel matrix, on this vmlinuz.
+    pub kernel: Option<PathBuf>,
+    /// Outside CI, a kernel the matrix cannot run does not fail the run.
+    pub skip_missing_kernels: bool,
+}
+
+pub fn test(root: &Path, options: Options) -> Result<()> {
+    let Options {
+        args,
+        kernel,
+        skip_missing_kernels,
+    } = options;
+    kernels::check_options(skip_missing_kernels)?;
+    setup::setup_for_tests()?;
+    if let Some(kernel) = kernel {
+        if !args.is_empty() {
+            bail!("--kernel runs the kernel matrix's own test selection and takes no ARGS");
+        }
+        let lines = kernels::run(root, Kernels::Only(kernel), skip_missing_kernels)?;
+        return kernels::conclude(&lines);
+    }
     step(
         root,
         "cargo fmt --check",
@@ -50,11 +84,16 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
             cargo().args(["test", "--no-run"]).args(build_args),
         )?;
     }
-    // The integration tests load eBPF programs, which needs root.
-    let mut test = sh::as_root("cargo", &[])?;
-    // A fresh-clone run under nohup failed two root tests before this.
-    sh::default_sighup(&mut test);
-    step(root, "cargo test", test.arg("test").args(args))?;
+    // A failure of the host's tests is reported with the guests' results, after them: the
+    // kernel matrix runs in any case (after the host's tests, whose build it reuses).
+    let mut host_counts = None;
+    let host_outcome = host_tests(root, &args, &mut host_counts);
+    let mut lines = vec![kernels::host_line(host_counts, &host_outcome)];
+    lines.extend(
+        kernels::run(root, Kernels::Matrix, skip_missing_kernels)
+            .context("the kernel matrix failed")?,
+    );
+    kernels::conclude(&lines)?;
     let dashboards = root.join("dashboards");
     step(
         &dashboards,
@@ -75,6 +114,43 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
         "cargo xtask bench --quick",
         bench.args(["bench", "--quick"]),
     )
+}
+
+/// `cargo test ARGS` as root (the integration tests load eBPF programs), its output passed
+/// through as it comes and its `test result:` lines summed into `counts` for the host
+/// kernel's line.
+fn host_tests(root: &Path, args: &[String], counts: &mut Option<libtest::Counts>) -> Result<()> {
+    let mut test = sh::as_root("cargo", &[])?;
+    // A fresh-clone run under nohup failed two root tests before this.
+    sh::default_sighup(&mut test);
+    test.arg("test")
+        .args(args)
+        .current_dir(root)
+        .stdout(Stdio::piped());
+    eprintln!("==> cargo test");
+    let mut child = test
+        .spawn()
+        .with_context(|| format!("could not start `{}`", sh::display(&test)))?;
+    let mut stdout = BufReader::new(child.stdout.take().context("cargo test's stdout")?);
+    let mut line = Vec::new();
+    // Bytes, not str: a test may print anything.
+    while stdout.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+        let _ = std::io::stdout().write_all(&line);
+        if let Some(result) = libtest::result_line(&String::from_utf8_lossy(&line)) {
+            counts
+                .get_or_insert_with(libtest::Counts::default)
+                .add(result);
+        }
+        line.clear();
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() {
+        bail!(
+            "step `cargo test` failed: `{}` ({status})",
+            sh::display(&test)
+        );
+    }
+    Ok(())
 }
 
 fn cargo() -> Command {

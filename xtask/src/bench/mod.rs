@@ -78,6 +78,34 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     Ok(())
 }
 
+/// Measures one section again at full size and puts it into bench/results.json and
+/// RESULTS.md in place of the figures it had, keeping the others: for a section that
+/// changed without rerunning the half hour of the rest. The section records its own
+/// commit and date.
+pub fn bench_only(root: &Path, name: &str) -> Result<()> {
+    if !sh::is_root() {
+        bail!("the benchmarks load eBPF programs: run as root (sudo -E cargo xtask bench)");
+    }
+    setup::setup()?;
+    let hupwatch = crate::run::build_hupwatch(root)?;
+    let mut measured = match name {
+        "sampling" => sampling::measure(&hupwatch, false)?.json(),
+        other => bail!("no bench section {other:?} can run alone; the one that can: sampling"),
+    };
+    let machine = machine();
+    measured["commit"] = machine["hupwatch_commit"].clone();
+    measured["date"] = machine["date"].clone();
+    let path = root.join("bench/results.json");
+    let mut figures: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    figures[name] = measured;
+    std::fs::write(&path, serde_json::to_string_pretty(&figures)?)?;
+    std::fs::write(root.join("bench/RESULTS.md"), report::markdown(&figures))?;
+    eprintln!("bench: {name} measured again into bench/RESULTS.md");
+    Ok(())
+}
+
 /// The figures every run must produce; a null or absent one means part of the harness
 /// did not work.
 const REQUIRED: &[&str] = &[

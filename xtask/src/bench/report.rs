@@ -325,9 +325,17 @@ pub fn markdown(f: &Value) -> String {
     );
     let s = &f["sampling"];
     let per = |key: &str| s[key].as_f64().unwrap_or(f64::NAN);
+    let measured_apart = match (s["commit"].as_str(), s["date"].as_str()) {
+        (Some(commit), Some(date)) => {
+            format!(
+                " (measured apart, with `cargo xtask bench --only sampling`, at {commit} on {date})"
+            )
+        }
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "\n## Memory sampling\n\nhupwatch's CPU per watched process per sample, {} paused processes sampled every {} ms for {} s: \
+        "\n## Memory sampling{measured_apart}\n\nhupwatch's CPU per watched process per sample, {} paused processes sampled every {} ms for {} s: \
          {:.2} µs from the kernel's map (rss_stat attached), {:.2} µs from /proc/PID/status where rss_stat \
          cannot attach (as on a kernel that refuses it). At the default 1 s interval, 1,000 processes cost \
          {:.2} % and {:.2} % of one CPU.",
