@@ -3,23 +3,17 @@
 //! Every label is bounded: kinds, signals, results, verdicts, programs; per-process series
 //! exist only for processes with a verdict, at most `max_session_series` of them.
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder, core::Collector,
+    Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
+    proto,
 };
 
 use crate::{
     event::{Event, EventKind},
-    tracker::{Alert, AlertStatus, MetricsView, Resync},
+    tracker::{Alert, AlertStatus, LATENCY_BUCKETS, LatencyCounts, MetricsView, Resync},
     verdict::VerdictKind,
 };
 
 pub const DEFAULT_MAX_SESSION_SERIES: usize = 50;
-
-/// Hangup-to-exit latency buckets: a well-behaved process exits within milliseconds; the
-/// upper buckets catch slow shutdowns that still end.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 pub struct Metrics {
     registry: Registry,
@@ -31,7 +25,6 @@ pub struct Metrics {
     setsid_calls: IntCounterVec,
     signals_generated: IntCounterVec,
     signals_delivered: IntCounterVec,
-    hangup_exit_latency: Histogram,
     verdicts_raised: IntCounterVec,
     with_verdict: IntGaugeVec,
     tracked: IntGaugeVec,
@@ -48,8 +41,6 @@ pub struct Metrics {
     /// Kernel totals already added, per program: (run time, runs).
     bpf_seen: Vec<(&'static str, std::time::Duration, u64)>,
     max_session_series: usize,
-    /// Latencies already observed, so each hangup exit is counted once.
-    hangup_exits_seen: u64,
     lost_seen: Vec<(&'static str, u64)>,
 }
 
@@ -109,14 +100,6 @@ impl Metrics {
                 "Signals acted on by watched processes, by signal and disposition.",
                 &["signal", "disposition"],
             ),
-            hangup_exit_latency: Histogram::with_opts(
-                HistogramOpts::new(
-                    "hupwatch_hangup_exit_latency_seconds",
-                    "Time from a process's first hangup (SIGHUP or its terminal going away) to its exit.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("valid metric"),
             verdicts_raised: counter_vec(
                 "hupwatch_verdicts_raised_total",
                 "Verdicts raised, by verdict and whether they were inferred from /proc.",
@@ -179,7 +162,6 @@ impl Metrics {
             ),
             bpf_seen: Vec::new(),
             max_session_series,
-            hangup_exits_seen: 0,
             lost_seen: Vec::new(),
         };
         metrics.register_all();
@@ -207,7 +189,6 @@ impl Metrics {
             Box::new(self.setsid_calls.clone()),
             Box::new(self.signals_generated.clone()),
             Box::new(self.signals_delivered.clone()),
-            Box::new(self.hangup_exit_latency.clone()),
             Box::new(self.verdicts_raised.clone()),
             Box::new(self.with_verdict.clone()),
             Box::new(self.tracked.clone()),
@@ -365,11 +346,12 @@ impl Metrics {
 
     /// Refreshes the gauges from the tracker and renders the text exposition format.
     pub fn render(&mut self, view: &MetricsView) -> Vec<u8> {
-        self.observe_hangup_exits(view);
         self.set_session_gauges(view);
+        let mut families = self.registry.gather();
+        families.push(hangup_latency(&view.hangup_latency));
         let mut out = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("text encoding into memory cannot fail");
         out
     }
@@ -377,17 +359,6 @@ impl Metrics {
     /// The most per-process series a scrape shows (`--max-session-series`).
     pub fn max_session_series(&self) -> usize {
         self.max_session_series
-    }
-
-    fn observe_hangup_exits(&mut self, view: &MetricsView) {
-        let new = view
-            .hangup_exit_total
-            .saturating_sub(self.hangup_exits_seen) as usize;
-        let kept = view.hangup_exits.len();
-        for exit in &view.hangup_exits[kept.saturating_sub(new)..] {
-            self.hangup_exit_latency.observe(exit.latency_seconds);
-        }
-        self.hangup_exits_seen = view.hangup_exit_total;
     }
 
     fn set_session_gauges(&self, view: &MetricsView) {
@@ -443,6 +414,36 @@ impl Metrics {
             }
         }
     }
+}
+
+/// The hangup-to-exit histogram as the tracker's counts stand: every exit is in them from
+/// when it happened, however many came since the last scrape.
+fn hangup_latency(counts: &LatencyCounts) -> proto::MetricFamily {
+    let buckets = LATENCY_BUCKETS
+        .iter()
+        .zip(counts.at_most)
+        .map(|(&bound, n)| {
+            let mut bucket = proto::Bucket::default();
+            bucket.set_upper_bound(bound);
+            bucket.set_cumulative_count(n);
+            bucket
+        })
+        .collect();
+    let mut histogram = proto::Histogram::default();
+    histogram.set_sample_count(counts.count);
+    histogram.set_sample_sum(counts.sum_seconds);
+    histogram.set_bucket(buckets);
+    let mut metric = proto::Metric::default();
+    metric.set_histogram(histogram);
+    let mut family = proto::MetricFamily::default();
+    family.set_name("hupwatch_hangup_exit_latency_seconds".into());
+    family.set_help(
+        "Time from a process's first hangup (SIGHUP or its terminal going away) to its exit."
+            .into(),
+    );
+    family.set_field_type(proto::MetricType::HISTOGRAM);
+    family.set_metric(vec![metric]);
+    family
 }
 
 #[cfg(test)]

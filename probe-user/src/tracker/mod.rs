@@ -2,6 +2,7 @@
 //! what is known about each live process and turns conditions into verdicts once they have
 //! held long enough. Unit-tested from scripts of events (tests.rs).
 mod apply;
+mod latency;
 mod process;
 mod resync;
 mod rules;
@@ -14,6 +15,7 @@ use std::{
     collections::{BinaryHeap, HashMap, VecDeque},
 };
 
+pub use latency::{BUCKETS as LATENCY_BUCKETS, LatencyCounts};
 pub use process::{Finding, Process, Terminal};
 pub use resync::{Resync, Watch};
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
@@ -93,6 +95,8 @@ pub struct Tracker {
     hung_up: VecDeque<(u32, u64)>,
     hangup_exits: VecDeque<HangupExit>,
     hangup_exit_total: u64,
+    /// Every hangup exit's latency, counted when it happens.
+    hangup_latency: LatencyCounts,
     dropped_processes: u64,
     alerts: Vec<Alert>,
     now_ns: u64,
@@ -108,6 +112,7 @@ impl Tracker {
             hung_up: VecDeque::new(),
             hangup_exits: VecDeque::new(),
             hangup_exit_total: 0,
+            hangup_latency: LatencyCounts::default(),
             dropped_processes: 0,
             alerts: Vec::new(),
             now_ns: 0,
@@ -346,6 +351,7 @@ impl Tracker {
         if self.hangup_exits.len() == HANGUP_EXITS_KEPT {
             self.hangup_exits.pop_front();
         }
+        self.hangup_latency.observe(record.latency_seconds);
         self.hangup_exits.push_back(record);
         self.hangup_exit_total += 1;
     }

@@ -389,6 +389,39 @@ fn a_process_that_exits_on_sighup_gets_no_verdict_and_its_latency_is_recorded() 
 }
 
 #[test]
+fn every_hangup_exit_counts_in_the_latency_histogram_however_many_come_between_scrapes() {
+    // 300 shells hung up and gone before anything reads the tracker: the sessions API
+    // keeps the last 256, the histogram counts all 300.
+    let mut script = Vec::new();
+    for i in 0..300u32 {
+        let (pid, t) = (1000 + i, 5.0 + f64::from(i) * 0.01);
+        script.push(existing(pid, "bash", pid, Some("pts/3")));
+        script.push(sighup(
+            t,
+            pid,
+            "bash",
+            Origin::Kernel,
+            SignalResult::Delivered,
+            0,
+        ));
+        script.push(exit(t + 0.002, pid, "bash", Some(1)));
+    }
+    let (tracker, _) = run(&script, 60.0);
+    assert_eq!(tracker.hangup_exits().count(), 256);
+    let view = tracker.metrics_view(at(60.0), 0);
+    assert_eq!(view.hangup_latency.count, 300);
+    assert_eq!(view.hangup_latency.at_most[1], 300, "all within 5 ms");
+    // What a scrape shows.
+    let mut metrics = crate::sink::metrics::Metrics::new(0, &[]);
+    let text = String::from_utf8(metrics.render(&view)).unwrap();
+    assert!(
+        text.contains("hupwatch_hangup_exit_latency_seconds_count 300")
+            && text.contains("hupwatch_hangup_exit_latency_seconds_bucket{le=\"0.005\"} 300"),
+        "{text}"
+    );
+}
+
+#[test]
 fn nohup_job_outlives_its_terminal() {
     // The terminal hangs up: the kernel signals the shell, the shell exits, the nohup'd job
     // in the same session lives on.

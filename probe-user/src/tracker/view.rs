@@ -2,7 +2,7 @@
 //! `GET /api/sessions` and read back by `hupwatch sessions --from`.
 use serde::{Deserialize, Serialize};
 
-use super::{Process, Tracker, rules::is_session};
+use super::{LatencyCounts, Process, Tracker, rules::is_session};
 use crate::{
     event::{Disposition, Event},
     verdict::{Verdict, VerdictKind, growth::Growth},
@@ -132,8 +132,9 @@ pub struct MetricsView {
     pub with_verdict: Vec<(VerdictKind, u64)>,
     /// Sessions with a verdict, largest RSS first, at most the limit asked for.
     pub flagged: Vec<ProcessView>,
-    pub hangup_exits: Vec<HangupExit>,
-    pub hangup_exit_total: u64,
+    /// Every hangup exit's latency so far (from a sessions document: of the exits it
+    /// lists).
+    pub hangup_latency: LatencyCounts,
     pub dropped_processes: u64,
 }
 
@@ -170,8 +171,13 @@ impl SessionsView {
     /// The metrics of this view (a `sessions --from` result, or a test's).
     pub fn metrics(&self, limit: usize) -> MetricsView {
         let mut out = MetricsView {
-            hangup_exits: self.hangup_exits.clone(),
-            hangup_exit_total: self.hangup_exit_total,
+            hangup_latency: self.hangup_exits.iter().fold(
+                LatencyCounts::default(),
+                |mut counts, exit| {
+                    counts.observe(exit.latency_seconds);
+                    counts
+                },
+            ),
             dropped_processes: self.dropped_processes,
             ..MetricsView::default()
         };
@@ -191,8 +197,7 @@ impl SessionsView {
 
 pub(super) fn build_metrics(t: &Tracker, now_ns: u64, limit: usize) -> MetricsView {
     let mut out = MetricsView {
-        hangup_exits: t.hangup_exits.iter().cloned().collect(),
-        hangup_exit_total: t.hangup_exit_total,
+        hangup_latency: t.hangup_latency.clone(),
         dropped_processes: t.dropped_processes,
         ..MetricsView::default()
     };
