@@ -289,14 +289,21 @@ fn steady_growth_is_flagged_with_its_slope() {
     // 8 MiB every 100 ms (by the clock, however long an allocation takes) up to 400 MiB,
     // each page touched, then it waits. It starts growing when told, once hupwatch
     // watches it: python's start-up (seconds in an emulated guest) is not in the series.
-    let grow = "import sys, time\nb=[]\nsys.stdin.readline()\nt=time.monotonic()\nfor i in range(50):\n    b.append(bytearray(8<<20))\n    time.sleep(max(0, t + 0.1 * (i + 1) - time.monotonic()))\ntime.sleep(60)\n";
+    let grow = "import sys, time\nb=[]\nprint('ready', flush=True)\nsys.stdin.readline()\nt=time.monotonic()\nfor i in range(50):\n    b.append(bytearray(8<<20))\n    time.sleep(max(0, t + 0.1 * (i + 1) - time.monotonic()))\ntime.sleep(60)\n";
     let mut child = Command::new("python3")
         .args(["-c", grow])
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    support::wait_for_exec(pid, "python3");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
     // The alert comes once the fit exceeds 256 MiB, 32 steps in: the sample hupwatch took
     // at its start, before the growth, weighs little in the fit by then.
     let hupwatch = watch(&[

@@ -159,7 +159,7 @@ impl LiveSource {
         if !self.decoder.matcher.traces_everything() {
             events.retain(|e| self.seeded.contains(&e.pid));
         }
-        events.iter().for_each(|e| self.rss.watch(e.pid, &e.comm));
+        events.iter_mut().for_each(|e| self.rss.follow(e));
         events
     }
 

@@ -155,8 +155,21 @@ impl RssSampler {
                 *peak_rss_bytes = (*peak_rss_bytes).max(seen.peak);
                 *swap_bytes = swap_bytes.or(seen.swap);
             }
-            EventKind::Exec { .. } | EventKind::Fork { .. } | EventKind::Existing { .. } => {
+            EventKind::Exec { .. } | EventKind::Fork { .. } => {
                 self.watch(event.pid, &event.comm);
+            }
+            // It carries its memory: that is the reading reported.
+            EventKind::Existing {
+                rss_bytes,
+                swap_bytes,
+                ..
+            } => {
+                self.watch(event.pid, &event.comm);
+                if let Some(watched) = self.watched.get_mut(&event.pid) {
+                    watched.reported = Some(*rss_bytes);
+                    watched.reported_swap = *swap_bytes;
+                    watched.peak = watched.peak.max(Some(*rss_bytes));
+                }
             }
             _ => {}
         }
@@ -237,9 +250,12 @@ impl Watched {
         let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
         self.peak = self.peak.max(Some(peak));
         self.swap = now.swap_bytes.or(self.swap);
+        // The first reading is reported whatever it says: 0 is what the kernel counts (a
+        // process that just exec'd, or one whose faults before 6.2 sit in its threads'
+        // caches until 64 of them are synced), and known, which unknown is not.
         let moved = |last: Option<u64>, now: Option<u64>| match (last, now) {
             (Some(last), Some(now)) => now.abs_diff(last) >= step,
-            (None, Some(now)) => now > 0,
+            (None, Some(_)) => true,
             _ => false,
         };
         if !moved(self.reported, Some(now.rss_bytes)) && !moved(self.reported_swap, now.swap_bytes)
@@ -337,6 +353,16 @@ mod tests {
             ]
         );
         assert_eq!(out[0].comm, "grower");
+    }
+
+    #[test]
+    fn a_first_reading_of_zero_is_reported_so_the_size_is_known() {
+        let mut sampler = RssSampler::new(100);
+        sampler.follow(&mut fork(7));
+        let mut out = Vec::new();
+        sampler.sample(1, at(0, 0), no_cpu, &mut out);
+        sampler.sample(2, at(50, 0), no_cpu, &mut out);
+        assert_eq!(rss_of(&out), vec![(7, 0, 0, Some(0))]);
     }
 
     #[test]

@@ -190,8 +190,8 @@ impl DtraceSource {
     }
 
     /// Starts sampling the RSS of processes that existed before dtrace started.
-    pub fn follow(&mut self, events: &[Event]) {
-        events.iter().for_each(|e| self.rss.watch(e.pid, &e.comm));
+    pub fn follow(&mut self, events: &mut [Event]) {
+        events.iter_mut().for_each(|e| self.rss.follow(e));
     }
 
     /// Waits for dtrace's output or the sampling tick and appends what they say to `out`.

@@ -84,7 +84,7 @@ impl DtraceWatch {
         if !self.traces_everything {
             events.retain(|e| self.seeded.contains(&e.pid));
         }
-        self.source.follow(&events);
+        self.source.follow(&mut events);
         events
     }
 
