@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     decode::Clock,
     error::UserError,
-    event::Event,
+    event::{Event, EventKind},
     output,
     sink::{
         alerts::write_alert,
@@ -153,6 +153,17 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                 alerts.reopen()
             }
         };
+        let step = step.and_then(|()| {
+            let readings = std::mem::take(&mut alerts.readings);
+            if readings.is_empty() {
+                return Ok(());
+            }
+            let (mut t, m) = (lock(&tracker), lock(&metrics));
+            readings
+                .iter()
+                .try_for_each(|event| take(&mut t, &m, &mut alerts, event))
+                .map_err(Into::into)
+        });
         if let Err(e) = step.and_then(|()| Ok(alerts.flush()?)) {
             break Err(e);
         }
@@ -288,6 +299,9 @@ struct AlertSink {
     /// The processes are alive now (not a recording's): an alert raised before its
     /// process's memory was first sampled reads it at that moment.
     live: bool,
+    /// Those readings, as `rss` events for the tracker, so that the sessions API and the
+    /// per-session series agree with the alert line.
+    readings: Vec<Event>,
 }
 
 impl AlertSink {
@@ -296,6 +310,7 @@ impl AlertSink {
             path: path.map(Path::to_owned),
             out: BufWriter::new(Self::target(path)?),
             live: false,
+            readings: Vec::new(),
         })
     }
 
@@ -323,6 +338,17 @@ impl AlertSink {
                 if let Some(now) = crate::source::memory::usage(alert.pid) {
                     alert.rss_bytes = Some(now.rss_bytes);
                     alert.swap_bytes = now.swap_bytes;
+                    self.readings.push(Event {
+                        kind: EventKind::Rss {
+                            rss_bytes: now.rss_bytes,
+                            peak_rss_bytes: now.peak_rss_bytes.unwrap_or(now.rss_bytes),
+                            swap_bytes: now.swap_bytes,
+                            cpu_ns: None,
+                        },
+                        time_ns: alert.verdict.time_ns,
+                        pid: alert.pid,
+                        comm: alert.comm.clone(),
+                    });
                 }
             }
             metrics.observe_alert(&alert);

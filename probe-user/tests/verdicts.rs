@@ -239,10 +239,16 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
         1.0
     );
     assert!(value("hupwatch_processes_with_verdict{verdict=\"hangup_survived\"}") >= 1.0);
-    assert!(
-        metrics.contains(&format!("pid=\"{pid}\"")),
-        "a series for the flagged process: {alert}\n{metrics}"
-    );
+    if !metrics.contains(&format!("pid=\"{pid}\"")) {
+        let sessions = hupwatch.sessions_json();
+        let process = sessions["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .cloned();
+        panic!("no series for the flagged process: {alert}\nits session: {process:?}\n{metrics}");
+    }
     assert_promtool_accepts(&metrics);
     kill(pid, libc::SIGKILL);
     child.wait().unwrap();
@@ -253,10 +259,14 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
 fn a_shell_that_exits_on_hangup_gets_no_verdict_and_its_latency_is_recorded() {
     let hupwatch = watch(&[]);
     let dir = scratch_dir("shell-exits");
-    let shell = named_program(&dir, &unique("wsh"), "sh");
+    let name = unique("wsh");
+    let shell = named_program(&dir, &name, "sh");
     let pty = Pty::open();
     let mut child = pty.spawn(Command::new(&shell).args(["-c", "read line"]));
     let pid = child.id();
+    // The shell, not the child still setting up its terminal, must be what hangs up (in
+    // an emulated guest a fixed 300 ms was not always enough).
+    support::wait_for_exec(pid, &name);
     thread::sleep(Duration::from_millis(300));
     pty.hang_up();
     let status = child.wait().unwrap();
