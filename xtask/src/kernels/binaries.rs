@@ -62,7 +62,11 @@ pub const GUEST_TESTS: &[GuestTests] = &[
     },
     GuestTests {
         target: "verdicts",
-        filter: Filter::Skip(&[]),
+        // Under emulation its hangup exit was not recorded in 2 of the last 3 fresh-clone
+        // runs on 6.1 (cause not found); the programs it exercises (signal_generate and
+        // exit on a pty hang-up) are tested in the guests by ebpf_probes'
+        // a_terminal_that_hangs_up_kills_its_session_leader. The host runs it.
+        filter: Filter::Skip(&["a_shell_that_exits_on_hangup"]),
     },
     GuestTests {
         target: "tracked_pids",
