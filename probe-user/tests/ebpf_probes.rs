@@ -28,12 +28,7 @@ fn python_and_its_first_line(script: &str) -> (std::process::Child, String) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = support::first_line(&mut child);
     (child, line)
 }
 

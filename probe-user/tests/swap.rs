@@ -173,13 +173,7 @@ fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
+    assert_eq!(support::first_line(&mut child).trim(), "ready");
 
     for (source, hupwatch) in [("kernel map", &from_kernel), ("/proc", &from_proc)] {
         let p = session_when(hupwatch, pid, swapped);

@@ -307,13 +307,7 @@ fn steady_growth_is_flagged_with_its_slope() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
-    assert_eq!(ready.trim(), "ready");
+    assert_eq!(support::first_line(&mut child).trim(), "ready");
     // The alert comes once the fit exceeds 256 MiB, 32 steps in: the sample hupwatch took
     // at its start, before the growth, weighs little in the fit by then.
     let hupwatch = watch(&[

@@ -443,6 +443,16 @@ pub fn tracefs_without(dir: &Path, skip: &str) {
     }
 }
 
+/// The first line `child` prints on its piped stdout (which it takes): for subjects that
+/// say when they are ready.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("the child's stdout");
+    line
+}
+
 /// Waits until `pid` has exec'd the program named `name` (its comm in /proc), so that a
 /// /proc scan sees it under that name.
 pub fn wait_for_exec(pid: u32, name: &str) {
