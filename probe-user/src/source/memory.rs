@@ -114,6 +114,10 @@ pub fn usage(_pid: u32) -> Option<Usage> {
     None
 }
 
+/// Reads that find a process gone before the sampler forgets it (and its peak) without
+/// having seen its exit.
+const GONE_READS_KEPT: u8 = 2;
+
 /// What the sampler keeps per watched process.
 #[derive(Default)]
 struct Watched {
@@ -124,6 +128,8 @@ struct Watched {
     reported_swap: Option<u64>,
     /// Swap last read, for its exit.
     swap: Option<u64>,
+    /// Reads in a row that found it gone.
+    gone: u8,
     peak: Option<u64>,
 }
 
@@ -204,11 +210,17 @@ impl RssSampler {
         let step = self.step;
         self.watched.retain(|&pid, watched| match read(pid) {
             Reading::Now(now) => {
+                watched.gone = 0;
                 out.extend(watched.take(pid, now, step, now_ns, &mut cpu));
                 true
             }
             Reading::Unknown => true,
-            Reading::Gone => false,
+            // A process that just exited is a zombie whose exit record may still be
+            // queued: its peak waits for that record a little.
+            Reading::Gone => {
+                watched.gone += 1;
+                watched.gone <= GONE_READS_KEPT
+            }
         });
     }
 
@@ -453,6 +465,23 @@ mod tests {
     }
 
     #[test]
+    fn an_exit_read_after_its_zombie_still_gets_the_peak() {
+        let mut sampler = RssSampler::new(1);
+        sampler.follow(&mut fork(7));
+        sampler.sample(1, at(4096, 0), no_cpu, &mut Vec::new());
+        sampler.sample(2, |_| Reading::Gone, no_cpu, &mut Vec::new());
+        let mut exit = exit(7, None);
+        sampler.follow(&mut exit);
+        assert!(matches!(
+            exit.kind,
+            EventKind::Exit {
+                peak_rss_bytes: Some(4096),
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn unknown_keeps_watching_and_gone_stops() {
         let mut sampler = RssSampler::new(1);
         sampler.follow(&mut fork(7));
@@ -461,6 +490,10 @@ mod tests {
         assert_eq!(sampler.watched(), 1);
         sampler.sample(1, |_| Reading::Unknown, no_cpu, &mut Vec::new());
         assert_eq!(sampler.watched(), 1, "alive, memory not known yet");
+        for _ in 0..GONE_READS_KEPT {
+            sampler.sample(1, |_| Reading::Gone, no_cpu, &mut Vec::new());
+        }
+        assert_eq!(sampler.watched(), 1, "its exit may still be queued");
         sampler.sample(1, |_| Reading::Gone, no_cpu, &mut Vec::new());
         assert_eq!(sampler.watched(), 0);
     }
