@@ -335,7 +335,7 @@ impl AlertSink {
         for mut alert in alerts {
             if self.live && alert.status == AlertStatus::Raised && alert.rss_bytes.is_none() {
                 // A detach is judged 80 ms after it, often before the first RSS sample.
-                if let Some(now) = crate::source::memory::usage(alert.pid) {
+                if let Some(now) = crate::host::usage(alert.pid) {
                     alert.rss_bytes = Some(now.rss_bytes);
                     alert.swap_bytes = now.swap_bytes;
                     self.readings.push(Event {

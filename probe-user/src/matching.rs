@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use probe_common::{COMM_LEN, reason};
 use regex::Regex;
 
-use crate::procfs::{ProcInfo, ProcessTree};
+use crate::host::{ProcInfo, ProcessTree};
 
 /// The group of every process when no matching flag was given.
 pub const GROUP_ALL: &str = "all";

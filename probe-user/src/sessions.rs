@@ -8,9 +8,9 @@ use std::{
 use crate::{
     decode::Clock,
     error::UserError,
+    host::ProcInfo,
     matching::Matcher,
     output,
-    procfs::ProcInfo,
     sink::{http, table::write_table},
     source::snapshot::{existing_events, scan_host},
     tracker::{SessionsView, Tracker, TrackerConfig},

@@ -3,32 +3,8 @@
 use super::select::{Identity, Reaper};
 
 /// The process as it is now; `None` when it is gone.
-#[cfg(target_os = "linux")]
 pub fn look(pid: u32) -> Option<Identity> {
-    let stat = crate::procfs::read_stat(pid)?;
-    Some(Identity {
-        uid: crate::procfs::read_status(pid)?.uid?,
-        comm: stat.comm.clone(),
-        start: stat.start_ticks,
-        kernel_thread: stat.is_kernel_thread(),
-    })
-}
-
-#[cfg(target_os = "macos")]
-pub fn look(pid: u32) -> Option<Identity> {
-    let info = crate::source::darwin::bsd_info(pid)?;
-    Some(Identity {
-        uid: info.uid,
-        comm: info.comm,
-        start: info.started_epoch_ns / 1000,
-        // The kernel (pid 0) is the only one; launchd is pid 1.
-        kernel_thread: pid == 0,
-    })
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-pub fn look(_pid: u32) -> Option<Identity> {
-    None
+    crate::host::identity(pid)
 }
 
 /// This hupwatch, and whose processes it may end: under sudo, the user who ran sudo.
@@ -46,7 +22,7 @@ pub fn reaper() -> Reaper {
 fn ancestors(pid: u32) -> Vec<u32> {
     let mut chain = vec![pid];
     let mut at = pid;
-    while let Some((parent, _)) = crate::source::parent_of(at) {
+    while let Some((parent, _)) = crate::host::parent_of(at) {
         if parent <= 1 || chain.contains(&parent) {
             break;
         }
@@ -64,7 +40,9 @@ mod tests {
     fn this_process_and_its_parent_are_protected() {
         let reaper = reaper();
         assert_eq!(reaper.protected_pids[0], std::process::id());
-        let parent = crate::procfs::read_stat(std::process::id()).unwrap().ppid;
+        let parent = crate::host::linux::read_stat(std::process::id())
+            .unwrap()
+            .ppid;
         if parent > 1 {
             assert!(reaper.protected_pids.contains(&parent));
         }

@@ -25,17 +25,7 @@ impl Criteria {
         [VerdictKind::TerminalLost, VerdictKind::Orphaned];
 }
 
-/// The facts `reap` checks itself rather than taking from the sessions view.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// Real user id.
-    pub uid: u32,
-    pub comm: String,
-    /// Start time as the OS gives it (clock ticks since boot on Linux, µs since the epoch
-    /// on macOS): compared before each signal, so a reused pid is never hit.
-    pub start: u64,
-    pub kernel_thread: bool,
-}
+pub use crate::host::Identity;
 
 /// Who is reaping: what must never be touched on their behalf.
 #[derive(Clone, Debug)]

@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn hostile_names_and_command_lines_read_back_exactly_from_one_line() {
-        let lossy = crate::procfs::join_cmdline(b"evil\xff\xfe\0--flag\0");
+        let lossy = crate::host::linux::join_cmdline(b"evil\xff\xfe\0--flag\0");
         let long = format!("node {}", "x".repeat(4096));
         let hostile = [
             "new\nline\n{\"status\":\"resolved\"}",

@@ -657,7 +657,7 @@ mod tests {
 
     #[test]
     fn hostile_names_are_escaped_in_labels_and_the_scrape_stays_parseable() {
-        let lossy = crate::procfs::join_cmdline(b"bad\xff\xfeutf8");
+        let lossy = crate::host::linux::join_cmdline(b"bad\xff\xfeutf8");
         let names = [
             "new\nline} 1\nhupwatch_forged 1".to_string(),
             "say\"hi\"".into(),

@@ -180,7 +180,7 @@ mod tests {
     /// Names and command lines a process chooses for itself, as hupwatch gets them: the
     /// kernel's and /proc's bytes are decoded lossily, so invalid UTF-8 arrives as U+FFFD.
     fn hostile() -> Vec<(String, String)> {
-        let lossy = crate::procfs::join_cmdline(b"evil\xff\xfe\0--flag\0");
+        let lossy = crate::host::linux::join_cmdline(b"evil\xff\xfe\0--flag\0");
         assert_eq!(lossy, "evil\u{fffd}\u{fffd} --flag");
         vec![
             (

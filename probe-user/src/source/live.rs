@@ -18,9 +18,9 @@ use crate::{
     decode::{Clock, decode, is_tracked},
     ebpf::{Losses, Probes},
     event::{Event, EventKind},
+    host::{self, linux as procfs},
     matching::Matcher,
-    procfs,
-    source::memory::{self, Reading, RssSampler, Usage},
+    source::memory::{Reading, RssSampler, Usage},
 };
 
 /// How often the ring is read without a wake-up: the most a quiet event waits.
@@ -278,13 +278,7 @@ impl LiveSource {
         out[first..].iter_mut().for_each(|e| rss.follow(e));
         // Just exec'd, so the kernel map has nothing for them yet: /proc.
         let now = decoder.clock.epoch_now_ns();
-        rss.read_execs(
-            first,
-            now,
-            |pid| memory::usage(pid).into(),
-            memory::cpu_ns,
-            out,
-        );
+        rss.read_execs(first, now, |pid| host::usage(pid).into(), host::cpu_ns, out);
         read == MAX_BATCH
     }
 
@@ -292,8 +286,8 @@ impl LiveSource {
         let now = self.decoder.clock.epoch_now_ns();
         match self.memory_from {
             MemoryFrom::Proc => {
-                let read = |pid| memory::usage(pid).into();
-                self.rss.sample(now, read, memory::cpu_ns, out);
+                let read = |pid| host::usage(pid).into();
+                self.rss.sample(now, read, host::cpu_ns, out);
             }
             MemoryFrom::KernelMap => {
                 let map: HashMap<u32, RssValue> = self.probes.rss_snapshot().into_iter().collect();
@@ -308,7 +302,7 @@ impl LiveSource {
                     }
                 }
                 self.rss
-                    .sample(now, |pid| from_map(&map, pid), memory::cpu_ns, out);
+                    .sample(now, |pid| from_map(&map, pid), host::cpu_ns, out);
             }
         }
     }
@@ -364,7 +358,7 @@ fn from_map(map: &HashMap<u32, RssValue>, pid: u32) -> Reading {
             peak_rss_bytes: Some(rss.peak),
             cpu_ns: None,
         }),
-        None => memory::usage(pid).into(),
+        None => host::usage(pid).into(),
     }
 }
 

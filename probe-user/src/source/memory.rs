@@ -6,17 +6,7 @@
 use std::collections::HashMap;
 
 use crate::event::{Event, EventKind};
-
-/// A process's memory and CPU time, read now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Usage {
-    pub rss_bytes: u64,
-    /// Its memory in swap; `None` where the OS does not say.
-    pub swap_bytes: Option<u64>,
-    /// The most it has been resident, where the OS keeps that (VmHWM, the kernel map).
-    pub peak_rss_bytes: Option<u64>,
-    pub cpu_ns: Option<u64>,
-}
+pub use crate::host::Usage;
 
 /// What one read of a watched process found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,86 +22,6 @@ impl From<Option<Usage>> for Reading {
     fn from(usage: Option<Usage>) -> Self {
         usage.map_or(Reading::Gone, Reading::Now)
     }
-}
-
-/// Reads `/proc/PID/status` (VmRSS, VmSwap, VmHWM); None when the process is gone. A
-/// zombie has no memory map left, so it reads as gone too. The CPU time is another file
-/// (`stat`): [`cpu_ns`] reads it only for the samples that are reported.
-#[cfg(target_os = "linux")]
-pub fn usage(pid: u32) -> Option<Usage> {
-    let status = crate::procfs::read_status(pid)?;
-    let rss_bytes = status.rss_bytes?;
-    Some(Usage {
-        rss_bytes,
-        swap_bytes: status.swap_bytes,
-        peak_rss_bytes: status.peak_rss_bytes,
-        cpu_ns: None,
-    })
-}
-
-/// The CPU time a reported sample carries when its reading had none.
-#[cfg(target_os = "linux")]
-pub fn cpu_ns(pid: u32) -> Option<u64> {
-    crate::procfs::read_cpu_ns(pid)
-}
-
-/// proc_pidinfo's reading has the CPU time already.
-#[cfg(not(target_os = "linux"))]
-pub fn cpu_ns(_pid: u32) -> Option<u64> {
-    None
-}
-
-/// `proc_pidinfo(PROC_PIDTASKINFO)`: resident size in bytes, CPU time in Mach time units.
-#[cfg(target_os = "macos")]
-pub fn usage(pid: u32) -> Option<Usage> {
-    let mut info: libc::proc_taskinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
-    // SAFETY: `info` is a writable proc_taskinfo of the size given.
-    let written = unsafe {
-        libc::proc_pidinfo(
-            pid as libc::c_int,
-            libc::PROC_PIDTASKINFO,
-            0,
-            (&raw mut info).cast(),
-            size,
-        )
-    };
-    if written != size {
-        return None;
-    }
-    let mach = info.pti_total_user.saturating_add(info.pti_total_system);
-    Some(Usage {
-        rss_bytes: info.pti_resident_size,
-        swap_bytes: None,
-        peak_rss_bytes: None,
-        cpu_ns: Some(mach_to_ns(mach)),
-    })
-}
-
-/// Mach absolute time to nanoseconds (1:1 on Intel, 125:3 on Apple silicon).
-#[cfg(target_os = "macos")]
-fn mach_to_ns(ticks: u64) -> u64 {
-    // libc marks its binding deprecated in favour of the mach2 crate; one call does not
-    // justify a dependency, so it is declared here as <mach/mach_time.h> has it.
-    #[repr(C)]
-    struct Timebase {
-        numer: u32,
-        denom: u32,
-    }
-    unsafe extern "C" {
-        fn mach_timebase_info(info: *mut Timebase) -> libc::c_int;
-    }
-    let mut base = Timebase { numer: 0, denom: 0 };
-    // SAFETY: `base` is a writable mach_timebase_info_data_t.
-    if unsafe { mach_timebase_info(&mut base) } != 0 || base.denom == 0 {
-        return ticks;
-    }
-    (u128::from(ticks) * u128::from(base.numer) / u128::from(base.denom)) as u64
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-pub fn usage(_pid: u32) -> Option<Usage> {
-    None
 }
 
 /// Reads that find a process gone before the sampler forgets it (and its peak) without
@@ -501,11 +411,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn this_process_can_be_read() {
-        let me = usage(std::process::id()).expect("readable");
+        let me = crate::host::usage(std::process::id()).expect("readable");
         assert!(me.rss_bytes > 1 << 20, "{me:?}");
         assert!(me.peak_rss_bytes.unwrap() >= me.rss_bytes, "{me:?}");
         assert!(me.swap_bytes.is_some(), "{me:?}");
-        assert!(cpu_ns(std::process::id()).is_some());
-        assert_eq!(usage(u32::MAX), None);
+        assert!(crate::host::cpu_ns(std::process::id()).is_some());
+        assert_eq!(crate::host::usage(u32::MAX), None);
     }
 }

@@ -1,7 +1,5 @@
 //! Where events come from: the kernel (eBPF), /proc (processes that already exist) and
 //! recorded files (replay). Each produces the same [`crate::event::Event`] stream.
-#[cfg(target_os = "macos")]
-pub mod darwin;
 pub mod dtrace;
 pub mod kernel;
 #[cfg(target_os = "linux")]
@@ -84,7 +82,7 @@ pub fn reparented(watch: &[(u32, u32)], now_ns: u64) -> Vec<Event> {
     watch
         .iter()
         .filter_map(|&(pid, old_ppid)| {
-            let (ppid, comm) = parent_of(pid)?;
+            let (ppid, comm) = crate::host::parent_of(pid)?;
             (ppid != old_ppid).then_some(Event {
                 kind: EventKind::Reparented { old_ppid, ppid },
                 time_ns: now_ns,
@@ -93,15 +91,4 @@ pub fn reparented(watch: &[(u32, u32)], now_ns: u64) -> Vec<Event> {
             })
         })
         .collect()
-}
-
-/// A live process's parent and name; None once it is gone.
-#[cfg(not(target_os = "macos"))]
-pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
-    crate::procfs::read_stat(pid).map(|stat| (stat.ppid, stat.comm))
-}
-
-#[cfg(target_os = "macos")]
-pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
-    darwin::bsd_info(pid).map(|info| (info.ppid, info.comm))
 }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     decode::Clock,
     event::{Event, EventKind},
-    procfs::{ProcSnapshot, ProcessTree},
+    host::{self, ProcSnapshot, ProcessTree},
 };
 
 /// One `existing` event per process in `procs`, oldest first, so that a parent comes
@@ -50,21 +50,11 @@ pub struct HostScan {
     pub tty_name: fn(u32) -> Option<String>,
 }
 
-#[cfg(not(target_os = "macos"))]
 pub fn scan_host(clock: &Clock) -> HostScan {
     HostScan {
-        procs: crate::procfs::scan_snapshots(),
-        boot_epoch_ns: clock.to_epoch_ns(0),
-        tty_name: crate::procfs::tty_name,
-    }
-}
-
-#[cfg(target_os = "macos")]
-pub fn scan_host(_clock: &Clock) -> HostScan {
-    HostScan {
-        procs: crate::source::darwin::scan_snapshots(),
-        boot_epoch_ns: 0,
-        tty_name: crate::source::darwin::tty_name,
+        procs: host::processes(),
+        boot_epoch_ns: host::boot_epoch_ns(clock),
+        tty_name: host::tty_name,
     }
 }
 
@@ -143,7 +133,7 @@ mod tests {
     use super::*;
     use crate::{
         event::Disposition,
-        procfs::{self, ProcInfo},
+        host::{ProcInfo, linux as procfs},
     };
 
     const NOW: u64 = 1_700_000_000_000_000_000;
@@ -169,6 +159,7 @@ mod tests {
             swap_bytes: Some(0),
             hangup: Disposition::Default,
             term_env: false,
+            uid: Some(1000),
         }
     }
 

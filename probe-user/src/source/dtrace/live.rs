@@ -25,7 +25,8 @@ use crate::{
     decode::Clock,
     error::UserError,
     event::Event,
-    source::memory::{RssSampler, cpu_ns, usage},
+    host::{cpu_ns, usage},
+    source::memory::RssSampler,
 };
 
 /// How long dtrace may take to compile the script and print its first line.

@@ -1,49 +1,9 @@
-//! One-shot reads of /proc: the processes that exist before the probes attach, and
-//! command lines for matching. Processes vanish between listing and reading; such reads
-//! give `None` and are not errors.
-use std::{
-    collections::{HashMap, HashSet},
-    fs,
-    path::Path,
-    sync::OnceLock,
-};
+//! Linux's host layer: one-shot reads of /proc. Processes vanish between listing and
+//! reading; such reads give `None` and are not errors.
+use std::{fs, path::Path, sync::OnceLock};
 
+use super::{ProcInfo, ProcSnapshot, Usage, disposition};
 use crate::event::Disposition;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: String,
-    /// Arguments joined by single spaces.
-    pub cmdline: String,
-    pub sid: u32,
-    /// `tty_nr` from /proc/PID/stat: the controlling terminal's device number, 0 for none.
-    pub tty_nr: u32,
-    /// Start time in clock ticks after boot.
-    pub start_ticks: u64,
-}
-
-/// A process as the `existing` snapshot needs it: [`ProcInfo`] plus its state, CPU time,
-/// memory, SIGHUP disposition and whether it came from a terminal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcSnapshot {
-    pub info: ProcInfo,
-    /// The state letter from /proc/PID/stat (`R`, `S`, `Z`, ...).
-    pub state: char,
-    /// PF_KTHREAD is set: a kernel thread, whatever its pid or parent.
-    pub kernel_thread: bool,
-    /// Start time in nanoseconds of CLOCK_BOOTTIME (to clock-tick resolution).
-    pub started_boot_ns: u64,
-    /// User plus system CPU time.
-    pub cpu_ns: Option<u64>,
-    /// 0 for processes without a memory map (kernel threads, zombies).
-    pub rss_bytes: u64,
-    pub swap_bytes: Option<u64>,
-    pub hangup: Disposition,
-    /// Its environment has a `TERM=` entry; false when the environment is unreadable.
-    pub term_env: bool,
-}
 
 /// The fields of /proc/PID/stat this project uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,20 +49,6 @@ pub struct Status {
 impl Status {
     pub fn hangup(&self) -> Disposition {
         disposition(self.sig_ign, self.sig_cgt, libc::SIGHUP as u32)
-    }
-}
-
-/// What signal `signal` does, from the SigIgn and SigCgt masks.
-pub fn disposition(sig_ign: u64, sig_cgt: u64, signal: u32) -> Disposition {
-    let Some(bit) = signal.checked_sub(1).filter(|b| *b < 64).map(|b| 1u64 << b) else {
-        return Disposition::Default;
-    };
-    if sig_ign & bit != 0 {
-        Disposition::Ignore
-    } else if sig_cgt & bit != 0 {
-        Disposition::Handler
-    } else {
-        Disposition::Default
     }
 }
 
@@ -270,6 +216,7 @@ pub fn read_snapshot(pid: u32) -> Option<ProcSnapshot> {
         swap_bytes: status.swap_bytes,
         hangup: status.hangup(),
         term_env: read_term_env(pid),
+        uid: status.uid,
         info: proc_info(pid, stat),
     })
 }
@@ -310,35 +257,18 @@ pub fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Who is whose parent among a list of processes, to walk subtrees.
-pub struct ProcessTree {
-    children: HashMap<u32, Vec<u32>>,
-}
-
-impl ProcessTree {
-    pub fn new<'a>(procs: impl IntoIterator<Item = &'a ProcInfo>) -> Self {
-        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-        for p in procs {
-            children.entry(p.ppid).or_default().push(p.pid);
-        }
-        Self { children }
-    }
-
-    pub fn children(&self, pid: u32) -> &[u32] {
-        self.children.get(&pid).map_or(&[], Vec::as_slice)
-    }
-
-    /// `root` and every process below it.
-    pub fn subtree(&self, root: u32) -> HashSet<u32> {
-        let mut found = HashSet::new();
-        let mut stack = vec![root];
-        while let Some(pid) = stack.pop() {
-            if found.insert(pid) {
-                stack.extend_from_slice(self.children(pid));
-            }
-        }
-        found
-    }
+/// Reads `/proc/PID/status` (VmRSS, VmSwap, VmHWM); None when the process is gone. A
+/// zombie has no memory map left, so it reads as gone too. The CPU time is another file
+/// (`stat`): [`read_cpu_ns`] reads it only for the samples that are reported.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let status = read_status(pid)?;
+    let rss_bytes = status.rss_bytes?;
+    Some(Usage {
+        rss_bytes,
+        swap_bytes: status.swap_bytes,
+        peak_rss_bytes: status.peak_rss_bytes,
+        cpu_ns: None,
+    })
 }
 
 #[cfg(test)]

@@ -4,11 +4,8 @@
 //! `ps` for the ignored and caught signal masks, which libproc does not expose.
 use std::{collections::HashMap, mem, process::Command};
 
-use crate::{
-    event::Disposition,
-    procfs::{ProcInfo, ProcSnapshot, disposition},
-    source::memory,
-};
+use super::{ProcInfo, ProcSnapshot, Usage, disposition};
+use crate::event::Disposition;
 
 /// `e_tdev` of a process without a controlling terminal.
 const NODEV: u32 = u32::MAX;
@@ -88,7 +85,7 @@ fn all_pids() -> Vec<u32> {
 
 /// The arguments of `pid` joined by spaces, from `KERN_PROCARGS2`: argc, the executable
 /// path, padding, then argc NUL-terminated arguments.
-fn cmdline(pid: u32) -> Option<String> {
+pub fn cmdline(pid: u32) -> Option<String> {
     let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid as libc::c_int];
     let mut buffer = vec![0u8; 256 * 1024];
     let mut size = buffer.len();
@@ -129,10 +126,18 @@ pub fn parse_procargs(raw: &[u8]) -> String {
 /// pid → (ignored, caught) signal masks, from one `ps`. Empty when ps fails: the
 /// dispositions are then unknown and read as the default.
 fn signal_masks() -> HashMap<u32, (u64, u64)> {
-    let Ok(output) = Command::new("/bin/ps")
-        .args(["-axo", "pid=,ignored=,caught="])
-        .output()
-    else {
+    ps_masks(&["-axo", "pid=,ignored=,caught="])
+}
+
+/// What SIGHUP does to one process, from its `ps` masks (libproc does not expose them).
+pub fn hangup(pid: u32) -> Option<Disposition> {
+    let masks = ps_masks(&["-o", "pid=,ignored=,caught=", "-p", &pid.to_string()]);
+    let (ignored, caught) = masks.get(&pid).copied()?;
+    Some(mask_disposition(ignored, caught))
+}
+
+fn ps_masks(args: &[&str]) -> HashMap<u32, (u64, u64)> {
+    let Ok(output) = Command::new("/bin/ps").args(args).output() else {
         return HashMap::new();
     };
     parse_signal_masks(&String::from_utf8_lossy(&output.stdout))
@@ -163,7 +168,7 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
             // SAFETY: getsid has no memory preconditions.
             let sid = unsafe { libc::getsid(pid as libc::pid_t) };
             let (ignored, caught) = masks.get(&pid).copied().unwrap_or((0, 0));
-            let usage = memory::usage(pid);
+            let usage = usage(pid);
             Some(ProcSnapshot {
                 info: ProcInfo {
                     pid,
@@ -182,6 +187,7 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
                 swap_bytes: None,
                 hangup: mask_disposition(ignored, caught),
                 term_env: false,
+                uid: Some(info.uid),
             })
         })
         .collect()
@@ -198,6 +204,52 @@ pub fn tty_name(dev: u32) -> Option<String> {
         return None;
     }
     crate::source::dtrace::format::tty_name(i64::from(dev as i32))
+}
+
+/// `proc_pidinfo(PROC_PIDTASKINFO)`: resident size in bytes, CPU time in Mach time units.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let mut info: libc::proc_taskinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
+    // SAFETY: `info` is a writable proc_taskinfo of the size given.
+    let written = unsafe {
+        libc::proc_pidinfo(
+            pid as libc::c_int,
+            libc::PROC_PIDTASKINFO,
+            0,
+            (&raw mut info).cast(),
+            size,
+        )
+    };
+    if written != size {
+        return None;
+    }
+    let mach = info.pti_total_user.saturating_add(info.pti_total_system);
+    Some(Usage {
+        rss_bytes: info.pti_resident_size,
+        swap_bytes: None,
+        peak_rss_bytes: None,
+        cpu_ns: Some(mach_to_ns(mach)),
+    })
+}
+
+/// Mach absolute time to nanoseconds (1:1 on Intel, 125:3 on Apple silicon).
+fn mach_to_ns(ticks: u64) -> u64 {
+    // libc marks its binding deprecated in favour of the mach2 crate; one call does not
+    // justify a dependency, so it is declared here as <mach/mach_time.h> has it.
+    #[repr(C)]
+    struct Timebase {
+        numer: u32,
+        denom: u32,
+    }
+    unsafe extern "C" {
+        fn mach_timebase_info(info: *mut Timebase) -> libc::c_int;
+    }
+    let mut base = Timebase { numer: 0, denom: 0 };
+    // SAFETY: `base` is a writable mach_timebase_info_data_t.
+    if unsafe { mach_timebase_info(&mut base) } != 0 || base.denom == 0 {
+        return ticks;
+    }
+    (u128::from(ticks) * u128::from(base.numer) / u128::from(base.denom)) as u64
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! The host's process table, one layer per OS (Linux: /proc; macOS: libproc and sysctl)
+//! behind one API. The sources, the re-sync, `sessions` and `reap` read processes only
+//! through it.
+#[cfg(target_os = "macos")]
+pub mod darwin;
+pub mod linux;
+mod process;
+
+pub use process::{ProcInfo, ProcSnapshot, ProcessTree, Usage, disposition};
+
+use crate::{decode::Clock, event::Disposition};
+
+/// A process as `reap` re-reads it before ending it: who owns it and which life it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub comm: String,
+    /// When it started, in the OS's own unit: (pid, start) names one life of a pid.
+    pub start: u64,
+    pub kernel_thread: bool,
+}
+
+/// Every process with all the fields of [`ProcSnapshot`]; `started_boot_ns` plus
+/// [`boot_epoch_ns`] is its start in Unix-epoch time.
+pub fn processes() -> Vec<ProcSnapshot> {
+    #[cfg(target_os = "macos")]
+    return darwin::scan_snapshots();
+    #[cfg(not(target_os = "macos"))]
+    return linux::scan_snapshots();
+}
+
+/// Every process, with only what matching and trees need (cheaper than [`processes`]).
+pub fn process_infos() -> Vec<ProcInfo> {
+    #[cfg(target_os = "macos")]
+    return darwin::scan_snapshots()
+        .into_iter()
+        .map(|p| p.info)
+        .collect();
+    #[cfg(not(target_os = "macos"))]
+    return linux::scan();
+}
+
+/// What to add to a snapshot's `started_boot_ns` for Unix-epoch nanoseconds.
+pub fn boot_epoch_ns(clock: &Clock) -> u64 {
+    // libproc gives start times in epoch time already.
+    if cfg!(target_os = "macos") {
+        0
+    } else {
+        clock.to_epoch_ns(0)
+    }
+}
+
+/// A controlling terminal's device number (as [`ProcInfo::tty_nr`] holds it) by name.
+pub fn tty_name(dev: u32) -> Option<String> {
+    #[cfg(target_os = "macos")]
+    return darwin::tty_name(dev);
+    #[cfg(not(target_os = "macos"))]
+    return linux::tty_name(dev);
+}
+
+/// A live process's parent and name; None once it is gone.
+pub fn parent_of(pid: u32) -> Option<(u32, String)> {
+    #[cfg(target_os = "macos")]
+    return darwin::bsd_info(pid).map(|info| (info.ppid, info.comm));
+    #[cfg(not(target_os = "macos"))]
+    return linux::read_stat(pid).map(|stat| (stat.ppid, stat.comm));
+}
+
+/// Memory now; None when the process is gone (or a zombie, which holds none).
+pub fn usage(pid: u32) -> Option<Usage> {
+    #[cfg(target_os = "macos")]
+    return darwin::usage(pid);
+    #[cfg(target_os = "linux")]
+    return linux::usage(pid);
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    return {
+        let _ = pid;
+        None
+    };
+}
+
+/// CPU time for a reading that had none (on macOS [`usage`] carries it already).
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    return linux::read_cpu_ns(pid);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = pid;
+        None
+    };
+}
+
+/// The command line, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> Option<String> {
+    #[cfg(target_os = "macos")]
+    return darwin::cmdline(pid);
+    #[cfg(not(target_os = "macos"))]
+    return linux::read_cmdline(pid);
+}
+
+/// What SIGHUP does to the process now.
+pub fn hangup(pid: u32) -> Option<Disposition> {
+    #[cfg(target_os = "macos")]
+    return darwin::hangup(pid);
+    #[cfg(not(target_os = "macos"))]
+    return linux::read_status(pid).map(|s| s.hangup());
+}
+
+/// Owner, name and start of a live process, read now.
+pub fn identity(pid: u32) -> Option<Identity> {
+    #[cfg(target_os = "macos")]
+    return darwin::bsd_info(pid).map(|info| Identity {
+        uid: info.uid,
+        comm: info.comm,
+        start: info.started_epoch_ns / 1000,
+        // The kernel (pid 0) is the only one; launchd is pid 1.
+        kernel_thread: pid == 0,
+    });
+    #[cfg(not(target_os = "macos"))]
+    return {
+        let stat = linux::read_stat(pid)?;
+        Some(Identity {
+            uid: linux::read_status(pid)?.uid?,
+            kernel_thread: stat.is_kernel_thread(),
+            comm: stat.comm,
+            start: stat.start_ticks,
+        })
+    };
+}
