@@ -174,9 +174,16 @@ fn parse_signal(text: &str) -> Result<u32, String> {
 /// Which kernel tracer, and how it samples and buffers.
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Kernel tracer: ebpf (Linux) or dtrace (macOS); the default is this OS's own
-    #[arg(long, value_enum, default_value_t = SourceKind::native())]
-    pub source: SourceKind,
+    /// Where events come from: ebpf (Linux) or dtrace (macOS), which see every signal, or
+    /// proc, polling the process table. By default this OS's tracer, and proc when the
+    /// tracer cannot start (not root, BPF refused, dtrace blocked); a source given here
+    /// that cannot start is an error
+    #[arg(long, value_enum)]
+    pub source: Option<SourceKind>,
+
+    /// How often --source proc looks at the process table
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub poll_interval: Duration,
 
     /// How often RSS is sampled (from the kernel map with eBPF, /proc where the kernel
     /// refuses rss_stat, proc_pidinfo with DTrace)

@@ -138,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
     LiveOptions {
         source: args.source,
+        poll_interval: args.poll_interval,
         matcher,
         rss_interval: args.rss_interval,
         rss_step: args.rss_step,

@@ -203,8 +203,9 @@ fn proc_info(pid: u32, stat: Stat) -> ProcInfo {
     }
 }
 
-/// Everything [`ProcSnapshot`] holds for one process; `None` when it is gone.
-pub fn read_snapshot(pid: u32) -> Option<ProcSnapshot> {
+/// [`read_snapshot`] without the command line and the environment: the two files of a
+/// process that change state (stat, status), for a poll that reads every process.
+pub fn read_state(pid: u32) -> Option<ProcSnapshot> {
     let stat = read_stat(pid)?;
     let status = read_status(pid)?;
     Some(ProcSnapshot {
@@ -215,10 +216,34 @@ pub fn read_snapshot(pid: u32) -> Option<ProcSnapshot> {
         rss_bytes: status.rss_bytes.unwrap_or(0),
         swap_bytes: status.swap_bytes,
         hangup: status.hangup(),
-        term_env: read_term_env(pid),
+        term_env: false,
         uid: status.uid,
-        info: proc_info(pid, stat),
+        info: ProcInfo {
+            pid,
+            ppid: stat.ppid,
+            comm: stat.comm,
+            cmdline: String::new(),
+            sid: stat.sid,
+            tty_nr: stat.tty_nr,
+            start_ticks: stat.start_ticks,
+        },
     })
+}
+
+/// Every process in /proc as [`read_state`] gives it.
+pub fn scan_states() -> Vec<ProcSnapshot> {
+    list_pids(Path::new("/proc"))
+        .into_iter()
+        .filter_map(read_state)
+        .collect()
+}
+
+/// Everything [`ProcSnapshot`] holds for one process; `None` when it is gone.
+pub fn read_snapshot(pid: u32) -> Option<ProcSnapshot> {
+    let mut p = read_state(pid)?;
+    p.info.cmdline = read_cmdline(pid).unwrap_or_default();
+    p.term_env = read_term_env(pid);
+    Some(p)
 }
 
 /// The pids (thread-group leaders) listed in `root`, ascending.

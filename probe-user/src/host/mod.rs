@@ -29,6 +29,22 @@ pub fn processes() -> Vec<ProcSnapshot> {
     return linux::scan_snapshots();
 }
 
+/// Every process as a poll needs it: [`processes`] without command lines or environments
+/// where leaving them out saves reads (Linux).
+pub fn states() -> Vec<ProcSnapshot> {
+    #[cfg(target_os = "macos")]
+    return darwin::scan_snapshots();
+    #[cfg(not(target_os = "macos"))]
+    return linux::scan_states();
+}
+
+/// Whether a process's files and memory are readable to this hupwatch: all of them for
+/// root; for anyone else, their own.
+pub fn readable_uid() -> Option<u32> {
+    // SAFETY: geteuid and getuid have no preconditions.
+    (unsafe { libc::geteuid() } != 0).then(|| unsafe { libc::getuid() })
+}
+
 /// Every process, with only what matching and trees need (cheaper than [`processes`]).
 pub fn process_infos() -> Vec<ProcInfo> {
     #[cfg(target_os = "macos")]

@@ -3,7 +3,7 @@
 //! empty for the one that lacks it.
 use std::time::Duration;
 
-use super::{LiveOptions, SourceKind, dtrace::watch::DtraceWatch};
+use super::{LiveOptions, SourceKind, dtrace::watch::DtraceWatch, poll::PollSource};
 use crate::{decode::Clock, error::UserError, event::Event};
 
 #[cfg(target_os = "linux")]
@@ -15,11 +15,36 @@ pub enum KernelSource {
     #[cfg(target_os = "linux")]
     Ebpf(LiveSource),
     Dtrace(DtraceWatch),
+    Proc(PollSource),
 }
 
 impl KernelSource {
+    /// The source asked for, or the best that starts: this OS's tracer, else polling, with
+    /// one line saying why and what is lost.
     pub async fn start(options: LiveOptions) -> anyhow::Result<Self> {
-        match options.source {
+        if let Some(kind) = options.source {
+            return Self::start_kind(kind, options).await;
+        }
+        let native = SourceKind::native();
+        match Self::start_kind(native, options.clone()).await {
+            Ok(source) => Ok(source),
+            Err(why) => {
+                eprintln!(
+                    "hupwatch: warning: --source {} cannot start ({}); falling back to --source proc, which polls the process table every {} and sees no signals",
+                    native.name(),
+                    crate::error::report(&why).1,
+                    crate::units::format_duration(
+                        u64::try_from(options.poll_interval.as_nanos()).unwrap_or(u64::MAX)
+                    ),
+                );
+                Self::start_kind(SourceKind::Proc, options).await
+            }
+        }
+    }
+
+    async fn start_kind(kind: SourceKind, options: LiveOptions) -> anyhow::Result<Self> {
+        match kind {
+            SourceKind::Proc => Ok(Self::Proc(PollSource::start(&options)?)),
             #[cfg(target_os = "linux")]
             SourceKind::Ebpf => {
                 let source = LiveSource::start(options)?;
@@ -30,16 +55,24 @@ impl KernelSource {
             }
             #[cfg(not(target_os = "linux"))]
             SourceKind::Ebpf => Err(UserError::new(
-                "--source ebpf needs Linux; on macOS use --source dtrace (the default)",
+                "--source ebpf needs Linux; on macOS use --source dtrace or --source proc",
             )
             .into()),
             #[cfg(target_os = "macos")]
             SourceKind::Dtrace => Ok(Self::Dtrace(DtraceWatch::start(options).await?)),
             #[cfg(not(target_os = "macos"))]
             SourceKind::Dtrace => Err(UserError::new(
-                "--source dtrace runs macOS's DTrace and its script reads macOS kernel structures; on Linux use --source ebpf (the default)",
+                "--source dtrace runs macOS's DTrace and its script reads macOS kernel structures; on Linux use --source ebpf or --source proc",
             )
             .into()),
+        }
+    }
+
+    /// The verdicts and figures this source cannot give.
+    pub fn unavailable(&self) -> &'static [&'static str] {
+        match self {
+            Self::Proc(_) => &super::poll::UNAVAILABLE,
+            _ => &[],
         }
     }
 
@@ -48,6 +81,7 @@ impl KernelSource {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.clock(),
             Self::Dtrace(s) => s.clock(),
+            Self::Proc(s) => s.clock(),
         }
     }
 
@@ -56,7 +90,7 @@ impl KernelSource {
         match self {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.programs(),
-            Self::Dtrace(_) => Vec::new(),
+            Self::Dtrace(_) | Self::Proc(_) => Vec::new(),
         }
     }
 
@@ -65,7 +99,7 @@ impl KernelSource {
         match self {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.program_stats(),
-            Self::Dtrace(_) => Vec::new(),
+            Self::Dtrace(_) | Self::Proc(_) => Vec::new(),
         }
     }
 
@@ -75,6 +109,8 @@ impl KernelSource {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.losses().by_kind,
             Self::Dtrace(s) => s.losses(),
+            // Nothing is queued between two looks, so nothing can overflow.
+            Self::Proc(_) => Vec::new(),
         }
     }
 
@@ -83,6 +119,7 @@ impl KernelSource {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.existing(),
             Self::Dtrace(s) => s.existing(),
+            Self::Proc(s) => s.existing(),
         }
     }
 
@@ -96,6 +133,7 @@ impl KernelSource {
                 let _ = out;
                 s.rescan(lost)
             }
+            Self::Proc(_) => None,
         }
     }
 
@@ -104,6 +142,7 @@ impl KernelSource {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.ready_line(),
             Self::Dtrace(s) => s.ready_line(),
+            Self::Proc(s) => s.ready_line(),
         }
     }
 
@@ -113,6 +152,7 @@ impl KernelSource {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => Ok(s.next(out).await?),
             Self::Dtrace(s) => s.next(out).await,
+            Self::Proc(s) => s.next(out).await,
         }
     }
 
@@ -131,6 +171,7 @@ impl KernelSource {
                 s.drain_queued(&mut out).await;
                 each(&mut out)
             }
+            Self::Proc(_) => Ok(()),
         }
     }
 
@@ -139,6 +180,7 @@ impl KernelSource {
             #[cfg(target_os = "linux")]
             Self::Ebpf(s) => s.report_losses(),
             Self::Dtrace(s) => s.report_losses(),
+            Self::Proc(_) => {}
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod kernel;
 #[cfg(target_os = "linux")]
 pub mod live;
 pub mod memory;
+pub mod poll;
 pub mod recording;
 pub mod replay;
 pub mod snapshot;
@@ -13,16 +14,27 @@ use std::time::Duration;
 
 use crate::matching::Matcher;
 
-/// Which kernel tracer the live source uses.
+/// Where live events come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SourceKind {
-    /// eBPF programs (Linux)
+    /// eBPF programs (Linux; root or CAP_BPF)
     Ebpf,
-    /// DTrace (macOS)
+    /// DTrace (macOS; root, and System Integrity Protection must allow dtrace)
     Dtrace,
+    /// Polling the process table (any OS, any user; no signals)
+    Proc,
 }
 
 impl SourceKind {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ebpf => "ebpf",
+            Self::Dtrace => "dtrace",
+            Self::Proc => "proc",
+        }
+    }
+
     /// eBPF on Linux, DTrace on macOS.
     pub const fn native() -> Self {
         if cfg!(target_os = "macos") {
@@ -34,8 +46,12 @@ impl SourceKind {
 }
 
 /// What a live source is asked to watch and how.
+#[derive(Clone)]
 pub struct LiveOptions {
-    pub source: SourceKind,
+    /// The source asked for; `None` picks this OS's tracer and falls back to polling.
+    pub source: Option<SourceKind>,
+    /// How often the proc source looks at the process table.
+    pub poll_interval: Duration,
     pub matcher: Matcher,
     /// How often the RSS map is sampled.
     pub rss_interval: Duration,
