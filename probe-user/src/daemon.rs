@@ -82,6 +82,11 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     for (program, attached) in source.programs() {
         lock(&metrics).set_attached(program, attached);
     }
+    let about = About {
+        source: source.kind().name(),
+        unavailable: source.unavailable(),
+    };
+    lock(&metrics).set_source(about.source, about.unavailable);
     {
         let mut t = lock(&tracker);
         let m = lock(&metrics);
@@ -95,6 +100,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         tracker: Arc::clone(&tracker),
         metrics: Arc::clone(&metrics),
         clock,
+        about,
     });
     tokio::spawn(http::serve(listener, pages));
     eprintln!(
@@ -262,13 +268,27 @@ struct SessionPages {
     tracker: Arc<Mutex<Tracker>>,
     metrics: Arc<Mutex<Metrics>>,
     clock: Clock,
+    about: About,
+}
+
+/// Which source the sessions come from, and what it cannot see.
+struct About {
+    source: &'static str,
+    unavailable: &'static [&'static str],
 }
 
 impl Pages for SessionPages {
     fn get(&self, path: &str) -> Option<Page> {
         match path {
             "/api/sessions" => {
-                let view = lock(&self.tracker).view(self.clock.epoch_now_ns());
+                let mut view = lock(&self.tracker).view(self.clock.epoch_now_ns());
+                view.source = Some(self.about.source.to_string());
+                view.unavailable = self
+                    .about
+                    .unavailable
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect();
                 Some(Page {
                     content_type: "application/json",
                     body: serde_json::to_vec(&view).ok()?,

@@ -118,6 +118,8 @@ mod tests {
 
     fn view(processes: Vec<ProcessView>) -> SessionsView {
         SessionsView {
+            source: None,
+            unavailable: Vec::new(),
             time_ns: 0,
             processes,
             hangup_exits: Vec::new(),

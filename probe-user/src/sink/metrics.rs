@@ -22,6 +22,8 @@ pub struct Metrics {
     resyncs: prometheus::IntCounter,
     resync_changes: IntCounterVec,
     probe_attached: IntGaugeVec,
+    source: IntGaugeVec,
+    unavailable: IntGaugeVec,
     setsid_calls: IntCounterVec,
     signals_generated: IntCounterVec,
     signals_delivered: IntCounterVec,
@@ -84,6 +86,16 @@ impl Metrics {
                 "hupwatch_probe_attached",
                 "1 when the eBPF program is attached, 0 when it could not be.",
                 &["program"],
+            ),
+            source: gauge_vec(
+                "hupwatch_source",
+                "1 for the source hupwatch watches with: ebpf, dtrace or proc (polling the process table).",
+                &["source"],
+            ),
+            unavailable: gauge_vec(
+                "hupwatch_unavailable",
+                "1 for each verdict or figure the source in use cannot give (proc sees no signals: hangup_survived, hangup_exit_latency, sighup_ignored_when_sent).",
+                &["what"],
             ),
             setsid_calls: counter_vec(
                 "hupwatch_setsid_calls_total",
@@ -186,6 +198,8 @@ impl Metrics {
             Box::new(self.resyncs.clone()),
             Box::new(self.resync_changes.clone()),
             Box::new(self.probe_attached.clone()),
+            Box::new(self.source.clone()),
+            Box::new(self.unavailable.clone()),
             Box::new(self.setsid_calls.clone()),
             Box::new(self.signals_generated.clone()),
             Box::new(self.signals_delivered.clone()),
@@ -244,6 +258,14 @@ impl Metrics {
         self.probe_attached
             .with_label_values(&[program])
             .set(i64::from(attached));
+    }
+
+    /// The source in use, and what it cannot give.
+    pub fn set_source(&self, source: &str, unavailable: &[&str]) {
+        self.source.with_label_values(&[source]).set(1);
+        for what in unavailable {
+            self.unavailable.with_label_values(&[what]).set(1);
+        }
     }
 
     /// Absolute per-kind loss counts as the kernel keeps them.
@@ -467,6 +489,8 @@ mod tests {
 
     fn view(processes: Vec<ProcessView>, exits: Vec<f64>, total: u64) -> SessionsView {
         SessionsView {
+            source: None,
+            unavailable: Vec::new(),
             time_ns: 0,
             processes,
             hangup_exits: exits

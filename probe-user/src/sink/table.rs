@@ -154,6 +154,8 @@ mod tests {
     #[test]
     fn rows_are_aligned_and_hostile_names_cannot_add_lines() {
         let view = SessionsView {
+            source: None,
+            unavailable: Vec::new(),
             time_ns: 0,
             processes: vec![process(10, "node", 900), process(11, "bad\nname", 12)],
             hangup_exits: Vec::new(),
@@ -218,6 +220,8 @@ mod tests {
         processes[2].state = "attached\r\u{1b}[1A".into();
         let count = processes.len();
         let view = SessionsView {
+            source: None,
+            unavailable: Vec::new(),
             time_ns: 0,
             processes,
             hangup_exits: Vec::new(),
@@ -280,6 +284,8 @@ mod tests {
     #[test]
     fn says_so_when_there_is_nothing() {
         let view = SessionsView {
+            source: None,
+            unavailable: Vec::new(),
             time_ns: 0,
             processes: Vec::new(),
             hangup_exits: Vec::new(),

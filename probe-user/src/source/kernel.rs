@@ -68,6 +68,15 @@ impl KernelSource {
         }
     }
 
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Ebpf(_) => SourceKind::Ebpf,
+            Self::Dtrace(_) => SourceKind::Dtrace,
+            Self::Proc(_) => SourceKind::Proc,
+        }
+    }
+
     /// The verdicts and figures this source cannot give.
     pub fn unavailable(&self) -> &'static [&'static str] {
         match self {

@@ -19,6 +19,14 @@ pub struct SessionsView {
     pub hangup_exit_total: u64,
     /// Processes not tracked because the tracker was full.
     pub dropped_processes: u64,
+    /// The source the events came from (ebpf, dtrace, proc); null for a /proc snapshot
+    /// or a recording.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Verdicts and figures that source cannot give: absent from this view for that reason,
+    /// not because nothing happened.
+    #[serde(default)]
+    pub unavailable: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,6 +125,8 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
         hangup_exits: t.hangup_exits.iter().cloned().collect(),
         hangup_exit_total: t.hangup_exit_total,
         dropped_processes: t.dropped_processes,
+        source: None,
+        unavailable: Vec::new(),
     }
 }
 
