@@ -24,14 +24,12 @@ use crate::{
     },
     source::{
         LiveOptions, Rescan,
-        kernel::KernelSource,
         recording::{RecordedEvents, Recording},
+        select,
+        shared::Update,
     },
     tracker::{Alert, AlertStatus, SETTLE_NS, Tracker, TrackerConfig},
 };
-
-/// How often processes whose parent is not watched are looked up in /proc for orphaning.
-const PARENT_CHECK: Duration = Duration::from_secs(1);
 
 pub struct RunOptions {
     pub live: LiveOptions,
@@ -72,30 +70,32 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         groups: options.live.matcher.clone(),
         ..options.tracker
     };
-    let mut source = KernelSource::start(options.live).await?;
+    let mut source = select::start(options.live).await?;
     let clock = source.clock();
     let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
     let metrics = Arc::new(Mutex::new(Metrics::new(
         options.max_session_series,
         &groups,
     )));
-    for (program, attached) in source.programs() {
-        lock(&metrics).set_attached(program, attached);
-    }
     let about = About {
         source: source.kind().name(),
         unavailable: source.unavailable(),
     };
-    lock(&metrics).set_source(about.source, about.unavailable);
     {
-        let mut t = lock(&tracker);
         let m = lock(&metrics);
-        for event in source.existing() {
-            take(&mut t, &m, &mut alerts, &event)?;
+        for (program, attached) in source.programs() {
+            m.set_attached(program, attached);
         }
-        alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
-        alerts.flush()?;
+        m.set_source(about.source, about.unavailable);
     }
+    let mut updates: Vec<Update> = source.existing().into_iter().map(Update::Event).collect();
+    let mut pipe = Pipe {
+        tracker: &tracker,
+        metrics: &metrics,
+        alerts: &mut alerts,
+        clock,
+    };
+    pipe.take(&mut updates)?;
     let pages = Arc::new(SessionPages {
         tracker: Arc::clone(&tracker),
         metrics: Arc::clone(&metrics),
@@ -108,8 +108,6 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         source.ready_line()
     );
 
-    let mut batch = Vec::new();
-    let mut look_at_parents = tokio::time::interval(PARENT_CHECK);
     let outcome: anyhow::Result<()> = loop {
         let wait = lock(&tracker)
             .next_deadline()
@@ -117,38 +115,9 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         // Every arm's failure ends the loop below, so it goes through the same exit: the
         // loss report, and a vanished alert reader counted as a normal end.
         let step: anyhow::Result<()> = tokio::select! {
-            read = source.next(&mut batch) => read.and_then(|()| {
-                let (mut t, m) = (lock(&tracker), lock(&metrics));
-                for event in batch.drain(..) {
-                    take(&mut t, &m, &mut alerts, &event)?;
-                }
-                Ok(alerts.write(&m, t.advance(clock.epoch_now_ns()))?)
-            }),
-            _ = look_at_parents.tick() => {
-                let losses = source.losses();
-                let rescan = source.rescan(losses.iter().map(|(_, n)| n).sum(), &mut batch);
-                let (mut t, mut m) = (lock(&tracker), lock(&metrics));
-                let now = clock.epoch_now_ns();
-                m.set_lost(&losses);
-                m.set_program_stats(bpf_stats_enabled(), &source.program_stats());
-                batch
-                    .drain(..)
-                    .try_for_each(|event| take(&mut t, &m, &mut alerts, &event))
-                    .and_then(|()| match rescan {
-                        Some(rescan) => resync(&mut t, &m, &mut alerts, &rescan),
-                        None => Ok(()),
-                    })
-                    .and_then(|()| {
-                        crate::source::reparented(&t.unwatched_parents(), now)
-                            .iter()
-                            .try_for_each(|event| take(&mut t, &m, &mut alerts, event))
-                    })
-                    .and_then(|()| alerts.write(&m, t.advance(now)))
-                    .map_err(Into::into)
-            }
+            read = source.next(&mut updates) => read.and_then(|()| pipe.take(&mut updates)),
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
-                let now = clock.epoch_now_ns();
-                Ok(alerts.write(&lock(&metrics), lock(&tracker).advance(now))?)
+                pipe.take(&mut updates)
             }
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -156,38 +125,16 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                 // With a terminal, a hangup means the user is gone: leave with it. As a
                 // service, it is the usual request to reopen the log (after rotation).
                 if has_terminal { break Ok(()) }
-                alerts.reopen()
+                pipe.alerts.reopen()
             }
         };
-        let step = step.and_then(|()| {
-            let readings = std::mem::take(&mut alerts.readings);
-            if readings.is_empty() {
-                return Ok(());
-            }
-            let (mut t, m) = (lock(&tracker), lock(&metrics));
-            readings
-                .iter()
-                .try_for_each(|event| take(&mut t, &m, &mut alerts, event))
-                .map_err(Into::into)
-        });
-        if let Err(e) = step.and_then(|()| Ok(alerts.flush()?)) {
+        if let Err(e) = step {
             break Err(e);
         }
     };
     // A stop request is not a reason to drop what already happened: its alerts are written.
     let outcome = match outcome {
-        Ok(()) => {
-            source
-                .drain_queued(|batch| {
-                    let (mut t, m) = (lock(&tracker), lock(&metrics));
-                    for event in batch.drain(..) {
-                        take(&mut t, &m, &mut alerts, &event)?;
-                    }
-                    alerts.write(&m, t.advance(clock.epoch_now_ns()))?;
-                    Ok(alerts.flush()?)
-                })
-                .await
-        }
+        Ok(()) => source.drain_queued(|batch| pipe.take(batch)).await,
         failed => failed,
     };
     source.report_losses();
@@ -197,9 +144,33 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     })
 }
 
-/// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).
-fn bpf_stats_enabled() -> bool {
-    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
+/// The one way updates go through: into the tracker, counted, verdicts due by now raised,
+/// alert lines written and flushed.
+struct Pipe<'a> {
+    tracker: &'a Mutex<Tracker>,
+    metrics: &'a Mutex<Metrics>,
+    alerts: &'a mut AlertSink,
+    clock: Clock,
+}
+
+impl Pipe<'_> {
+    fn take(&mut self, updates: &mut Vec<Update>) -> anyhow::Result<()> {
+        let (mut t, mut m) = (lock(self.tracker), lock(self.metrics));
+        for update in updates.drain(..) {
+            match update {
+                Update::Event(event) => take(&mut t, &m, self.alerts, &event)?,
+                Update::Resync(rescan) => resync(&mut t, &m, self.alerts, &rescan)?,
+                Update::Stats(stats) => m.set_source_stats(stats),
+            }
+        }
+        self.alerts
+            .write(&m, t.advance(self.clock.epoch_now_ns()))?;
+        // A live alert's memory reading, so the sessions API and series agree with it.
+        for event in std::mem::take(&mut self.alerts.readings) {
+            take(&mut t, &m, self.alerts, &event)?;
+        }
+        Ok(self.alerts.flush()?)
+    }
 }
 
 /// One event through the tracker, counted, its alerts written.

@@ -11,7 +11,7 @@ use crate::{
     host::ProcInfo,
     matching::Matcher,
     output,
-    sink::{http, table::write_table},
+    sink::table::write_table,
     source::snapshot::{existing_events, scan_host},
     tracker::{SessionsView, Tracker, TrackerConfig},
 };
@@ -46,7 +46,7 @@ pub async fn gather(from: Option<&str>, matcher: &Matcher) -> anyhow::Result<Ses
 }
 
 async fn fetch(url: &str) -> anyhow::Result<SessionsView> {
-    let body = http::get(url, "/api/sessions").await?;
+    let body = crate::source::remote::get(url, "/api/sessions").await?;
     serde_json::from_slice(&body).map_err(|e| {
         UserError::new(format!(
             "--from {url}: the answer is not hupwatch's sessions document ({e}); point --from at the --listen address of `hupwatch run`"

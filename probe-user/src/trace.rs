@@ -10,8 +10,9 @@ use crate::{
     output,
     source::{
         LiveOptions,
-        kernel::KernelSource,
         recording::{RecordedEvents, Recording},
+        select,
+        shared::Update,
     },
 };
 
@@ -63,7 +64,7 @@ async fn run_live(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let has_terminal = std::fs::File::open("/dev/tty").is_ok();
-    let mut source = KernelSource::start(options.live).await?;
+    let mut source = select::start(options.live).await?.without_parent_checks();
     // A recording must say what already existed, or a replay cannot judge it; people
     // watching live want the changes.
     if json {
@@ -78,7 +79,7 @@ async fn run_live(
         tokio::select! {
             read = source.next(&mut batch) => {
                 if let Err(e) = read { break Err(e) }
-                let written = batch.drain(..).try_for_each(|event| print(&mut out, &event));
+                let written = events(&mut batch).try_for_each(|event| print(&mut out, &event));
                 if let Err(e) = written.and_then(|()| out.flush()) { break Err(e.into()) }
             }
             _ = sigterm.recv() => break Ok(()),
@@ -92,9 +93,7 @@ async fn run_live(
         Ok(()) => {
             source
                 .drain_queued(|batch| {
-                    batch
-                        .drain(..)
-                        .try_for_each(|event| print(&mut out, &event))?;
+                    events(batch).try_for_each(|event| print(&mut out, &event))?;
                     Ok(out.flush()?)
                 })
                 .await
@@ -105,5 +104,13 @@ async fn run_live(
     outcome.or_else(|e| match e.downcast::<io::Error>() {
         Ok(io) => output::unless_reader_gone(io),
         Err(other) => Err(other),
+    })
+}
+
+/// The events among a source's updates; `trace` shows what happened, not re-syncs.
+fn events(updates: &mut Vec<Update>) -> impl Iterator<Item = Event> + '_ {
+    updates.drain(..).filter_map(|update| match update {
+        Update::Event(event) => Some(event),
+        Update::Resync(_) | Update::Stats(_) => None,
     })
 }

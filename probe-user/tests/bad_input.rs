@@ -425,14 +425,15 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "cannot read it (Permission denied",
             "give a file of hupwatch's DTrace output",
         ),
-        // Privileges and the tracer this OS has.
+        // Privileges and the tracer this OS has. Without --source, nobody falls back to
+        // polling (tests/proc_source.rs); asked for, eBPF without root is an error.
         as_nobody(
-            &["trace"],
+            &["trace", "--source", "ebpf"],
             "loading eBPF programs needs root",
             "run it with sudo",
         ),
         as_nobody(
-            &["run", "--listen", "127.0.0.1:0"],
+            &["run", "--source", "ebpf", "--listen", "127.0.0.1:0"],
             "loading eBPF programs needs root",
             "run it with sudo",
         ),

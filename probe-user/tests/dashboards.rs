@@ -36,8 +36,12 @@ fn exported() -> BTreeSet<String> {
         metrics.observe_event(&serde_json::from_str(line).unwrap());
     }
     metrics.set_attached("rss_stat", true);
-    metrics.set_lost(&[("exec", 0)]);
-    metrics.set_program_stats(true, &[("rss_stat", std::time::Duration::ZERO, 0)]);
+    metrics.set_source_stats(hupwatch::source::shared::SourceStats {
+        lost: vec![("exec", 0)],
+        bpf_stats_enabled: true,
+        programs: vec![("rss_stat", std::time::Duration::ZERO, 0)],
+    });
+    metrics.set_source("ebpf", &[]);
     let text = String::from_utf8(metrics.render(&view.metrics(50))).unwrap();
     let mut names = BTreeSet::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {

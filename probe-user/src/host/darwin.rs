@@ -1,14 +1,20 @@
 //! The macOS process table, as the same [`ProcSnapshot`]s /proc gives on Linux: libproc
 //! (`proc_listallpids`, `proc_pidinfo(PROC_PIDTBSDINFO)`) for parent, group, terminal and
 //! start time, `getsid` for the session, `KERN_PROCARGS2` for the command line, and one
-//! `ps` for the ignored and caught signal masks, which libproc does not expose.
-use std::{collections::HashMap, mem, process::Command};
+//! `ps` for the ignored and caught signal masks, which libproc does not expose;
+//! `proc_pid_rusage` for the physical footprint and `sysctl(KERN_PROC_PID)` for the run
+//! state. What turns their answers into values is in `darwin_data`, tested on any OS.
+use std::{collections::HashMap, mem, process::Command, sync::OnceLock};
 
-use super::{ProcInfo, ProcSnapshot, Usage, disposition};
+pub use super::darwin_data::{KinfoProc, Rusage, parse_procargs, parse_signal_masks, tty_name};
+use super::{
+    ProcInfo, ProcSnapshot, Usage,
+    darwin_data::{RawKinfoProc, RusageInfoV4, Timebase, mask_disposition},
+};
 use crate::event::Disposition;
 
-/// `e_tdev` of a process without a controlling terminal.
-const NODEV: u32 = u32::MAX;
+// The declaration in darwin_data is ours (so it builds on Linux); it must match libc's.
+const _: () = assert!(mem::size_of::<RusageInfoV4>() == mem::size_of::<libc::rusage_info_v4>());
 
 /// What `proc_pidinfo(PROC_PIDTBSDINFO)` says of one process.
 pub struct BsdInfo {
@@ -106,23 +112,6 @@ pub fn cmdline(pid: u32) -> Option<String> {
     Some(parse_procargs(&buffer[..size]))
 }
 
-/// The argument part of a `KERN_PROCARGS2` buffer, joined by spaces.
-pub fn parse_procargs(raw: &[u8]) -> String {
-    let Some((argc, rest)) = raw.split_first_chunk::<4>() else {
-        return String::new();
-    };
-    let argc = i32::from_ne_bytes(*argc).max(0) as usize;
-    let after_path = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    let args = &rest[after_path..];
-    let start = args.iter().position(|&b| b != 0).unwrap_or(args.len());
-    let joined: Vec<String> = args[start..]
-        .split(|&b| b == 0)
-        .take(argc)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    joined.join(" ")
-}
-
 /// pid → (ignored, caught) signal masks, from one `ps`. Empty when ps fails: the
 /// dispositions are then unknown and read as the default.
 fn signal_masks() -> HashMap<u32, (u64, u64)> {
@@ -143,20 +132,6 @@ fn ps_masks(args: &[&str]) -> HashMap<u32, (u64, u64)> {
     parse_signal_masks(&String::from_utf8_lossy(&output.stdout))
 }
 
-/// `ps -axo pid=,ignored=,caught=` lines: a pid and two hexadecimal masks.
-pub fn parse_signal_masks(text: &str) -> HashMap<u32, (u64, u64)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let pid = fields.next()?.parse().ok()?;
-            let hex = |f: &str| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok();
-            let ignored = hex(fields.next()?)?;
-            let caught = hex(fields.next()?)?;
-            Some((pid, (ignored, caught)))
-        })
-        .collect()
-}
-
 /// Every process but the kernel's own (pid 0), as snapshots whose `started_boot_ns` is
 /// already Unix-epoch time and whose `tty_nr` is the Darwin `dev_t` (see [`tty_name`]).
 pub fn scan_snapshots() -> Vec<ProcSnapshot> {
@@ -169,6 +144,9 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
             let sid = unsafe { libc::getsid(pid as libc::pid_t) };
             let (ignored, caught) = masks.get(&pid).copied().unwrap_or((0, 0));
             let usage = usage(pid);
+            // 'S' (what this said before sysctl was asked) when the process went between
+            // the two reads: the next scan drops it.
+            let state = kinfo(pid).map_or('S', |k| k.state);
             Some(ProcSnapshot {
                 info: ProcInfo {
                     pid,
@@ -179,7 +157,7 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
                     tty_nr: info.tty_dev,
                     start_ticks: 0,
                 },
-                state: 'S',
+                state,
                 kernel_thread: false,
                 started_boot_ns: info.started_epoch_ns,
                 cpu_ns: usage.and_then(|u| u.cpu_ns),
@@ -193,21 +171,19 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
         .collect()
 }
 
-fn mask_disposition(ignored: u64, caught: u64) -> Disposition {
-    // Darwin's masks put signal N at bit N-1, as Linux's SigIgn and SigCgt do.
-    disposition(ignored, caught, crate::signals::SIGHUP)
-}
-
-/// A Darwin terminal device by name (`ttys003`).
-pub fn tty_name(dev: u32) -> Option<String> {
-    if dev == NODEV {
-        return None;
-    }
-    crate::source::dtrace::format::tty_name(i64::from(dev as i32))
-}
-
-/// `proc_pidinfo(PROC_PIDTASKINFO)`: resident size in bytes, CPU time in Mach time units.
+/// Resident size, physical footprint and CPU time from [`rusage`]; from
+/// `proc_pidinfo(PROC_PIDTASKINFO)`, without the footprint, where rusage does not answer.
 pub fn usage(pid: u32) -> Option<Usage> {
+    if let Some(r) = rusage(pid) {
+        return Some(Usage {
+            rss_bytes: r.resident_bytes,
+            swap_bytes: None,
+            peak_rss_bytes: None,
+            cpu_ns: Some(r.cpu_ns),
+            footprint_bytes: Some(r.phys_footprint_bytes),
+        });
+    }
+    // SAFETY: proc_taskinfo is plain data; all zeroes is a valid value.
     let mut info: libc::proc_taskinfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
     // SAFETY: `info` is a writable proc_taskinfo of the size given.
@@ -229,46 +205,75 @@ pub fn usage(pid: u32) -> Option<Usage> {
         swap_bytes: None,
         peak_rss_bytes: None,
         cpu_ns: Some(mach_to_ns(mach)),
+        footprint_bytes: None,
     })
+}
+
+/// `proc_pid_rusage(RUSAGE_INFO_V4)`: the physical footprint, which taskinfo lacks, with
+/// resident size and CPU time. None when the process is gone, a zombie, or not ours to
+/// read.
+pub fn rusage(pid: u32) -> Option<Rusage> {
+    let mut info = RusageInfoV4::default();
+    // SAFETY: `info` is a writable rusage_info_v4 (the size is asserted above); the
+    // binding's `*mut rusage_info_t` is C's `void *` to the buffer.
+    let status = unsafe {
+        libc::proc_pid_rusage(
+            pid as libc::c_int,
+            libc::RUSAGE_INFO_V4,
+            (&raw mut info).cast(),
+        )
+    };
+    if status != 0 {
+        return None;
+    }
+    Rusage::from_raw(&info, timebase())
+}
+
+/// `sysctl(CTL_KERN, KERN_PROC, KERN_PROC_PID, pid)`: run state, parent, group and
+/// terminal. None when the process is gone.
+pub fn kinfo(pid: u32) -> Option<KinfoProc> {
+    let mut mib = [
+        libc::CTL_KERN,
+        libc::KERN_PROC,
+        libc::KERN_PROC_PID,
+        pid as libc::c_int,
+    ];
+    let mut info = RawKinfoProc::zeroed();
+    let mut size = mem::size_of::<RawKinfoProc>();
+    // SAFETY: `mib` names four levels; `info` is writable for `size` bytes.
+    let status = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            mib.len() as libc::c_uint,
+            (&raw mut info).cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    // For a pid that does not exist sysctl succeeds and writes nothing.
+    (status == 0 && size == mem::size_of::<RawKinfoProc>()).then(|| KinfoProc::from_raw(&info))
 }
 
 /// Mach absolute time to nanoseconds (1:1 on Intel, 125:3 on Apple silicon).
 fn mach_to_ns(ticks: u64) -> u64 {
+    timebase().to_ns(ticks)
+}
+
+/// The timebase is fixed for the machine's uptime: asked once.
+fn timebase() -> Timebase {
     // libc marks its binding deprecated in favour of the mach2 crate; one call does not
     // justify a dependency, so it is declared here as <mach/mach_time.h> has it.
-    #[repr(C)]
-    struct Timebase {
-        numer: u32,
-        denom: u32,
-    }
     unsafe extern "C" {
         fn mach_timebase_info(info: *mut Timebase) -> libc::c_int;
     }
-    let mut base = Timebase { numer: 0, denom: 0 };
-    // SAFETY: `base` is a writable mach_timebase_info_data_t.
-    if unsafe { mach_timebase_info(&mut base) } != 0 || base.denom == 0 {
-        return ticks;
-    }
-    (u128::from(ticks) * u128::from(base.numer) / u128::from(base.denom)) as u64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn procargs_give_the_arguments_not_the_path() {
-        let mut raw = 2i32.to_ne_bytes().to_vec();
-        raw.extend_from_slice(b"/usr/bin/nohup\0\0\0\0nohup\0sleep 1\0PATH=/bin\0");
-        assert_eq!(parse_procargs(&raw), "nohup sleep 1");
-        assert_eq!(parse_procargs(b"\x01"), "");
-    }
-
-    #[test]
-    fn ps_masks_are_hexadecimal() {
-        let masks = parse_signal_masks("  1 0 0\n 4242 00000001 00004000\nbad line\n");
-        assert_eq!(masks.get(&4242), Some(&(1, 0x4000)));
-        assert_eq!(mask_disposition(1, 0), Disposition::Ignore);
-        assert_eq!(tty_name(NODEV), None);
-    }
+    static BASE: OnceLock<Timebase> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let mut base = Timebase { numer: 0, denom: 0 };
+        // SAFETY: `base` is a writable mach_timebase_info_data_t.
+        if unsafe { mach_timebase_info(&mut base) } != 0 || base.denom == 0 {
+            return Timebase::IDENTITY;
+        }
+        base
+    })
 }

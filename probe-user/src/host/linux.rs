@@ -293,6 +293,7 @@ pub fn usage(pid: u32) -> Option<Usage> {
         swap_bytes: status.swap_bytes,
         peak_rss_bytes: status.peak_rss_bytes,
         cpu_ns: None,
+        footprint_bytes: None,
     })
 }
 

@@ -3,6 +3,9 @@
 //! through it.
 #[cfg(target_os = "macos")]
 pub mod darwin;
+pub mod darwin_data;
+#[cfg(target_os = "macos")]
+pub mod darwin_exits;
 pub mod linux;
 mod process;
 

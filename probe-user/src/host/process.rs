@@ -95,4 +95,6 @@ pub struct Usage {
     /// The most it has been resident, where the OS keeps that (VmHWM, the kernel map).
     pub peak_rss_bytes: Option<u64>,
     pub cpu_ns: Option<u64>,
+    /// macOS's physical footprint (what Activity Monitor shows as Memory); None elsewhere.
+    pub footprint_bytes: Option<u64>,
 }

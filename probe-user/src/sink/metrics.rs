@@ -9,6 +9,7 @@ use prometheus::{
 
 use crate::{
     event::{Event, EventKind},
+    source::shared::SourceStats,
     tracker::{Alert, AlertStatus, LATENCY_BUCKETS, LatencyCounts, MetricsView, Resync},
     verdict::VerdictKind,
 };
@@ -18,7 +19,8 @@ pub const DEFAULT_MAX_SESSION_SERIES: usize = 50;
 pub struct Metrics {
     registry: Registry,
     events: IntCounterVec,
-    lost: IntCounterVec,
+    /// The source's own counters as they stood at its last report, rendered as they are.
+    source_stats: SourceStats,
     resyncs: prometheus::IntCounter,
     resync_changes: IntCounterVec,
     probe_attached: IntGaugeVec,
@@ -37,13 +39,8 @@ pub struct Metrics {
     session_rss: IntGaugeVec,
     session_swap: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
-    bpf_run_seconds: prometheus::CounterVec,
-    bpf_runs: IntCounterVec,
     bpf_stats_enabled: IntGauge,
-    /// Kernel totals already added, per program: (run time, runs).
-    bpf_seen: Vec<(&'static str, std::time::Duration, u64)>,
     max_session_series: usize,
-    lost_seen: Vec<(&'static str, u64)>,
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -67,11 +64,7 @@ impl Metrics {
                 "Events received from the probes, by kind.",
                 &["kind"],
             ),
-            lost: counter_vec(
-                "hupwatch_events_lost_total",
-                "Events the kernel could not queue because the ring buffer was full, by kind.",
-                &["kind"],
-            ),
+            source_stats: SourceStats::default(),
             resyncs: prometheus::IntCounter::new(
                 "hupwatch_resyncs_total",
                 "Times the tracker re-read /proc because events were lost.",
@@ -155,26 +148,11 @@ impl Metrics {
                 &["pid", "comm", "verdicts"],
             )
             .expect("valid metric"),
-            bpf_run_seconds: prometheus::CounterVec::new(
-                Opts::new(
-                    "hupwatch_bpf_program_run_seconds_total",
-                    "Time spent in each eBPF program, while kernel.bpf_stats_enabled is 1.",
-                ),
-                &["program"],
-            )
-            .expect("valid metric"),
-            bpf_runs: counter_vec(
-                "hupwatch_bpf_program_runs_total",
-                "Runs of each eBPF program, while kernel.bpf_stats_enabled is 1.",
-                &["program"],
-            ),
             bpf_stats_enabled: gauge(
                 "hupwatch_bpf_stats_enabled",
                 "1 when kernel.bpf_stats_enabled is on, so the program run-time metrics count.",
             ),
-            bpf_seen: Vec::new(),
             max_session_series,
-            lost_seen: Vec::new(),
         };
         metrics.register_all();
         metrics.start_at_zero();
@@ -194,7 +172,6 @@ impl Metrics {
     fn register_all(&self) {
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(self.events.clone()),
-            Box::new(self.lost.clone()),
             Box::new(self.resyncs.clone()),
             Box::new(self.resync_changes.clone()),
             Box::new(self.probe_attached.clone()),
@@ -211,8 +188,6 @@ impl Metrics {
             Box::new(self.session_rss.clone()),
             Box::new(self.session_swap.clone()),
             Box::new(self.session_growth.clone()),
-            Box::new(self.bpf_run_seconds.clone()),
-            Box::new(self.bpf_runs.clone()),
             Box::new(self.bpf_stats_enabled.clone()),
         ];
         for collector in collectors {
@@ -268,46 +243,12 @@ impl Metrics {
         }
     }
 
-    /// Absolute per-kind loss counts as the kernel keeps them.
-    pub fn set_lost(&mut self, by_kind: &[(&'static str, u64)]) {
-        for &(kind, total) in by_kind {
-            let before = self
-                .lost_seen
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .map_or(0, |(_, n)| *n);
-            if total > before {
-                self.lost.with_label_values(&[kind]).inc_by(total - before);
-            } else {
-                // Present at zero, so "no loss" is a series, not an absence.
-                self.lost.with_label_values(&[kind]).inc_by(0);
-            }
-        }
-        self.lost_seen = by_kind.to_vec();
-    }
-
-    /// Kernel totals of run time and runs per program; only increases are added, so a
-    /// program's counters never go back.
-    pub fn set_program_stats(
-        &mut self,
-        enabled: bool,
-        stats: &[(&'static str, std::time::Duration, u64)],
-    ) {
-        self.bpf_stats_enabled.set(i64::from(enabled));
-        for &(program, time, runs) in stats {
-            let (seen_time, seen_runs) = self
-                .bpf_seen
-                .iter()
-                .find(|(p, _, _)| *p == program)
-                .map_or((std::time::Duration::ZERO, 0), |&(_, t, r)| (t, r));
-            self.bpf_run_seconds
-                .with_label_values(&[program])
-                .inc_by(time.saturating_sub(seen_time).as_secs_f64());
-            self.bpf_runs
-                .with_label_values(&[program])
-                .inc_by(runs.saturating_sub(seen_runs));
-        }
-        self.bpf_seen = stats.to_vec();
+    /// The source's counters as they stand (losses by kind, eBPF program statistics),
+    /// shown at the next scrape as they are: the source keeps the totals, not hupwatch.
+    pub fn set_source_stats(&mut self, stats: SourceStats) {
+        self.bpf_stats_enabled
+            .set(i64::from(stats.bpf_stats_enabled));
+        self.source_stats = stats;
     }
 
     pub fn observe_event(&self, event: &Event) {
@@ -371,6 +312,7 @@ impl Metrics {
         self.set_session_gauges(view);
         let mut families = self.registry.gather();
         families.push(hangup_latency(&view.hangup_latency));
+        families.extend(source_counters(&self.source_stats));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&families, &mut out)
@@ -436,6 +378,66 @@ impl Metrics {
             }
         }
     }
+}
+
+/// The source's loss and program counters; a family without a series is left out.
+fn source_counters(stats: &SourceStats) -> Vec<proto::MetricFamily> {
+    let lost = stats.lost.iter().map(|&(kind, n)| (kind, n as f64));
+    let seconds = stats
+        .programs
+        .iter()
+        .map(|&(p, time, _)| (p, time.as_secs_f64()));
+    let runs = stats.programs.iter().map(|&(p, _, runs)| (p, runs as f64));
+    [
+        counter_family(
+            "hupwatch_events_lost_total",
+            "Events the source could not pass on (the eBPF ring buffer was full, dtrace dropped them), by kind.",
+            "kind",
+            lost,
+        ),
+        counter_family(
+            "hupwatch_bpf_program_run_seconds_total",
+            "Time spent in each eBPF program, while kernel.bpf_stats_enabled is 1.",
+            "program",
+            seconds,
+        ),
+        counter_family(
+            "hupwatch_bpf_program_runs_total",
+            "Runs of each eBPF program, while kernel.bpf_stats_enabled is 1.",
+            "program",
+            runs,
+        ),
+    ]
+    .into_iter()
+    .filter(|family| !family.get_metric().is_empty())
+    .collect()
+}
+
+fn counter_family<'a>(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (&'a str, f64)>,
+) -> proto::MetricFamily {
+    let metrics = values
+        .map(|(value, n)| {
+            let mut pair = proto::LabelPair::default();
+            pair.set_name(label.into());
+            pair.set_value(value.into());
+            let mut counter = proto::Counter::default();
+            counter.set_value(n);
+            let mut metric = proto::Metric::default();
+            metric.set_label(vec![pair]);
+            metric.set_counter(counter);
+            metric
+        })
+        .collect();
+    let mut family = proto::MetricFamily::default();
+    family.set_name(name.into());
+    family.set_help(help.into());
+    family.set_field_type(proto::MetricType::COUNTER);
+    family.set_metric(metrics);
+    family
 }
 
 /// The hangup-to-exit histogram as the tracker's counts stand: every exit is in them from
@@ -610,8 +612,12 @@ mod tests {
     #[test]
     fn losses_follow_the_kernel_totals() {
         let mut metrics = Metrics::new(50, &groups());
-        metrics.set_lost(&[("exec", 0), ("signal", 5)]);
-        metrics.set_lost(&[("exec", 0), ("signal", 12)]);
+        let lost = |lost| SourceStats {
+            lost,
+            ..SourceStats::default()
+        };
+        metrics.set_source_stats(lost(vec![("exec", 0), ("signal", 5)]));
+        metrics.set_source_stats(lost(vec![("exec", 0), ("signal", 12)]));
         let out = text(&mut metrics, &view(vec![], vec![], 0));
         assert!(
             out.contains("hupwatch_events_lost_total{kind=\"signal\"} 12"),
@@ -624,8 +630,13 @@ mod tests {
     fn program_statistics_only_go_up() {
         let mut metrics = Metrics::new(50, &groups());
         let ms = std::time::Duration::from_millis;
-        metrics.set_program_stats(true, &[("rss_stat", ms(5), 100)]);
-        metrics.set_program_stats(true, &[("rss_stat", ms(8), 160)]);
+        let programs = |programs| SourceStats {
+            bpf_stats_enabled: true,
+            programs,
+            ..SourceStats::default()
+        };
+        metrics.set_source_stats(programs(vec![("rss_stat", ms(5), 100)]));
+        metrics.set_source_stats(programs(vec![("rss_stat", ms(8), 160)]));
         let out = text(&mut metrics, &view(vec![], vec![], 0));
         assert!(
             out.contains("hupwatch_bpf_program_runs_total{program=\"rss_stat\"} 160"),

@@ -253,6 +253,7 @@ mod tests {
                 swap_bytes: Some(swap_bytes),
                 peak_rss_bytes: None,
                 cpu_ns: None,
+                footprint_bytes: None,
             })
         }
     }
@@ -312,6 +313,7 @@ mod tests {
                 swap_bytes: None,
                 peak_rss_bytes: Some(300),
                 cpu_ns: None,
+                footprint_bytes: None,
             })
         };
         sampler.sample(1, hwm, |_| Some(5), &mut out);

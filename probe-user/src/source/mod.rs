@@ -1,14 +1,17 @@
 //! Where events come from: the kernel (eBPF), /proc (processes that already exist) and
 //! recorded files (replay). Each produces the same [`crate::event::Event`] stream.
 pub mod dtrace;
-pub mod kernel;
 #[cfg(target_os = "linux")]
 pub mod live;
 pub mod memory;
 pub mod poll;
 pub mod recording;
+pub mod remote;
 pub mod replay;
+pub mod select;
+pub mod shared;
 pub mod snapshot;
+pub mod tracer;
 
 use std::time::Duration;
 

@@ -21,13 +21,7 @@ use super::{
     Records,
     stderr::{ROOT_FIX, SIP_FIX, Said, understand},
 };
-use crate::{
-    decode::Clock,
-    error::UserError,
-    event::Event,
-    host::{cpu_ns, usage},
-    source::memory::RssSampler,
-};
+use crate::{decode::Clock, error::UserError, event::Event};
 
 /// How long dtrace may take to compile the script and print its first line.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -35,6 +29,8 @@ const STARTUP: Duration = Duration::from_secs(60);
 const QUIET: Duration = Duration::from_millis(50);
 /// Time for the stderr task to read what dtrace wrote before its first line of output.
 const STDERR_CATCH_UP: Duration = Duration::from_millis(200);
+/// How often buffered records are let go and dtrace's stderr looked at between reads.
+const TICK: Duration = Duration::from_millis(100);
 /// Lines of dtrace's stderr passed on as they are, before the rest are only counted.
 const PASSED_ON: u64 = 20;
 
@@ -71,7 +67,7 @@ pub struct DtraceSource {
     stdout: ChildStdout,
     stderr: Arc<Mutex<Stderr>>,
     records: Records,
-    rss: RssSampler,
+    /// Lets a held-back signal go and checks for refusals between reads.
     tick: Interval,
     last_read: Instant,
     clock: Clock,
@@ -82,12 +78,7 @@ pub struct DtraceSource {
 impl DtraceSource {
     /// Starts dtrace on `script` and waits for its first line; a refusal (SIP, not root)
     /// or an early exit is an error naming the fix.
-    pub async fn start(
-        command: DtraceCommand,
-        script: &str,
-        rss_interval: Duration,
-        rss_step: u64,
-    ) -> anyhow::Result<Self> {
+    pub async fn start(command: DtraceCommand, script: &str, clock: Clock) -> anyhow::Result<Self> {
         let script_file = ScriptFile::write(script)?;
         let mut child = Command::new(&command.program)
             .args(&command.args)
@@ -114,10 +105,9 @@ impl DtraceSource {
             stdout,
             stderr,
             records: Records::new(),
-            rss: RssSampler::new(rss_step),
-            tick: tokio::time::interval(rss_interval),
+            tick: tokio::time::interval(TICK),
             last_read: Instant::now(),
-            clock: Clock::now(),
+            clock,
             chunk: vec![0; 64 * 1024],
             _script: script_file,
         };
@@ -190,12 +180,7 @@ impl DtraceSource {
         self.clock
     }
 
-    /// Starts sampling the RSS of processes that existed before dtrace started.
-    pub fn follow(&mut self, events: &mut [Event]) {
-        events.iter_mut().for_each(|e| self.rss.follow(e));
-    }
-
-    /// Waits for dtrace's output or the sampling tick and appends what they say to `out`.
+    /// Waits for dtrace's output or the tick and appends what they say to `out`.
     /// dtrace ending is an error: without it nothing is watched.
     pub async fn next(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
         tokio::select! {
@@ -212,8 +197,6 @@ impl DtraceSource {
             _ = self.tick.tick() => {
                 // Records that came in the same read as the header are still buffered.
                 self.release(out, self.last_read.elapsed() >= QUIET);
-                let now = self.clock.epoch_now_ns();
-                self.rss.sample(now, |pid| usage(pid).into(), cpu_ns, out);
                 self.refused()?;
             }
         }
@@ -235,17 +218,12 @@ impl DtraceSource {
     }
 
     /// Appends the events of the complete records buffered (and a held-back signal too,
-    /// with `flush`), and samples the RSS of the processes they start.
+    /// with `flush`).
     fn release(&mut self, out: &mut Vec<Event>, flush: bool) {
-        let first = out.len();
         self.records.drain(out);
         if flush {
             self.records.flush(out);
         }
-        out[first..].iter_mut().for_each(|e| self.rss.follow(e));
-        let now = self.clock.epoch_now_ns();
-        self.rss
-            .read_execs(first, now, |pid| usage(pid).into(), cpu_ns, out);
     }
 
     /// Losses so far, by kind, for `hupwatch_events_lost_total`.
@@ -334,7 +312,10 @@ impl Drop for ScriptFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventKind;
+    use crate::{
+        event::EventKind,
+        source::shared::{Source, Update},
+    };
 
     /// A stand-in for dtrace: `sh SCRIPT` where the script is the shell program given,
     /// which the source writes out as it would write the D script.
@@ -343,7 +324,31 @@ mod tests {
             program: "/bin/sh".into(),
             args: vec![],
         };
-        DtraceSource::start(command, shell, Duration::from_millis(20), 1).await
+        DtraceSource::start(command, shell, Clock::now()).await
+    }
+
+    /// The stand-in behind the source every tracer sits in, which samples memory.
+    async fn watched(shell: &str) -> anyhow::Result<Source> {
+        let dtrace = start(shell).await?;
+        let clock = dtrace.clock();
+        let tracer = Box::new(super::super::watch::DtraceWatch::new(dtrace, None));
+        Ok(Source::new(tracer, clock, Duration::from_millis(20), 1))
+    }
+
+    async fn updates_until(source: &mut Source, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+        let (mut updates, mut out) = (Vec::new(), Vec::new());
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while !done(&out) {
+                source.next(&mut updates).await.expect("dtrace running");
+                out.extend(updates.drain(..).filter_map(|u| match u {
+                    Update::Event(event) => Some(event),
+                    _ => None,
+                }));
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "stalled with {out:?}");
+        out
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -391,8 +396,8 @@ mod tests {
                  signal 2 {pid} 1 0 1 5:sleep 0:\\ndiscard 2 {pid} 1 5:sleep\\nbroken record\\n'\n\
                  exec sleep 30\n"
             );
-            let mut source = start(&shell).await.expect("started");
-            let out = events_until(&mut source, |out| {
+            let mut source = watched(&shell).await.expect("started");
+            let out = updates_until(&mut source, |out| {
                 out.iter().any(|e| matches!(e.kind, EventKind::Rss { .. }))
                     && out
                         .iter()
@@ -424,7 +429,7 @@ mod tests {
             assert!(losses.contains(&("dtrace_drops", 17)), "{losses:?}");
             assert!(losses.contains(&("dtrace_dynamic_variable_drops", 3)));
             assert!(losses.contains(&("malformed_records", 1)));
-            assert_eq!(source.lost_events(), 21);
+            assert_eq!(losses.iter().map(|(_, n)| n).sum::<u64>(), 21);
             child.kill().unwrap();
             child.wait().unwrap();
         });

@@ -15,19 +15,23 @@ use crate::{
     decode::Clock,
     error::UserError,
     event::Event,
-    source::{LiveOptions, snapshot},
+    host,
+    source::{
+        LiveOptions, SourceKind,
+        shared::seed_pids,
+        tracer::{Pending, Tracer},
+    },
+    tracker::Watch,
 };
 
 pub struct DtraceWatch {
     source: DtraceSource,
-    traces_everything: bool,
-    seeded: HashSet<u32>,
-    lost_reported: u64,
-    synced_losses: u64,
+    /// The processes traced from the start; `None` when tracing every process.
+    seeded: Option<HashSet<u32>>,
 }
 
 impl DtraceWatch {
-    pub async fn start(options: LiveOptions) -> anyhow::Result<Self> {
+    pub async fn start(options: &LiveOptions, clock: Clock) -> anyhow::Result<Self> {
         if options.matcher.matches_cmdlines() {
             return Err(UserError::new(
                 "--match-cmdline is not available with --source dtrace, which matches names inside the kernel; use --match NAME or --pid PID",
@@ -38,119 +42,61 @@ impl DtraceWatch {
         if unsafe { libc::geteuid() } != 0 {
             return Err(UserError::new(ROOT_FIX).into());
         }
-        let me = std::process::id();
-        let seeded: HashSet<u32> = if options.matcher.traces_everything() {
-            HashSet::new()
-        } else {
-            let scan = snapshot::scan_host(&Clock::now());
-            let infos: Vec<_> = scan.procs.into_iter().map(|p| p.info).collect();
-            options
-                .matcher
-                .seed(&infos, me)?
-                .into_iter()
-                .map(|(pid, _)| pid)
-                .collect()
-        };
-        let seeds: Vec<u32> = seeded.iter().copied().collect();
+        let seeded = seed_pids(&options.matcher, &host::process_infos())?;
+        let seeds: Vec<u32> = seeded.iter().flatten().copied().collect();
         let script = render(&ScriptOptions {
-            self_pid: me,
+            self_pid: std::process::id(),
             names: options.matcher.names(),
             seeds: &seeds,
         });
-        let source = DtraceSource::start(
-            DtraceCommand::system(),
-            &script,
-            options.rss_interval,
-            options.rss_step,
-        )
-        .await?;
-        Ok(Self {
-            source,
-            traces_everything: options.matcher.traces_everything(),
-            seeded,
-            lost_reported: 0,
-            synced_losses: 0,
-        })
+        let source = DtraceSource::start(DtraceCommand::system(), &script, clock).await?;
+        Ok(Self::new(source, seeded))
     }
 
-    pub fn clock(&self) -> Clock {
-        self.source.clock()
+    /// A running dtrace, traced from the given processes.
+    pub fn new(source: DtraceSource, seeded: Option<HashSet<u32>>) -> Self {
+        Self { source, seeded }
+    }
+}
+
+impl Tracer for DtraceWatch {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Dtrace
     }
 
-    /// `existing` events for the watched processes alive at start; their RSS is sampled
-    /// from now on.
-    pub fn existing(&mut self) -> Vec<Event> {
-        let mut events = snapshot::scan_existing_with(&self.clock(), std::process::id());
-        if !self.traces_everything {
-            events.retain(|e| self.seeded.contains(&e.pid));
-        }
-        self.source.follow(&mut events);
-        events
+    fn describe(&self) -> String {
+        "dtrace running".into()
     }
 
-    /// /proc (the process table) when dtrace lost records since the last re-sync (`lost`
-    /// is its total so far, as [`DtraceWatch::losses`] counts). What
-    /// dtrace printed before is already read: its output is consumed as it comes.
-    pub fn rescan(&mut self, lost: u64) -> Option<crate::source::Rescan> {
-        if lost <= self.synced_losses {
-            return None;
-        }
-        let watch = if self.traces_everything {
-            crate::tracker::Watch::Everything
-        } else {
+    fn seeded(&self) -> Option<&HashSet<u32>> {
+        self.seeded.as_ref()
+    }
+
+    fn watch(&self) -> Watch {
+        match self.seeded {
+            None => Watch::Everything,
             // The script's tracked set lives in the kernel, out of reach.
-            crate::tracker::Watch::Descendants
-        };
-        let clock = self.clock();
-        Some(crate::source::Rescan::take(
-            lost,
-            &mut self.synced_losses,
-            &clock,
-            watch,
-        ))
+            Some(_) => Watch::Descendants,
+        }
     }
 
-    pub fn ready_line(&self) -> String {
-        let what = if self.traces_everything {
-            "every process".to_string()
-        } else {
-            format!(
-                "{} existing processes and what they start",
-                self.seeded.len()
-            )
-        };
-        format!("hupwatch: ready: dtrace running, tracing {what}")
-    }
-
-    pub async fn next(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
-        self.source.next(out).await
-    }
-
-    /// Before leaving: what dtrace wrote that was not read yet.
-    pub async fn drain_queued(&mut self, out: &mut Vec<Event>) {
-        self.source.drain_queued(out).await
-    }
-
-    pub fn losses(&self) -> Vec<(&'static str, u64)> {
+    fn losses(&self) -> Vec<(&'static str, u64)> {
         self.source.losses()
     }
 
-    /// Says on stderr what was lost since the last report.
-    pub fn report_losses(&mut self) {
-        let total = self.source.lost_events();
-        if total > self.lost_reported {
-            let detail: Vec<String> = self
-                .losses()
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(kind, n)| format!("{kind}={n}"))
-                .collect();
-            eprintln!(
-                "hupwatch: lost {} events (dtrace could not keep up): {} since start",
-                total - self.lost_reported,
-                detail.join(" ")
-            );
-            self.lost_reported = total;
-        }
+    fn loss_cause(&self) -> &'static str {
+        "dtrace could not keep up"
+    }
+
+    fn next<'a>(&'a mut self, out: &'a mut Vec<Event>) -> Pending<'a, anyhow::Result<()>> {
+        Box::pin(self.source.next(out))
+    }
+
+    /// What dtrace wrote that was not read yet; what it still buffers itself leaves with it.
+    fn drain<'a>(&'a mut self, out: &'a mut Vec<Event>) -> Pending<'a, bool> {
+        Box::pin(async move {
+            self.source.drain_queued(out).await;
+            false
+        })
     }
 }

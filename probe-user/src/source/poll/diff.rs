@@ -47,6 +47,35 @@ impl Table {
         self.watched.len()
     }
 
+    pub fn watched_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.watched.iter().copied()
+    }
+
+    /// The OS said a watched process exited (macOS's kqueue) before the next look: its
+    /// exit, now, with the status when the OS gave it. The next look does not report it again.
+    pub fn exited(
+        &mut self,
+        pid: u32,
+        now_ns: u64,
+        exit_code: Option<i32>,
+        exit_signal: Option<u32>,
+    ) -> Option<Event> {
+        if !self.watched.remove(&pid) {
+            return None;
+        }
+        let old = self.procs.remove(&pid)?;
+        let mut event = exit(&old, now_ns);
+        if let EventKind::Exit {
+            exit_code: code,
+            exit_signal: signal,
+            ..
+        } = &mut event.kind
+        {
+            (*code, *signal) = (exit_code, exit_signal);
+        }
+        Some(event)
+    }
+
     /// Takes the next look (`now`, any order) and appends the events that tell the
     /// difference, stamped `now_ns`. `adopt` is asked about each new process, with whether
     /// its parent is watched: `None` leaves it unwatched, `Some(cmdline)` watches it.
@@ -364,6 +393,27 @@ mod tests {
         let mut out = Vec::new();
         table.update(vec![seen(11, 1, 10, None)], T, never, &mut out);
         assert_eq!(kinds(&out), [(10, "exit"), (11, "reparented")]);
+    }
+
+    #[test]
+    fn an_exit_told_before_the_next_look_is_reported_once() {
+        let mut table = shell_table();
+        let exit = table.exited(10, T, Some(0), None).expect("watched");
+        assert_eq!(
+            exit.kind,
+            EventKind::Exit {
+                ppid: 5,
+                exit_code: Some(0),
+                exit_signal: None,
+                core_dumped: false,
+                peak_rss_bytes: None,
+                swap_bytes: None,
+            }
+        );
+        assert_eq!(table.exited(5, T, None, None), None, "not watched");
+        let mut out = Vec::new();
+        table.update(vec![seen(5, 1, 5, None)], T, never, &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

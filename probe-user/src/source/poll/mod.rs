@@ -4,17 +4,25 @@
 //! are named in [`UNAVAILABLE`].
 pub mod diff;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use tokio::time::Interval;
 
 use self::diff::{Seen, Table};
-use super::{LiveOptions, memory::Reading, memory::RssSampler, snapshot};
+use super::{
+    LiveOptions, SourceKind,
+    shared::seed_pids,
+    tracer::{Memory, Pending, Tracer},
+};
 use crate::{
     decode::Clock,
     event::Event,
     host::{self, ProcSnapshot, ProcessTree, Usage},
     matching::Matcher,
+    tracker::Watch,
 };
 
 /// What this source cannot judge, for lack of signals: said in the ready line, the
@@ -29,37 +37,31 @@ pub struct PollSource {
     clock: Clock,
     matcher: Matcher,
     table: Table,
-    rss: RssSampler,
     tick: Interval,
     interval: Duration,
     /// Set when not root: only this user's processes are readable, so only they are watched.
     only_uid: Option<u32>,
-    /// The `existing` events of the first look, handed out once.
-    first: Vec<Event>,
+    /// The watched processes of the first look; `None` when every process is watched.
+    seeded: Option<HashSet<u32>>,
+    /// Memory and CPU of the watched processes at the last look.
+    usage: HashMap<u32, Usage>,
+    /// macOS tells of a watched process's exit at once (kqueue); Linux waits for the look.
+    #[cfg(target_os = "macos")]
+    exits: Option<crate::host::darwin_exits::ExitWatch>,
 }
 
 impl PollSource {
-    pub fn start(options: &LiveOptions) -> anyhow::Result<Self> {
-        let clock = Clock::now();
+    pub fn start(options: &LiveOptions, clock: Clock) -> anyhow::Result<Self> {
         let me = std::process::id();
         let only_uid = host::readable_uid();
-        let now_ns = clock.epoch_now_ns();
         let procs = visible(host::processes(), only_uid, me);
-        let watched: Vec<u32> = if options.matcher.traces_everything() {
-            procs.iter().map(|p| p.info.pid).collect()
-        } else {
-            let infos: Vec<_> = procs.iter().map(|p| p.info.clone()).collect();
-            options
-                .matcher
-                .seed(&infos, me)?
-                .into_iter()
-                .map(|(pid, _)| pid)
-                .collect()
+        let infos: Vec<_> = procs.iter().map(|p| p.info.clone()).collect();
+        let seeded = seed_pids(&options.matcher, &infos)?;
+        let watched: Vec<u32> = match &seeded {
+            Some(seeded) => seeded.iter().copied().collect(),
+            None => infos.iter().map(|p| p.pid).collect(),
         };
         let boot_epoch_ns = host::boot_epoch_ns(&clock);
-        let mut first =
-            snapshot::existing_events(&procs, now_ns, boot_epoch_ns, me, host::tty_name);
-        first.retain(|e| watched.contains(&e.pid));
         let seen = procs.iter().map(|p| seen(p, boot_epoch_ns)).collect();
         let mut tick = tokio::time::interval(options.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -67,42 +69,71 @@ impl PollSource {
             clock,
             matcher: options.matcher.clone(),
             table: Table::new(seen, watched),
-            rss: RssSampler::new(options.rss_step),
             tick,
             interval: options.poll_interval,
             only_uid,
-            first,
-        })
+            seeded,
+            usage: HashMap::new(),
+            #[cfg(target_os = "macos")]
+            exits: None,
+        }
+        .with_exit_watch())
     }
 
-    pub fn clock(&self) -> Clock {
-        self.clock
+    #[cfg(not(target_os = "macos"))]
+    fn with_exit_watch(self) -> Self {
+        self
     }
 
-    /// `existing` events for the watched processes of the first look.
-    pub fn existing(&mut self) -> Vec<Event> {
-        let mut events = std::mem::take(&mut self.first);
-        events.iter_mut().for_each(|e| self.rss.follow(e));
-        events
-    }
-
-    pub fn ready_line(&self) -> String {
-        let whose = match self.only_uid {
-            Some(uid) => format!(" of user {uid} (not root: other users' are not readable)"),
-            None => String::new(),
-        };
-        format!(
-            "hupwatch: ready: polling the process table every {}, watching {} processes{whose}; without signals these are unavailable: {}",
-            crate::units::format_duration(
-                u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX)
+    #[cfg(target_os = "macos")]
+    fn with_exit_watch(mut self) -> Self {
+        match crate::host::darwin_exits::ExitWatch::new() {
+            Ok(exits) => self.exits = Some(exits),
+            Err(e) => eprintln!(
+                "hupwatch: warning: no kqueue for exits ({e}); exits are seen at the next look"
             ),
-            self.table.watched(),
-            UNAVAILABLE.join(", ")
-        )
+        }
+        let watched: Vec<u32> = self.table.watched_pids().collect();
+        self.watch_exits(watched.into_iter());
+        self
     }
 
-    /// Waits for the next poll and appends what changed, memory included. Cancel-safe.
-    pub async fn next(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
+    /// Registers the processes for exit notification; one already gone is left to the
+    /// next look.
+    #[cfg(target_os = "macos")]
+    fn watch_exits(&mut self, pids: impl Iterator<Item = u32>) {
+        if let Some(exits) = &mut self.exits {
+            for pid in pids {
+                let _ = exits.watch(pid);
+            }
+        }
+    }
+
+    /// Waits for the next look, or on macOS for a watched process's exit, and appends
+    /// what it tells.
+    async fn wait(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
+        #[cfg(target_os = "macos")]
+        if let Some(exits) = &mut self.exits {
+            tokio::select! {
+                _ = self.tick.tick() => {}
+                exited = exits.exited() => {
+                    let now_ns = self.clock.epoch_now_ns();
+                    for e in exited? {
+                        out.extend(self.table.exited(e.pid, now_ns, e.code, e.signal));
+                    }
+                    return Ok(());
+                }
+            }
+            let first = out.len();
+            self.poll(out);
+            let started: Vec<u32> = out[first..]
+                .iter()
+                .filter(|e| matches!(e.kind, crate::event::EventKind::Exec { .. }))
+                .map(|e| e.pid)
+                .collect();
+            self.watch_exits(started.into_iter());
+            return Ok(());
+        }
         self.tick.tick().await;
         self.poll(out);
         Ok(())
@@ -114,21 +145,72 @@ impl PollSource {
         let boot_epoch_ns = host::boot_epoch_ns(&self.clock);
         let seen_now: Vec<Seen> = procs.iter().map(|p| seen(p, boot_epoch_ns)).collect();
         let matcher = &self.matcher;
-        let first = out.len();
         self.table.update(
             seen_now,
             now_ns,
             |p, parent_watched| adopt(matcher, p, parent_watched),
             out,
         );
-        out[first..].iter_mut().for_each(|e| self.rss.follow(e));
-        let usage: HashMap<u32, Usage> = procs
+        self.usage = procs
             .iter()
             .filter(|p| self.table.is_watched(p.info.pid))
-            .map(|p| (p.info.pid, usage_of(p)))
+            .filter_map(|p| Some((p.info.pid, usage_of(p)?)))
             .collect();
-        let read = |pid| usage.get(&pid).copied().map_or(Reading::Gone, Reading::Now);
-        self.rss.sample(now_ns, read, |_| None, out);
+    }
+}
+
+impl Tracer for PollSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Proc
+    }
+
+    fn describe(&self) -> String {
+        let every = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
+        format!(
+            "polling the process table every {}",
+            crate::units::format_duration(every)
+        )
+    }
+
+    fn note(&self) -> String {
+        let whose = match self.only_uid {
+            Some(uid) => format!(" of user {uid} (not root: other users' are not readable)"),
+            None => String::new(),
+        };
+        format!(
+            "{whose}; without signals these are unavailable: {}",
+            UNAVAILABLE.join(", ")
+        )
+    }
+
+    fn unavailable(&self) -> &'static [&'static str] {
+        &UNAVAILABLE
+    }
+
+    fn seeded(&self) -> Option<&HashSet<u32>> {
+        self.seeded.as_ref()
+    }
+
+    fn watch(&self) -> Watch {
+        Watch::Everything
+    }
+
+    fn sees_reparenting(&self) -> bool {
+        true
+    }
+
+    /// Waits for the next look and appends what changed. Cancel-safe.
+    fn next<'a>(&'a mut self, out: &'a mut Vec<Event>) -> Pending<'a, anyhow::Result<()>> {
+        Box::pin(self.wait(out))
+    }
+
+    /// Nothing is queued between two looks.
+    fn drain<'a>(&'a mut self, _out: &'a mut Vec<Event>) -> Pending<'a, bool> {
+        Box::pin(async { false })
+    }
+
+    fn memory(&mut self) -> Memory {
+        Memory::Known(self.usage.clone())
     }
 }
 
@@ -175,11 +257,16 @@ fn seen(p: &ProcSnapshot, boot_epoch_ns: u64) -> Seen {
     }
 }
 
-fn usage_of(p: &ProcSnapshot) -> Usage {
-    Usage {
+/// Linux's look read memory and CPU already; macOS's physical footprint is one more call.
+fn usage_of(p: &ProcSnapshot) -> Option<Usage> {
+    if cfg!(target_os = "macos") {
+        return host::usage(p.info.pid);
+    }
+    Some(Usage {
         rss_bytes: p.rss_bytes,
         swap_bytes: p.swap_bytes,
         peak_rss_bytes: None,
         cpu_ns: p.cpu_ns,
-    }
+        footprint_bytes: None,
+    })
 }

@@ -1,0 +1,191 @@
+//! The sessions of a running `hupwatch run`, read over HTTP (`sessions --from`, `reap
+//! --from`): a plain HTTP/1.1 GET with a bounded answer and time.
+use std::{io, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper::{Request, StatusCode, Uri, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::sink::http::HttpError;
+
+/// The responses `get` reads are JSON documents; this only stops a wrong URL from filling
+/// memory.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// GETs an http:// URL and returns the body of a 200 answer, within 5 s. A bare
+/// "host:port", or a URL whose path is empty or "/", gets `default_path`.
+pub async fn get(url: &str, default_path: &str) -> Result<Vec<u8>, HttpError> {
+    get_with(url, default_path, CLIENT_TIMEOUT).await
+}
+
+/// `get` with a chosen time limit for the whole exchange.
+pub async fn get_with(
+    url: &str,
+    default_path: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, HttpError> {
+    let target = Target::parse(url, default_path)?;
+    match tokio::time::timeout(timeout, fetch(&target)).await {
+        Ok(result) => result,
+        Err(_elapsed) => Err(target.error(format!(
+            "no answer within {}; check that it is the --listen address of a running `hupwatch run`",
+            humantime::format_duration(timeout)
+        ))),
+    }
+}
+
+/// Where a `get` goes, parsed once.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    /// The URL as fetched, for messages.
+    url: String,
+    /// For connecting: the host without IPv6 brackets.
+    host: String,
+    port: u16,
+    /// For the Host header: host and port as the user wrote them.
+    authority: String,
+    path: String,
+}
+
+const NOT_A_URL: &str = "not a URL like http://127.0.0.1:9464";
+
+impl Target {
+    fn parse(url: &str, default_path: &str) -> Result<Self, HttpError> {
+        let bad = |reason| HttpError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let trimmed = url.trim();
+        let with_scheme = match trimmed.split_once("://") {
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => trimmed.to_string(),
+            Some(_) => return Err(bad("only http:// is supported, like http://127.0.0.1:9464")),
+            None => format!("http://{trimmed}"),
+        };
+        let uri: Uri = with_scheme.parse().map_err(|_| bad(NOT_A_URL))?;
+        let authority = uri.authority().ok_or_else(|| bad(NOT_A_URL))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("user names and passwords in URLs are not supported"));
+        }
+        let host = authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return Err(bad(NOT_A_URL));
+        }
+        let path = match uri.path_and_query().map(|pq| pq.as_str()) {
+            Some(pq) if pq != "/" => pq.to_string(),
+            _ if default_path.starts_with('/') => default_path.to_string(),
+            _ => format!("/{default_path}"),
+        };
+        Ok(Self {
+            url: format!("http://{authority}{path}"),
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.to_string(),
+            path,
+        })
+    }
+
+    fn error(&self, reason: impl Into<String>) -> HttpError {
+        HttpError::Fetch {
+            url: self.url.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+async fn fetch(target: &Target) -> Result<Vec<u8>, HttpError> {
+    let stream = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|err| target.error(connect_reason(&err)))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|err| target.error(not_hupwatch(&err)))?;
+    let request = Request::get(target.path.as_str())
+        .header(header::HOST, target.authority.as_str())
+        .header(
+            header::USER_AGENT,
+            concat!("hupwatch/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::CONNECTION, "close")
+        .body(Empty::new())
+        .map_err(|err| target.error(err.to_string()))?;
+    // `sender` moves in, so the connection's future ends once the exchange does; both run
+    // here rather than in a spawned task that could outlive a timeout.
+    let exchange = async move {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| target.error(not_hupwatch(&err)))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(HttpError::Status {
+                url: target.url.clone(),
+                status,
+            });
+        }
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|err| {
+                if err.is::<LengthLimitError>() {
+                    target.error(format!(
+                        "the answer is larger than {} MiB",
+                        MAX_RESPONSE_BYTES >> 20
+                    ))
+                } else {
+                    target.error(not_hupwatch(&*err))
+                }
+            })?;
+        Ok(Vec::from(body.to_bytes()))
+    };
+    let (_connection_result, body) = tokio::join!(conn, exchange);
+    body
+}
+
+/// The other end spoke, but not as hupwatch's server does (a different service, or not HTTP).
+fn not_hupwatch(err: &dyn std::fmt::Display) -> String {
+    format!("{err}; check that it is the --listen address of a running `hupwatch run`")
+}
+
+fn connect_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            "connection refused; check the address and that hupwatch is serving there \
+             (--listen)"
+                .to_string()
+        }
+        // A name that does not resolve, a network that is unreachable: the address is wrong.
+        _ => format!("{err}; check the host and port, like http://127.0.0.1:9464"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_path_gets_the_default_one() {
+        let target = Target::parse("[::1]:9464", "api/sessions").unwrap();
+        assert_eq!(
+            target,
+            Target {
+                url: "http://[::1]:9464/api/sessions".into(),
+                host: "::1".into(),
+                port: 9464,
+                authority: "[::1]:9464".into(),
+                path: "/api/sessions".into(),
+            }
+        );
+        let target = Target::parse("HTTP://host/x?y=1", "/api/sessions").unwrap();
+        assert_eq!(target.url, "http://host/x?y=1");
+        assert_eq!(target.port, 80);
+    }
+}

@@ -1,0 +1,69 @@
+//! Which source `run` and `trace` watch with: the one asked for, or the best this machine
+//! allows (eBPF on Linux, DTrace on macOS, else polling the process table).
+use super::{LiveOptions, SourceKind, poll::PollSource, shared::Source, tracer::Tracer};
+use crate::{decode::Clock, error::UserError};
+
+/// Starts the source asked for (a failure is the error), or with none asked for, this
+/// OS's tracer, falling back to polling with one line saying why and what is lost.
+pub async fn start(options: LiveOptions) -> anyhow::Result<Source> {
+    let clock = Clock::now();
+    let tracer = match options.source {
+        Some(kind) => tracer(kind, &options, clock).await?,
+        None => {
+            let native = SourceKind::native();
+            match tracer(native, &options, clock).await {
+                Ok(tracer) => tracer,
+                Err(why) => {
+                    let every = u64::try_from(options.poll_interval.as_nanos()).unwrap_or(u64::MAX);
+                    eprintln!(
+                        "hupwatch: warning: --source {} cannot start ({}); falling back to --source proc, which polls the process table every {} and sees no signals",
+                        native.name(),
+                        crate::error::report(&why).1,
+                        crate::units::format_duration(every),
+                    );
+                    tracer(SourceKind::Proc, &options, clock).await?
+                }
+            }
+        }
+    };
+    Ok(Source::new(
+        tracer,
+        clock,
+        options.rss_interval,
+        options.rss_step,
+    ))
+}
+
+async fn tracer(
+    kind: SourceKind,
+    options: &LiveOptions,
+    clock: Clock,
+) -> anyhow::Result<Box<dyn Tracer>> {
+    match kind {
+        SourceKind::Proc => Ok(Box::new(PollSource::start(options, clock)?)),
+        #[cfg(target_os = "linux")]
+        SourceKind::Ebpf => {
+            let source = super::live::LiveSource::start(options, clock)?;
+            if let Err(why) = crate::privileges::drop_after_attach() {
+                eprintln!(
+                    "hupwatch: warning: could not drop privileges after attaching ({why}); going on with them"
+                );
+            }
+            Ok(Box::new(source))
+        }
+        #[cfg(not(target_os = "linux"))]
+        SourceKind::Ebpf => Err(UserError::new(
+            "--source ebpf needs Linux; on macOS use --source dtrace (the default) or --source proc",
+        )
+        .into()),
+        #[cfg(target_os = "macos")]
+        SourceKind::Dtrace => Ok(Box::new(
+            super::dtrace::watch::DtraceWatch::start(options, clock).await?,
+        )),
+        #[cfg(not(target_os = "macos"))]
+        SourceKind::Dtrace => Err(UserError::new(
+            "--source dtrace runs macOS's DTrace and its script reads macOS kernel structures; on Linux use --source ebpf (the default) or --source proc",
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,363 @@
+//! What every source does the same way, around its [`Tracer`]: the processes that exist at
+//! start, the one memory sampler, loss reports, the re-sync after a loss, parent checks
+//! for processes whose parent is not watched, and the ready line. The daemon gets only
+//! [`Update`]s from it.
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::{
+    Rescan, SourceKind,
+    memory::{Reading, RssSampler},
+    snapshot,
+    tracer::{Memory, Tracer},
+};
+use crate::{
+    decode::Clock,
+    event::{Event, EventKind},
+    host,
+};
+
+/// How often processes whose parent is not watched are looked up for orphaning, and
+/// losses checked.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Processes whose parents are remembered for those checks, at most (the tracker's bound).
+const MAX_PARENTS: usize = 65_536;
+
+/// What a source hands the daemon.
+pub enum Update {
+    Event(Event),
+    /// The process table after lost events: the tracker re-syncs with it.
+    Resync(Rescan),
+    /// The source's own counters, absolute, for the metrics.
+    Stats(SourceStats),
+}
+
+/// Counters the source keeps, as they stand (never deltas).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceStats {
+    /// Events lost, by kind.
+    pub lost: Vec<(&'static str, u64)>,
+    /// kernel.bpf_stats_enabled is on, so `programs` count.
+    pub bpf_stats_enabled: bool,
+    /// Per eBPF program: time spent in it and runs.
+    pub programs: Vec<(&'static str, Duration, u64)>,
+}
+
+pub struct Source {
+    tracer: Box<dyn Tracer>,
+    clock: Clock,
+    rss: RssSampler,
+    rss_tick: Interval,
+    check_tick: Interval,
+    /// pid -> ppid of the processes the events named, for the parent checks.
+    parents: HashMap<u32, u32>,
+    /// Whether parents that change unseen are looked up and reported as `reparented`.
+    parent_checks: bool,
+    batch: Vec<Event>,
+    /// Lost events counted at the last re-sync.
+    synced: u64,
+    /// Lost events and drops said on stderr so far.
+    reported_lost: u64,
+    reported_dropped: Vec<(&'static str, u64)>,
+}
+
+impl Source {
+    pub fn new(
+        tracer: Box<dyn Tracer>,
+        clock: Clock,
+        rss_interval: Duration,
+        rss_step: u64,
+    ) -> Self {
+        let mut check_tick = tokio::time::interval(CHECK_EVERY);
+        check_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self {
+            tracer,
+            clock,
+            rss: RssSampler::new(rss_step),
+            rss_tick: tokio::time::interval(rss_interval),
+            check_tick,
+            parents: HashMap::new(),
+            parent_checks: true,
+            batch: Vec::new(),
+            synced: 0,
+            reported_lost: 0,
+            reported_dropped: Vec::new(),
+        }
+    }
+
+    /// No `reparented` events from parent checks: what `trace` prints is what the tracer saw.
+    pub fn without_parent_checks(mut self) -> Self {
+        self.parent_checks = false;
+        self
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    pub fn kind(&self) -> SourceKind {
+        self.tracer.kind()
+    }
+
+    pub fn unavailable(&self) -> &'static [&'static str] {
+        self.tracer.unavailable()
+    }
+
+    /// Events lost so far, by kind.
+    pub fn losses(&self) -> Vec<(&'static str, u64)> {
+        self.tracer.losses()
+    }
+
+    pub fn programs(&self) -> Vec<(&'static str, bool)> {
+        self.tracer.programs()
+    }
+
+    /// `existing` events for the watched processes alive now; their memory is sampled
+    /// from now on.
+    pub fn existing(&mut self) -> Vec<Event> {
+        let mut events = snapshot::scan_existing_with(&self.clock, std::process::id());
+        if let Some(seeded) = self.tracer.seeded() {
+            events.retain(|e| seeded.contains(&e.pid));
+        }
+        for event in &mut events {
+            self.rss.follow(event);
+            note_parent(&mut self.parents, event);
+        }
+        events
+    }
+
+    /// The line that tells a person (and the tests) that hupwatch is watching.
+    pub fn ready_line(&self) -> String {
+        let what = match self.tracer.seeded() {
+            None => "every process".to_string(),
+            Some(seeded) => format!("{} existing processes and what they start", seeded.len()),
+        };
+        format!(
+            "hupwatch: ready: {}, tracing {what}{}",
+            self.tracer.describe(),
+            self.tracer.note()
+        )
+    }
+
+    /// Waits for the tracer's events, the memory tick or the check tick, and appends what
+    /// they give. Cancel-safe.
+    pub async fn next(&mut self, out: &mut Vec<Update>) -> anyhow::Result<()> {
+        tokio::select! {
+            read = self.tracer.next(&mut self.batch) => {
+                read?;
+                self.hand_on(out);
+            }
+            _ = self.rss_tick.tick() => {
+                self.sample(out);
+                self.report_losses();
+            }
+            _ = self.check_tick.tick() => self.check(out).await,
+        }
+        Ok(())
+    }
+
+    /// Before leaving: what the tracer queued before the stop request, in bounded batches.
+    pub async fn drain_queued(
+        &mut self,
+        mut each: impl FnMut(&mut Vec<Update>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        for _ in 0..self.tracer.queue_batches() {
+            let more = self.tracer.drain(&mut self.batch).await;
+            self.hand_on(&mut out);
+            each(&mut out)?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Says on stderr what was lost or dropped since the last report.
+    pub fn report_losses(&mut self) {
+        let losses = self.tracer.losses();
+        let total: u64 = losses.iter().map(|(_, n)| n).sum();
+        if total > self.reported_lost {
+            let detail: Vec<String> = losses
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(kind, n)| format!("{kind}={n}"))
+                .collect();
+            eprintln!(
+                "hupwatch: lost {} events ({}): {}; {total} lost since start",
+                total - self.reported_lost,
+                self.tracer.loss_cause(),
+                detail.join(" "),
+            );
+            self.reported_lost = total;
+        }
+        let dropped = self.tracer.dropped();
+        for &(what, n) in &dropped {
+            let before = self
+                .reported_dropped
+                .iter()
+                .find(|(w, _)| *w == what)
+                .map_or(0, |(_, n)| *n);
+            if n > before {
+                eprintln!("hupwatch: {} {what}", n - before);
+            }
+        }
+        self.reported_dropped = dropped;
+    }
+
+    /// Events from the tracker go on as updates, after the sampler and the parent list
+    /// have seen them; a process that just exec'd has its memory read at once.
+    fn hand_on(&mut self, out: &mut Vec<Update>) {
+        for event in &mut self.batch {
+            self.rss.follow(event);
+            note_parent(&mut self.parents, event);
+        }
+        let now = self.clock.epoch_now_ns();
+        let read = |pid| host::usage(pid).into();
+        self.rss
+            .read_execs(0, now, read, host::cpu_ns, &mut self.batch);
+        out.extend(self.batch.drain(..).map(Update::Event));
+    }
+
+    fn sample(&mut self, out: &mut Vec<Update>) {
+        let now = self.clock.epoch_now_ns();
+        let mut events = Vec::new();
+        match self.tracer.memory() {
+            Memory::Host => {
+                let read = |pid| host::usage(pid).into();
+                self.rss.sample(now, read, host::cpu_ns, &mut events);
+            }
+            Memory::Known(known) => {
+                // A process the tracer holds that no event named (a re-sync added it, or
+                // it faulted before its record was read) is sampled too.
+                let me = std::process::id();
+                for &pid in known.keys().filter(|&&pid| pid != me) {
+                    if !self.rss.is_watched(pid)
+                        && let Some((_, comm)) = host::parent_of(pid)
+                    {
+                        self.rss.watch(pid, &comm);
+                    }
+                }
+                let read = |pid| match known.get(&pid) {
+                    Some(usage) => Reading::Now(*usage),
+                    None => host::usage(pid).into(),
+                };
+                self.rss.sample(now, read, host::cpu_ns, &mut events);
+            }
+        }
+        out.extend(events.into_iter().map(Update::Event));
+    }
+
+    /// Losses (and the re-sync they call for), parents that changed unseen, and the
+    /// counters for the metrics.
+    async fn check(&mut self, out: &mut Vec<Update>) {
+        let lost: Vec<(&'static str, u64)> = self.tracer.losses();
+        let total: u64 = lost.iter().map(|(_, n)| n).sum();
+        if total > self.synced && self.drained_for_rescan(out).await {
+            let watch = self.tracer.watch();
+            let rescan = Rescan::take(total, &mut self.synced, &self.clock, watch);
+            for event in &rescan.scan {
+                self.parents.insert(event.pid, parent(event).unwrap_or(0));
+            }
+            out.push(Update::Resync(rescan));
+        }
+        if self.parent_checks && !self.tracer.sees_reparenting() {
+            let now = self.clock.epoch_now_ns();
+            let events = super::reparented(&self.unwatched_parents(), now);
+            for event in &events {
+                note_parent(&mut self.parents, event);
+            }
+            out.extend(events.into_iter().map(Update::Event));
+        }
+        out.push(Update::Stats(SourceStats {
+            lost,
+            bpf_stats_enabled: bpf_stats_enabled(),
+            programs: self.tracer.program_stats(),
+        }));
+    }
+
+    /// Reads what is queued, so that no record older than the scan is applied after it (a
+    /// process whose exit was lost could come back from its fork record). False when the
+    /// queue is still full after a few batches: the re-sync waits for the storm to pass.
+    async fn drained_for_rescan(&mut self, out: &mut Vec<Update>) -> bool {
+        const BATCHES: usize = 4;
+        for _ in 0..BATCHES {
+            let more = self.tracer.drain(&mut self.batch).await;
+            self.hand_on(out);
+            if !more {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Processes whose parent is not watched, so its exit will not be seen: (pid, ppid).
+    fn unwatched_parents(&self) -> Vec<(u32, u32)> {
+        self.parents
+            .iter()
+            .filter(|&(_, &ppid)| ppid > 1 && !self.parents.contains_key(&ppid))
+            .map(|(&pid, &ppid)| (pid, ppid))
+            .collect()
+    }
+}
+
+/// Keeps `parents` up to date with what `event` says of its process.
+fn note_parent(parents: &mut HashMap<u32, u32>, event: &Event) {
+    match &event.kind {
+        EventKind::Exit { .. } => {
+            parents.remove(&event.pid);
+        }
+        EventKind::Reparented { ppid, .. } => {
+            if let Some(p) = parents.get_mut(&event.pid) {
+                *p = *ppid;
+            }
+        }
+        _ => {
+            if let Some(ppid) = parent(event)
+                && (parents.len() < MAX_PARENTS || parents.contains_key(&event.pid))
+            {
+                parents.insert(event.pid, ppid);
+            }
+        }
+    }
+}
+
+/// The parent an event names, for the events that start a process's life.
+fn parent(event: &Event) -> Option<u32> {
+    match &event.kind {
+        EventKind::Fork { ppid }
+        | EventKind::Exec { ppid, .. }
+        | EventKind::Existing { ppid, .. } => Some(*ppid),
+        _ => None,
+    }
+}
+
+/// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).
+fn bpf_stats_enabled() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
+}
+
+/// The processes of `procs` the matcher picks at start (with their descendants), each
+/// with why (a `probe_common::reason`), never hupwatch itself; `None` when it watches
+/// every process.
+pub fn seeds(
+    matcher: &crate::matching::Matcher,
+    procs: &[host::ProcInfo],
+) -> Result<Option<Vec<(u32, u32)>>, crate::matching::MatchError> {
+    if matcher.traces_everything() {
+        return Ok(None);
+    }
+    Ok(Some(matcher.seed(procs, std::process::id())?))
+}
+
+/// [`seeds`] as a set of pids.
+pub fn seed_pids(
+    matcher: &crate::matching::Matcher,
+    procs: &[host::ProcInfo],
+) -> Result<Option<HashSet<u32>>, crate::matching::MatchError> {
+    Ok(seeds(matcher, procs)?.map(|chosen| chosen.into_iter().map(|(pid, _)| pid).collect()))
+}
