@@ -36,6 +36,10 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("bpftrace", "bpftrace"),
     ("bpftool", "bpftool"),
     ("script", "bsdutils"),
+    // cargo xtask bench's poll section: the /proc exporter hupwatch's polling source is
+    // compared with. Debian enables its service (on :9256, idle until scraped) where
+    // systemd runs; the bench starts its own instance on another port.
+    ("prometheus-process-exporter", "prometheus-process-exporter"),
 ];
 /// The kernel matrix boots other kernels in qemu guests: (tool, Debian package).
 const GUEST_TOOLS: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86")];

@@ -1,5 +1,6 @@
 //! `cargo xtask bench [--quick]` (root): what hupwatch costs, measured against no probe
-//! and against the same tracing in bpftrace. Writes `bench/RESULTS.md` and
+//! and against the same tracing in bpftrace, and its /proc polling source against
+//! process-exporter (poll.rs). Writes `bench/RESULTS.md` and
 //! `bench/results.json`; `--quick` writes them under `target/bench-quick/` and checks
 //! only that every figure was measured, never how good it is.
 mod bpfstats;
@@ -8,6 +9,7 @@ mod footprint;
 mod latency;
 mod loss;
 mod overhead;
+mod poll;
 pub mod probe;
 mod report;
 mod sampling;
@@ -43,6 +45,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     let footprint = section(footprint::measure(&hupwatch, quick).map(|f| f.json()));
     let latency = section(latency::measure(&hupwatch, quick).map(|l| l.json()));
     let sampling = section(sampling::measure(&hupwatch, quick).map(|s| s.json()));
+    let poll = section(poll::measure(&hupwatch, quick).map(|p| p.json()));
 
     let command = if quick {
         "cargo xtask bench --quick"
@@ -58,6 +61,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         "footprint": footprint,
         "latency": latency,
         "sampling": sampling,
+        "poll": poll,
     });
     let missing = unmeasured(&figures);
     let out_dir = if quick {
@@ -90,7 +94,10 @@ pub fn bench_only(root: &Path, name: &str) -> Result<()> {
     let hupwatch = crate::run::build_hupwatch(root)?;
     let mut measured = match name {
         "sampling" => sampling::measure(&hupwatch, false)?.json(),
-        other => bail!("no bench section {other:?} can run alone; the one that can: sampling"),
+        "poll" => poll::measure(&hupwatch, false)?.json(),
+        other => {
+            bail!("no bench section {other:?} can run alone; the ones that can: sampling, poll")
+        }
     };
     let machine = machine();
     measured["commit"] = machine["hupwatch_commit"].clone();
@@ -131,6 +138,10 @@ const REQUIRED: &[&str] = &[
     "/latency/sighup_to_hangup_survived_beyond_grace_ms/median",
     "/sampling/kernel_map_cpu_us_per_process_sample",
     "/sampling/proc_cpu_us_per_process_sample",
+    "/poll/hupwatch/cpu_ms_per_poll",
+    "/poll/hupwatch/vmrss_bytes",
+    "/poll/process_exporter/cpu_ms_per_poll",
+    "/poll/process_exporter/vmrss_bytes",
 ];
 
 fn section(result: Result<Value>) -> Value {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::workload::Workload;
+use super::{poll, workload::Workload};
 
 fn num(figures: &Value, pointer: &str) -> Option<f64> {
     figures.pointer(pointer).and_then(Value::as_f64)
@@ -65,7 +65,14 @@ pub fn markdown(f: &Value) -> String {
         );
     }
 
-    for section in ["overhead", "loss", "footprint", "latency", "sampling"] {
+    for section in [
+        "overhead",
+        "loss",
+        "footprint",
+        "latency",
+        "sampling",
+        "poll",
+    ] {
         if let Some(error) = f[section]["error"].as_str() {
             let _ = writeln!(out, "**The {section} section failed**: {error}\n");
         }
@@ -193,6 +200,26 @@ pub fn markdown(f: &Value) -> String {
         setsid,
         format!("{} ms", spread(f, "/latency/setsid_to_detached_ms", 1)),
         |v| v <= 100.0,
+    );
+    let hupwatch_poll = num(f, "/poll/hupwatch/cpu_ms_per_poll");
+    let exporter_poll = num(f, "/poll/process_exporter/cpu_ms_per_poll");
+    target(
+        &mut out,
+        "polling /proc, 1,000 processes once a second: hupwatch's CPU ≤ half of process-exporter's",
+        num(f, "/poll/cpu_ratio"),
+        match (hupwatch_poll, exporter_poll) {
+            (Some(h), Some(e)) => format!(
+                "{h:.2} ms vs {e:.2} ms per poll (ratio {:.2}){}",
+                h / e,
+                if f["poll"]["stand_in"] == true {
+                    ", **eBPF stand-in, not --source proc**"
+                } else {
+                    ""
+                }
+            ),
+            _ => "not measured".into(),
+        },
+        |r| r <= poll::GOAL_RATIO,
     );
 
     let floor_faults = num(
@@ -347,6 +374,7 @@ pub fn markdown(f: &Value) -> String {
         per("kernel_map_cpu_us_per_process_sample") * 1000.0 / 1e4,
         per("proc_cpu_us_per_process_sample") * 1000.0 / 1e4,
     );
+    poll::markdown(f, &mut out);
     out
 }
 
