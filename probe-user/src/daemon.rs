@@ -329,12 +329,14 @@ impl AlertSink {
                 if let Some(now) = crate::host::usage(alert.pid) {
                     alert.rss_bytes = Some(now.rss_bytes);
                     alert.swap_bytes = now.swap_bytes;
+                    alert.footprint_bytes = now.footprint_bytes;
                     self.readings.push(Event {
                         kind: EventKind::Rss {
                             rss_bytes: now.rss_bytes,
                             peak_rss_bytes: now.peak_rss_bytes.unwrap_or(now.rss_bytes),
                             swap_bytes: now.swap_bytes,
                             cpu_ns: None,
+                            footprint_bytes: now.footprint_bytes,
                         },
                         time_ns: alert.verdict.time_ns,
                         pid: alert.pid,

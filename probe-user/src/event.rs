@@ -112,6 +112,10 @@ pub enum EventKind {
         /// User plus system CPU time used so far; null when the source cannot read it.
         #[serde(default)]
         cpu_ns: Option<u64>,
+        /// macOS's physical footprint (what Activity Monitor shows as Memory), beside the
+        /// resident size; absent where the OS has no such figure (Linux).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint_bytes: Option<u64>,
     },
     /// Its parent changed (the old one exited unseen, because it was not watched), as
     /// /proc showed when hupwatch looked.

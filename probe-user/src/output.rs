@@ -139,6 +139,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             rss_bytes,
             peak_rss_bytes,
             swap_bytes,
+            footprint_bytes,
             ..
         } => {
             write!(
@@ -147,8 +148,11 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
                 mib(*rss_bytes),
                 mib(*peak_rss_bytes)
             )?;
-            match swap_bytes {
-                Some(swap) => write!(out, " swap={}", mib(*swap)),
+            if let Some(swap) = swap_bytes {
+                write!(out, " swap={}", mib(*swap))?;
+            }
+            match footprint_bytes {
+                Some(footprint) => write!(out, " footprint={}", mib(*footprint)),
                 None => Ok(()),
             }
         }

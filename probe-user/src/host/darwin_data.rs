@@ -53,7 +53,21 @@ pub fn tty_name(dev: u32) -> Option<String> {
     if dev == NODEV {
         return None;
     }
-    crate::source::dtrace::format::tty_name(i64::from(dev as i32))
+    dev_name(i64::from(dev as i32))
+}
+
+/// `ttysNNN` for macOS's pseudo-terminals (major 16), `dev:MAJOR,MINOR` otherwise; None
+/// for -1 (no terminal).
+pub fn dev_name(dev: i64) -> Option<String> {
+    if dev < 0 {
+        return None;
+    }
+    let (major, minor) = ((dev >> 24) & 0xff, dev & 0xff_ffff);
+    Some(if major == 16 {
+        format!("ttys{minor:03}")
+    } else {
+        format!("dev:{major},{minor}")
+    })
 }
 
 /// `mach_timebase_info_data_t`: Mach absolute time times numer/denom is nanoseconds.

@@ -26,6 +26,9 @@ struct AlertLine<'a> {
     /// Null when its memory was never read.
     rss_bytes: Option<u64>,
     swap_bytes: Option<u64>,
+    /// macOS's physical footprint; absent on Linux.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    footprint_bytes: Option<u64>,
     inferred: bool,
     reason: &'a str,
     evidence: &'a [Event],
@@ -51,6 +54,7 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
         age_seconds: (alert.age_seconds * 1000.0).round() / 1000.0,
         rss_bytes: alert.rss_bytes,
         swap_bytes: alert.swap_bytes,
+        footprint_bytes: alert.footprint_bytes,
         inferred: alert.verdict.inferred,
         reason: &alert.verdict.reason,
         evidence: &alert.verdict.evidence,
@@ -90,6 +94,7 @@ mod tests {
             age_seconds: 10.5,
             rss_bytes: Some(1 << 20),
             swap_bytes: None,
+            footprint_bytes: None,
         };
         let mut out = Vec::new();
         write_alert(&mut out, &alert).unwrap();
@@ -105,6 +110,22 @@ mod tests {
         assert_eq!(v["inferred"], false);
         assert_eq!(v["rss_bytes"], 1 << 20);
         assert!(v["swap_bytes"].is_null(), "unknown is null, never 0");
+        assert!(
+            v.get("footprint_bytes").is_none(),
+            "no footprint where the OS has none (Linux)"
+        );
+        let mac = Alert {
+            footprint_bytes: Some(3 << 30),
+            ..alert
+        };
+        let mut out = Vec::new();
+        write_alert(&mut out, &mac).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["footprint_bytes"],
+            3u64 << 30,
+            "macOS's footprint beside the RSS"
+        );
         assert_eq!(v["evidence"][0]["event"], "fork");
         assert!(v.get("growth").is_none());
     }
@@ -145,6 +166,7 @@ mod tests {
                 age_seconds: 10.0,
                 rss_bytes: Some(1 << 20),
                 swap_bytes: Some(0),
+                footprint_bytes: None,
             };
             let mut out = Vec::new();
             write_alert(&mut out, &alert).unwrap();

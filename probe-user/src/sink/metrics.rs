@@ -38,6 +38,7 @@ pub struct Metrics {
     dropped_processes: IntGauge,
     session_rss: IntGaugeVec,
     session_swap: IntGaugeVec,
+    session_footprint: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
     bpf_stats_enabled: IntGauge,
     max_session_series: usize,
@@ -132,12 +133,17 @@ impl Metrics {
             ),
             session_rss: gauge_vec(
                 "hupwatch_session_rss_bytes",
-                "RSS of a process with a verdict (the largest ones, up to --max-session-series).",
+                "RSS of a process with a verdict (the largest ones, up to --max-session-series). On macOS the memory Activity Monitor shows is hupwatch_session_footprint_bytes.",
                 &["pid", "comm", "verdicts"],
             ),
             session_swap: gauge_vec(
                 "hupwatch_session_swap_bytes",
                 "Memory in swap of a process with a verdict (the same processes as hupwatch_session_rss_bytes; absent where unknown).",
+                &["pid", "comm", "verdicts"],
+            ),
+            session_footprint: gauge_vec(
+                "hupwatch_session_footprint_bytes",
+                "macOS only: physical footprint of a process with a verdict, the figure Activity Monitor shows as Memory (compressed and swapped pages included), beside its RSS.",
                 &["pid", "comm", "verdicts"],
             ),
             session_growth: prometheus::GaugeVec::new(
@@ -187,6 +193,7 @@ impl Metrics {
             Box::new(self.dropped_processes.clone()),
             Box::new(self.session_rss.clone()),
             Box::new(self.session_swap.clone()),
+            Box::new(self.session_footprint.clone()),
             Box::new(self.session_growth.clone()),
             Box::new(self.bpf_stats_enabled.clone()),
         ];
@@ -356,6 +363,7 @@ impl Metrics {
         // Rebuilt at every scrape, so series of processes that are gone disappear.
         self.session_rss.reset();
         self.session_swap.reset();
+        self.session_footprint.reset();
         self.session_growth.reset();
         // `flagged` is sorted by RSS, largest first.
         for p in view.flagged.iter().take(self.max_session_series) {
@@ -365,6 +373,11 @@ impl Metrics {
             // Unknown is no sample, never a 0.
             if let Some(rss) = p.rss_bytes {
                 self.session_rss.with_label_values(&labels).set(rss as i64);
+            }
+            if let Some(footprint) = p.footprint_bytes {
+                self.session_footprint
+                    .with_label_values(&labels)
+                    .set(footprint as i64);
             }
             if let Some(swap) = p.swap_bytes {
                 self.session_swap

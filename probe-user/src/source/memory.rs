@@ -36,6 +36,8 @@ struct Watched {
     reported: Option<u64>,
     /// Swap last reported, so that a process paging out is reported too.
     reported_swap: Option<u64>,
+    /// Footprint last reported (macOS): compressed memory grows it, not the RSS.
+    reported_footprint: Option<u64>,
     /// Swap last read, for its exit.
     swap: Option<u64>,
     /// Reads in a row that found it gone.
@@ -180,18 +182,22 @@ impl Watched {
             (None, Some(_)) => true,
             _ => false,
         };
-        if !moved(self.reported, Some(now.rss_bytes)) && !moved(self.reported_swap, now.swap_bytes)
+        if !moved(self.reported, Some(now.rss_bytes))
+            && !moved(self.reported_swap, now.swap_bytes)
+            && !moved(self.reported_footprint, now.footprint_bytes)
         {
             return None;
         }
         self.reported = Some(now.rss_bytes);
         self.reported_swap = now.swap_bytes;
+        self.reported_footprint = now.footprint_bytes;
         Some(Event {
             kind: EventKind::Rss {
                 rss_bytes: now.rss_bytes,
                 peak_rss_bytes: self.peak.unwrap_or(peak),
                 swap_bytes: now.swap_bytes,
                 cpu_ns: now.cpu_ns.or_else(|| cpu(pid)),
+                footprint_bytes: now.footprint_bytes,
             },
             time_ns: now_ns,
             pid,

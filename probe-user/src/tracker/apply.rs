@@ -88,6 +88,7 @@ impl Tracker {
             peak_rss_bytes: None,
             swap_bytes: *swap_bytes,
             cpu_ns: *cpu_ns,
+            footprint_bytes: None,
         };
         p.sample_memory(event.time_ns, memory, self.config.rss_window_ns);
         p.record(event);
@@ -461,6 +462,7 @@ impl Tracker {
             peak_rss_bytes,
             swap_bytes,
             cpu_ns,
+            footprint_bytes,
         } = &event.kind
         else {
             return;
@@ -475,6 +477,7 @@ impl Tracker {
             peak_rss_bytes: Some(*peak_rss_bytes),
             swap_bytes: *swap_bytes,
             cpu_ns: *cpu_ns,
+            footprint_bytes: *footprint_bytes,
         };
         p.sample_memory(event.time_ns, memory, window);
         if p.verdicts.contains_key(&VerdictKind::RssGrowth) {

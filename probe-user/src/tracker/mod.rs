@@ -81,6 +81,8 @@ pub struct Alert {
     /// `None` until the source first read its memory.
     pub rss_bytes: Option<u64>,
     pub swap_bytes: Option<u64>,
+    /// macOS's physical footprint; None elsewhere.
+    pub footprint_bytes: Option<u64>,
 }
 
 pub struct Tracker {
@@ -384,6 +386,7 @@ fn alert_for(process: &Process, status: AlertStatus, verdict: Verdict) -> Alert 
         age_seconds: process.age_seconds(verdict.time_ns),
         rss_bytes: process.rss_bytes,
         swap_bytes: process.swap_bytes,
+        footprint_bytes: process.footprint_bytes,
         verdict,
     }
 }

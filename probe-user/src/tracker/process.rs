@@ -72,6 +72,8 @@ pub struct Process {
     pub rss_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     pub swap_bytes: Option<u64>,
+    /// macOS's physical footprint, as last read; None elsewhere.
+    pub footprint_bytes: Option<u64>,
     pub cpu_ns: Option<u64>,
     pub timeline: VecDeque<Event>,
     pub findings: BTreeMap<VerdictKind, Finding>,
@@ -89,6 +91,8 @@ pub struct Memory {
     pub peak_rss_bytes: Option<u64>,
     pub swap_bytes: Option<u64>,
     pub cpu_ns: Option<u64>,
+    /// macOS's physical footprint; None elsewhere.
+    pub footprint_bytes: Option<u64>,
 }
 
 impl Process {
@@ -111,6 +115,7 @@ impl Process {
             rss_bytes: None,
             peak_rss_bytes: None,
             swap_bytes: None,
+            footprint_bytes: None,
             cpu_ns: None,
             timeline: VecDeque::new(),
             findings: BTreeMap::new(),
@@ -171,6 +176,9 @@ impl Process {
             .max(Some(memory.rss_bytes));
         if memory.swap_bytes.is_some() {
             self.swap_bytes = memory.swap_bytes;
+        }
+        if memory.footprint_bytes.is_some() {
+            self.footprint_bytes = memory.footprint_bytes;
         }
         self.cpu_ns = memory.cpu_ns.or(self.cpu_ns);
         self.rss

@@ -131,6 +131,7 @@ impl Tracker {
             rss_bytes: *rss_bytes,
             peak_rss_bytes: None,
             swap_bytes: *swap_bytes,
+            footprint_bytes: None,
             cpu_ns: *cpu_ns,
         };
         p.sample_memory(event.time_ns, memory, window);

@@ -149,6 +149,7 @@ fn rss(t: f64, pid: u32, mib: u64, cpu_s: f64) -> Event {
             peak_rss_bytes: mib << 20,
             swap_bytes: None,
             cpu_ns: Some((cpu_s * 1e9) as u64),
+            footprint_bytes: None,
         },
     )
 }

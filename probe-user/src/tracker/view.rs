@@ -50,6 +50,10 @@ pub struct ProcessView {
     /// Its memory in swap; null when unknown.
     #[serde(default)]
     pub swap_bytes: Option<u64>,
+    /// macOS's physical footprint (Activity Monitor's Memory), beside the RSS; absent on
+    /// Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint_bytes: Option<u64>,
     pub cpu_seconds: Option<f64>,
     pub growth: Option<Growth>,
     pub verdicts: Vec<Verdict>,
@@ -82,6 +86,7 @@ impl ProcessView {
             rss_bytes: Some(rss_bytes),
             peak_rss_bytes: Some(rss_bytes),
             swap_bytes: None,
+            footprint_bytes: None,
             cpu_seconds: None,
             growth: None,
             verdicts: vec![Verdict {
@@ -261,6 +266,7 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         rss_bytes: p.rss_bytes,
         peak_rss_bytes: p.peak_rss_bytes,
         swap_bytes: p.swap_bytes,
+        footprint_bytes: p.footprint_bytes,
         cpu_seconds: p.cpu_ns.map(|ns| ns as f64 / 1e9),
         growth: p.growth().cloned(),
         timeline: if verdicts.is_empty() {

@@ -333,18 +333,9 @@ fn unknown_kind(kind: &[u8]) -> Problem {
     ))
 }
 
-/// `ttysNNN` for macOS's pseudo-terminals (major 16), `dev:MAJOR,MINOR` otherwise; None
-/// for -1 (no terminal).
+/// DTrace prints a device as a signed number, -1 for none.
 pub fn tty_name(dev: i64) -> Option<String> {
-    if dev < 0 {
-        return None;
-    }
-    let (major, minor) = ((dev >> 24) & 0xff, dev & 0xff_ffff);
-    Some(if major == 16 {
-        format!("ttys{minor:03}")
-    } else {
-        format!("dev:{major},{minor}")
-    })
+    crate::host::darwin_data::dev_name(dev)
 }
 
 #[cfg(test)]
