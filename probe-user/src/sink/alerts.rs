@@ -30,7 +30,7 @@ struct AlertLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     footprint_bytes: Option<u64>,
     inferred: bool,
-    reason: &'a str,
+    reason: &'a crate::verdict::reason::Reason,
     evidence: &'a [Event],
     #[serde(skip_serializing_if = "Option::is_none")]
     growth: Option<&'a Growth>,
@@ -67,6 +67,7 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::reason::Reason;
     use crate::{event::EventKind, verdict::Verdict};
 
     #[test]
@@ -82,7 +83,7 @@ mod tests {
             verdict: Verdict {
                 kind: VerdictKind::Orphaned,
                 time_ns: 1_700_000_000_500_000_000,
-                reason: "its parent\nexited".into(),
+                reason: Reason::Said("its parent\nexited".into()),
                 evidence: vec![evidence],
                 inferred: false,
                 growth: None,
@@ -149,7 +150,7 @@ mod tests {
                 verdict: Verdict {
                     kind: VerdictKind::Detached,
                     time_ns: 1_700_000_000_000_000_000,
-                    reason: "it left its terminal's session".into(),
+                    reason: Reason::Said("it left its terminal's session".into()),
                     evidence: vec![Event {
                         kind: EventKind::Fork { ppid: 1 },
                         time_ns: 1_700_000_000_000_000_000,

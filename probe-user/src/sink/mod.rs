@@ -2,4 +2,5 @@
 pub mod alerts;
 pub mod http;
 pub mod metrics;
+pub mod reason;
 pub mod table;

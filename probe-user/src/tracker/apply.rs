@@ -4,8 +4,10 @@ use crate::{
     event::{Disposition, Event, EventKind, Origin, SignalResult},
     signals::SIGHUP,
     tracker::{Finding, Process, Terminal},
-    units::format_duration,
-    verdict::VerdictKind,
+    verdict::{
+        VerdictKind,
+        reason::{Detach, Hangup, Ignoring, Reason},
+    },
 };
 
 /// What a /proc snapshot of one process shows that can become a verdict.
@@ -111,26 +113,27 @@ impl Tracker {
 
     /// Opens the findings a /proc snapshot (`event`) shows, marked inferred.
     pub(super) fn open_inferred(&mut self, pid: u32, event: &Event, seen: Seen) {
-        let inferred = |reason: String| Finding {
+        let inferred = |reason: Reason| Finding {
             inferred: true,
             ..Finding::after(event, 0, reason)
         };
         if seen.ignores {
-            let reason = "SIGHUP is ignored (SigIgn in /proc/PID/status)".to_string();
-            self.find(pid, VerdictKind::HangupIgnored, inferred(reason));
+            self.find(
+                pid,
+                VerdictKind::HangupIgnored,
+                inferred(Reason::IgnoredInStatus),
+            );
         }
         if let Some(ppid) = seen.reparented_to {
-            let reason = format!("its parent is gone: it was reparented to pid {ppid}");
+            let reason = Reason::ReparentedTo { ppid };
             self.find(pid, VerdictKind::Orphaned, inferred(reason));
         }
         if seen.detached {
-            let reason = "it leads a session without a terminal, yet came from one (TERM is set)";
-            self.find(pid, VerdictKind::Detached, inferred(reason.into()));
+            let reason = Reason::LeadsSessionFromTerminal;
+            self.find(pid, VerdictKind::Detached, inferred(reason));
         }
         if let Some(sid) = seen.lost_session {
-            let reason = format!(
-                "the leader of its session {sid} is gone and it has no terminal: it outlived its terminal session"
-            );
+            let reason = Reason::LeaderGone { sid };
             self.find(pid, VerdictKind::TerminalLost, inferred(reason));
         }
     }
@@ -157,7 +160,7 @@ impl Tracker {
             self.open_detached(pid, &detach);
         }
         if ignores {
-            self.open_hangup_ignored(pid, event.time_ns, "inherited SIG_IGN for SIGHUP");
+            self.open_hangup_ignored(pid, event.time_ns, Ignoring::Inherited);
         }
     }
 
@@ -239,16 +242,14 @@ impl Tracker {
             self.open_detached(pid, event);
         }
         if newly_ignoring {
-            self.open_hangup_ignored(pid, event.time_ns, "was started with SIGHUP set to SIG_IGN");
+            self.open_hangup_ignored(pid, event.time_ns, Ignoring::StartedIgnoring);
         }
         // First seen at its exec, already adopted by init, yet in a session init did not
         // start: its parent died before the exec (`sh -c 'agent &'` when only agent is
         // watched). Init's own children stay in its session (0 or 1) or lead their own.
         let session = sid.filter(|&s| s > 1 && s != pid);
         if let Some(session) = session.filter(|_| !known && *ppid == 1) {
-            let reason = format!(
-                "its parent was gone before it started: init adopted it, yet it belongs to session {session}"
-            );
+            let reason = Reason::AdoptedBeforeStart { session };
             self.find(
                 pid,
                 VerdictKind::Orphaned,
@@ -291,14 +292,21 @@ impl Tracker {
             self.remember_hangup_exit(record);
         }
         if let Some(tty) = leader_tty {
-            let why = format!("its session leader {comm} ({pid}) on {tty} exited");
-            self.hang_up_session(pid, event, &why);
+            let how = Hangup::LeaderExited {
+                comm: comm.clone(),
+                pid,
+                tty,
+            };
+            self.hang_up_session(pid, event, how);
         }
         for child in self.children_of(pid) {
             let finding = Finding::after(
                 event,
                 SETTLE_NS,
-                format!("its parent {comm} ({pid}) exited and it was reparented"),
+                Reason::ParentExited {
+                    comm: comm.clone(),
+                    pid,
+                },
             );
             self.find(child, VerdictKind::Orphaned, finding);
             self.recheck_soon(child);
@@ -315,7 +323,10 @@ impl Tracker {
         let finding = Finding::after(
             event,
             0,
-            format!("its parent ({old}) exited and it was reparented to pid {ppid}"),
+            Reason::ParentReplaced {
+                old_ppid: old,
+                ppid,
+            },
         );
         self.find(event.pid, VerdictKind::Orphaned, finding);
     }
@@ -385,7 +396,10 @@ impl Tracker {
             let finding = Finding::after(
                 event,
                 SETTLE_NS,
-                format!("a SIGHUP from {sender_comm} ({sender_pid}) was ignored"),
+                Reason::IgnoredSignal {
+                    sender_comm: sender_comm.clone(),
+                    sender_pid: *sender_pid,
+                },
             );
             self.find(event.pid, VerdictKind::HangupIgnored, finding);
         }
@@ -395,13 +409,14 @@ impl Tracker {
         if let Some(sid) = sid
             && (*origin == Origin::Kernel || from_leader)
         {
-            let why = match origin {
-                Origin::Kernel => "the kernel sent SIGHUP: its terminal hung up".to_string(),
-                Origin::User => {
-                    format!("its session leader {sender_comm} ({sender_pid}) passed on a hangup")
-                }
+            let how = match origin {
+                Origin::Kernel => Hangup::Kernel,
+                Origin::User => Hangup::LeaderPassedOn {
+                    comm: sender_comm.clone(),
+                    pid: *sender_pid,
+                },
             };
-            self.hang_up_session(sid, event, &why);
+            self.hang_up_session(sid, event, how);
         }
     }
 
@@ -422,14 +437,7 @@ impl Tracker {
             return;
         }
         let grace = self.config.hup_grace_ns;
-        let finding = Finding::after(
-            event,
-            grace,
-            format!(
-                "a SIGHUP reached its handler and it was still alive {} later",
-                format_duration(grace)
-            ),
-        );
+        let finding = Finding::after(event, grace, Reason::HandlerSurvived { grace_ns: grace });
         self.find(event.pid, VerdictKind::HangupSurvived, finding);
     }
 
@@ -452,7 +460,7 @@ impl Tracker {
         p.hangup = *disposition;
         p.hangup_evidence = Some(event.clone());
         if *disposition == Disposition::Ignore {
-            self.open_hangup_ignored(event.pid, event.time_ns, "set SIGHUP to SIG_IGN");
+            self.open_hangup_ignored(event.pid, event.time_ns, Ignoring::SetIgnore);
         }
     }
 
@@ -486,58 +494,46 @@ impl Tracker {
         let Some(growth) = p.growth().filter(|g| g.exceeds(threshold)) else {
             return;
         };
-        let idle = if growth.idle == Some(true) {
-            " while idle (almost no CPU time used)"
-        } else {
-            ""
+        let reason = Reason::Growth {
+            from_bytes: growth.from_bytes,
+            to_bytes: growth.to_bytes,
+            span_ns: (growth.span_seconds * 1e9) as u64,
+            slope_bytes_per_second: growth.slope_bytes_per_second,
+            idle: growth.idle == Some(true),
         };
-        let finding = Finding::after(
-            event,
-            0,
-            format!(
-                "RSS rose steadily from {} to {} in {}{idle}, {}/s",
-                crate::units::format_size(growth.from_bytes),
-                crate::units::format_size(growth.to_bytes),
-                format_duration((growth.span_seconds * 1e9) as u64),
-                crate::units::format_size(growth.slope_bytes_per_second.max(0.0) as u64),
-            ),
-        );
+        let finding = Finding::after(event, 0, reason);
         self.find(event.pid, VerdictKind::RssGrowth, finding);
     }
 
     fn open_detached(&mut self, pid: u32, detach: &Event) {
-        let reason = match &detach.kind {
-            _ if detach.pid != pid => format!(
-                "its ancestor {} ({}) left its terminal; it has no terminal",
-                detach.comm, detach.pid
-            ),
+        let how = match &detach.kind {
+            _ if detach.pid != pid => Detach::Ancestor {
+                comm: detach.comm.clone(),
+                pid: detach.pid,
+            },
             EventKind::Setsid {
                 old_sid, old_tty, ..
-            } => format!(
-                "it called setsid() and left session {old_sid} on {}; it took no new terminal",
-                old_tty.as_deref().unwrap_or("a terminal")
-            ),
-            EventKind::DetachTty { tty, .. } => format!(
-                "it gave up its terminal {} (TIOCNOTTY)",
-                tty.as_deref().unwrap_or("")
-            ),
-            EventKind::Exec { parent_tty, .. } => format!(
-                "it was started in a new session without a terminal by a parent on {}",
-                parent_tty.as_deref().unwrap_or("a terminal")
-            ),
-            _ => "it left its terminal".to_string(),
+            } => Detach::Setsid {
+                old_sid: *old_sid,
+                old_tty: old_tty.clone(),
+            },
+            EventKind::DetachTty { tty, .. } => Detach::GaveUp { tty: tty.clone() },
+            EventKind::Exec { parent_tty, .. } => Detach::StartedDetached {
+                parent_tty: parent_tty.clone(),
+            },
+            _ => Detach::Unknown,
         };
-        let finding = Finding::after(detach, SETTLE_NS, reason);
+        let finding = Finding::after(detach, SETTLE_NS, Reason::Detached(how));
         self.find(pid, VerdictKind::Detached, finding);
     }
 
-    fn open_hangup_ignored(&mut self, pid: u32, time_ns: u64, why: &str) {
+    fn open_hangup_ignored(&mut self, pid: u32, time_ns: u64, how: Ignoring) {
         let Some(p) = self.processes.get(&pid) else {
             return;
         };
         let finding = Finding {
             due_ns: time_ns.saturating_add(SETTLE_NS),
-            reason: format!("it {why}: a closing terminal will not end it"),
+            reason: Reason::IgnoresHangup(how),
             evidence: p.hangup_evidence.iter().cloned().collect(),
             inferred: false,
         };
@@ -546,7 +542,7 @@ impl Tracker {
 
     /// The terminal of session `sid` hung up or went away: everything that came from that
     /// session and still lives after the grace period outlived it.
-    fn hang_up_session(&mut self, sid: u32, evidence: &Event, why: &str) {
+    fn hang_up_session(&mut self, sid: u32, evidence: &Event, how: Hangup) {
         if sid == 0 {
             return;
         }
@@ -575,14 +571,12 @@ impl Tracker {
             })
             .collect();
         for pid in affected {
-            let finding = Finding::after(
-                evidence,
-                grace,
-                format!(
-                    "{why} (session {sid}); it was still alive {} later",
-                    format_duration(grace)
-                ),
-            );
+            let reason = Reason::HungUp {
+                how: how.clone(),
+                sid,
+                grace_ns: grace,
+            };
+            let finding = Finding::after(evidence, grace, reason);
             self.find(pid, VerdictKind::TerminalLost, finding);
         }
     }

@@ -20,6 +20,7 @@ pub use process::{Finding, Process, Terminal};
 pub use resync::{Resync, Watch};
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
 
+use crate::verdict::reason::Reason;
 use crate::{
     event::{Event, EventKind},
     matching::Matcher,
@@ -325,22 +326,14 @@ impl Tracker {
             return;
         };
         let (time_ns, reason, evidence) = match ending {
-            Ending::Exit(exit) => (exit.time_ns, "the process exited", vec![exit.clone()]),
-            Ending::PidReused => (
-                self.now_ns,
-                "its pid was reused; its exit was not seen",
-                Vec::new(),
-            ),
-            Ending::Vanished => (
-                self.now_ns,
-                "it is gone from /proc; its exit was among the lost events",
-                Vec::new(),
-            ),
+            Ending::Exit(exit) => (exit.time_ns, Reason::Exited, vec![exit.clone()]),
+            Ending::PidReused => (self.now_ns, Reason::PidReused, Vec::new()),
+            Ending::Vanished => (self.now_ns, Reason::Vanished, Vec::new()),
         };
         for verdict in process.verdicts.values() {
             let resolved = Verdict {
                 time_ns,
-                reason: reason.into(),
+                reason: reason.clone(),
                 evidence: evidence.clone(),
                 ..verdict.clone()
             };

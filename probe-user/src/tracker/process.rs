@@ -1,6 +1,7 @@
 //! What the tracker knows about one life of one process.
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::verdict::reason::Reason;
 use crate::{
     event::{Disposition, Event},
     verdict::{
@@ -26,14 +27,14 @@ pub struct Terminal {
 #[derive(Clone, Debug)]
 pub struct Finding {
     pub due_ns: u64,
-    pub reason: String,
+    pub reason: Reason,
     pub evidence: Vec<Event>,
     pub inferred: bool,
 }
 
 impl Finding {
     /// A condition `event` showed, due `delay_ns` after it.
-    pub fn after(event: &Event, delay_ns: u64, reason: String) -> Self {
+    pub fn after(event: &Event, delay_ns: u64, reason: Reason) -> Self {
         Self {
             due_ns: event.time_ns.saturating_add(delay_ns),
             reason,

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::{
     AlertStatus, Ending, Tracker, alert_for, apply::Seen, process, process::Memory, rules,
 };
+use crate::verdict::reason::{Contradiction, Reason};
 use crate::{
     event::{Disposition, Event, EventKind},
     tracker::{Alert, Terminal},
@@ -191,12 +192,12 @@ impl Tracker {
                 continue;
             };
             let now = match kind {
-                VerdictKind::Detached => "it has a controlling terminal again",
-                _ => "SIGHUP is no longer ignored",
+                VerdictKind::Detached => Contradiction::HasTerminalAgain,
+                _ => Contradiction::NoLongerIgnoresHangup,
             };
             let resolved = Verdict {
                 time_ns: evidence.time_ns,
-                reason: format!("/proc shows that {now} (checked after lost events)"),
+                reason: Reason::Contradicted(now),
                 evidence: vec![evidence.clone()],
                 ..verdict
             };

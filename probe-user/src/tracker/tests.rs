@@ -213,7 +213,11 @@ fn setsid_from_a_terminal_is_detached() {
     let (tracker, alerts) = run(&script, 2.0);
     assert_eq!(raised(&alerts), [(200, VerdictKind::Detached)]);
     let verdict = &alerts[0].verdict;
-    assert!(verdict.reason.contains("setsid"), "{}", verdict.reason);
+    assert!(
+        verdict.reason.to_string().contains("setsid"),
+        "{}",
+        verdict.reason
+    );
     assert!(matches!(verdict.evidence[0].kind, EventKind::Setsid { .. }));
     assert!(!verdict.inferred);
     assert_eq!(alerts[0].cmdline.as_deref(), Some("agent --flag"));
@@ -339,7 +343,7 @@ fn an_ignored_sighup_is_hangup_ignored_but_not_when_the_target_was_exiting() {
     ];
     let (_, alerts) = run(&ignored, 3.0);
     assert_eq!(raised(&alerts), [(200, VerdictKind::HangupIgnored)]);
-    assert!(alerts[0].verdict.reason.contains("ignored"));
+    assert!(alerts[0].verdict.reason.to_string().contains("ignored"));
 
     // The kernel reports signals to an exiting process as ignored.
     let dying = [
@@ -457,7 +461,7 @@ fn nohup_job_outlives_its_terminal() {
         .find(|a| a.verdict.kind == VerdictKind::TerminalLost)
         .unwrap();
     assert!(
-        lost.verdict.reason.contains("hung up"),
+        lost.verdict.reason.to_string().contains("hung up"),
         "{}",
         lost.verdict.reason
     );
@@ -556,7 +560,7 @@ fn growth_without_cpu_is_marked_idle() {
     }
     let (_, alerts) = run(&idle, 300.0);
     assert_eq!(raised(&alerts), [(200, VerdictKind::RssGrowth)]);
-    assert!(alerts[0].verdict.reason.contains("idle"));
+    assert!(alerts[0].verdict.reason.to_string().contains("idle"));
 }
 
 #[test]
@@ -785,7 +789,13 @@ fn a_parent_change_seen_in_proc_is_an_orphaning() {
     assert_eq!(tracker.unwatched_parents(), [(300, 1000)]);
     let (tracker, alerts) = run(&script, 6.0);
     assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
-    assert!(alerts[0].verdict.reason.contains("reparented to pid 1"));
+    assert!(
+        alerts[0]
+            .verdict
+            .reason
+            .to_string()
+            .contains("reparented to pid 1")
+    );
     assert_eq!(tracker.unwatched_parents(), []);
 }
 
@@ -906,7 +916,7 @@ fn adopted_by_init_before_its_exec_is_orphaned_when_its_session_says_so() {
     let script = [shell(), exec(1.0, 300, 1, "agent", 100, Some("pts/3"))];
     let (_, alerts) = run(&script, 2.0);
     assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
-    assert!(alerts[0].verdict.reason.contains("session 100"));
+    assert!(alerts[0].verdict.reason.to_string().contains("session 100"));
 
     // Init's own children: in init's session, or leading their own.
     let named = TrackerConfig {

@@ -92,7 +92,7 @@ impl ProcessView {
             verdicts: vec![Verdict {
                 kind: verdict,
                 time_ns: 0,
-                reason: String::new(),
+                reason: crate::verdict::reason::Reason::Said(String::new()),
                 evidence: Vec::new(),
                 inferred: false,
                 growth: None,

@@ -1,5 +1,6 @@
 //! Verdicts: what the tracker concluded about a process, with the evidence behind it.
 pub mod growth;
+pub mod reason;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,8 +59,8 @@ pub struct Verdict {
     pub kind: VerdictKind,
     /// When it was raised, Unix-epoch nanoseconds.
     pub time_ns: u64,
-    /// One sentence a person can act on.
-    pub reason: String,
+    /// Why, as facts; in JSON, one sentence a person can act on (`sink::reason`).
+    pub reason: reason::Reason,
     /// The events that produced it, oldest first.
     pub evidence: Vec<Event>,
     /// Concluded from a /proc snapshot rather than from events hupwatch saw.

@@ -76,7 +76,13 @@ fn a_process_whose_exit_was_lost_is_resolved_and_forgotten() {
     // Its exit fell into the lost events: /proc has only the shell.
     let (done, alerts) = resync_at(&mut tracker, 10.0, &[shell_seen(5.0)]);
     assert_eq!(resolved(&alerts), [(200, VerdictKind::Detached)]);
-    assert!(alerts[0].verdict.reason.contains("gone from /proc"));
+    assert!(
+        alerts[0]
+            .verdict
+            .reason
+            .to_string()
+            .contains("gone from /proc")
+    );
     assert_eq!(raised(&alerts), []);
     assert!(tracker.process(200).is_none());
     assert_eq!(done.gone, 1);
@@ -148,6 +154,7 @@ fn a_detached_verdict_is_withdrawn_when_proc_shows_a_terminal_again() {
         alerts[0]
             .verdict
             .reason
+            .to_string()
             .contains("controlling terminal again"),
         "{}",
         alerts[0].verdict.reason
