@@ -116,6 +116,12 @@ impl Table {
                     if self.watched.contains(&p.pid) {
                         watched.insert(p.pid);
                         changes(old, p, &current, now_ns, out);
+                    } else if p.comm != old.comm
+                        && let Some(cmdline) = adopt(p, watched.contains(&p.ppid))
+                    {
+                        // A new image that matches (`sh -c 'exec agent'`).
+                        watched.insert(p.pid);
+                        out.push(exec(p, &current, cmdline.filter(|c| !c.is_empty()), now_ns));
                     }
                 }
                 None => {
@@ -414,6 +420,18 @@ mod tests {
         let mut out = Vec::new();
         table.update(vec![seen(5, 1, 5, None)], T, never, &mut out);
         assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn an_unwatched_process_that_execs_into_a_match_is_watched_from_then_on() {
+        let mut table = Table::new(vec![seen(5, 1, 5, None)], []);
+        let mut out = Vec::new();
+        let mut agent = seen(5, 1, 5, None);
+        agent.comm = "agent".into();
+        let adopt = |p: &Seen, _| (p.comm == "agent").then(|| Some("agent --serve".into()));
+        table.update(vec![agent], T, adopt, &mut out);
+        assert_eq!(kinds(&out), [(5, "exec")]);
+        assert!(table.is_watched(5));
     }
 
     #[test]

@@ -219,14 +219,15 @@ fn adopt(matcher: &Matcher, p: &Seen, parent_watched: bool) -> Option<Option<Str
     if parent_watched || matcher.traces_everything() {
         return Some(host::cmdline(p.pid));
     }
-    let cmdline = if matcher.matches_cmdlines() {
-        host::cmdline(p.pid)
-    } else {
-        None
-    };
-    matcher
-        .matches(&p.comm, cmdline.as_deref().unwrap_or_default())
-        .then_some(cmdline)
+    // The name alone decides without reading a file; a command-line regex needs the file.
+    if matcher.matches(&p.comm, "") {
+        return Some(host::cmdline(p.pid));
+    }
+    if !matcher.matches_cmdlines() {
+        return None;
+    }
+    let cmdline = host::cmdline(p.pid)?;
+    matcher.matches(&p.comm, &cmdline).then_some(Some(cmdline))
 }
 
 /// The processes this source reports on: no kernel threads, no zombies (they have exited;
