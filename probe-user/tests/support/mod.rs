@@ -87,8 +87,18 @@ impl Hupwatch {
     }
 
     fn spawn(command_args: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_through(Command::new(HUPWATCH), command_args, args, env)
+    }
+
+    /// Like [`Hupwatch::spawn`], through `command`: hupwatch itself, or a wrapper that
+    /// execs it (see [`Hupwatch::run_as`]).
+    fn spawn_through(
+        mut command: Command,
+        command_args: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         require_root();
-        let mut command = Command::new(HUPWATCH);
         command.args(command_args).args(args);
         command.envs(env.iter().copied());
         // Its own session, without the runner's terminal: a terminal's hangup ends
@@ -504,4 +514,31 @@ pub fn metric(metrics: &str, series: &str) -> Option<f64> {
 /// An alert line raising `kind` for `pid`.
 pub fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
     move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
+}
+
+/// The unprivileged user the proc-source tests run hupwatch and their subjects as.
+pub const NOBODY: u32 = 65534;
+
+/// A command that runs `program` as `uid` (group the same number, no supplementary
+/// groups, no capabilities, not even in the bounding set), through setpriv, which execs
+/// it: the child's pid is the program's.
+pub fn as_user(uid: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut setpriv = Command::new(which("setpriv"));
+    setpriv
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(program);
+    setpriv
+}
+
+impl Hupwatch {
+    /// Starts `hupwatch run ARGS` as `uid` without capabilities (from root, through
+    /// setpriv), its API on a free loopback port, and waits for its ready line.
+    pub fn run_as(uid: u32, args: &[&str]) -> Self {
+        let mut setpriv = as_user(uid, HUPWATCH);
+        // Not the test's directory, which that user may not be allowed into.
+        setpriv.current_dir("/");
+        Self::spawn_through(setpriv, &["run", "--listen", "127.0.0.1:0"], args, &[])
+    }
 }

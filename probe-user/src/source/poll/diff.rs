@@ -115,7 +115,11 @@ impl Table {
                 Some(old) => {
                     if self.watched.contains(&p.pid) {
                         watched.insert(p.pid);
-                        changes(old, p, &current, now_ns, out);
+                        // A new image of a watched process: its new command line.
+                        let cmdline = (p.comm != old.comm)
+                            .then(|| adopt(p, true).flatten())
+                            .flatten();
+                        changes(old, p, &current, cmdline, now_ns, out);
                     } else if p.comm != old.comm
                         && let Some(cmdline) = adopt(p, watched.contains(&p.ppid))
                     {
@@ -174,17 +178,24 @@ fn exec(p: &Seen, current: &HashMap<u32, &Seen>, cmdline: Option<String>, now_ns
     event(p, kind, now_ns)
 }
 
-/// The events that turn `old` into `new`, one life of one process.
+/// The events that turn `old` into `new`, one life of one process; `cmdline` is the new
+/// image's when it exec'd.
 fn changes(
     old: &Seen,
     new: &Seen,
     current: &HashMap<u32, &Seen>,
+    cmdline: Option<String>,
     now_ns: u64,
     out: &mut Vec<Event>,
 ) {
     if new.comm != old.comm {
         // A new image in the same process: an exec without a fork.
-        out.push(exec(new, current, None, now_ns));
+        out.push(exec(
+            new,
+            current,
+            cmdline.filter(|c| !c.is_empty()),
+            now_ns,
+        ));
     }
     if new.sid != old.sid {
         let kind = EventKind::Setsid {
