@@ -123,6 +123,18 @@ pub enum EventKind {
         old_ppid: u32,
         ppid: u32,
     },
+    /// It was stopped (state T): a stop signal with its default action, as the kernel
+    /// delivered it, or the state the process table shows.
+    Stopped {},
+    /// It runs again after a stop (SIGCONT, or the process table no longer shows T).
+    Continued {},
+    /// Its children that exited and that it has not reaped (zombies), as the source counts
+    /// them now; reported when the count changes. The subject is the parent.
+    Zombies {
+        count: u32,
+        /// When the longest-waiting of them exited; null when none is left.
+        oldest_exit_ns: Option<u64>,
+    },
     /// A process that existed before hupwatch started, as /proc shows it. What the tracker
     /// concludes from it alone is marked inferred.
     Existing {
@@ -149,7 +161,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every `name()`, for metrics that should show zero rather than nothing.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 16] = [
         "exec",
         "fork",
         "exit",
@@ -162,6 +174,9 @@ impl EventKind {
         "sigaction",
         "rss",
         "reparented",
+        "stopped",
+        "continued",
+        "zombies",
         "existing",
     ];
 
@@ -179,6 +194,9 @@ impl EventKind {
             Self::Sigaction { .. } => "sigaction",
             Self::Rss { .. } => "rss",
             Self::Reparented { .. } => "reparented",
+            Self::Stopped {} => "stopped",
+            Self::Continued {} => "continued",
+            Self::Zombies { .. } => "zombies",
             Self::Existing { .. } => "existing",
         }
     }

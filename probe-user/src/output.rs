@@ -121,6 +121,17 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             write!(out, " parent {old_ppid} gone, now ppid={ppid}")
         }
         EventKind::AttachTty { sid, fd } => write!(out, " took_tty_of_fd={fd} session={sid}"),
+        EventKind::Stopped {} | EventKind::Continued {} => Ok(()),
+        EventKind::Zombies {
+            count,
+            oldest_exit_ns,
+        } => {
+            write!(out, " unreaped_children={count}")?;
+            match oldest_exit_ns {
+                Some(t) => write!(out, " oldest_exit={}", crate::sink::alerts::rfc3339(*t)),
+                None => Ok(()),
+            }
+        }
         EventKind::Existing {
             ppid,
             sid,

@@ -42,6 +42,11 @@ pub const SIGTERM: u32 = 15;
 const SIGRTMIN: u32 = 32;
 const SIGRTMAX: u32 = 64;
 
+/// The signals whose default action stops a process (by name, the same on every OS).
+pub fn is_stop_name(name: &str) -> bool {
+    matches!(name, "SIGSTOP" | "SIGTSTP" | "SIGTTIN" | "SIGTTOU")
+}
+
 /// `SIGHUP` for 1, `SIGRTMIN+3` for 35, `SIG99` for numbers Linux does not define.
 pub fn name(signal: u32) -> String {
     match signal {

@@ -575,8 +575,9 @@ fn steady_rss_growth_is_rss_growth_as_nobody() {
     let hupwatch = watch_as_nobody(&[
         "--rss-growth",
         "64MiB",
+        // Growth must go on for a quarter of the window: 2 s of the 3.2 s it grows.
         "--rss-window",
-        "30s",
+        "8s",
         "--rss-interval",
         POLL,
     ]);
@@ -784,4 +785,79 @@ fn source_ebpf_as_nobody_is_one_error_line_and_exit_2() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[test]
+fn an_orphan_that_is_stopped_is_stopped_until_continued_as_nobody() {
+    let dir = shared_dir("proc-stopped");
+    let mut subjects = Subjects::default();
+    let (name, sleeper) = sleeper(&dir, "pstp");
+    subjects.name(&name);
+    let hupwatch = watch_as_nobody(&[]);
+    // Started with nohup from a shell on a terminal that then exits: orphaned, its
+    // terminal gone, and alive (the shell's exit hangs the terminal up).
+    let pty = Pty::open();
+    let script = format!(
+        "nohup {} 300 >/dev/null 2>&1 & sleep 0.3",
+        sleeper.display()
+    );
+    let mut shell = nobody_shell(&pty, &dir, &script);
+    shell.wait().unwrap();
+    let pid = pid_named(&name);
+    hupwatch.wait_for("orphaned", raised("orphaned", pid));
+    let stopped = Instant::now();
+    kill(pid, libc::SIGSTOP);
+    let alert = hupwatch.wait_for_within(
+        "a stopped alert",
+        stopped + verdict_deadline(),
+        raised("stopped", pid),
+    );
+    assert!(
+        stopped.elapsed() >= GRACE - Duration::from_millis(100),
+        "raised before --hup-grace: {alert}"
+    );
+    assert_eq!(alert["evidence"][0]["event"], "stopped", "{alert}");
+    kill(pid, libc::SIGCONT);
+    hupwatch.wait_for("resolved on SIGCONT", |a| {
+        a["status"] == "resolved" && a["pid"] == pid && a["alert"] == "stopped"
+    });
+    drop(pty);
+    hupwatch.stop();
+}
+
+#[test]
+fn a_parent_that_leaves_sixty_children_unreaped_holds_zombies_as_nobody() {
+    let dir = shared_dir("proc-zombies");
+    let mut subjects = Subjects::default();
+    let name = unique("pzmb");
+    let python = named(&dir, &name, PYTHON);
+    subjects.name(&name);
+    let hupwatch = watch_as_nobody(&[]);
+    let pty = Pty::open();
+    let code = "import os, sys\n\
+                for _ in range(60):\n    if os.fork() == 0:\n        os._exit(0)\n\
+                print('forked', flush=True)\n\
+                sys.stdin.readline()\n";
+    let mut child = pty.spawn_keeping_output(
+        as_nobody(&python, &dir)
+            .args(["-c", code])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let pid = child.id();
+    assert_eq!(first_line(&mut child).trim(), "forked");
+    subjects.children.push(child);
+    let alert = hupwatch.wait_for_within(
+        "a zombies alert",
+        Instant::now() + verdict_deadline(),
+        raised("zombies", pid),
+    );
+    assert_eq!(alert["evidence"][0]["count"], 60, "{alert}");
+    // Its exit hands them to init, which reaps them: the verdict ends with it.
+    kill(pid, libc::SIGKILL);
+    hupwatch.wait_for("resolved when it exits", |a| {
+        a["status"] == "resolved" && a["pid"] == pid && a["alert"] == "zombies"
+    });
+    drop(pty);
+    hupwatch.stop();
 }

@@ -118,9 +118,20 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
     let _stats = BpfStats::enable();
     let dir = scratch_dir("prometheus");
     let mut reaper = Reaper::default();
-    let names = ["pds", "pnh", "phs", "pws", "pgr"].map(unique);
-    let [detached, nohup, handler, shell, grower] = &names;
-    let mut watch = vec!["--hup-grace", "2s", "--rss-window", "60s"];
+    let names = ["pds", "pnh", "phs", "pws", "pgr", "psp", "pzm", "pso"].map(unique);
+    let [
+        detached,
+        nohup,
+        handler,
+        shell,
+        grower,
+        spinner,
+        zombies,
+        stopped,
+    ] = &names;
+    // rss_growth needs growth over a quarter of the window: 3 s of the grower's 4 s.
+    let mut watch = vec!["--hup-grace", "2s", "--rss-window", "12s"];
+    watch.extend(["--cpu-window", "3s", "--cpu-spin", "60%"]);
     watch.extend(["--rss-interval", "250ms"]);
     for name in &names {
         watch.extend(["--match", name.as_str()]);
@@ -224,7 +235,32 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
         .unwrap();
     reaper.pids.push(grower_pid);
 
+    // An orphan that spins: cpu_spin. A parent that does not reap 60 children: zombies. An
+    // orphan that is stopped: stopped.
+    let orphan = |program: &PathBuf, args: &str| -> u32 {
+        let script = format!("'{}' {args} >/dev/null 2>&1 & echo $!", program.display());
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let spinner_pid = orphan(&named_python(&dir, spinner), "-c 'while True: pass'");
+    reaper.pids.push(spinner_pid);
+    let unreaping = "import os, time
+for _ in range(60):
+    if os.fork() == 0:
+        os._exit(0)
+time.sleep(1000)
+";
+    let zombies_pid = orphan(&named_python(&dir, zombies), &format!("-c '{unreaping}'"));
+    reaper.pids.push(zombies_pid);
+    let stopped_pid = orphan(&named_program(&dir, stopped, "sleep"), "1000");
+    reaper.pids.push(stopped_pid);
+    healthy.wait_for("the stopped one orphaned", raised("orphaned", stopped_pid));
+    kill(stopped_pid, libc::SIGSTOP);
+
     healthy.wait_for("terminal_lost", raised("terminal_lost", nohup_pid));
+    healthy.wait_for("cpu_spin", raised("cpu_spin", spinner_pid));
+    healthy.wait_for("zombies", raised("zombies", zombies_pid));
+    healthy.wait_for("stopped", raised("stopped", stopped_pid));
     healthy.wait_for("hangup_survived", raised("hangup_survived", handler_pid));
     healthy.wait_for("orphaned", raised("orphaned", grower_pid));
     healthy.wait_for("rss_growth", raised("rss_growth", grower_pid));
@@ -268,6 +304,9 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
         "HupwatchProgramNotAttached",
         "HupwatchSessionGrowing",
         "HupwatchSessionOutlivedTerminal",
+        "HupwatchSessionSpinning",
+        "HupwatchStoppedOrphans",
+        "HupwatchZombiesPilingUp",
     ]
     .map(String::from)
     .to_vec();

@@ -308,13 +308,14 @@ fn steady_growth_is_flagged_with_its_slope() {
         .unwrap();
     let pid = child.id();
     assert_eq!(support::first_line(&mut child).trim(), "ready");
-    // The alert comes once the fit exceeds 256 MiB, 32 steps in: the sample hupwatch took
-    // at its start, before the growth, weighs little in the fit by then.
+    // The alert comes once the fit exceeds 256 MiB, 32 steps in, and the growth has gone on
+    // for a quarter of the window (3 s): the sample hupwatch took at its start, before the
+    // growth, weighs little in the fit by then.
     let hupwatch = watch(&[
         "--rss-growth",
         "256MiB",
         "--rss-window",
-        "20s",
+        "12s",
         "--rss-interval",
         "250ms",
     ]);

@@ -59,9 +59,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_positive_size, allow_hyphen_values = true)]
     pub rss_growth: u64,
 
-    /// Window over which RSS growth is measured
+    /// Window over which memory growth is measured; growth must go on for a quarter of it
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub rss_window: Duration,
+
+    /// Share of one CPU that a process off its terminal keeping busy over --cpu-window
+    /// spins (cpu_spin)
+    #[arg(long, value_name = "PERCENT", default_value = "90%", value_parser = parse_cpu_share, allow_hyphen_values = true)]
+    pub cpu_spin: f64,
+
+    /// Window over which CPU use is measured for cpu_spin
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub cpu_window: Duration,
+
+    /// Exited children left unreaped that make a process's zombies verdict
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub zombies: u32,
 
     /// Most per-process metric series (processes with a verdict, largest RSS first)
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=10_000))]
@@ -237,6 +250,17 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} must be longer than zero"));
     }
     Ok(duration)
+}
+
+/// `90%` or `90`: a share of one CPU, more than 0 and at most 100 %.
+fn parse_cpu_share(text: &str) -> Result<f64, String> {
+    let number = text.strip_suffix('%').unwrap_or(text).trim();
+    match number.parse::<f64>() {
+        Ok(percent) if percent > 0.0 && percent <= 100.0 => Ok(percent / 100.0),
+        _ => Err(format!(
+            "{text:?} is not a share of one CPU; give a percentage like 90%"
+        )),
+    }
 }
 
 fn parse_positive_size(text: &str) -> Result<u64, String> {

@@ -77,8 +77,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let matcher = matcher(&args.matching)?;
             let recording = Recording::from_flags(args.replay, args.dtrace_input);
             recording_is_alone(recording.as_ref(), &matcher)?;
+            let mut live = live(matcher, &args.live);
+            // Five reads per CPU window at least, so a spin shows within a fifth of it.
+            live.cpu_interval = (args.cpu_window / 5).clamp(args.live.rss_interval, CPU_READ_MOST);
             let options = crate::daemon::RunOptions {
-                live: live(matcher, &args.live),
+                live,
                 max_session_series: args.max_session_series as usize,
                 listen: args.listen,
                 alerts_file: args.alerts_file,
@@ -86,6 +89,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     hup_grace_ns: nanos(args.hup_grace),
                     rss_growth_bytes: args.rss_growth,
                     rss_window_ns: nanos(args.rss_window),
+                    cpu_spin_share: args.cpu_spin,
+                    cpu_window_ns: nanos(args.cpu_window),
+                    zombies_min: args.zombies,
                     ..TrackerConfig::default()
                 },
                 recording,
@@ -135,12 +141,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The longest time between two CPU reads of a watched process.
+const CPU_READ_MOST: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
     LiveOptions {
         source: args.source,
         poll_interval: args.poll_interval,
         matcher,
         rss_interval: args.rss_interval,
+        cpu_interval: CPU_READ_MOST,
         rss_step: args.rss_step,
         ring_bytes: args.ring_buffer_size,
         verbose: args.verbose,

@@ -85,6 +85,14 @@ pub fn parent_of(pid: u32) -> Option<(u32, String)> {
     return linux::read_stat(pid).map(|stat| (stat.ppid, stat.comm));
 }
 
+/// Its state letter as Linux writes it (`R`, `S`, `T`, `Z`, ...); None when it is gone.
+pub fn state(pid: u32) -> Option<char> {
+    #[cfg(target_os = "macos")]
+    return darwin::kinfo(pid).map(|k| k.state);
+    #[cfg(not(target_os = "macos"))]
+    return linux::read_stat(pid).map(|stat| stat.state);
+}
+
 /// Memory now; None when the process is gone (or a zombie, which holds none).
 pub fn usage(pid: u32) -> Option<Usage> {
     #[cfg(target_os = "macos")]

@@ -92,6 +92,7 @@ impl fmt::Display for Reason {
                 format_duration(*grace_ns)
             ),
             Self::Growth {
+                footprint,
                 from_bytes,
                 to_bytes,
                 span_ns,
@@ -99,7 +100,12 @@ impl fmt::Display for Reason {
                 idle,
             } => write!(
                 f,
-                "RSS rose steadily from {} to {} in {}{}, {}/s",
+                "{} rose steadily from {} to {} in {}{}, {}/s",
+                if *footprint {
+                    "its physical footprint"
+                } else {
+                    "RSS + swap"
+                },
                 format_size(*from_bytes),
                 format_size(*to_bytes),
                 format_duration(*span_ns),
@@ -110,6 +116,36 @@ impl fmt::Display for Reason {
                 },
                 format_size(slope_bytes_per_second.max(0.0) as u64),
             ),
+            Self::CpuSpin {
+                cpu_seconds,
+                window_ns,
+            } => write!(
+                f,
+                "it used {cpu_seconds:.0} s of CPU in the last {} ({:.0} % of a CPU) with no terminal to answer to",
+                format_duration(*window_ns),
+                cpu_seconds * 1e11 / *window_ns as f64
+            ),
+            Self::Zombies {
+                count,
+                oldest_exit_ns,
+            } => {
+                write!(
+                    f,
+                    "{count} of its children exited and it has not reaped them"
+                )?;
+                match oldest_exit_ns {
+                    Some(t) => write!(f, "; the oldest exited at {}", super::alerts::rfc3339(*t)),
+                    None => Ok(()),
+                }
+            }
+            Self::Stopped { since_ns, grace_ns } => write!(
+                f,
+                "it has been stopped since {} (more than {}) and nothing is left to continue it",
+                super::alerts::rfc3339(*since_ns),
+                format_duration(*grace_ns)
+            ),
+            Self::Continued => f.write_str("it runs again"),
+            Self::Reaped { count } => write!(f, "its exited children were reaped ({count} left)"),
             Self::Exited => f.write_str("the process exited"),
             Self::PidReused => f.write_str("its pid was reused; its exit was not seen"),
             Self::Vanished => {
@@ -146,6 +182,7 @@ mod tests {
     #[test]
     fn sizes_and_durations_are_put_in_words_here() {
         let growth = Reason::Growth {
+            footprint: false,
             from_bytes: 77 << 20,
             to_bytes: 172 << 20,
             span_ns: 90_000_000_000,
@@ -154,7 +191,7 @@ mod tests {
         };
         let said = growth.to_string();
         assert!(
-            said.starts_with("RSS rose steadily from 77.0 MiB to 172.0 MiB in 1m30s"),
+            said.starts_with("RSS + swap rose steadily from 77.0 MiB to 172.0 MiB in 1m30s"),
             "{said}"
         );
         assert!(said.contains("while idle"), "{said}");

@@ -38,6 +38,8 @@ struct Watched {
     reported_swap: Option<u64>,
     /// Footprint last reported (macOS): compressed memory grows it, not the RSS.
     reported_footprint: Option<u64>,
+    /// The last CPU reading (time, CPU time), for telling a busy process.
+    cpu_read: Option<(u64, u64)>,
     /// Swap last read, for its exit.
     swap: Option<u64>,
     /// Reads in a row that found it gone.
@@ -49,13 +51,23 @@ struct Watched {
 pub struct RssSampler {
     step: u64,
     watched: HashMap<u32, Watched>,
+    /// Every this many samples, CPU time is read for every watched process, and a busy
+    /// one is reported though its memory holds still: a spinning process needs CPU
+    /// readings that a memory change would never bring.
+    cpu_every: u32,
+    samples: u32,
 }
+
+/// The share of one CPU above which a process counts as busy between two CPU reads.
+const BUSY_SHARE: f64 = 0.5;
 
 impl RssSampler {
     pub fn new(step: u64) -> Self {
         Self {
             step,
             watched: HashMap::new(),
+            cpu_every: u32::MAX,
+            samples: 0,
         }
     }
 
@@ -101,6 +113,12 @@ impl RssSampler {
         }
     }
 
+    /// Reads CPU time every `samples` samples (see [`RssSampler::cpu_every`]).
+    pub fn with_cpu_every(mut self, samples: u32) -> Self {
+        self.cpu_every = samples.max(1);
+        self
+    }
+
     pub fn is_watched(&self, pid: u32) -> bool {
         self.watched.contains_key(&pid)
     }
@@ -120,10 +138,16 @@ impl RssSampler {
         out: &mut Vec<Event>,
     ) {
         let step = self.step;
+        self.samples = self.samples.wrapping_add(1);
+        let cpu_due = self.samples.is_multiple_of(self.cpu_every);
         self.watched.retain(|&pid, watched| match read(pid) {
-            Reading::Now(now) => {
+            Reading::Now(mut now) => {
                 watched.gone = 0;
-                out.extend(watched.take(pid, now, step, now_ns, &mut cpu));
+                let busy = cpu_due && {
+                    now.cpu_ns = now.cpu_ns.or_else(|| cpu(pid));
+                    watched.busy(now.cpu_ns, now_ns)
+                };
+                out.extend(watched.take(pid, now, step, now_ns, &mut cpu, busy));
                 true
             }
             Reading::Unknown => true,
@@ -154,15 +178,26 @@ impl RssSampler {
             .collect();
         for pid in execs {
             if let (Some(watched), Reading::Now(now)) = (self.watched.get_mut(&pid), read(pid)) {
-                out.extend(watched.take(pid, now, self.step, now_ns, &mut cpu));
+                out.extend(watched.take(pid, now, self.step, now_ns, &mut cpu, false));
             }
         }
     }
 }
 
 impl Watched {
+    /// Notes a CPU reading; whether it kept half a CPU busy since the last one.
+    fn busy(&mut self, cpu_ns: Option<u64>, now_ns: u64) -> bool {
+        let Some(cpu_ns) = cpu_ns else {
+            return false;
+        };
+        let before = self.cpu_read.replace((now_ns, cpu_ns));
+        before.is_some_and(|(t, cpu)| {
+            now_ns > t && cpu_ns.saturating_sub(cpu) as f64 >= BUSY_SHARE * (now_ns - t) as f64
+        })
+    }
+
     /// Takes a reading; the `rss` event to report when RSS or swap moved by `step` or
-    /// more since the last one.
+    /// more since the last one, or when `busy`.
     fn take(
         &mut self,
         pid: u32,
@@ -170,6 +205,7 @@ impl Watched {
         step: u64,
         now_ns: u64,
         cpu: &mut impl FnMut(u32) -> Option<u64>,
+        busy: bool,
     ) -> Option<Event> {
         let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
         self.peak = self.peak.max(Some(peak));
@@ -182,7 +218,8 @@ impl Watched {
             (None, Some(_)) => true,
             _ => false,
         };
-        if !moved(self.reported, Some(now.rss_bytes))
+        if !busy
+            && !moved(self.reported, Some(now.rss_bytes))
             && !moved(self.reported_swap, now.swap_bytes)
             && !moved(self.reported_footprint, now.footprint_bytes)
         {
@@ -282,6 +319,27 @@ mod tests {
             ]
         );
         assert_eq!(out[0].comm, "grower");
+    }
+
+    #[test]
+    fn a_busy_process_is_reported_on_cpu_reads_though_its_memory_holds_still() {
+        let mut sampler = RssSampler::new(100).with_cpu_every(2);
+        sampler.follow(&mut fork(7));
+        let mut out = Vec::new();
+        // 1 s apart; 0.8 s of CPU per second, memory flat.
+        for (i, cpu_s) in [0.0, 0.8, 1.6, 2.4, 3.2].into_iter().enumerate() {
+            let now = (i as u64 + 1) * 1_000_000_000;
+            let cpu = move |_| Some((cpu_s * 1e9) as u64);
+            sampler.sample(now, at(1000, 0), cpu, &mut out);
+        }
+        // The first reading, then the CPU reads of samples 2 and 4 (the one at 2 has no
+        // earlier read to compare with, so only 4 is busy).
+        let times: Vec<u64> = out.iter().map(|e| e.time_ns / 1_000_000_000).collect();
+        assert_eq!(times, [1, 4], "{out:?}");
+        let EventKind::Rss { cpu_ns, .. } = out[1].kind else {
+            unreachable!()
+        };
+        assert_eq!(cpu_ns, Some(2_400_000_000));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct LiveOptions {
     pub matcher: Matcher,
     /// How often the RSS map is sampled.
     pub rss_interval: Duration,
+    /// How often CPU time is read for every watched process (for `cpu_spin`).
+    pub cpu_interval: Duration,
     /// Smallest RSS change reported as an `rss` event.
     pub rss_step: u64,
     /// Size of the kernel's event ring buffer in bytes (eBPF only).

@@ -57,6 +57,11 @@ pub struct Source {
     parents: HashMap<u32, u32>,
     /// Whether parents that change unseen are looked up and reported as `reparented`.
     parent_checks: bool,
+    /// Processes whose exit was seen and that may wait, as zombies, for their parent to
+    /// reap them: pid -> (ppid, exit time).
+    exited: HashMap<u32, (u32, u64)>,
+    /// The zombie count last reported per parent: (count, oldest exit).
+    zombies: HashMap<u32, (u32, Option<u64>)>,
     batch: Vec<Event>,
     /// Lost events counted at the last re-sync.
     synced: u64,
@@ -82,11 +87,19 @@ impl Source {
             check_tick,
             parents: HashMap::new(),
             parent_checks: true,
+            exited: HashMap::new(),
+            zombies: HashMap::new(),
             batch: Vec::new(),
             synced: 0,
             reported_lost: 0,
             reported_dropped: Vec::new(),
         }
+    }
+
+    /// Reads every watched process's CPU time every `samples` memory samples.
+    pub fn with_cpu_every(mut self, samples: u32) -> Self {
+        self.rss = self.rss.with_cpu_every(samples);
+        self
     }
 
     /// No `reparented` events from parent checks: what `trace` prints is what the tracer saw.
@@ -215,6 +228,11 @@ impl Source {
         for event in &mut self.batch {
             self.rss.follow(event);
             note_parent(&mut self.parents, event);
+            if let EventKind::Exit { ppid, .. } = event.kind
+                && self.exited.len() < MAX_PARENTS
+            {
+                self.exited.insert(event.pid, (ppid, event.time_ns));
+            }
         }
         let now = self.clock.epoch_now_ns();
         let read = |pid| host::usage(pid).into();
@@ -273,11 +291,61 @@ impl Source {
             }
             out.extend(events.into_iter().map(Update::Event));
         }
+        self.count_zombies(out);
         out.push(Update::Stats(SourceStats {
             lost,
             bpf_stats_enabled: bpf_stats_enabled(),
             programs: self.tracer.program_stats(),
         }));
+    }
+
+    /// Which exited processes still wait to be reaped, per parent; a parent whose count
+    /// changed gets a `zombies` event. A reaped process is gone from the table (or, reused
+    /// since, no longer a zombie).
+    fn count_zombies(&mut self, out: &mut Vec<Update>) {
+        let seen_ns = self.clock.epoch_now_ns();
+        for (pid, ppid) in self.tracer.unseen_zombies() {
+            if self.exited.len() < MAX_PARENTS {
+                self.exited.entry(pid).or_insert((ppid, seen_ns));
+            }
+        }
+        self.exited
+            .retain(|&pid, _| matches!(host::state(pid), Some('Z' | 'X')));
+        let time_ns = self.clock.epoch_now_ns();
+        // A child its parent reaps within a check is the normal case, not worth an event.
+        let lingering = time_ns.saturating_sub(CHECK_EVERY.as_nanos() as u64);
+        let mut now: HashMap<u32, (u32, Option<u64>)> = HashMap::new();
+        for &(ppid, exit_ns) in self.exited.values().filter(|(_, t)| *t <= lingering) {
+            let (count, oldest) = now.entry(ppid).or_default();
+            *count += 1;
+            *oldest = Some(oldest.map_or(exit_ns, |t: u64| t.min(exit_ns)));
+        }
+        let changed: Vec<(u32, (u32, Option<u64>))> = now
+            .iter()
+            .filter(|(ppid, z)| self.zombies.get(ppid) != Some(z))
+            .map(|(&ppid, &z)| (ppid, z))
+            .chain(
+                self.zombies
+                    .keys()
+                    .filter(|ppid| !now.contains_key(ppid))
+                    .map(|&ppid| (ppid, (0, None))),
+            )
+            .collect();
+        for (ppid, (count, oldest_exit_ns)) in changed {
+            let comm = host::parent_of(ppid)
+                .map(|(_, comm)| comm)
+                .unwrap_or_default();
+            out.push(Update::Event(Event {
+                kind: EventKind::Zombies {
+                    count,
+                    oldest_exit_ns,
+                },
+                time_ns,
+                pid: ppid,
+                comm,
+            }));
+        }
+        self.zombies = now;
     }
 
     /// Reads what is queued, so that no record older than the scan is applied after it (a

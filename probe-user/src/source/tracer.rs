@@ -82,6 +82,12 @@ pub trait Tracer {
         1
     }
 
+    /// Zombies it saw whose exit it never reported (they ended between two looks), as
+    /// (pid, ppid): the zombie count needs them too.
+    fn unseen_zombies(&self) -> Vec<(u32, u32)> {
+        Vec::new()
+    }
+
     /// Where memory is read on this tick.
     fn memory(&mut self) -> Memory {
         Memory::Host

@@ -97,6 +97,10 @@ impl Tracker {
         if !self.insert(p) {
             return;
         }
+        if let Some(cpu_ns) = cpu_ns {
+            // The first CPU reading: a spin is measured from here.
+            self.check_spin(event, *cpu_ns);
+        }
         let seen = Seen {
             ignores: *hangup == Disposition::Ignore,
             reparented_to: reparented.then_some(*ppid),
@@ -383,6 +387,13 @@ impl Tracker {
         else {
             return;
         };
+        // SIGCONT continues a stopped process when it is sent, whatever the kernel then
+        // reports (it counts a SIGCONT without a handler as ignored).
+        if let EventKind::Signal { signal_name, .. } = &event.kind
+            && signal_name == "SIGCONT"
+        {
+            return self.on_continued(event);
+        }
         let Some(p) = self.processes.get_mut(&event.pid) else {
             return;
         };
@@ -429,6 +440,13 @@ impl Tracker {
         else {
             return;
         };
+        if let EventKind::SignalDeliver { signal_name, .. } = &event.kind
+            && crate::signals::is_stop_name(signal_name)
+            && *disposition == Disposition::Default
+        {
+            // Its default action stops the process.
+            return self.on_stopped(event);
+        }
         let Some(p) = self.processes.get_mut(&event.pid) else {
             return;
         };
@@ -488,13 +506,20 @@ impl Tracker {
             footprint_bytes: *footprint_bytes,
         };
         p.sample_memory(event.time_ns, memory, window);
+        if let Some(cpu_ns) = cpu_ns {
+            self.check_spin(event, *cpu_ns);
+        }
+        let Some(p) = self.processes.get_mut(&event.pid) else {
+            return;
+        };
         if p.verdicts.contains_key(&VerdictKind::RssGrowth) {
             return;
         }
-        let Some(growth) = p.growth().filter(|g| g.exceeds(threshold)) else {
+        let Some(growth) = p.growth().filter(|g| g.sustained(threshold, window)) else {
             return;
         };
         let reason = Reason::Growth {
+            footprint: p.footprint_bytes.is_some(),
             from_bytes: growth.from_bytes,
             to_bytes: growth.to_bytes,
             span_ns: (growth.span_seconds * 1e9) as u64,

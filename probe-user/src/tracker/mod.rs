@@ -6,6 +6,7 @@ mod latency;
 mod process;
 mod resync;
 mod rules;
+mod states;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -47,6 +48,12 @@ pub struct TrackerConfig {
     pub max_processes: usize,
     /// What was asked for, to count each process under the flag that brought it in.
     pub groups: Matcher,
+    /// The share of one CPU a process off its terminal must keep busy over
+    /// `cpu_window_ns` to spin (`--cpu-spin`).
+    pub cpu_spin_share: f64,
+    pub cpu_window_ns: u64,
+    /// Unreaped exited children that make `zombies` (`--zombies`).
+    pub zombies_min: u32,
 }
 
 impl Default for TrackerConfig {
@@ -58,6 +65,9 @@ impl Default for TrackerConfig {
             require_terminal: false,
             max_processes: 65_536,
             groups: Matcher::default(),
+            cpu_spin_share: 0.9,
+            cpu_window_ns: 10 * 60 * 1_000_000_000,
+            zombies_min: 50,
         }
     }
 }
@@ -181,6 +191,9 @@ impl Tracker {
             EventKind::Rss { .. } => self.on_rss(event),
             EventKind::Reparented { ppid, .. } => self.on_reparented(event, *ppid),
             EventKind::Pdeathsig { .. } => self.with_process(event, |_| ()),
+            EventKind::Stopped {} => self.on_stopped(event),
+            EventKind::Continued {} => self.on_continued(event),
+            EventKind::Zombies { .. } => self.on_zombies(event),
         }
         std::mem::take(&mut self.alerts)
     }
@@ -318,6 +331,9 @@ impl Tracker {
         process.verdicts.insert(kind, verdict.clone());
         let alert = alert_for(process, AlertStatus::Raised, verdict);
         self.alerts.push(alert);
+        if states::OFF_TERMINAL.contains(&kind) {
+            self.went_off_terminal(pid, self.now_ns);
+        }
     }
 
     /// Forgets a process; each verdict it had is resolved, saying how it ended.

@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::verdict::reason::Reason;
 use crate::{
-    event::{Disposition, Event},
+    event::{Disposition, Event, EventKind},
     verdict::{
         Verdict, VerdictKind,
         growth::{Growth, RssSeries},
@@ -83,6 +83,14 @@ pub struct Process {
     pub inferred: bool,
     /// The match group it counts under: its own match, else its parent's.
     pub group: Option<u16>,
+    /// The stop it is in, while it is stopped.
+    pub stopped: Option<Event>,
+    /// Its exited children not reaped, as last counted.
+    pub zombies: u32,
+    /// (time, CPU time) readings over the CPU window and one before it, for `cpu_spin`.
+    cpu: VecDeque<(u64, u64)>,
+    /// CPU seconds over the whole CPU window, when it kept the share busy.
+    pub spin: Option<f64>,
 }
 
 /// One reading of a process's memory, as an event carries it.
@@ -123,6 +131,10 @@ impl Process {
             verdicts: BTreeMap::new(),
             inferred: false,
             group: None,
+            stopped: None,
+            zombies: 0,
+            cpu: VecDeque::new(),
+            spin: None,
         }
     }
 
@@ -141,9 +153,21 @@ impl Process {
         child
     }
 
+    /// Adds `event` to the timeline. When it is full, the oldest event that is not part of
+    /// the process's lifecycle makes room (a runtime that signals its own threads on every
+    /// collection, or SIGCHLD per child, would otherwise push out its fork, exec and setsid);
+    /// only when every kept event is a lifecycle event does the oldest go.
     pub fn record(&mut self, event: &Event) {
         if self.timeline.len() == TIMELINE_LEN {
-            self.timeline.pop_front();
+            let routine = self.timeline.iter().position(|e| !is_lifecycle(e));
+            match routine {
+                Some(i) => {
+                    self.timeline.remove(i);
+                }
+                None => {
+                    self.timeline.pop_front();
+                }
+            }
         }
         self.timeline.push_back(event.clone());
     }
@@ -182,9 +206,39 @@ impl Process {
             self.footprint_bytes = memory.footprint_bytes;
         }
         self.cpu_ns = memory.cpu_ns.or(self.cpu_ns);
-        self.rss
-            .push(t_ns, memory.rss_bytes, memory.cpu_ns, window_ns);
+        // What growth is judged on: a leak that pages out still grows.
+        let judged = memory
+            .footprint_bytes
+            .unwrap_or(memory.rss_bytes + memory.swap_bytes.unwrap_or(0));
+        self.rss.push(t_ns, judged, memory.cpu_ns, window_ns);
         self.growth = self.rss.growth();
+    }
+
+    /// Takes a CPU-time reading and decides whether it kept `share` of a CPU busy over the
+    /// whole `window_ns` (it must have been watched that long).
+    pub fn sample_cpu(&mut self, t_ns: u64, cpu_ns: u64, window_ns: u64, share: f64) {
+        const KEPT: usize = 64;
+        if self.cpu.back().is_some_and(|&(t, _)| t >= t_ns) {
+            return;
+        }
+        self.cpu.push_back((t_ns, cpu_ns));
+        let edge = t_ns.saturating_sub(window_ns);
+        // The first kept reading stays the last one at or before the window's start.
+        while self.cpu.get(1).is_some_and(|&(t, _)| t <= edge) {
+            self.cpu.pop_front();
+        }
+        if self.cpu.len() > KEPT {
+            // Only the ends matter; the middle thins.
+            self.cpu.remove(KEPT / 2);
+        }
+        self.spin = self.cpu.front().and_then(|&(t0, cpu0)| {
+            let over = t_ns - t0;
+            let used = cpu_ns.saturating_sub(cpu0) as f64;
+            (t0 <= edge && over > 0 && used >= share * over as f64).then(|| {
+                // Scaled to exactly the window, as the verdict states it.
+                used / over as f64 * window_ns as f64 / 1e9
+            })
+        });
     }
 
     /// The RSS fit as of the last sample; None with fewer than three samples.
@@ -201,5 +255,24 @@ impl Process {
     pub fn same_life(&self, started_ns: u64) -> bool {
         const TOLERANCE_NS: u64 = 50_000_000;
         self.started_ns == UNKNOWN_START || self.started_ns.abs_diff(started_ns) <= TOLERANCE_NS
+    }
+}
+
+/// Events that change what a process is or where it stands: its start, image, session,
+/// terminal, parent, SIGHUP/SIGINT/SIGTERM handling, a hangup, a stop, its end. Memory
+/// samples and other signals are routine.
+pub fn is_lifecycle(event: &Event) -> bool {
+    // By name: DTrace reports macOS's numbers, which differ from Linux's past SIGTERM.
+    match &event.kind {
+        EventKind::Rss { .. } => false,
+        EventKind::Signal { signal_name, .. } | EventKind::SignalDeliver { signal_name, .. } => {
+            signal_name == "SIGHUP"
+                || signal_name == "SIGCONT"
+                || crate::signals::is_stop_name(signal_name)
+        }
+        EventKind::Sigaction { signal_name, .. } => {
+            matches!(signal_name.as_str(), "SIGHUP" | "SIGINT" | "SIGTERM")
+        }
+        _ => true,
     }
 }

@@ -31,8 +31,18 @@ pub(super) fn condition(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
         VerdictKind::HangupSurvived | VerdictKind::TerminalLost | VerdictKind::Orphaned => true,
         VerdictKind::RssGrowth => p
             .growth()
-            .is_some_and(|g| g.exceeds(t.config.rss_growth_bytes)),
+            .is_some_and(|g| g.sustained(t.config.rss_growth_bytes, t.config.rss_window_ns)),
+        VerdictKind::CpuSpin => p.spin.is_some() && off_terminal(p, &super::states::OFF_TERMINAL),
+        VerdictKind::Zombies => p.zombies >= t.config.zombies_min,
+        VerdictKind::Stopped => {
+            p.stopped.is_some()
+                && off_terminal(p, &[VerdictKind::Orphaned, VerdictKind::TerminalLost])
+        }
     }
+}
+
+fn off_terminal(p: &Process, kinds: &[VerdictKind]) -> bool {
+    kinds.iter().any(|k| p.verdicts.contains_key(k))
 }
 
 fn is_top(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
@@ -49,7 +59,12 @@ fn is_top(t: &Tracker, p: &Process, kind: VerdictKind) -> bool {
                 parent.findings.contains_key(&kind) || parent.verdicts.contains_key(&kind);
             !parent_lost || lineage_sid(parent) != lineage_sid(p)
         }
-        VerdictKind::HangupSurvived | VerdictKind::Orphaned | VerdictKind::RssGrowth => true,
+        VerdictKind::HangupSurvived
+        | VerdictKind::Orphaned
+        | VerdictKind::RssGrowth
+        | VerdictKind::CpuSpin
+        | VerdictKind::Zombies
+        | VerdictKind::Stopped => true,
     }
 }
 

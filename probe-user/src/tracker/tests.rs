@@ -771,6 +771,47 @@ fn the_timeline_keeps_the_latest_events() {
 }
 
 #[test]
+fn a_flood_of_routine_signals_leaves_the_lifecycle_in_the_timeline() {
+    // Bun signals its own threads with SIGPWR on every collection.
+    let mut script = vec![existing(200, "claude", 100, Some("pts/3"))];
+    script.push(event(
+        1.0,
+        200,
+        "claude",
+        EventKind::Setsid {
+            ok: true,
+            sid: Some(200),
+            errno: None,
+            old_sid: 100,
+            old_tty: Some("pts/3".into()),
+        },
+    ));
+    for i in 0..200 {
+        let pwr = EventKind::Signal {
+            signal: 30,
+            signal_name: "SIGPWR".into(),
+            origin: Origin::User,
+            code: 0,
+            result: SignalResult::Delivered,
+            group: false,
+            sender_pid: 200,
+            sender_comm: "claude".into(),
+        };
+        script.push(event(2.0 + f64::from(i) * 0.01, 200, "claude", pwr));
+    }
+    let (tracker, _) = run(&script, 10.0);
+    let timeline = &tracker.process(200).unwrap().timeline;
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds.len(), process::TIMELINE_LEN);
+    assert_eq!(kinds[..2], ["existing", "setsid"], "{kinds:?}");
+    assert_eq!(
+        timeline.back().unwrap().time_ns,
+        at(2.0 + 1.99),
+        "the latest signal too"
+    );
+}
+
+#[test]
 fn a_parent_change_seen_in_proc_is_an_orphaning() {
     let script = [
         existing(300, "agent", 100, Some("pts/3")),

@@ -1,4 +1,5 @@
-//! RSS series and the robust fit that tells steady growth from a spike.
+//! Memory series (RSS + swap on Linux, the physical footprint on macOS) and the robust fit
+//! that tells sustained growth from a spike or a start-up ramp.
 //!
 //! The slope is Theil–Sen's (the median of the slopes between every pair of samples):
 //! a spike or a single step moves a minority of the pairs, so unlike least squares it does
@@ -85,11 +86,19 @@ impl RssSeries {
         let span_seconds = points.last()?.0;
         let cpu_seconds = cpu_between(&first, &last);
         let smallest = self.samples.iter().map(|s| s.rss_bytes).min()?;
+        let middle_ns = first.t_ns + (last.t_ns - first.t_ns) / 2;
+        let late_smallest = self
+            .samples
+            .iter()
+            .filter(|s| s.t_ns >= middle_ns)
+            .map(|s| s.rss_bytes)
+            .min()?;
         Some(Growth {
             slope_bytes_per_second: slope,
             fitted_growth_bytes: slope * span_seconds,
             r_squared: r_squared(&points, slope),
             rise_bytes: last.rss_bytes.saturating_sub(smallest),
+            late_rise_bytes: last.rss_bytes.saturating_sub(late_smallest),
             span_seconds,
             samples: points.len(),
             from_bytes: first.rss_bytes,
@@ -145,6 +154,10 @@ pub struct Growth {
     pub r_squared: f64,
     /// The last sample above the smallest one, 0 when the last is the smallest.
     pub rise_bytes: u64,
+    /// The last sample above the smallest of the span's second half: what it still grew
+    /// lately.
+    #[serde(default)]
+    pub late_rise_bytes: u64,
     pub span_seconds: f64,
     pub samples: usize,
     pub from_bytes: u64,
@@ -161,6 +174,16 @@ impl Growth {
     /// be that far above its low point, which a rise given back is not.
     pub fn exceeds(&self, threshold_bytes: u64) -> bool {
         self.fitted_growth_bytes > threshold_bytes as f64 && self.rise_bytes > threshold_bytes
+    }
+
+    /// `rss_growth`'s rule: [`Growth::exceeds`], over evidence that covers at least a
+    /// quarter of the window, and still growing in the second half of it (by a quarter of
+    /// the threshold). A process that allocates while it starts and then holds still has
+    /// neither: its samples end with the ramp, or the later ones are flat.
+    pub fn sustained(&self, threshold_bytes: u64, window_ns: u64) -> bool {
+        self.exceeds(threshold_bytes)
+            && self.span_seconds * NS_PER_SECOND >= window_ns as f64 / 4.0
+            && self.late_rise_bytes >= threshold_bytes / 4
     }
 }
 

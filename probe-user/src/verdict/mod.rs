@@ -22,18 +22,28 @@ pub enum VerdictKind {
     TerminalLost,
     /// Its parent exited and it was reparented to init or a subreaper.
     Orphaned,
-    /// Its RSS rose steadily by more than the threshold within the window.
+    /// Its memory (RSS + swap, or macOS's footprint) rose steadily by more than the
+    /// threshold, over at least a quarter of the window.
     RssGrowth,
+    /// Detached, orphaned or off its terminal, and busy on a CPU over the CPU window.
+    CpuSpin,
+    /// It holds many children that exited and that it does not reap.
+    Zombies,
+    /// Orphaned or off its terminal, and stopped for longer than the grace period.
+    Stopped,
 }
 
 impl VerdictKind {
-    pub const ALL: [VerdictKind; 6] = [
+    pub const ALL: [VerdictKind; 9] = [
         Self::Detached,
         Self::HangupIgnored,
         Self::HangupSurvived,
         Self::TerminalLost,
         Self::Orphaned,
         Self::RssGrowth,
+        Self::CpuSpin,
+        Self::Zombies,
+        Self::Stopped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +54,9 @@ impl VerdictKind {
             Self::TerminalLost => "terminal_lost",
             Self::Orphaned => "orphaned",
             Self::RssGrowth => "rss_growth",
+            Self::CpuSpin => "cpu_spin",
+            Self::Zombies => "zombies",
+            Self::Stopped => "stopped",
         }
     }
 

@@ -34,8 +34,10 @@ pub enum Reason {
     },
     /// A SIGHUP reached its handler and it lived on for the grace period.
     HandlerSurvived { grace_ns: u64 },
-    /// Its memory rose steadily.
+    /// Its memory (RSS + swap, or macOS's footprint) rose steadily.
     Growth {
+        /// The memory judged was macOS's physical footprint.
+        footprint: bool,
         from_bytes: u64,
         to_bytes: u64,
         span_ns: u64,
@@ -43,6 +45,19 @@ pub enum Reason {
         /// It used almost no CPU time meanwhile.
         idle: bool,
     },
+    /// Busy on a CPU: this much CPU time over the window, while off its terminal.
+    CpuSpin { cpu_seconds: f64, window_ns: u64 },
+    /// It holds this many exited children unreaped, the oldest since then.
+    Zombies {
+        count: u32,
+        oldest_exit_ns: Option<u64>,
+    },
+    /// Stopped since then, orphaned or off its terminal.
+    Stopped { since_ns: u64, grace_ns: u64 },
+    /// Resolved: it runs again.
+    Continued,
+    /// Resolved: fewer of its exited children wait to be reaped.
+    Reaped { count: u32 },
     /// Resolved: the process exited.
     Exited,
     /// Resolved: its pid belongs to another process now; its exit was not seen.

@@ -72,6 +72,11 @@ pub const GUEST_TESTS: &[GuestTests] = &[
         target: "tracked_pids",
         filter: Filter::Skip(&[]),
     },
+    GuestTests {
+        // Stops (signal_deliver of SIGSTOP), SIGCONT, exits left unreaped, CPU time.
+        target: "field_verdicts",
+        filter: Filter::Skip(&[]),
+    },
 ];
 
 /// One test binary to run in a guest.

@@ -21,6 +21,8 @@ pub struct Seen {
     pub tty: Option<String>,
     pub comm: String,
     pub hangup: Disposition,
+    /// Stopped by a signal (state T).
+    pub stopped: bool,
 }
 
 /// The processes of the last look, and which of them are watched.
@@ -133,6 +135,9 @@ impl Table {
                         watched.insert(p.pid);
                         let cmdline = cmdline.filter(|c| !c.is_empty());
                         out.push(exec(p, &current, cmdline, now_ns));
+                        if p.stopped {
+                            out.push(event(p, EventKind::Stopped {}, now_ns));
+                        }
                     }
                 }
             }
@@ -230,6 +235,11 @@ fn changes(
         };
         out.push(event(new, kind, now_ns));
     }
+    match (old.stopped, new.stopped) {
+        (false, true) => out.push(event(new, EventKind::Stopped {}, now_ns)),
+        (true, false) => out.push(event(new, EventKind::Continued {}, now_ns)),
+        _ => {}
+    }
     if new.hangup != old.hangup {
         let kind = EventKind::Sigaction {
             signal: SIGHUP,
@@ -269,6 +279,7 @@ mod tests {
             tty: tty.map(Into::into),
             comm: format!("p{pid}"),
             hangup: Disposition::Default,
+            stopped: false,
         }
     }
 
@@ -443,6 +454,22 @@ mod tests {
         table.update(vec![agent], T, adopt, &mut out);
         assert_eq!(kinds(&out), [(5, "exec")]);
         assert!(table.is_watched(5));
+    }
+
+    #[test]
+    fn a_stop_and_a_continue_are_events() {
+        let mut table = shell_table();
+        let mut out = Vec::new();
+        let mut stopped = seen(10, 5, 10, Some("pts/3"));
+        stopped.stopped = true;
+        table.update(vec![seen(5, 1, 5, None), stopped], T, never, &mut out);
+        table.update(
+            vec![seen(5, 1, 5, None), seen(10, 5, 10, Some("pts/3"))],
+            T,
+            never,
+            &mut out,
+        );
+        assert_eq!(kinds(&out), [(10, "stopped"), (10, "continued")]);
     }
 
     #[test]

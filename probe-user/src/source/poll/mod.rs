@@ -45,6 +45,8 @@ pub struct PollSource {
     seeded: Option<HashSet<u32>>,
     /// Memory and CPU of the watched processes at the last look.
     usage: HashMap<u32, Usage>,
+    /// Zombies of watched parents at the last look that it never saw alive.
+    zombies: Vec<(u32, u32)>,
     /// macOS tells of a watched process's exit at once (kqueue); Linux waits for the look.
     #[cfg(target_os = "macos")]
     exits: Option<crate::host::darwin_exits::ExitWatch>,
@@ -74,6 +76,7 @@ impl PollSource {
             only_uid,
             seeded,
             usage: HashMap::new(),
+            zombies: Vec::new(),
             #[cfg(target_os = "macos")]
             exits: None,
         }
@@ -141,7 +144,14 @@ impl PollSource {
 
     fn poll(&mut self, out: &mut Vec<Event>) {
         let now_ns = self.clock.epoch_now_ns();
-        let procs = visible(host::states(), self.only_uid, std::process::id());
+        let all = host::states();
+        self.zombies = all
+            .iter()
+            .filter(|p| is_zombie(p) && self.table.is_watched(p.info.ppid))
+            .filter(|p| !self.table.is_watched(p.info.pid))
+            .map(|p| (p.info.pid, p.info.ppid))
+            .collect();
+        let procs = visible(all, self.only_uid, std::process::id());
         let boot_epoch_ns = host::boot_epoch_ns(&self.clock);
         let seen_now: Vec<Seen> = procs.iter().map(|p| seen(p, boot_epoch_ns)).collect();
         let matcher = &self.matcher;
@@ -212,6 +222,10 @@ impl Tracer for PollSource {
     fn memory(&mut self) -> Memory {
         Memory::Known(self.usage.clone())
     }
+
+    fn unseen_zombies(&self) -> Vec<(u32, u32)> {
+        self.zombies.clone()
+    }
 }
 
 /// Whether a new process is watched, and its command line when it is.
@@ -239,11 +253,15 @@ fn visible(procs: Vec<ProcSnapshot>, only_uid: Option<u32>, me: u32) -> Vec<Proc
         .into_iter()
         .filter(|p| {
             !p.kernel_thread
-                && !matches!(p.state, 'Z' | 'X')
+                && !is_zombie(p)
                 && !mine.contains(&p.info.pid)
                 && only_uid.is_none_or(|uid| p.uid == Some(uid))
         })
         .collect()
+}
+
+fn is_zombie(p: &ProcSnapshot) -> bool {
+    matches!(p.state, 'Z' | 'X')
 }
 
 fn seen(p: &ProcSnapshot, boot_epoch_ns: u64) -> Seen {
@@ -255,6 +273,7 @@ fn seen(p: &ProcSnapshot, boot_epoch_ns: u64) -> Seen {
         tty: host::tty_name(p.info.tty_nr),
         comm: p.info.comm.clone(),
         hangup: p.hangup,
+        stopped: p.state == 'T',
     }
 }
 
