@@ -1,7 +1,8 @@
 //! Root test, on the host only (a guest's root is a read-only 9p mount, where no swap file
 //! can live): a process pushed into swap by a memory cgroup's limit shows its swap, from
 //! the kernel's map (rss_stat's MM_SWAPENTS) and from /proc (VmSwap) where rss_stat is
-//! missing, while its RSS stays under the limit.
+//! missing, while its RSS stays under the limit; and one that grows into swap is
+//! `rss_growth`, though its RSS alone never grows past the limit.
 mod support;
 
 use std::{
@@ -187,4 +188,78 @@ fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
     child.wait().unwrap();
     from_kernel.stop();
     from_proc.stop();
+}
+
+#[test]
+fn a_process_growing_into_swap_is_rss_growth_though_its_rss_holds_under_the_limit() {
+    require_root();
+    let dir = scratch_dir("swap-growth");
+    let _swap = SwapFile::on(
+        PathBuf::from(format!(
+            "/var/tmp/hupwatch-swap-growth-test-{}",
+            std::process::id()
+        )),
+        512 << 20,
+    );
+    let name = unique("swg");
+    let cgroup = MemoryCgroup::new(&name, LIMIT);
+    let grower = dir.join(&name);
+    std::os::unix::fs::symlink("/usr/bin/python3", &grower).unwrap();
+    // Growth must go on for a quarter of the window (1.5 s); it grows for 2.4 s, to three
+    // times the limit, so most of it ends in swap.
+    let hupwatch = Hupwatch::run(&[
+        "--match",
+        name.as_str(),
+        "--rss-interval",
+        "200ms",
+        "--rss-growth",
+        "64MiB",
+        "--rss-window",
+        "6s",
+    ]);
+    let program = dir.join("grow.py");
+    std::fs::write(
+        &program,
+        format!(
+            "import time\nblocks = []\nprint('ready', flush=True)\nt = time.monotonic()\n\
+             for i in range({}):\n    blocks.append(b'x' * (8 << 20))\n    \
+             time.sleep(max(0, t + 0.1 * (i + 1) - time.monotonic()))\ntime.sleep(120)\n",
+            TOUCHED >> 23
+        ),
+    )
+    .unwrap();
+    // Joins the cgroup before it allocates: everything it touches is charged there.
+    let script = format!(
+        "echo $$ > {} && exec {} {}",
+        cgroup.procs().display(),
+        grower.display(),
+        program.display()
+    );
+    let mut child: Child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert_eq!(support::first_line(&mut child).trim(), "ready");
+    let alert = hupwatch.wait_for("an rss_growth alert", |a| {
+        a["status"] == "raised" && a["alert"] == "rss_growth" && a["pid"] == pid
+    });
+    let rss = alert["rss_bytes"].as_u64().unwrap();
+    let swap = alert["swap_bytes"].as_u64().unwrap();
+    assert!(
+        rss <= LIMIT + (8 << 20),
+        "its RSS alone stays under the limit, so RSS alone is no growth: {alert}"
+    );
+    assert!(swap > 64 << 20, "the growth is in swap: {alert}");
+    assert!(
+        alert["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("RSS + swap rose"),
+        "{alert}"
+    );
+    let _ = child.kill();
+    child.wait().unwrap();
+    hupwatch.stop();
 }
