@@ -3,7 +3,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{self, BufWriter, Write},
+    io::{self, BufWriter, IsTerminal, Write},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
@@ -20,6 +20,7 @@ use crate::{
     sink::{
         alerts::write_alert,
         http::{self, Page, Pages},
+        human::{self, Colour},
         metrics::Metrics,
     },
     source::{
@@ -36,12 +37,14 @@ pub struct RunOptions {
     pub max_session_series: usize,
     pub listen: String,
     pub alerts_file: Option<PathBuf>,
+    /// JSON alert lines even on a terminal.
+    pub json: bool,
     pub tracker: TrackerConfig,
     pub recording: Option<Recording>,
 }
 
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let mut alerts = AlertSink::open(options.alerts_file.as_deref())?;
+    let mut alerts = AlertSink::open(options.alerts_file.as_deref(), options.json)?;
     if let Some(recording) = &options.recording {
         return replay(recording, options.tracker, &mut alerts);
     }
@@ -283,10 +286,13 @@ impl Pages for SessionPages {
     }
 }
 
-/// Where alert lines go: stdout, or a file opened for appending (reopened on SIGHUP).
+/// Where alert lines go: stdout, or a file opened for appending (reopened on SIGHUP); as
+/// JSON, or as readable lines for a person at a terminal.
 struct AlertSink {
     path: Option<PathBuf>,
     out: BufWriter<Box<dyn Write + Send>>,
+    /// `None`: JSON lines.
+    human: Option<Colour>,
     /// The processes are alive now (not a recording's): an alert raised before its
     /// process's memory was first sampled reads it at that moment.
     live: bool,
@@ -296,10 +302,12 @@ struct AlertSink {
 }
 
 impl AlertSink {
-    fn open(path: Option<&Path>) -> anyhow::Result<Self> {
+    fn open(path: Option<&Path>, json: bool) -> anyhow::Result<Self> {
+        let terminal = path.is_none() && io::stdout().is_terminal();
         Ok(Self {
             path: path.map(Path::to_owned),
             out: BufWriter::new(Self::target(path)?),
+            human: (terminal && !json).then(|| Colour::for_terminal(terminal)),
             live: false,
             readings: Vec::new(),
         })
@@ -345,7 +353,10 @@ impl AlertSink {
                 }
             }
             metrics.observe_alert(&alert);
-            write_alert(&mut self.out, &alert)?;
+            match self.human {
+                Some(colour) => human::write_alert(&mut self.out, &alert, colour)?,
+                None => write_alert(&mut self.out, &alert)?,
+            }
         }
         Ok(())
     }

@@ -180,6 +180,44 @@ impl Matcher {
     }
 }
 
+/// The programs `--ignore` names, matched the way a person names a program: its process
+/// name, the name before a colon of a process that renamed itself (`tmux: server`,
+/// `sshd: user@pts/0`), or the file name of the program it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Ignored {
+    names: Vec<String>,
+}
+
+impl Ignored {
+    pub fn new(names: &[String]) -> Self {
+        Self {
+            names: names.to_vec(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The name it was ignored under, if any.
+    pub fn matches(&self, comm: &str, cmdline: &str) -> Option<&str> {
+        let before_colon = comm.split_once(':').map_or(comm, |(name, _)| name).trim();
+        let program = cmdline
+            .split_whitespace()
+            .next()
+            .map(|argv0| argv0.rsplit('/').next().unwrap_or(argv0))
+            .map(|argv0| argv0.split_once(':').map_or(argv0, |(name, _)| name))
+            .unwrap_or_default();
+        self.names
+            .iter()
+            .find(|n| {
+                let n = n.as_str();
+                n == comm || truncate_comm(n) == comm || n == before_colon || n == program
+            })
+            .map(String::as_str)
+    }
+}
+
 fn truncate_comm(name: &str) -> &str {
     let mut end = name.len().min(COMM_LEN - 1);
     while !name.is_char_boundary(end) {
@@ -222,6 +260,17 @@ mod tests {
             proc(21, 20, "sleep", "sleep 1"),
             proc(30, 1, "sleep", "sleep 100"),
         ]
+    }
+
+    #[test]
+    fn ignored_programs_are_named_as_a_person_names_them() {
+        let ignored = Ignored::new(&["tmux".into(), "ssh-agent".into(), "screen".into()]);
+        assert_eq!(ignored.matches("tmux: server", "tmux new -d"), Some("tmux"));
+        assert_eq!(ignored.matches("tmux", "tmux attach"), Some("tmux"));
+        assert_eq!(ignored.matches("ssh-agent", "/usr/bin/ssh-agent -s"), Some("ssh-agent"));
+        assert_eq!(ignored.matches("SCREEN", "/usr/bin/screen -S x"), Some("screen"));
+        assert_eq!(ignored.matches("bash", "-bash"), None);
+        assert_eq!(ignored.matches("tmuxinator", "tmuxinator start"), None);
     }
 
     #[test]

@@ -20,10 +20,11 @@ pub struct SessionsOptions {
     pub json: bool,
     pub from: Option<String>,
     pub matcher: Matcher,
+    pub ignore: crate::matching::Ignored,
 }
 
 pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
-    let view = gather(options.from.as_deref(), &options.matcher).await?;
+    let view = gather(options.from.as_deref(), &options.matcher, &options.ignore).await?;
     let mut out = io::stdout().lock();
     let written = if options.json {
         serde_json::to_writer(&mut out, &view)
@@ -38,10 +39,14 @@ pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
 }
 
 /// The live sessions: from a running `hupwatch run` at `from`, or a one-shot /proc look.
-pub async fn gather(from: Option<&str>, matcher: &Matcher) -> anyhow::Result<SessionsView> {
+pub async fn gather(
+    from: Option<&str>,
+    matcher: &Matcher,
+    ignore: &crate::matching::Ignored,
+) -> anyhow::Result<SessionsView> {
     match from {
         Some(url) => fetch(url).await,
-        None => look_at_proc(matcher),
+        None => look_at_proc(matcher, ignore),
     }
 }
 
@@ -55,7 +60,7 @@ async fn fetch(url: &str) -> anyhow::Result<SessionsView> {
     })
 }
 
-fn look_at_proc(matcher: &Matcher) -> anyhow::Result<SessionsView> {
+fn look_at_proc(matcher: &Matcher, ignore: &crate::matching::Ignored) -> anyhow::Result<SessionsView> {
     let me = std::process::id();
     let clock = Clock::now();
     let now = clock.epoch_now_ns();
@@ -74,6 +79,7 @@ fn look_at_proc(matcher: &Matcher) -> anyhow::Result<SessionsView> {
     let mut tracker = Tracker::new(TrackerConfig {
         require_terminal: matcher.traces_everything(),
         groups: matcher.clone(),
+        ignore: ignore.clone(),
         ..TrackerConfig::default()
     });
     for event in &events {

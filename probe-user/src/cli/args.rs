@@ -50,6 +50,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub alerts_file: Option<PathBuf>,
 
+    /// Alert lines as JSON (the documented contract) even on a terminal; they are JSON
+    /// anyway with --alerts-file or when stdout is not a terminal
+    #[arg(long)]
+    pub json: bool,
+
+    /// A program that is meant to outlive its terminal (tmux, screen, ssh-agent): its
+    /// processes raise nothing and are shown as ignored; matched by process name, by the
+    /// name before a colon (`tmux: server`) or by the program's file name; repeatable
+    #[arg(long = "ignore", value_name = "NAME")]
+    pub ignore: Vec<String>,
+
     /// How long a process may live after its SIGHUP handler ran, or after its terminal
     /// hung up, before it counts as having survived the hangup
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
@@ -127,6 +138,11 @@ pub struct SessionsArgs {
     #[arg(long, value_name = "URL", conflicts_with_all = ["names", "cmdline", "pids"])]
     pub from: Option<String>,
 
+    /// A program meant to outlive its terminal (tmux, screen, ssh-agent): shown, marked
+    /// ignored, with no verdicts; repeatable
+    #[arg(long = "ignore", value_name = "NAME")]
+    pub ignore: Vec<String>,
+
     #[command(flatten)]
     pub matching: MatchArgs,
 }
@@ -136,6 +152,11 @@ pub struct ReapArgs {
     /// Verdict that qualifies a process (repeatable) [default: terminal_lost, orphaned]
     #[arg(long = "verdict", value_name = "VERDICT", value_parser = parse_verdict)]
     pub verdicts: Vec<VerdictKind>,
+
+    /// A program meant to outlive its terminal (tmux, screen, ssh-agent): never ended;
+    /// repeatable
+    #[arg(long = "ignore", value_name = "NAME")]
+    pub ignore: Vec<String>,
 
     /// Only processes at least this old, like 2h
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]

@@ -85,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_session_series: args.max_session_series as usize,
                 listen: args.listen,
                 alerts_file: args.alerts_file,
+                json: args.json,
                 tracker: TrackerConfig {
                     hup_grace_ns: nanos(args.hup_grace),
                     rss_growth_bytes: args.rss_growth,
@@ -92,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cpu_spin_share: args.cpu_spin,
                     cpu_window_ns: nanos(args.cpu_window),
                     zombies_min: args.zombies,
+                    ignore: crate::matching::Ignored::new(&args.ignore),
                     ..TrackerConfig::default()
                 },
                 recording,
@@ -114,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 json: args.json,
                 from: args.from,
                 matcher: matcher(&args.matching)?,
+                ignore: crate::matching::Ignored::new(&args.ignore),
             };
             runtime()?.block_on(crate::sessions::run(options))
         }
@@ -131,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     older_than: args.older_than,
                     min_rss_bytes: args.min_rss,
                     all_users: args.all_users,
+                    ignore: crate::matching::Ignored::new(&args.ignore),
                 },
                 signal: args.signal,
                 grace: args.grace,

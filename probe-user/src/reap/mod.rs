@@ -2,9 +2,9 @@
 //! dry run by default. Sessions come from a one-shot /proc look or from a running
 //! `hupwatch run` (--from); whose they are, whether they are kernel threads and whether
 //! their pid still names them is checked against the OS right before acting.
-mod end;
-mod identity;
-mod select;
+pub(crate) mod end;
+pub(crate) mod identity;
+pub(crate) mod select;
 
 use std::{
     io::{self, Write},
@@ -29,7 +29,12 @@ pub struct ReapOptions {
 }
 
 pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
-    let view = crate::sessions::gather(options.from.as_deref(), &options.matcher).await?;
+    let view = crate::sessions::gather(
+        options.from.as_deref(),
+        &options.matcher,
+        &options.criteria.ignore,
+    )
+    .await?;
     let reaper = identity::reaper();
     let (targets, spared) = select::choose(&view, &options.criteria, &reaper, identity::look);
     let mut out = io::stdout().lock();

@@ -16,6 +16,8 @@ pub struct Criteria {
     pub min_rss_bytes: Option<u64>,
     /// Other users' processes too (otherwise only those of the user who ran hupwatch).
     pub all_users: bool,
+    /// Programs never to end (`--ignore`), beside those the view marks ignored.
+    pub ignore: crate::matching::Ignored,
 }
 
 impl Criteria {
@@ -70,6 +72,13 @@ pub fn choose(
         }
         if reaper.protected_pids.contains(&p.pid) {
             spared.push(spare("hupwatch itself or one of its ancestors"));
+            continue;
+        }
+        let named = criteria
+            .ignore
+            .matches(&p.comm, p.cmdline.as_deref().unwrap_or_default());
+        if p.ignored || named.is_some() {
+            spared.push(spare("ignored (--ignore): meant to outlive its terminal"));
             continue;
         }
         let Some(identity) = look(p.pid) else {
@@ -134,6 +143,7 @@ mod tests {
             older_than: None,
             min_rss_bytes: None,
             all_users: false,
+            ignore: Default::default(),
         }
     }
 
@@ -200,6 +210,7 @@ mod tests {
         };
         let all = Criteria {
             all_users: true,
+            ignore: Default::default(),
             ..criteria()
         };
         let (targets, spared) = choose(&v, &all, &reaper, look);
@@ -227,6 +238,7 @@ mod tests {
         );
         let all = Criteria {
             all_users: true,
+            ignore: Default::default(),
             ..criteria()
         };
         assert_eq!(pids(&choose(&v, &all, &REAPER, theirs).0), [10]);

@@ -1,6 +1,7 @@
 //! Where conclusions go: alert lines, the HTTP API (later metrics), tables.
 pub mod alerts;
 pub mod http;
+pub mod human;
 pub mod metrics;
 pub mod reason;
 pub mod table;

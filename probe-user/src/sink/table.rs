@@ -86,7 +86,11 @@ fn row(p: &ProcessView) -> [String; 10] {
     [
         p.pid.to_string(),
         shown(&p.comm),
-        printable(&p.state, usize::MAX),
+        if p.ignored {
+            format!("{} (ignored)", printable(&p.state, usize::MAX))
+        } else {
+            printable(&p.state, usize::MAX)
+        },
         tty,
         format_duration((p.age_seconds * 1e9) as u64),
         p.rss_bytes.map_or("-".into(), format_size),

@@ -65,6 +65,7 @@ impl Tracker {
         p.sid = Some(*sid);
         p.tty = tty.clone();
         p.cmdline = Some(cmdline.clone()).filter(|c| !c.is_empty());
+        p.ignored = self.config.ignore.matches(&event.comm, cmdline).is_some();
         p.hangup = *hangup;
         if *hangup != Disposition::Default {
             p.hangup_evidence = Some(event.clone());
@@ -209,6 +210,12 @@ impl Tracker {
         p.ppid = *ppid;
         p.comm = event.comm.clone();
         p.cmdline = cmdline.clone().or_else(|| Some(filename.clone()));
+        // A new program: ignored or not by its own name (a tmux server's shells are not).
+        p.ignored = self
+            .config
+            .ignore
+            .matches(&p.comm, p.cmdline.as_deref().unwrap_or_default())
+            .is_some();
         let own_group =
             self.config
                 .groups

@@ -54,6 +54,8 @@ pub struct TrackerConfig {
     pub cpu_window_ns: u64,
     /// Unreaped exited children that make `zombies` (`--zombies`).
     pub zombies_min: u32,
+    /// Programs meant to outlive their terminal (`--ignore`): they raise nothing.
+    pub ignore: crate::matching::Ignored,
 }
 
 impl Default for TrackerConfig {
@@ -68,6 +70,7 @@ impl Default for TrackerConfig {
             cpu_spin_share: 0.9,
             cpu_window_ns: 10 * 60 * 1_000_000_000,
             zombies_min: 50,
+            ignore: crate::matching::Ignored::default(),
         }
     }
 }

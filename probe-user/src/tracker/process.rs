@@ -83,6 +83,8 @@ pub struct Process {
     pub inferred: bool,
     /// The match group it counts under: its own match, else its parent's.
     pub group: Option<u16>,
+    /// Named by `--ignore`: it raises nothing.
+    pub ignored: bool,
     /// The stop it is in, while it is stopped.
     pub stopped: Option<Event>,
     /// Its exited children not reaped, as last counted.
@@ -131,6 +133,7 @@ impl Process {
             verdicts: BTreeMap::new(),
             inferred: false,
             group: None,
+            ignored: false,
             stopped: None,
             zombies: 0,
             cpu: VecDeque::new(),
@@ -150,6 +153,8 @@ impl Process {
         child.hangup = parent.hangup;
         child.hangup_evidence = parent.hangup_evidence.clone();
         child.group = parent.group;
+        // The same program until it execs.
+        child.ignored = parent.ignored;
         child
     }
 

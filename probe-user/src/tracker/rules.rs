@@ -6,17 +6,17 @@ use super::{Process, Tracker};
 use crate::{event::Disposition, event::EventKind, event::SignalResult, verdict::VerdictKind};
 
 pub(super) fn still_holds(t: &Tracker, pid: u32, kind: VerdictKind) -> bool {
-    t.processes
-        .get(&pid)
-        .is_some_and(|p| is_session(t, p) && condition(t, p, kind) && is_top(t, p, kind))
+    t.processes.get(&pid).is_some_and(|p| {
+        !p.ignored && is_session(t, p) && condition(t, p, kind) && is_top(t, p, kind)
+    })
 }
 
 /// The condition holds but the parent carries it: the child's turn comes if the parent
 /// goes first.
 pub(super) fn may_hold_later(t: &Tracker, pid: u32, kind: VerdictKind) -> bool {
-    t.processes
-        .get(&pid)
-        .is_some_and(|p| is_session(t, p) && condition(t, p, kind) && !is_top(t, p, kind))
+    t.processes.get(&pid).is_some_and(|p| {
+        !p.ignored && is_session(t, p) && condition(t, p, kind) && !is_top(t, p, kind)
+    })
 }
 
 /// Whether the process can get verdicts at all.

@@ -58,6 +58,9 @@ pub struct ProcessView {
     pub growth: Option<Growth>,
     pub verdicts: Vec<Verdict>,
     pub inferred: bool,
+    /// Named by `--ignore`: meant to outlive its terminal, so it raises nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
     /// The match group it counts under in metrics (see `Matcher::group_names`), or
     /// `other` when it came in through a parent hupwatch never saw.
     #[serde(default)]
@@ -87,6 +90,7 @@ impl ProcessView {
             peak_rss_bytes: Some(rss_bytes),
             swap_bytes: None,
             footprint_bytes: None,
+            ignored: false,
             cpu_seconds: None,
             growth: None,
             verdicts: vec![Verdict {
@@ -267,6 +271,7 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         peak_rss_bytes: p.peak_rss_bytes,
         swap_bytes: p.swap_bytes,
         footprint_bytes: p.footprint_bytes,
+        ignored: p.ignored,
         cpu_seconds: p.cpu_ns.map(|ns| ns as f64 / 1e9),
         growth: p.growth().cloned(),
         timeline: if verdicts.is_empty() {
