@@ -135,23 +135,50 @@ fn swapped(p: &Value) -> bool {
             .is_some_and(|(r, s)| r + s >= TOUCHED - (16 << 20))
 }
 
-#[test]
-fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
+/// What a test that pushes a process into swap needs: 512 MiB of swap, a memory cgroup
+/// limited to LIMIT, and Debian's python3 linked under a unique name (by path: a pyenv
+/// shim on PATH picks its python by the name it was called by, which is the point of the
+/// link).
+struct Confined {
+    dir: PathBuf,
+    _swap: SwapFile,
+    cgroup: MemoryCgroup,
+    name: String,
+    grower: PathBuf,
+}
+
+fn confined(test: &str, prefix: &str) -> Confined {
     require_root();
-    let dir = scratch_dir("swap");
-    let _swap = SwapFile::on(
+    let dir = scratch_dir(test);
+    let swap = SwapFile::on(
         PathBuf::from(format!(
-            "/var/tmp/hupwatch-swap-test-{}",
+            "/var/tmp/hupwatch-{test}-test-{}",
             std::process::id()
         )),
         512 << 20,
     );
-    let name = unique("swp");
+    let name = unique(prefix);
     let cgroup = MemoryCgroup::new(&name, LIMIT);
-    // Debian's python3 by path: a pyenv shim on PATH picks its python by the name it was
-    // called by, which is the point of the link.
     let grower = dir.join(&name);
     std::os::unix::fs::symlink("/usr/bin/python3", &grower).unwrap();
+    Confined {
+        dir,
+        _swap: swap,
+        cgroup,
+        name,
+        grower,
+    }
+}
+
+#[test]
+fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
+    let Confined {
+        dir,
+        _swap,
+        cgroup,
+        name,
+        grower,
+    } = confined("swap", "swp");
 
     // Mounts tracefs, so that its formats can be copied for the /proc run.
     Hupwatch::start(&["--pid", "1"]).stop();
@@ -192,19 +219,13 @@ fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
 
 #[test]
 fn a_process_growing_into_swap_is_rss_growth_though_its_rss_holds_under_the_limit() {
-    require_root();
-    let dir = scratch_dir("swap-growth");
-    let _swap = SwapFile::on(
-        PathBuf::from(format!(
-            "/var/tmp/hupwatch-swap-growth-test-{}",
-            std::process::id()
-        )),
-        512 << 20,
-    );
-    let name = unique("swg");
-    let cgroup = MemoryCgroup::new(&name, LIMIT);
-    let grower = dir.join(&name);
-    std::os::unix::fs::symlink("/usr/bin/python3", &grower).unwrap();
+    let Confined {
+        dir,
+        _swap,
+        cgroup,
+        name,
+        grower,
+    } = confined("swap-growth", "swg");
     // Growth must go on for a quarter of the window (1.5 s); it grows for 2.4 s, to three
     // times the limit, so most of it ends in swap.
     let hupwatch = Hupwatch::run(&[
