@@ -16,12 +16,14 @@ use crate::{
     decode::Clock,
     error::UserError,
     event::{Event, EventKind},
+    notify::Notifier,
     output,
     sink::{
         alerts::write_alert,
         http::{self, Page, Pages},
         human::{self, Colour},
         metrics::Metrics,
+        notify::NotifyPolicy,
     },
     source::{
         LiveOptions, Rescan,
@@ -41,7 +43,23 @@ pub struct RunOptions {
     pub json: bool,
     pub tracker: TrackerConfig,
     pub recording: Option<Recording>,
+    /// Desktop notifications (`--notify`).
+    pub notify: Option<NotifyOptions>,
+    /// Told the HTTP server's address once it serves (`hupwatch top` runs the daemon
+    /// in-process on a free port).
+    pub ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 }
+
+/// What `--notify` asked for.
+pub struct NotifyOptions {
+    pub min_process_bytes: u64,
+    pub total_bytes: u64,
+    /// Whose desktop, when hupwatch cannot tell.
+    pub user: Option<u32>,
+}
+
+/// How often the flagged sessions' total memory is weighed for a notification.
+const NOTIFY_TOTALS_EVERY: Duration = Duration::from_secs(30);
 
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut alerts = AlertSink::open(options.alerts_file.as_deref(), options.json)?;
@@ -73,6 +91,20 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         groups: options.live.matcher.clone(),
         ..options.tracker
     };
+    // Before the source starts: it drops the privileges a helper running as the desktop's
+    // user needs to be started with.
+    if let Some(notify) = &options.notify {
+        alerts.notify = match Notifier::start(notify.user).await {
+            Ok(notifier) => Some(Notifications {
+                policy: NotifyPolicy::new(notify.min_process_bytes, notify.total_bytes),
+                notifier,
+            }),
+            Err(why) => {
+                crate::notify::warn(&format!("{why:#}"));
+                None
+            }
+        };
+    }
     let mut source = select::start(options.live).await?;
     let clock = source.clock();
     let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
@@ -110,7 +142,12 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         "{}; sessions at http://{address}/api/sessions",
         source.ready_line()
     );
+    if let Some(ready) = options.ready {
+        let _ = ready.send(address);
+    }
 
+    let mut weigh_totals = tokio::time::interval(NOTIFY_TOTALS_EVERY);
+    let notifying = pipe.alerts.notify.is_some();
     let outcome: anyhow::Result<()> = loop {
         let wait = lock(&tracker)
             .next_deadline()
@@ -121,6 +158,14 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
             read = source.next(&mut updates) => read.and_then(|()| pipe.take(&mut updates)),
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {
                 pipe.take(&mut updates)
+            }
+            _ = weigh_totals.tick(), if notifying => {
+                let now = clock.epoch_now_ns();
+                let flagged = lock(&tracker).metrics_view(now, usize::MAX).flagged;
+                if let Some(n) = pipe.alerts.notify.as_mut() {
+                    n.on_totals(now, &flagged);
+                }
+                Ok(())
             }
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -141,6 +186,10 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         failed => failed,
     };
     source.report_losses();
+    if let Some(n) = alerts.notify.take() {
+        // What is queued goes out, within a bound: leaving must not hang on a desktop.
+        let _ = tokio::time::timeout(Duration::from_secs(5), n.notifier.close()).await;
+    }
     outcome.or_else(|e| match e.downcast::<io::Error>() {
         Ok(io) => output::unless_reader_gone(io),
         Err(other) => Err(other),
@@ -299,6 +348,28 @@ struct AlertSink {
     /// Those readings, as `rss` events for the tracker, so that the sessions API and the
     /// per-session series agree with the alert line.
     readings: Vec<Event>,
+    /// Desktop notifications, with `--notify`.
+    notify: Option<Notifications>,
+}
+
+/// The notification policy and the way to the desktop.
+struct Notifications {
+    policy: NotifyPolicy,
+    notifier: Notifier,
+}
+
+impl Notifications {
+    fn on_alert(&mut self, alert: &Alert) {
+        if let Some(n) = self.policy.on_alert(alert) {
+            self.notifier.notify(&n);
+        }
+    }
+
+    fn on_totals(&mut self, now_ns: u64, flagged: &[crate::tracker::ProcessView]) {
+        if let Some(n) = self.policy.on_totals(now_ns, flagged) {
+            self.notifier.notify(&n);
+        }
+    }
 }
 
 impl AlertSink {
@@ -310,6 +381,7 @@ impl AlertSink {
             human: (terminal && !json).then(|| Colour::for_terminal(terminal)),
             live: false,
             readings: Vec::new(),
+            notify: None,
         })
     }
 
@@ -332,8 +404,9 @@ impl AlertSink {
 
     fn write(&mut self, metrics: &Metrics, alerts: Vec<Alert>) -> io::Result<()> {
         for mut alert in alerts {
-            if self.live && alert.status == AlertStatus::Raised && alert.rss_bytes.is_none() {
-                // A detach is judged 80 ms after it, often before the first RSS sample.
+            if self.live && alert.status == AlertStatus::Raised {
+                // The memory when it is raised, not at the last sample (up to
+                // --rss-interval old, or none yet: a detach is judged 80 ms after it).
                 if let Some(now) = crate::host::usage(alert.pid) {
                     alert.rss_bytes = Some(now.rss_bytes);
                     alert.swap_bytes = now.swap_bytes;
@@ -353,6 +426,9 @@ impl AlertSink {
                 }
             }
             metrics.observe_alert(&alert);
+            if let Some(n) = self.notify.as_mut() {
+                n.on_alert(&alert);
+            }
             match self.human {
                 Some(colour) => human::write_alert(&mut self.out, &alert, colour)?,
                 None => write_alert(&mut self.out, &alert)?,

@@ -267,8 +267,14 @@ mod tests {
         let ignored = Ignored::new(&["tmux".into(), "ssh-agent".into(), "screen".into()]);
         assert_eq!(ignored.matches("tmux: server", "tmux new -d"), Some("tmux"));
         assert_eq!(ignored.matches("tmux", "tmux attach"), Some("tmux"));
-        assert_eq!(ignored.matches("ssh-agent", "/usr/bin/ssh-agent -s"), Some("ssh-agent"));
-        assert_eq!(ignored.matches("SCREEN", "/usr/bin/screen -S x"), Some("screen"));
+        assert_eq!(
+            ignored.matches("ssh-agent", "/usr/bin/ssh-agent -s"),
+            Some("ssh-agent")
+        );
+        assert_eq!(
+            ignored.matches("SCREEN", "/usr/bin/screen -S x"),
+            Some("screen")
+        );
         assert_eq!(ignored.matches("bash", "-bash"), None);
         assert_eq!(ignored.matches("tmuxinator", "tmuxinator start"), None);
     }

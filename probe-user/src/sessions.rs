@@ -60,7 +60,10 @@ async fn fetch(url: &str) -> anyhow::Result<SessionsView> {
     })
 }
 
-fn look_at_proc(matcher: &Matcher, ignore: &crate::matching::Ignored) -> anyhow::Result<SessionsView> {
+fn look_at_proc(
+    matcher: &Matcher,
+    ignore: &crate::matching::Ignored,
+) -> anyhow::Result<SessionsView> {
     let me = std::process::id();
     let clock = Clock::now();
     let now = clock.epoch_now_ns();

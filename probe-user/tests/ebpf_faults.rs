@@ -306,6 +306,7 @@ fn ten_thousand_processes_churned_leave_nothing_behind() {
     let tracked = format!("hupwatch_tracked_processes{{group=\"{name}\"}}");
     // Before any scrape: a scrape's socket stays open on hupwatch's side for a moment.
     let fds_before = fd_targets(pid);
+    let anon_before = status_kib(pid, "RssAnon:");
     let before = metric(&hupwatch.http_get("/metrics"), &tracked).unwrap();
     let script = format!("i=0; while [ $i -lt {CHURNED} ]; do /bin/true; i=$((i+1)); done");
     assert!(
@@ -347,14 +348,15 @@ fn ten_thousand_processes_churned_leave_nothing_behind() {
         fds_before.len(),
         "descriptors leaked: before {fds_before:?}, after {fds_after:?}"
     );
-    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    // The footprint bound; at rest it is about 24 MiB.
-    assert!(rss_kib <= 32 << 10, "RSS {rss_kib} KiB after the churn");
+    // What the churn can leave behind is anonymous memory (the tracker, the source's
+    // tables): it must come back to within 4 MiB of before. The footprint bound (32 MiB)
+    // is the release build's, measured by the bench (24.9 MiB at rest): this debug build's
+    // file-backed pages alone are about 31 MiB.
+    let anon_after = status_kib(pid, "RssAnon:");
+    assert!(
+        anon_after <= anon_before + (4 << 10),
+        "anonymous RSS {anon_before} KiB before the churn, {anon_after} KiB after"
+    );
     assert!(
         !hupwatch.stderr().iter().any(|l| l.contains("panicked")),
         "{:?}",
@@ -560,4 +562,14 @@ fn wait_ready(child: &mut std::process::Child) {
         );
     }
     panic!("hupwatch ended before it was ready");
+}
+
+/// A `kB` field of /proc/PID/status.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }

@@ -60,7 +60,10 @@ impl Tmux {
             if let Some(line) = screen.lines().find(|l| pred(l)) {
                 return line.to_string();
             }
-            assert!(Instant::now() < deadline, "no {what} on the screen:\n{screen}");
+            assert!(
+                Instant::now() < deadline,
+                "no {what} on the screen:\n{screen}"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -111,7 +114,10 @@ fn on_a_terminal_each_alert_is_one_readable_line() {
         "its memory: {line}"
     );
     let coloured = tmux.wait_for_line("the line in colour", true, |l| l.contains("orphaned"));
-    assert!(coloured.contains('\x1b'), "colour on a terminal: {coloured:?}");
+    assert!(
+        coloured.contains('\x1b'),
+        "colour on a terminal: {coloured:?}"
+    );
     kill(pid, libc::SIGKILL);
     tmux.wait_for_line("its resolution", false, |l| {
         l.contains("resolved") && l.contains(&pid.to_string())
@@ -167,7 +173,10 @@ fn an_ignored_tmux_server_raises_nothing_and_is_listed_as_ignored() {
         .into_iter()
         .filter(|a| a["status"] == "raised")
         .collect();
-    assert!(raised.is_empty(), "the ignored tmux server raised {raised:?}");
+    assert!(
+        raised.is_empty(),
+        "the ignored tmux server raised {raised:?}"
+    );
     let sessions = Command::new(HUPWATCH)
         .args(["sessions", "--from", &hupwatch.address()])
         .output()

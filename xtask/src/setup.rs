@@ -40,6 +40,11 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     // compared with. Debian enables its service (on :9256, idle until scraped) where
     // systemd runs; the bench starts its own instance on another port.
     ("prometheus-process-exporter", "prometheus-process-exporter"),
+    // tests/notify.rs: a private session bus, an X server without a screen, and a real
+    // notification server on them, read back with dunstctl (same package as dunst).
+    ("dbus-daemon", "dbus"),
+    ("Xvfb", "xvfb"),
+    ("dunst", "dunst"),
 ];
 /// The kernel matrix boots other kernels in qemu guests: (tool, Debian package).
 const GUEST_TOOLS: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86")];

@@ -34,6 +34,14 @@ pub enum Command {
     /// End the sessions that should be gone: a dry run that lists them unless --yes is
     /// given; then the signal, the grace period and SIGKILL, each logged as a JSON line
     Reap(ReapArgs),
+    /// A live full-screen view of the sessions: memory and its last minute, growth, CPU,
+    /// verdicts; Enter shows one in full, k ends one as `reap --yes` would. Watches
+    /// in-process (as `run` does) unless --from names a running `hupwatch run`
+    Top(TopArgs),
+    /// Delivers desktop notifications on a session bus, as the user who owns it: started
+    /// by `run --notify` when it runs as root
+    #[command(name = "__notify-helper", hide = true)]
+    NotifyHelper { bus: String },
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +68,9 @@ pub struct RunArgs {
     /// name before a colon (`tmux: server`) or by the program's file name; repeatable
     #[arg(long = "ignore", value_name = "NAME")]
     pub ignore: Vec<String>,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 
     /// How long a process may live after its SIGHUP handler ran, or after its terminal
     /// hung up, before it counts as having survived the hangup
@@ -145,6 +156,25 @@ pub struct SessionsArgs {
 
     #[command(flatten)]
     pub matching: MatchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Show what a running `hupwatch run` sees (http://127.0.0.1:9464) instead of watching
+    /// in-process
+    #[arg(long, value_name = "URL", conflicts_with_all = ["names", "cmdline", "pids", "source"])]
+    pub from: Option<String>,
+
+    /// A program meant to outlive its terminal (tmux, screen, ssh-agent): never ended by
+    /// `k`; watching in-process, also shown as ignored, with no verdicts; repeatable
+    #[arg(long = "ignore", value_name = "NAME")]
+    pub ignore: Vec<String>,
+
+    #[command(flatten)]
+    pub matching: MatchArgs,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +267,30 @@ pub struct LiveArgs {
     /// to a file the warning names)
     #[arg(long)]
     pub verbose: bool,
+}
+
+/// Desktop notifications (`run --notify`).
+#[derive(Debug, Args, Default)]
+pub struct NotifyArgs {
+    /// Send a desktop notification when a verdict is raised for a process holding at least
+    /// --notify-min-memory, and when the flagged sessions together hold more than
+    /// --notify-total (the logged-in user's session bus; as root, through a helper running
+    /// as that user)
+    #[arg(long)]
+    pub notify: bool,
+
+    /// Smallest memory of a process whose verdict is notified
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_positive_size, allow_hyphen_values = true)]
+    pub notify_min_memory: u64,
+
+    /// Memory the flagged sessions together may hold before a notification [default: a
+    /// quarter of RAM]
+    #[arg(long, value_name = "SIZE", value_parser = parse_positive_size, allow_hyphen_values = true)]
+    pub notify_total: Option<u64>,
+
+    /// Whose desktop to notify (uid) when hupwatch runs as root and cannot tell
+    #[arg(long, value_name = "UID")]
+    pub notify_user: Option<u32>,
 }
 
 /// Which processes to watch. Each flag also takes in the descendants of what it matches;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, LiveArgs, MatchArgs, ReapArgs, RunArgs, SessionsArgs, TraceArgs};
+pub use args::{
+    Cli, Command, LiveArgs, MatchArgs, ReapArgs, RunArgs, SessionsArgs, TopArgs, TraceArgs,
+};
 
 use crate::{
     error::{self, UserError},
@@ -86,6 +88,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: args.listen,
                 alerts_file: args.alerts_file,
                 json: args.json,
+                notify: args.notify.notify.then(|| crate::daemon::NotifyOptions {
+                    min_process_bytes: args.notify.notify_min_memory,
+                    total_bytes: args
+                        .notify
+                        .notify_total
+                        .unwrap_or_else(crate::sink::notify::default_total),
+                    user: args.notify.notify_user,
+                }),
                 tracker: TrackerConfig {
                     hup_grace_ns: nanos(args.hup_grace),
                     rss_growth_bytes: args.rss_growth,
@@ -97,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ..TrackerConfig::default()
                 },
                 recording,
+                ready: None,
             };
             runtime()?.block_on(crate::daemon::run(options))
         }
@@ -141,6 +152,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 yes: args.yes,
             };
             runtime()?.block_on(crate::reap::run(options))
+        }
+        Command::NotifyHelper { bus } => runtime()?.block_on(crate::notify::helper_main(&bus)),
+        Command::Top(args) => {
+            let matcher = matcher(&args.matching)?;
+            let options = crate::top::TopOptions {
+                from: args.from,
+                live: live(matcher.clone(), &args.live),
+                matcher,
+                ignore: crate::matching::Ignored::new(&args.ignore),
+            };
+            runtime()?.block_on(crate::top::run(options))
         }
     }
 }

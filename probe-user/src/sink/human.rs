@@ -91,7 +91,10 @@ fn evidence(events: &[Event]) -> Option<String> {
             sender_comm,
             sender_pid,
             ..
-        } => format!("{signal_name} from {} ({sender_pid})", printable(sender_comm)),
+        } => format!(
+            "{signal_name} from {} ({sender_pid})",
+            printable(sender_comm)
+        ),
         EventKind::SignalDeliver { signal_name, .. } => format!("{signal_name} delivered"),
         EventKind::Sigaction {
             signal_name,
@@ -200,7 +203,10 @@ mod tests {
             assert!(text.contains(part), "{part:?} missing from {text}");
         }
         assert!(!text.contains('\x1b'), "no colour asked for: {text:?}");
-        assert!(text.contains("claude?[2J"), "control characters neutralised: {text}");
+        assert!(
+            text.contains("claude?[2J"),
+            "control characters neutralised: {text}"
+        );
     }
 
     #[test]

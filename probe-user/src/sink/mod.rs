@@ -3,5 +3,6 @@ pub mod alerts;
 pub mod http;
 pub mod human;
 pub mod metrics;
+pub mod notify;
 pub mod reason;
 pub mod table;
