@@ -312,6 +312,7 @@ impl Pages for SessionPages {
                     .iter()
                     .map(|w| w.to_string())
                     .collect();
+                view.events_lost = Some(lock(&self.metrics).events_lost());
                 Some(Page {
                     content_type: "application/json",
                     body: serde_json::to_vec(&view).ok()?,

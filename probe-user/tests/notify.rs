@@ -581,3 +581,75 @@ fn run_with_notify_tells_the_desktop_of_a_large_orphan() {
     hupwatch.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hupwatch top --notify` watches in-process as `run` does, and tells the desktop too.
+#[test]
+fn top_with_notify_tells_the_desktop_of_a_large_orphan() {
+    require_root();
+    let desktop = Desktop::start("top", own_uid());
+    let dir = std::env::temp_dir().join(format!("hupwatch-notify-top-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("nft{}", std::process::id() % 100_000);
+    let python = dir.join(&name);
+    let _ = std::fs::remove_file(&python);
+    std::os::unix::fs::symlink("/usr/bin/python3", &python).unwrap();
+    let socket = format!("hw-notify-top-{}", std::process::id());
+    let top = format!(
+        "{} top --match {name} --notify --notify-min-memory 64MiB",
+        env!("CARGO_BIN_EXE_hupwatch")
+    );
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let bus = format!("DBUS_SESSION_BUS_ADDRESS={}", desktop.address);
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "200",
+        "-y",
+        "40",
+        "-e",
+        &bus,
+        "-e",
+        "TERM=xterm",
+        &top,
+    ]);
+    assert!(started.status.success(), "tmux: {started:?}");
+    let deadline = Instant::now() + support::EVENT_TIMEOUT;
+    while !String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).contains("source:") {
+        assert!(Instant::now() < deadline, "top never drew its header");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let code = "import os, time\nb = bytearray(128 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nos.kill(os.getppid(), 9)\ntime.sleep(60)\n";
+    let script = format!("'{}' -c '{code}' & wait", python.display());
+    let _ = Command::new("sh").args(["-c", &script]).status();
+    let summary = format!("Orphaned {name} (");
+    let received = loop {
+        let received = desktop.received();
+        if received.iter().any(|(s, _, _)| s.starts_with(&summary)) {
+            break received;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {summary:?} on the desktop: {received:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        received
+            .iter()
+            .filter(|(s, _, _)| s.starts_with(&summary))
+            .count(),
+        1,
+        "{received:?}"
+    );
+    tmux(&["send-keys", "q"]);
+    tmux(&["kill-server"]);
+    let _ = Command::new("pkill").args(["-KILL", "-x", &name]).status();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -175,6 +175,10 @@ pub struct TopArgs {
 
     #[command(flatten)]
     pub live: LiveArgs,
+
+    /// Desktop notifications, as `run --notify` sends them (watching in-process)
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 #[derive(Debug, Args)]

@@ -88,14 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: args.listen,
                 alerts_file: args.alerts_file,
                 json: args.json,
-                notify: args.notify.notify.then(|| crate::daemon::NotifyOptions {
-                    min_process_bytes: args.notify.notify_min_memory,
-                    total_bytes: args
-                        .notify
-                        .notify_total
-                        .unwrap_or_else(crate::sink::notify::default_total),
-                    user: args.notify.notify_user,
-                }),
+                notify: notify_options(&args.notify),
                 tracker: TrackerConfig {
                     hup_grace_ns: nanos(args.hup_grace),
                     rss_growth_bytes: args.rss_growth,
@@ -157,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Top(args) => {
             let matcher = matcher(&args.matching)?;
             let options = crate::top::TopOptions {
+                notify: notify_options(&args.notify),
                 from: args.from,
                 live: live(matcher.clone(), &args.live),
                 matcher,
@@ -165,6 +159,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(crate::top::run(options))
         }
     }
+}
+
+/// What `--notify` and its flags ask for; None without `--notify`.
+fn notify_options(args: &args::NotifyArgs) -> Option<crate::daemon::NotifyOptions> {
+    args.notify.then(|| crate::daemon::NotifyOptions {
+        min_process_bytes: args.notify_min_memory,
+        total_bytes: args
+            .notify_total
+            .unwrap_or_else(crate::sink::notify::default_total),
+        user: args.notify_user,
+    })
 }
 
 /// The longest time between two CPU reads of a watched process.

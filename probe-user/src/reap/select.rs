@@ -129,6 +129,7 @@ mod tests {
         SessionsView {
             source: None,
             unavailable: Vec::new(),
+            events_lost: None,
             time_ns: 0,
             processes,
             hangup_exits: Vec::new(),

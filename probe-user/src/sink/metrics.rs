@@ -250,6 +250,11 @@ impl Metrics {
         }
     }
 
+    /// Events the source lost so far, all kinds.
+    pub fn events_lost(&self) -> u64 {
+        self.source_stats.lost.iter().map(|(_, n)| n).sum()
+    }
+
     /// The source's counters as they stand (losses by kind, eBPF program statistics),
     /// shown at the next scrape as they are: the source keeps the totals, not hupwatch.
     pub fn set_source_stats(&mut self, stats: SourceStats) {
@@ -506,6 +511,7 @@ mod tests {
         SessionsView {
             source: None,
             unavailable: Vec::new(),
+            events_lost: None,
             time_ns: 0,
             processes,
             hangup_exits: exits

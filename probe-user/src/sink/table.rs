@@ -160,6 +160,7 @@ mod tests {
         let view = SessionsView {
             source: None,
             unavailable: Vec::new(),
+            events_lost: None,
             time_ns: 0,
             processes: vec![process(10, "node", 900), process(11, "bad\nname", 12)],
             hangup_exits: Vec::new(),
@@ -226,6 +227,7 @@ mod tests {
         let view = SessionsView {
             source: None,
             unavailable: Vec::new(),
+            events_lost: None,
             time_ns: 0,
             processes,
             hangup_exits: Vec::new(),
@@ -290,6 +292,7 @@ mod tests {
         let view = SessionsView {
             source: None,
             unavailable: Vec::new(),
+            events_lost: None,
             time_ns: 0,
             processes: Vec::new(),
             hangup_exits: Vec::new(),

@@ -314,6 +314,7 @@ mod tests {
             dropped_processes: 0,
             source: Some("proc".into()),
             unavailable: Vec::new(),
+            events_lost: None,
         }
     }
 

@@ -167,6 +167,7 @@ mod tests {
             dropped_processes: 0,
             source: None,
             unavailable: Vec::new(),
+            events_lost: None,
         }));
         app
     }

@@ -47,6 +47,8 @@ pub struct TopOptions {
     pub matcher: Matcher,
     pub ignore: Ignored,
     pub live: LiveOptions,
+    /// Desktop notifications from the in-process watcher (`--notify`).
+    pub notify: Option<crate::daemon::NotifyOptions>,
 }
 
 /// How often the sessions are read.
@@ -82,6 +84,7 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
         matcher,
         ignore,
         mut live,
+        notify,
     } = options;
     let (url, origin, daemon) = match from {
         Some(url) => (url.clone(), url, None),
@@ -99,7 +102,7 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                     ..TrackerConfig::default()
                 },
                 recording: None,
-                notify: None,
+                notify,
                 ready: Some(ready),
             };
             let task = tokio::task::spawn_local(crate::daemon::run(run));

@@ -60,10 +60,15 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         .as_ref()
         .and_then(|v| v.source.clone())
         .unwrap_or_else(|| "-".into());
+    let lost = app
+        .view
+        .as_ref()
+        .and_then(|v| v.events_lost)
+        .map_or_else(|| "?".to_string(), |n| n.to_string());
     let mut first = vec![
         Span::styled("hupwatch top", bold),
         Span::raw(format!(
-            "  source: {}  ({})  |  shown {} of {total}  flagged {flagged} holding {}  |  sort: {}",
+            "  source: {}  ({})  |  shown {} of {total}  flagged {flagged} holding {}  |  sort: {}  |  events lost {lost}",
             escape_unsafe(&source),
             app.origin,
             rows.len(),

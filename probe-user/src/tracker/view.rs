@@ -27,6 +27,10 @@ pub struct SessionsView {
     /// not because nothing happened.
     #[serde(default)]
     pub unavailable: Vec<String>,
+    /// Events the source lost so far (the sum of hupwatch_events_lost_total); null for a
+    /// snapshot or a recording.
+    #[serde(default)]
+    pub events_lost: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +140,7 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
         dropped_processes: t.dropped_processes,
         source: None,
         unavailable: Vec::new(),
+        events_lost: None,
     }
 }
 
