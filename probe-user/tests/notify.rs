@@ -538,26 +538,37 @@ fn own_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// Debian's python3 under a unique name in a directory of its own: (dir, name, path).
+fn named_python(test: &str, prefix: &str) -> (PathBuf, String, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hupwatch-notify-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("{prefix}{}", std::process::id() % 100_000);
+    let python = dir.join(&name);
+    let _ = std::fs::remove_file(&python);
+    std::os::unix::fs::symlink("/usr/bin/python3", &python).unwrap();
+    (dir, name, python)
+}
+
+/// Runs `python` so that it holds 128 MiB before it ends its parent: an orphan that large
+/// from the moment it is one.
+fn orphan_holding_128_mib(python: &Path) {
+    let code = "import os, time\nb = bytearray(128 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nos.kill(os.getppid(), 9)\ntime.sleep(60)\n";
+    let script = format!("'{}' -c '{code}' & wait", python.display());
+    let _ = Command::new("sh").args(["-c", &script]).status();
+}
+
 /// End to end: `hupwatch run --notify` as root, the desktop's bus in its environment (as
 /// under sudo from a desktop terminal), and a real orphan holding 128 MiB.
 #[test]
 fn run_with_notify_tells_the_desktop_of_a_large_orphan() {
     require_root();
     let desktop = Desktop::start("run", own_uid());
-    let dir = std::env::temp_dir().join(format!("hupwatch-notify-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let name = format!("nfy{}", std::process::id() % 100_000);
-    let python = dir.join(&name);
-    let _ = std::fs::remove_file(&python);
-    std::os::unix::fs::symlink("/usr/bin/python3", &python).unwrap();
+    let (dir, name, python) = named_python("run", "nfy");
     let hupwatch = support::Hupwatch::run_with_env(
         &["--match", &name, "--notify", "--notify-min-memory", "64MiB"],
         &[("DBUS_SESSION_BUS_ADDRESS", desktop.address.as_str())],
     );
-    // It holds its memory before it ends its parent: orphaned with 128 MiB.
-    let code = "import os, time\nb = bytearray(128 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nos.kill(os.getppid(), 9)\ntime.sleep(60)\n";
-    let script = format!("'{}' -c '{code}' & wait", python.display());
-    let _ = Command::new("sh").args(["-c", &script]).status();
+    orphan_holding_128_mib(&python);
     let alert = hupwatch.wait_for("an orphaned alert", |a| {
         a["status"] == "raised" && a["alert"] == "orphaned" && a["comm"] == name.as_str()
     });
@@ -587,12 +598,7 @@ fn run_with_notify_tells_the_desktop_of_a_large_orphan() {
 fn top_with_notify_tells_the_desktop_of_a_large_orphan() {
     require_root();
     let desktop = Desktop::start("top", own_uid());
-    let dir = std::env::temp_dir().join(format!("hupwatch-notify-top-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let name = format!("nft{}", std::process::id() % 100_000);
-    let python = dir.join(&name);
-    let _ = std::fs::remove_file(&python);
-    std::os::unix::fs::symlink("/usr/bin/python3", &python).unwrap();
+    let (dir, name, python) = named_python("top", "nft");
     let socket = format!("hw-notify-top-{}", std::process::id());
     let top = format!(
         "{} top --match {name} --notify --notify-min-memory 64MiB",
@@ -625,9 +631,7 @@ fn top_with_notify_tells_the_desktop_of_a_large_orphan() {
         assert!(Instant::now() < deadline, "top never drew its header");
         thread::sleep(Duration::from_millis(100));
     }
-    let code = "import os, time\nb = bytearray(128 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\nos.kill(os.getppid(), 9)\ntime.sleep(60)\n";
-    let script = format!("'{}' -c '{code}' & wait", python.display());
-    let _ = Command::new("sh").args(["-c", &script]).status();
+    orphan_holding_128_mib(&python);
     let summary = format!("Orphaned {name} (");
     let received = loop {
         let received = desktop.received();

@@ -242,21 +242,53 @@ fn reason(alert: &Value) -> &str {
     alert["reason"].as_str().unwrap_or_default()
 }
 
+/// A sleeper under a unique name, run by `script` (given the sleeper's path) in a shell
+/// started as nobody on a terminal of its own: what a test needs of it.
+struct OnTerminal {
+    /// Ends them all when the test does.
+    subjects: Subjects,
+    name: String,
+    path: PathBuf,
+    /// Its terminal: the test must hold it (dropping it hangs the terminal up).
+    pty: Pty,
+    /// The shell's pid.
+    shell: u32,
+    /// The sleeper's pid, once it runs under its name.
+    pid: u32,
+}
+
+fn sleeper_on_terminal(test: &str, prefix: &str, script: impl Fn(&Path) -> String) -> OnTerminal {
+    let mut subjects = Subjects::default();
+    let dir = shared_dir(test);
+    let (name, path) = sleeper(&dir, prefix);
+    subjects.name(&name);
+    let pty = Pty::open();
+    let shell = subjects.child(nobody_shell(&pty, &dir, &script(&path)));
+    let pid = pid_named(&name);
+    OnTerminal {
+        subjects,
+        name,
+        path,
+        pty,
+        shell,
+        pid,
+    }
+}
+
 #[test]
 fn setsid_from_a_shell_on_a_terminal_is_detached_as_nobody() {
     let hupwatch = watch_as_nobody(&[]);
-    let mut subjects = Subjects::default();
-    let dir = shared_dir("proc-detached");
-    let (name, sleep) = sleeper(&dir, "pdet");
-    subjects.name(&name);
-    let pty = Pty::open();
     let started = Instant::now();
-    let shell = subjects.child(nobody_shell(
-        &pty,
-        &dir,
-        &format!("setsid {} 120 & wait", sleep.display()),
-    ));
-    let pid = pid_named(&name);
+    let OnTerminal {
+        mut subjects,
+        name,
+        pty,
+        shell,
+        pid,
+        ..
+    } = sleeper_on_terminal("proc-detached", "pdet", |sleep| {
+        format!("setsid {} 120 & wait", sleep.display())
+    });
     assert_eq!(uid_of(pid), NOBODY);
 
     let alert = hupwatch.wait_for_within(
@@ -397,18 +429,17 @@ fn a_process_that_execs_into_a_matched_name_after_the_first_look_is_watched() {
 #[test]
 fn a_watched_process_that_execs_in_place_reports_its_new_command_line_as_nobody() {
     let hupwatch = watch_as_nobody(&[]);
-    let mut subjects = Subjects::default();
-    let dir = shared_dir("proc-exec-cmdline");
-    let (name, sleep) = sleeper(&dir, "pexc");
-    subjects.name(&name);
-    let pty = Pty::open();
     // A subshell, seen for a few polls as `sh`, then a new program in the same process.
-    subjects.child(nobody_shell(
-        &pty,
-        &dir,
-        &format!("(sleep 0.6; exec {} 120) & wait", sleep.display()),
-    ));
-    let pid = pid_named(&name);
+    let OnTerminal {
+        subjects: _subjects,
+        name,
+        path: sleep,
+        pty: _pty,
+        pid,
+        ..
+    } = sleeper_on_terminal("proc-exec-cmdline", "pexc", |sleep| {
+        format!("(sleep 0.6; exec {} 120) & wait", sleep.display())
+    });
     let expected = format!("{} 120", sleep.display());
     let deadline = Instant::now() + verdict_deadline();
     loop {
@@ -436,18 +467,16 @@ fn a_watched_process_that_execs_in_place_reports_its_new_command_line_as_nobody(
 #[test]
 fn nohup_on_a_terminal_that_hangs_up_ignored_the_hangup_and_lost_the_terminal_as_nobody() {
     let hupwatch = watch_as_nobody(&[]);
-    let mut subjects = Subjects::default();
-    let dir = shared_dir("proc-nohup");
-    let (name, sleep) = sleeper(&dir, "pnoh");
-    subjects.name(&name);
-    let pty = Pty::open();
     let started = Instant::now();
-    let shell = subjects.child(nobody_shell(
-        &pty,
-        &dir,
-        &format!("nohup {} 120 >/dev/null 2>&1 & wait", sleep.display()),
-    ));
-    let pid = pid_named(&name);
+    let OnTerminal {
+        mut subjects,
+        pty,
+        shell,
+        pid,
+        ..
+    } = sleeper_on_terminal("proc-nohup", "pnoh", |sleep| {
+        format!("nohup {} 120 >/dev/null 2>&1 & wait", sleep.display())
+    });
     let ignored = hupwatch.wait_for_within(
         "a hangup_ignored alert",
         started + verdict_deadline(),
@@ -626,17 +655,15 @@ fn steady_rss_growth_is_rss_growth_as_nobody() {
 
 #[test]
 fn a_process_detached_before_hupwatch_started_is_inferred_as_nobody() {
-    let mut subjects = Subjects::default();
-    let dir = shared_dir("proc-before");
-    let (name, sleep) = sleeper(&dir, "pbef");
-    subjects.name(&name);
-    let pty = Pty::open();
-    subjects.child(nobody_shell(
-        &pty,
-        &dir,
-        &format!("setsid {} 120 & wait", sleep.display()),
-    ));
-    let pid = pid_named(&name);
+    let OnTerminal {
+        subjects: _subjects,
+        name,
+        pty: _pty,
+        pid,
+        ..
+    } = sleeper_on_terminal("proc-before", "pbef", |sleep| {
+        format!("setsid {} 120 & wait", sleep.display())
+    });
 
     let started = Instant::now();
     let hupwatch = watch_as_nobody(&[]);
@@ -710,18 +737,15 @@ fn what_proc_cannot_see_is_reported_unavailable_as_nobody() {
 fn without_source_it_falls_back_to_proc_with_one_warning_as_nobody() {
     assert_nobody_can_run_hupwatch();
     let hupwatch = Hupwatch::run_as(NOBODY, &["--poll-interval", POLL]);
-    let mut subjects = Subjects::default();
-    let dir = shared_dir("proc-fallback");
-    let (name, sleep) = sleeper(&dir, "pfal");
-    subjects.name(&name);
-    let pty = Pty::open();
     let started = Instant::now();
-    subjects.child(nobody_shell(
-        &pty,
-        &dir,
-        &format!("setsid {} 120 & wait", sleep.display()),
-    ));
-    let pid = pid_named(&name);
+    let OnTerminal {
+        subjects: _subjects,
+        pty: _pty,
+        pid,
+        ..
+    } = sleeper_on_terminal("proc-fallback", "pfal", |sleep| {
+        format!("setsid {} 120 & wait", sleep.display())
+    });
     let alert = hupwatch.wait_for_within(
         "a detached alert after the fallback",
         started + verdict_deadline(),
