@@ -338,3 +338,26 @@ fn top_from_a_running_hupwatch_run_shows_its_sessions_and_sigterm_gives_the_term
     assert!(orphan.running());
     run.stop();
 }
+
+#[test]
+fn a_top_whose_terminal_hangs_up_leaves_with_it() {
+    require_root();
+    let name = unique("tophup");
+    let tmux = Tmux::start("hangup");
+    tmux.type_line(&format!("{HUPWATCH} top --match {name}"));
+    tmux.wait_for("top's header", first_patience(), |s| {
+        s.contains("sort: memory")
+    });
+    let top = tmux.foreground_pid("hupwatch");
+    // The terminal goes away: top must not outlive it (it once spun in a key-reading
+    // thread it waited for).
+    let _ = tmux.run(&["kill-server"]);
+    let deadline = std::time::Instant::now() + patience();
+    while stat_fields(top).is_some_and(|f| f[0] != "Z") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "top {top} is still running after its terminal hung up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -177,8 +177,11 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
             _ = sigint.recv() => break Ok(()),
         }
     };
+    // Not joined: once the terminal has hung up, crossterm's poll can spin without
+    // returning, and waiting for it kept a hung-up top alive at a full CPU. The thread
+    // ends with the process.
     stop_keys.store(true, Ordering::SeqCst);
-    let _ = key_reader.join();
+    drop(key_reader);
     drop(guard);
     // What the watcher wrote after the last draw, then everything it wrote, where it
     // would have gone without the screen.
