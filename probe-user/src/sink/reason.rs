@@ -145,6 +145,7 @@ impl fmt::Display for Reason {
                 format_duration(*grace_ns)
             ),
             Self::Continued => f.write_str("it runs again"),
+            Self::Calmed => f.write_str("it no longer keeps a CPU busy"),
             Self::Reaped { count } => write!(f, "its exited children were reaped ({count} left)"),
             Self::Exited => f.write_str("the process exited"),
             Self::PidReused => f.write_str("its pid was reused; its exit was not seen"),

@@ -78,8 +78,7 @@ impl Tracker {
         if p.spin.is_some() {
             self.open_spin(event.pid, event);
         } else if p.verdicts.contains_key(&VerdictKind::CpuSpin) {
-            let reason = Reason::Said("it no longer keeps a CPU busy".into());
-            self.withdraw(event.pid, VerdictKind::CpuSpin, reason, event);
+            self.withdraw(event.pid, VerdictKind::CpuSpin, Reason::Calmed, event);
         }
     }
 

@@ -56,6 +56,8 @@ pub enum Reason {
     Stopped { since_ns: u64, grace_ns: u64 },
     /// Resolved: it runs again.
     Continued,
+    /// Resolved: it no longer keeps the CPU share busy.
+    Calmed,
     /// Resolved: fewer of its exited children wait to be reaped.
     Reaped { count: u32 },
     /// Resolved: the process exited.
