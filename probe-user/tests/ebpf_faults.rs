@@ -210,9 +210,8 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
     );
 
     let sessions = hupwatch.sessions_json();
-    let processes = sessions["processes"].as_array().unwrap();
     let verdicts_of = |pid: u32| -> Option<Vec<String>> {
-        let p = processes.iter().find(|p| p["pid"] == pid)?;
+        let p = support::session_of(&sessions, pid)?;
         Some(
             p["verdicts"]
                 .as_array()

@@ -240,13 +240,7 @@ fn allocation_at_start_is_not_growth(extra: &[&str], hold: Duration) {
     let pid = child.id();
     assert_eq!(support::first_line(&mut child).trim(), "allocated");
     thread::sleep(hold);
-    let sessions = hupwatch.sessions_json();
-    let me = sessions["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pid"] == pid)
-        .cloned();
+    let me = support::session_of(&hupwatch.sessions_json(), pid);
     let rss = me
         .as_ref()
         .and_then(|p| p["rss_bytes"].as_u64())

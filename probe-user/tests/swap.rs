@@ -108,13 +108,7 @@ fn session_when(hupwatch: &Hupwatch, pid: u32, pred: impl Fn(&Value) -> bool) ->
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let sessions = hupwatch.sessions_json();
-        let process = sessions["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["pid"] == pid)
-            .cloned();
-        if let Some(p) = process.filter(|p| pred(p)) {
+        if let Some(p) = support::session_of(&sessions, pid).filter(|p| pred(p)) {
             return p;
         }
         assert!(

@@ -240,13 +240,7 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
     );
     assert!(value("hupwatch_processes_with_verdict{verdict=\"hangup_survived\"}") >= 1.0);
     if !metrics.contains(&format!("pid=\"{pid}\"")) {
-        let sessions = hupwatch.sessions_json();
-        let process = sessions["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["pid"] == pid)
-            .cloned();
+        let process = support::session_of(&hupwatch.sessions_json(), pid);
         panic!("no series for the flagged process: {alert}\nits session: {process:?}\n{metrics}");
     }
     assert_promtool_accepts(&metrics);

@@ -512,6 +512,16 @@ pub fn metric(metrics: &str, series: &str) -> Option<f64> {
 }
 
 /// An alert line raising `kind` for `pid`.
+/// `pid`'s entry in a sessions document (`hupwatch sessions --json`), if it has one.
+pub fn session_of(sessions: &Value, pid: u32) -> Option<Value> {
+    sessions["processes"]
+        .as_array()
+        .expect("a sessions document lists its processes")
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .cloned()
+}
+
 pub fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
     move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
 }
