@@ -1,5 +1,6 @@
 //! The load-time configuration global. User space overwrites it with `EbpfLoader::set_global`
 //! before loading; the verifier then sees the values as constants of a frozen map.
+use aya_ebpf::helpers::bpf_probe_read_kernel;
 use probe_common::{ProbeConfig, UNKNOWN_OFFSET};
 
 #[unsafe(no_mangle)]
@@ -63,4 +64,16 @@ pub fn btf_load<T>(base: *const u8, offset: u32) -> Result<T, u32> {
         return Err(0);
     }
     Ok(unsafe { core::ptr::read_volatile(base.add(offset as usize).cast::<T>()) })
+}
+
+/// The same load through bpf_probe_read_kernel, for an argument the verifier may not type:
+/// kernels that know an argument can hold a small code instead of a pointer (signal_generate
+/// and signal_deliver's siginfo on the 6.18 builds seen here) mark it a plain number and
+/// refuse a direct load from it.
+#[inline(always)]
+pub fn probe_load<T>(base: *const u8, offset: u32) -> Result<T, u32> {
+    if offset == UNKNOWN_OFFSET {
+        return Err(0);
+    }
+    unsafe { bpf_probe_read_kernel(base.add(offset as usize).cast::<T>()) }.map_err(|_| 0u32)
 }

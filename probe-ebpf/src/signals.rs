@@ -9,7 +9,7 @@ use aya_ebpf::{
 use probe_common::{SigactionRecord, SignalDeliverRecord, SignalRecord, kind};
 
 use crate::{
-    config::{btf_load, config, field},
+    config::{btf_load, config, field, probe_load},
     emit::{current_comm, header, send},
     maps::is_tracked,
     task,
@@ -83,7 +83,8 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) -> Result<u32, u32> {
 }
 
 /// The signal's si_code as the classic tracepoints report it: the kernel passes
-/// SEND_SIG_NOINFO (0) for kill(2)-like sends, SEND_SIG_PRIV (1) for its own.
+/// SEND_SIG_NOINFO (0) for kill(2)-like sends, SEND_SIG_PRIV (1) for its own; anything
+/// else is a siginfo, read with a probe read (see [`probe_load`]).
 #[inline(always)]
 fn si_code(info: *const u8) -> Result<i32, u32> {
     const SI_USER: i32 = 0;
@@ -91,7 +92,7 @@ fn si_code(info: *const u8) -> Result<i32, u32> {
     match info as usize {
         0 => Ok(SI_USER),
         1 => Ok(SI_KERNEL),
-        _ => btf_load::<i32>(info, config!(siginfo_code)),
+        _ => probe_load::<i32>(info, config!(siginfo_code)),
     }
 }
 
