@@ -88,6 +88,10 @@ pub struct ExecRecord {
     /// one of [`hangup`]'s values, read from the task in the kernel so that a later
     /// sigaction cannot be mistaken for the state at exec.
     pub hangup: u32,
+    /// The process that forked it, when the kernel programs saw that fork (0 when not):
+    /// a `ppid` that differs means its parent exited before the exec.
+    pub forked_by: u32,
+    pub _pad: u32,
     /// When the process was forked (`task_struct.start_boottime`), on the same clock as
     /// `Header::time_ns`; 0 when unknown.
     pub start_time_ns: u64,
@@ -231,7 +235,7 @@ pub struct TrackedValue {
 
 const _: () = {
     assert!(size_of::<Header>() == 40);
-    assert!(size_of::<ExecRecord>() == 352);
+    assert!(size_of::<ExecRecord>() == 360);
     assert!(size_of::<ForkRecord>() == 56);
     assert!(size_of::<ExitRecord>() == 64);
     assert!(size_of::<SetsidRecord>() == 72);

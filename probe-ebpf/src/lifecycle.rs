@@ -12,11 +12,12 @@ use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, re
 use crate::{
     config::{config, field, offset},
     emit::{current_comm, header, send},
-    maps::{EVENTS, RSS, bump, is_tracked, track, track_if_comm_matches, untrack},
+    maps::{EVENTS, FORKED_BY, RSS, bump, is_tracked, track, track_if_comm_matches, untrack},
     task,
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
+const CLONE_PARENT: u64 = 0x0000_8000;
 
 #[tracepoint]
 pub fn task_newtask(ctx: TracePointContext) -> u32 {
@@ -31,10 +32,14 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     }
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let child = field!(ctx, newtask_pid: u32 = 8)?;
+    // With CLONE_PARENT the child is its caller's sibling: its parent is not the forker.
+    if clone_flags & CLONE_PARENT == 0 {
+        let _ = FORKED_BY.insert(&child, &parent, 0);
+    }
     if !is_tracked(parent) {
         return Ok(0);
     }
-    let child = field!(ctx, newtask_pid: u32 = 8)?;
     if config!(trace_all) == 0 {
         track(child, reason::INHERITED);
     }
@@ -66,7 +71,10 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     }
     let comm = current_comm();
     let tracked = is_tracked(tgid) || track_if_comm_matches(tgid, &comm);
+    let mut forked_by = 0;
     if tracked {
+        forked_by = unsafe { FORKED_BY.get(&tgid) }.copied().unwrap_or(0);
+        let _ = FORKED_BY.remove(&tgid);
         // The old image's counters (rss_stat fires for it while exec tears it down) must
         // not stand for the new one until each of its own counters has moved.
         let _ = RSS.remove(&tgid);
@@ -90,6 +98,8 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
         let current = task::current();
         let parent = task::parent(current);
         (*record).ppid = task::tgid(parent);
+        (*record).forked_by = forked_by;
+        (*record)._pad = 0;
         (*record).sid = task::session_id(current);
         (*record).hangup = task::hangup(current);
         (*record).start_time_ns = task::start_boottime(current);

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use probe_common::{
     COMM_LEN, PID_MAX_LIMIT, RssValue, TRACKED_FLAGS_PER_ENTRY, TTY_NAME_LEN, TrackedValue,
@@ -37,6 +37,13 @@ pub static MATCH_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(
 /// Memory counters of tracked processes, by tgid. Aggregated here, sampled by user space.
 #[map]
 pub static RSS: HashMap<u32, RssValue> = HashMap::with_max_entries(65_536, 0);
+
+/// Who forked each process, until it execs as a tracked one: a watched program whose parent
+/// exited before its exec (`sh -c 'agent &'`, a wrapper that sleeps then execs) is already
+/// init's at the exec, and only this tells it from one init started. Only the span from
+/// fork to exec matters, so the least recently used can go.
+#[map]
+pub static FORKED_BY: LruHashMap<u32, u32> = LruHashMap::with_max_entries(8_192, 0);
 
 /// What a thread had before it called setsid(), until the syscall returns.
 #[map]

@@ -78,6 +78,7 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
                 sid: (r.sid != 0).then_some(r.sid),
                 tty: tty_name(&r.tty),
                 parent_tty: tty_name(&r.parent_tty),
+                forked_by: (r.forked_by != 0).then_some(r.forked_by),
                 started_ns: (r.start_time_ns != 0).then(|| clock.to_epoch_ns(r.start_time_ns)),
                 // Left to the trace command, which reads it from /proc for tracked processes.
                 cmdline: None,
@@ -402,6 +403,8 @@ mod tests {
             filename_len: filename.len() as u32,
             sid: 0,
             hangup: hangup::UNKNOWN,
+            forked_by: 0,
+            _pad: 0,
             start_time_ns: 0,
             tty: [0; 16],
             parent_tty: [0; 16],
@@ -422,6 +425,7 @@ mod tests {
                 sid: None,
                 tty: None,
                 parent_tty: None,
+                forked_by: None,
                 started_ns: None,
                 cmdline: None,
                 hangup: None,
@@ -456,6 +460,7 @@ mod tests {
         record.start_time_ns = 2_000;
         record.tty = comm("pts12");
         record.parent_tty = comm("tty1");
+        record.forked_by = 7;
         let event = decode(&bytes_of(&record), &CLOCK).unwrap();
         assert_eq!(
             event.kind,
@@ -465,6 +470,7 @@ mod tests {
                 sid: Some(3),
                 tty: Some("pts/12".into()),
                 parent_tty: Some("tty1".into()),
+                forked_by: Some(7),
                 started_ns: Some(1_002_000),
                 cmdline: None,
                 hangup: None,

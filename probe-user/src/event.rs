@@ -29,6 +29,10 @@ pub enum EventKind {
         /// parent has one was started detached (`setsid cmd` from a shell).
         #[serde(default)]
         parent_tty: Option<String>,
+        /// The process that forked it, when the source saw the fork; a `ppid` that
+        /// differs means its parent exited before the exec. Null when unknown.
+        #[serde(default)]
+        forked_by: Option<u32>,
         /// When the process (not the exec) started, Unix-epoch nanoseconds.
         #[serde(default)]
         started_ns: Option<u64>,

@@ -339,6 +339,7 @@ mod tests {
                 sid: None,
                 tty: Some(hostile.into()),
                 parent_tty: None,
+                forked_by: None,
                 started_ns: None,
                 cmdline: None,
                 hangup: None,

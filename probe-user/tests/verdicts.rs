@@ -350,6 +350,44 @@ fn a_process_whose_parent_exits_is_orphaned() {
 }
 
 #[test]
+fn a_program_its_parent_left_before_the_exec_is_orphaned() {
+    // A wrapper that execs the program later, started by a shell that does not wait: by the
+    // exec the program is init's child. Watched by name only, so hupwatch saw no fork of
+    // it; the kernel's note of who forked it tells, whatever the session.
+    let dir = scratch_dir("orphaned-before-exec");
+    let name = unique("obe");
+    let hupwatch = Hupwatch::run(&["--match", &name, "--hup-grace", "2s"]);
+    let sleeper = named_program(&dir, &name, "sleep");
+    let script = format!(
+        "(sleep 0.5; exec {} 1000) >/dev/null 2>&1 & echo $!",
+        sleeper.display()
+    );
+    let shell = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shell_pid = shell.id();
+    let out = shell.wait_with_output().unwrap();
+    let started = Instant::now();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let alert = hupwatch.wait_for_within(
+        "an orphaned alert",
+        started + scaled(Duration::from_millis(500)) + verdict_deadline(),
+        raised("orphaned", pid),
+    );
+    assert_eq!(alert["evidence"][0]["event"], "exec");
+    assert_eq!(alert["evidence"][0]["forked_by"], shell_pid);
+    let reason = alert["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("its parent ({shell_pid}) exited before it started")),
+        "{reason}"
+    );
+    kill(pid, libc::SIGKILL);
+    hupwatch.stop();
+}
+
+#[test]
 fn a_recording_replayed_gives_the_same_verdicts() {
     let recorder = Hupwatch::start(&["--pid", &std::process::id().to_string()]);
     let dir = scratch_dir("replay");

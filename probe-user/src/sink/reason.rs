@@ -32,6 +32,10 @@ impl fmt::Display for Reason {
                 f,
                 "its parent was gone before it started: init adopted it, yet it belongs to session {session}"
             ),
+            Self::ForkerGoneBeforeExec { forked_by, ppid } => write!(
+                f,
+                "its parent ({forked_by}) exited before it started; pid {ppid} adopted it"
+            ),
             Self::ParentExited { comm, pid } => {
                 write!(f, "its parent {comm} ({pid}) exited and it was reparented")
             }

@@ -428,6 +428,7 @@ mod tests {
                 sid: None,
                 tty: None,
                 parent_tty: None,
+                forked_by: None,
                 started_ns: None,
                 cmdline: None,
                 hangup: None,

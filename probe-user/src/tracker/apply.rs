@@ -176,6 +176,7 @@ impl Tracker {
             sid,
             tty,
             parent_tty,
+            forked_by,
             started_ns,
             cmdline,
             hangup,
@@ -255,12 +256,7 @@ impl Tracker {
         if newly_ignoring {
             self.open_hangup_ignored(pid, event.time_ns, Ignoring::StartedIgnoring);
         }
-        // First seen at its exec, already adopted by init, yet in a session init did not
-        // start: its parent died before the exec (`sh -c 'agent &'` when only agent is
-        // watched). Init's own children stay in its session (0 or 1) or lead their own.
-        let session = sid.filter(|&s| s > 1 && s != pid);
-        if let Some(session) = session.filter(|_| !known && *ppid == 1) {
-            let reason = Reason::AdoptedBeforeStart { session };
+        if let Some(reason) = adopted_before_exec(pid, *ppid, *forked_by, *sid).filter(|_| !known) {
             self.find(
                 pid,
                 VerdictKind::Orphaned,
@@ -625,5 +621,26 @@ fn hangup_time(p: &Process) -> Option<u64> {
     match (signal, terminal) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// First seen at its exec, already someone else's child: its parent died before the exec
+/// (`sh -c 'agent &'` when only agent is watched, or a wrapper that execs it later). When
+/// the source saw the fork, the forker says so. Otherwise only init adopting a process of
+/// a session init did not start tells: init's own children stay in its session (0 or 1)
+/// or lead their own; a session that is 0 from where hupwatch runs tells nothing.
+fn adopted_before_exec(
+    pid: u32,
+    ppid: u32,
+    forked_by: Option<u32>,
+    sid: Option<u32>,
+) -> Option<Reason> {
+    match forked_by {
+        Some(forked_by) => {
+            (forked_by != ppid).then_some(Reason::ForkerGoneBeforeExec { forked_by, ppid })
+        }
+        None => sid
+            .filter(|&s| s > 1 && s != pid && ppid == 1)
+            .map(|session| Reason::AdoptedBeforeStart { session }),
     }
 }

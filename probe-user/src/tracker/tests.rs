@@ -56,6 +56,7 @@ fn exec(t: f64, pid: u32, ppid: u32, comm: &str, sid: u32, tty: Option<&str>) ->
             sid: Some(sid),
             tty: tty.map(Into::into),
             parent_tty: None,
+            forked_by: None,
             started_ns: None,
             cmdline: Some(format!("{comm} --flag")),
             hangup: None,
@@ -971,6 +972,33 @@ fn adopted_by_init_before_its_exec_is_orphaned_when_its_session_says_so() {
     ];
     let (_, alerts) = run_with(named, &script, 2.0);
     assert_eq!(raised(&alerts), []);
+}
+
+#[test]
+fn a_fork_seen_says_whether_init_adopted_it_before_its_exec_whatever_the_session() {
+    let forked_by = |mut e: Event, by: u32| {
+        if let EventKind::Exec { forked_by, .. } = &mut e.kind {
+            *forked_by = Some(by);
+        }
+        e
+    };
+    let named = TrackerConfig {
+        require_terminal: false,
+        ..config()
+    };
+    // A session hupwatch cannot see into (0 when it runs under a container's init) tells
+    // nothing; the forker does: sh (250) was gone when agent execed.
+    let script = [
+        forked_by(exec(1.0, 300, 1, "agent", 0, None), 250),
+        forked_by(exec(1.0, 301, 1, "service", 0, None), 1),
+        forked_by(exec(1.0, 302, 1, "child", 100, None), 1),
+    ];
+    let (_, alerts) = run_with(named, &script, 2.0);
+    assert_eq!(raised(&alerts), [(300, VerdictKind::Orphaned)]);
+    assert_eq!(
+        alerts[0].verdict.reason.to_string(),
+        "its parent (250) exited before it started; pid 1 adopted it"
+    );
 }
 
 #[test]

@@ -16,6 +16,8 @@ pub enum Reason {
     ReparentedTo { ppid: u32 },
     /// First seen at its exec, already adopted by init, yet in another session.
     AdoptedBeforeStart { session: u32 },
+    /// First seen at its exec, which came after the process that forked it had exited.
+    ForkerGoneBeforeExec { forked_by: u32, ppid: u32 },
     /// Its parent's exit was seen.
     ParentExited { comm: String, pid: u32 },
     /// Its parent changed while the old one was not watched.

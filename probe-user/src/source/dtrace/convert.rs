@@ -91,6 +91,7 @@ fn event(record: Record) -> Event {
                 sid: Some(sid),
                 tty: tty_name(tty_dev),
                 parent_tty: None,
+                forked_by: None,
                 started_ns: Some(start_ns),
                 cmdline: None,
                 hangup: Some(if ignores_hangup {

@@ -176,6 +176,7 @@ fn exec(p: &Seen, current: &HashMap<u32, &Seen>, cmdline: Option<String>, now_ns
         sid: Some(p.sid),
         tty: p.tty.clone(),
         parent_tty: current.get(&p.ppid).and_then(|parent| parent.tty.clone()),
+        forked_by: None,
         started_ns: Some(p.started_ns),
         cmdline,
         hangup: Some(p.hangup),
