@@ -131,7 +131,9 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
     ] = &names;
     // rss_growth needs growth over a quarter of the window: 3 s of the grower's 4 s.
     let mut watch = vec!["--hup-grace", "2s", "--rss-window", "12s"];
-    watch.extend(["--cpu-window", "3s", "--cpu-spin", "60%"]);
+    // A busy loop shares two cores with the grower and the other test's 2,000 processes:
+    // 30 % of a CPU is what it surely gets; the sleepers stay near 0.
+    watch.extend(["--cpu-window", "3s", "--cpu-spin", "30%"]);
     watch.extend(["--rss-interval", "250ms"]);
     for name in &names {
         watch.extend(["--match", name.as_str()]);

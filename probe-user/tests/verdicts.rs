@@ -380,7 +380,9 @@ fn a_program_its_parent_left_before_the_exec_is_orphaned() {
     assert_eq!(alert["evidence"][0]["forked_by"], shell_pid);
     let reason = alert["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with(&format!("its parent ({shell_pid}) exited before it started")),
+        reason.starts_with(&format!(
+            "its parent ({shell_pid}) exited before it started"
+        )),
         "{reason}"
     );
     kill(pid, libc::SIGKILL);
