@@ -12,7 +12,10 @@ use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, re
 use crate::{
     config::{config, field, offset},
     emit::{current_comm, header, send},
-    maps::{EVENTS, FORKED_BY, RSS, bump, is_tracked, track, track_if_comm_matches, untrack},
+    maps::{
+        EVENTS, RSS, bump, forker_of, is_tracked, note_forker, track, track_if_comm_matches,
+        untrack,
+    },
     task,
 };
 
@@ -34,9 +37,14 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<u32, u32> {
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
     let child = field!(ctx, newtask_pid: u32 = 8)?;
     // With CLONE_PARENT the child is its caller's sibling: its parent is not the forker.
-    if clone_flags & CLONE_PARENT == 0 {
-        let _ = FORKED_BY.insert(&child, &parent, 0);
-    }
+    note_forker(
+        child,
+        if clone_flags & CLONE_PARENT == 0 {
+            parent
+        } else {
+            0
+        },
+    );
     if !is_tracked(parent) {
         return Ok(0);
     }
@@ -73,8 +81,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     let tracked = is_tracked(tgid) || track_if_comm_matches(tgid, &comm);
     let mut forked_by = 0;
     if tracked {
-        forked_by = unsafe { FORKED_BY.get(&tgid) }.copied().unwrap_or(0);
-        let _ = FORKED_BY.remove(&tgid);
+        forked_by = forker_of(tgid);
         // The old image's counters (rss_stat fires for it while exec tears it down) must
         // not stand for the new one until each of its own counters has moved.
         let _ = RSS.remove(&tgid);

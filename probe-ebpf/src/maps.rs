@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use probe_common::{
     COMM_LEN, PID_MAX_LIMIT, RssValue, TRACKED_FLAGS_PER_ENTRY, TTY_NAME_LEN, TrackedValue,
@@ -40,10 +40,36 @@ pub static RSS: HashMap<u32, RssValue> = HashMap::with_max_entries(65_536, 0);
 
 /// Who forked each process, until it execs as a tracked one: a watched program whose parent
 /// exited before its exec (`sh -c 'agent &'`, a wrapper that sleeps then execs) is already
-/// init's at the exec, and only this tells it from one init started. Only the span from
-/// fork to exec matters, so the least recently used can go.
+/// init's at the exec, and only this tells it from one init started. Slot `pid %
+/// FORKED_BY_SLOTS` holds `pid << 32 | forker` in one store: an array store the verifier
+/// inlines costs a few ns per fork, where an LRU hash insert cost about 750. A slot is
+/// overwritten only after FORKED_BY_SLOTS more pids, far more than a fork-to-exec takes.
 #[map]
-pub static FORKED_BY: LruHashMap<u32, u32> = LruHashMap::with_max_entries(8_192, 0);
+pub static FORKED_BY: Array<u64> = Array::with_max_entries(FORKED_BY_SLOTS, 0);
+
+const FORKED_BY_SLOTS: u32 = 8_192;
+
+/// Notes that `forker` forked `child` (0: a forker that is not its parent).
+#[inline(always)]
+pub fn note_forker(child: u32, forker: u32) {
+    if let Some(slot) = FORKED_BY.get_ptr_mut(child % FORKED_BY_SLOTS) {
+        unsafe { core::ptr::write_volatile(slot, (u64::from(child) << 32) | u64::from(forker)) };
+    }
+}
+
+/// Who forked `pid`, 0 when unknown (forked before hupwatch started, or long ago).
+#[inline(always)]
+pub fn forker_of(pid: u32) -> u32 {
+    let Some(slot) = FORKED_BY.get_ptr_mut(pid % FORKED_BY_SLOTS) else {
+        return 0;
+    };
+    let noted = unsafe { core::ptr::read_volatile(slot) };
+    if (noted >> 32) as u32 == pid {
+        noted as u32
+    } else {
+        0
+    }
+}
 
 /// What a thread had before it called setsid(), until the syscall returns.
 #[map]
