@@ -42,7 +42,7 @@ pub static RSS: HashMap<u32, RssValue> = HashMap::with_max_entries(65_536, 0);
 /// exited before its exec (`sh -c 'agent &'`, a wrapper that sleeps then execs) is already
 /// init's at the exec, and only this tells it from one init started. Slot `pid %
 /// FORKED_BY_SLOTS` holds `pid << 32 | forker` in one store: an array store the verifier
-/// inlines costs a few ns per fork, where an LRU hash insert cost about 750. A slot is
+/// inlines costs about 30 ns per fork, where an LRU hash insert cost about 750. A slot is
 /// overwritten only after FORKED_BY_SLOTS more pids, far more than a fork-to-exec takes.
 #[map]
 pub static FORKED_BY: Array<u64> = Array::with_max_entries(FORKED_BY_SLOTS, 0);
