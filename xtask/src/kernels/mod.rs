@@ -17,6 +17,7 @@ mod binaries;
 mod guest;
 mod images;
 pub mod libtest;
+mod panic;
 mod report;
 mod snapshot;
 
@@ -82,7 +83,7 @@ pub fn run(root: &Path, kernels: Kernels, skip_missing: bool) -> Result<Vec<Line
             run_dir.display()
         );
         let cwd = root.join("probe-user");
-        match guest::run(vng, image, &guest.name, &snapshot, &cwd, &run_dir) {
+        match guest::run_all(vng, image, &guest.name, &snapshot, &cwd, &run_dir) {
             Ok(run) => {
                 report::print_times(&guest.name, &run);
                 report::print_failures(&guest.name, &run);

@@ -98,6 +98,10 @@ pub fn guest_line(name: &str, run: &guest::GuestRun) -> Line {
     for problem in &problems {
         let _ = write!(text, "; {problem}");
     }
+    // A panic the second boot made up for is no failure, but it is never silent.
+    for panic in &run.panics {
+        let _ = write!(text, "; the guest's kernel panicked: {panic}");
+    }
     Line {
         kernel: name.to_owned(),
         text,
