@@ -363,7 +363,7 @@ fn script_text(
 /// out in a 6.1 guest (the host's PATH had pyenv's shims), five of them at once.
 fn python_dir() -> Option<String> {
     const WHERE: &str = "import os, sys; print(os.path.dirname(os.path.realpath(sys.executable)))";
-    let dir = crate::sh::probe(Command::new("python3").args(["-c", WHERE]))?;
+    let dir = sh::probe(Command::new("python3").args(["-c", WHERE]))?;
     Some(dir.trim().to_owned()).filter(|dir| !dir.is_empty())
 }
 
