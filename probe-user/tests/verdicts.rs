@@ -319,8 +319,23 @@ fn steady_growth_is_flagged_with_its_slope() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
     let alert = hupwatch.wait_for("an rss_growth alert", raised("rss_growth", pid));
     let growth = &alert["growth"];
+    // The script's pace is 40 MiB/s, but a starved emulated CPU allocates slower than the
+    // clock asks (a 5.15 guest managed 18 MB/s), so the slope is held to the growth the
+    // evidence itself records, and only bounded by the script's pace.
     let slope = growth["slope_bytes_per_second"].as_f64().unwrap();
-    assert!(slope > 20e6, "slope {slope} B/s for 40 MiB/s of growth");
+    let (from, to) = (
+        growth["from_bytes"].as_f64().unwrap(),
+        growth["to_bytes"].as_f64().unwrap(),
+    );
+    let mean = (to - from) / growth["span_seconds"].as_f64().unwrap();
+    assert!(
+        slope > 0.6 * mean && slope < 1.6 * mean,
+        "slope {slope} B/s for a mean rise of {mean} B/s: {growth}"
+    );
+    assert!(
+        slope < 1.5 * 40.0 * 1048576.0,
+        "slope {slope} B/s above the script's pace"
+    );
     assert!(growth["r_squared"].as_f64().unwrap() > 0.8, "{growth}");
     assert_eq!(growth["idle"], false);
     assert!(alert["rss_bytes"].as_u64().unwrap() >= 128 << 20);
