@@ -434,7 +434,7 @@ fn as_a_service_sighup_reopens_the_alerts_file() {
             .unwrap()
     };
     let wait_in = |file: &std::path::Path, pid: u32| {
-        let deadline = std::time::Instant::now() + support::EVENT_TIMEOUT;
+        let deadline = std::time::Instant::now() + support::event_timeout();
         loop {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             if text.lines().any(|l| {
@@ -529,7 +529,7 @@ fn it_leaves_with_its_terminal() {
     );
     wait_ready(&mut child);
     pty.hang_up();
-    let deadline = std::time::Instant::now() + support::EVENT_TIMEOUT;
+    let deadline = std::time::Instant::now() + support::event_timeout();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;

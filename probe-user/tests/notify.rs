@@ -220,7 +220,7 @@ impl Desktop {
 
     /// Waits until dunst has received a notification with `summary`; all it received.
     fn wait_for(&self, summary: &str) -> Vec<(String, String, String)> {
-        let deadline = Instant::now() + support::EVENT_TIMEOUT;
+        let deadline = Instant::now() + support::event_timeout();
         loop {
             let received = self.received();
             if received.iter().any(|(s, _, _)| s == summary) {
@@ -574,7 +574,7 @@ fn run_with_notify_tells_the_desktop_of_a_large_orphan() {
     });
     let pid = alert["pid"].as_u64().unwrap();
     let summary = format!("Orphaned {name} ({pid}) holds");
-    let deadline = Instant::now() + support::EVENT_TIMEOUT;
+    let deadline = Instant::now() + support::event_timeout();
     let (_, body, _) = loop {
         let received = desktop.received();
         if let Some(n) = received
@@ -626,7 +626,7 @@ fn top_with_notify_tells_the_desktop_of_a_large_orphan() {
         &top,
     ]);
     assert!(started.status.success(), "tmux: {started:?}");
-    let deadline = Instant::now() + support::EVENT_TIMEOUT;
+    let deadline = Instant::now() + support::event_timeout();
     while !String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).contains("source:") {
         assert!(Instant::now() < deadline, "top never drew its header");
         thread::sleep(Duration::from_millis(100));

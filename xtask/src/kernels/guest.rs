@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 
 use super::{
     binaries::{Filter, TestBinary},
+    keeper,
     libtest::{self, Counts},
     panic,
     snapshot::Snapshot,
@@ -326,6 +327,7 @@ fn script_text(
             covered = quote(&covered.to_string_lossy()),
         );
     }
+    text.push_str(&keeper::script(PROGRESS));
     let _ = writeln!(text, "cd {} || exit 1", quote(&cwd.to_string_lossy()));
     let _ = writeln!(
         text,

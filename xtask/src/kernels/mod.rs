@@ -16,6 +16,7 @@
 mod binaries;
 mod guest;
 mod images;
+mod keeper;
 pub mod libtest;
 mod panic;
 mod report;
