@@ -174,10 +174,9 @@ pub fn run(
 
 /// Runs every test binary of `snapshot` in a guest of `kernel`, like `run`. When the
 /// guest's kernel panics before they all finish, it is booted once more for the binaries
-/// that had not: a 5.15 guest once died of an int3 in the kernel's own code while a static
-/// key was patched (hupwatch attaching a tracepoint), which we take for qemu's emulation
-/// (TCG) losing a race between its two vCPUs rather than the kernel (inferred, not
-/// proven). A second panic, or any failure, fails as before; the line names every panic.
+/// that had not: a last resort, as the guest holds hupwatch's tracepoints (keeper.rs) to
+/// spare its kernel the text patching that TCG's vCPUs raced on. A second panic, or any
+/// failure, fails as before; the line names every panic.
 pub fn run_all(
     vng: &Path,
     kernel: &Path,
