@@ -152,10 +152,17 @@ fn a_parent_that_leaves_sixty_children_unreaped_holds_zombies_until_it_reaps_the
         forked + Duration::from_secs(2) + slack(),
         raised("zombies", pid),
     );
-    let reason = alert["reason"].as_str().unwrap();
-    assert!(reason.starts_with("60 of its children exited"), "{reason}");
+    // The alert counts the exits seen when it is raised: at least the threshold (50), and
+    // not always all 60, as the last children may still be exiting ("forked" is printed
+    // once they are forked; a 5.15 guest raised it at 59).
     assert_eq!(alert["evidence"][0]["event"], "zombies");
-    assert_eq!(alert["evidence"][0]["count"], 60);
+    let count = alert["evidence"][0]["count"].as_u64().unwrap();
+    assert!((50..=60).contains(&count), "{alert}");
+    let reason = alert["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("{count} of its children exited")),
+        "{reason}"
+    );
     child.stdin.as_mut().unwrap().write_all(b"reap\n").unwrap();
     line.clear();
     out.read_line(&mut line).unwrap();
