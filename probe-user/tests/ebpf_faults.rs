@@ -368,15 +368,30 @@ fn open_fds(pid: u32) -> usize {
     fd_targets(pid).len()
 }
 
-/// What each of `pid`'s descriptors points at, as /proc shows it.
+/// What each of `pid`'s lasting descriptors points at, as /proc shows it: listed until two
+/// listings 20 ms apart agree. hupwatch opens files for a moment (its /proc reads), and
+/// one caught open in a single listing counted as a descriptor (a CI run's "before" held
+/// one that was gone by the time it was read).
 fn fd_targets(pid: u32) -> Vec<String> {
+    let mut last = listed_fd_targets(pid);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = listed_fd_targets(pid);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// One listing of `pid`'s descriptors; one closed while it is read is left out.
+fn listed_fd_targets(pid: u32) -> Vec<String> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
-        .map(|fd| match std::fs::read_link(fd.path()) {
-            Ok(target) => target.display().to_string(),
-            Err(_) => "(gone)".to_string(),
-        })
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.display().to_string())
         .collect()
 }
 
