@@ -1,5 +1,5 @@
 //! The one event stream every source produces and every consumer reads. Its JSON form
-//! (`hupwatch trace --json`, one object per line) is a documented contract: see README.md.
+//! (`hupwatch trace --json`, one object per line) is a documented contract: see docs/events.md.
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

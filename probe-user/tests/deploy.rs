@@ -21,7 +21,7 @@ const MAX_EXPOSURE: &str = "43";
 /// The unit with its ExecStart pointing at the binary under test, as systemd-analyze
 /// checks that the command exists and is executable.
 fn unit_for_this_build(dir: &Path) -> std::path::PathBuf {
-    let unit = UNIT.replace("/usr/local/bin/hupwatch", HUPWATCH);
+    let unit = UNIT.replace("/usr/bin/hupwatch", HUPWATCH);
     let path = dir.join("hupwatch.service");
     std::fs::write(&path, unit).unwrap();
     path

@@ -1,6 +1,8 @@
-//! `cargo xtask <setup|run|test|bench|soak|fuzz>`: hupwatch's developer and CI tasks.
+//! `cargo xtask <setup|run|test|dist|bench|soak|fuzz>`: hupwatch's developer and CI tasks.
 mod bench;
+mod dist;
 mod fuzz;
+mod install;
 mod kernels;
 mod run;
 mod setup;
@@ -32,6 +34,9 @@ enum Cmd {
     /// Check formatting, run clippy, then `cargo test ARGS` as root, then the kernel-dependent
     /// tests again in qemu guests of other kernels (the kernel matrix)
     Test(TestArgs),
+    /// Build the release artifacts into target/dist/: static binaries for x86_64 and arm64
+    /// as tarballs and .debs (man pages, completions, systemd unit, dashboards), SHA256SUMS
+    Dist,
     /// Measure overhead, loss, footprint and latency against bpftrace (root); writes
     /// bench/RESULTS.md and bench/results.json
     Bench {
@@ -57,6 +62,9 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 60)]
         seconds: u64,
     },
+    /// The install test on the artifacts `dist` wrote, run as root by `test`
+    #[command(hide = true)]
+    InstallTest,
     /// One benchmark workload, run by `bench` in a child process
     #[command(hide = true)]
     BenchWorkload { name: String, iterations: u64 },
@@ -132,6 +140,8 @@ fn main() -> ExitCode {
             Some(section) => bench::bench_only(&root, &section),
             None => bench::bench(&root, quick),
         },
+        Cmd::Dist => dist::dist(&root).map(|_| ()),
+        Cmd::InstallTest => install::test(&root, &dist::Artifacts::existing(&root)),
         Cmd::Fuzz { seconds } => fuzz::fuzz(&root, seconds),
         Cmd::Soak { minutes } => soak::soak(&root, minutes),
         Cmd::BenchWorkload { name, iterations } => bench::workload::child_main(&name, iterations),

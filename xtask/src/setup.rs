@@ -47,7 +47,11 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("dunst", "dunst"),
 ];
 /// The kernel matrix boots other kernels in qemu guests: (tool, Debian package).
-const GUEST_TOOLS: &[(&str, &str)] = &[("qemu-system-x86_64", "qemu-system-x86")];
+const GUEST_TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    // The arm64 row: Debian 12's arm64 kernel, emulated.
+    ("qemu-system-aarch64", "qemu-system-arm"),
+];
 /// virtme-ng packs its guest's initramfs around a busybox, which must be static: a dynamic
 /// one (Debian's `busybox`, which also installs a `busybox` command) finds no libraries there.
 const STATIC_BUSYBOX: &str = "busybox-static";
@@ -55,6 +59,13 @@ const STATIC_BUSYBOX: &str = "busybox-static";
 /// Debian 12: pip installs it. The version the kernel matrix was measured with.
 const VIRTME_NG_VERSION: &str = "1.42";
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask dist` builds the .deb with cargo-deb; the version dist was made with.
+const CARGO_DEB_VERSION: &str = "3.8.0";
+/// The release binaries' targets: rustup's musl standard libraries carry their own C
+/// runtime, so both link fully static here (aarch64 with rust-lld, .cargo/config.toml).
+pub const RELEASE_TARGETS: [&str; 2] = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
+/// The install test builds a clean Debian 12 root with debootstrap.
+const INSTALL_TEST_TOOLS: &[(&str, &str)] = &[("debootstrap", "debootstrap")];
 /// `cargo xtask test` type-checks the user-space crates for macOS with these.
 pub const MACOS_TARGETS: [&str; 2] = ["aarch64-apple-darwin", "x86_64-apple-darwin"];
 
@@ -71,19 +82,46 @@ pub fn setup() -> Result<()> {
 /// `cargo xtask run` has no use for (qemu is large).
 pub fn setup_for_tests() -> Result<()> {
     setup()?;
+    dist_tools()?;
+    install_missing(INSTALL_TEST_TOOLS, "install-test tools")?;
     guest_tools()
+}
+
+/// What `cargo xtask dist` needs beyond `setup`: the musl targets and cargo-deb.
+pub fn dist_tools() -> Result<()> {
+    rust_targets(&RELEASE_TARGETS)?;
+    if sh::probe(Command::new("cargo").args(["deb", "--version"]))
+        .is_some_and(|v| v.contains(CARGO_DEB_VERSION))
+    {
+        eprintln!("setup: cargo-deb ok");
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-deb {CARGO_DEB_VERSION} (about a minute)");
+    sh::run(Command::new("cargo").args([
+        "install",
+        "cargo-deb",
+        "--locked",
+        "--version",
+        CARGO_DEB_VERSION,
+    ]))
 }
 
 /// The standard library for macOS, so `cargo check --target` works here (no linking).
 fn macos_targets() -> Result<()> {
+    rust_targets(&MACOS_TARGETS)
+}
+
+/// rustup's standard libraries for `targets`, added where missing.
+fn rust_targets(targets: &[&str]) -> Result<()> {
     let installed = sh::probe(Command::new("rustup").args(["target", "list", "--installed"]))
         .unwrap_or_default();
-    let missing: Vec<&str> = MACOS_TARGETS
-        .into_iter()
+    let missing: Vec<&str> = targets
+        .iter()
+        .copied()
         .filter(|t| !installed.lines().any(|l| l.trim() == *t))
         .collect();
     if missing.is_empty() {
-        eprintln!("setup: macOS targets ok");
+        eprintln!("setup: rust targets {} ok", targets.join(" "));
         return Ok(());
     }
     eprintln!("setup: adding rust targets {}", missing.join(" "));
@@ -222,13 +260,19 @@ fn bpf_linker() -> Result<()> {
 }
 
 fn test_tools() -> Result<()> {
-    let missing: Vec<&str> = TEST_TOOLS
+    install_missing(TEST_TOOLS, "test tools")
+}
+
+/// Installs the packages of the `tools` (tool, package) not on PATH.
+fn install_missing(tools: &[(&str, &str)], what: &str) -> Result<()> {
+    let mut missing: Vec<&str> = tools
         .iter()
         .filter(|(tool, _)| sh::which(tool).is_none())
         .map(|(_, package)| *package)
         .collect();
+    missing.dedup();
     if missing.is_empty() {
-        eprintln!("setup: test tools ok");
+        eprintln!("setup: {what} ok");
         return Ok(());
     }
     apt_install(&missing)

@@ -13,6 +13,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
+    dist, install,
     kernels::{self, Kernels, libtest},
     setup, sh,
 };
@@ -74,6 +75,10 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
             )?;
         }
     }
+    // The release artifacts, built once: the arm64 guest runs their aarch64 binary and the
+    // install step installs their amd64 .deb and unpacks the x86_64 tarball.
+    eprintln!("==> cargo xtask dist");
+    let artifacts = dist::dist(root).context("step `cargo xtask dist` failed")?;
     if !sh::is_root() {
         // Build as the caller so that root, below, only runs the tests and target/ keeps
         // its owner. Arguments after `--` are for the test binaries, not for the build.
@@ -94,6 +99,13 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
             .context("the kernel matrix failed")?,
     );
     kernels::conclude(&lines)?;
+    eprintln!("==> install the release artifacts as a user would");
+    let mut install = sh::as_root(&std::env::current_exe().context("the xtask binary")?, &[])?;
+    if sh::is_root() {
+        install::test(root, &artifacts)?;
+    } else {
+        step(root, "install test (as root)", install.arg("install-test"))?;
+    }
     let dashboards = root.join("dashboards");
     step(
         &dashboards,

@@ -9,10 +9,18 @@ use crate::{
     verdict::VerdictKind,
 };
 
+/// The release and the commit it was built from (build.rs; "unknown" outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HUPWATCH_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hupwatch",
-    version,
+    version = VERSION,
     about = "Watch processes that detach from their terminal, ignore hangups, outlive their session or keep growing",
     propagate_version = true
 )]
@@ -38,6 +46,14 @@ pub enum Command {
     /// verdicts; Enter shows one in full, k ends one as `reap --yes` would. Watches
     /// in-process (as `run` does) unless --from names a running `hupwatch run`
     Top(TopArgs),
+    /// Print a shell completion script: `hupwatch completions bash > /etc/bash_completion.d/hupwatch`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Writes hupwatch's man pages (hupwatch.1 and one per command) into DIR: for packaging
+    #[command(name = "__man-pages", hide = true)]
+    ManPages { dir: PathBuf },
     /// Delivers desktop notifications on a session bus, as the user who owns it: started
     /// by `run --notify` when it runs as root
     #[command(name = "__notify-helper", hide = true)]

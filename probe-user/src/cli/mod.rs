@@ -1,6 +1,7 @@
 //! The command line: parsing, turning bad input into one line with the fix (exit 2), and
 //! dispatching to the commands.
 mod args;
+mod generate;
 
 use std::process::ExitCode;
 
@@ -18,7 +19,13 @@ use crate::{
 };
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // A bare `hupwatch` (`sudo hupwatch`) is the daemon with its defaults.
+    let parsed = if std::env::args_os().len() == 1 {
+        Cli::try_parse_from(["hupwatch", "run"])
+    } else {
+        Cli::try_parse()
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => return clap_error(err),
     };
@@ -146,6 +153,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime()?.block_on(crate::reap::run(options))
         }
+        Command::Completions { shell } => {
+            generate::completions(shell);
+            Ok(())
+        }
+        Command::ManPages { dir } => Ok(generate::man_pages(&dir)?),
         Command::NotifyHelper { bus } => runtime()?.block_on(crate::notify::helper_main(&bus)),
         Command::Top(args) => {
             let matcher = matcher(&args.matching)?;

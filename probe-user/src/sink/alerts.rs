@@ -1,5 +1,5 @@
 //! Alerts as JSON lines: one object per raised verdict, and a `resolved` line for it when
-//! its process is gone. The fields are a documented contract (README.md).
+//! its process is gone. The fields are a documented contract (docs/alerts.md).
 use std::{
     io::{self, Write},
     time::{Duration, UNIX_EPOCH},

@@ -113,6 +113,9 @@ fn evidence(events: &[Event]) -> Option<String> {
 
 /// HH:MM:SS in local time.
 fn clock(epoch_ns: u64) -> String {
+    // libc deprecates time_t on musl only because its width follows musl 1.2 in a later
+    // release; localtime_r takes whatever width it has.
+    #[allow(deprecated)]
     let seconds = (epoch_ns / 1_000_000_000) as libc::time_t;
     // SAFETY: localtime_r writes only into `tm`, which is plain data.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

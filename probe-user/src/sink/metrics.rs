@@ -1,4 +1,4 @@
-//! Prometheus metrics for `GET /metrics`. The names are a documented contract (README.md).
+//! Prometheus metrics for `GET /metrics`. The names are a documented contract (docs/metrics.md).
 //! Counters follow the event stream; gauges are taken from the tracker at each scrape.
 //! Every label is bounded: kinds, signals, results, verdicts, programs; per-process series
 //! exist only for processes with a verdict, at most `max_session_series` of them.

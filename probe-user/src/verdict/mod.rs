@@ -8,7 +8,7 @@ use crate::event::Event;
 use growth::Growth;
 
 /// The conclusions hupwatch draws. The snake_case names are part of the alert and API
-/// contract (README.md).
+/// contract (docs/verdicts.md, docs/alerts.md, docs/sessions-api.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
