@@ -22,6 +22,14 @@ pub const VERSION: &str = concat!(
     name = "hupwatch",
     version = VERSION,
     about = "Watch processes that detach from their terminal, ignore hangups, outlive their session or keep growing",
+    long_about = "Watch processes that detach from their terminal, ignore hangups, outlive their session or keep growing.\n\n\
+        hupwatch raises a verdict with its evidence for each such process: detached, hangup_ignored, \
+        hangup_survived, terminal_lost, orphaned, rss_growth, cpu_spin, zombies, stopped. It watches \
+        from the kernel with eBPF on Linux and with DTrace on macOS, and polls the process table where \
+        neither is allowed.\n\n\
+        With no command, hupwatch runs `hupwatch run`. The rules behind each verdict, the alert and \
+        sessions API formats and the metrics are documented in /usr/share/doc/hupwatch/docs/ (the \
+        .deb) or docs/ (the tarball).",
     propagate_version = true
 )]
 pub struct Cli {
