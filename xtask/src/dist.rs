@@ -37,7 +37,7 @@ pub const PLATFORMS: [Platform; 2] = [X86_64, AARCH64];
 
 /// The cargo profile of the release binaries (the workspace's Cargo.toml: release, stripped).
 /// Not `dist`: cargo would then own target/dist/, where the artifacts go.
-const PROFILE: &str = "release-dist";
+pub const PROFILE: &str = "release-dist";
 /// The version of the workspace, which is hupwatch's (xtask shares `version.workspace`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Shells whose completion scripts ship, with the file name each one's loader looks for.

@@ -98,6 +98,16 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
         kernels::run(root, Kernels::Matrix, skip_missing_kernels)
             .context("the kernel matrix failed")?,
     );
+    // The arm64 row: dist's aarch64 binary and the library's tests, built for aarch64 in
+    // dist's profile, in a guest of Debian 12's arm64 kernel.
+    let arm64_tests = kernels::arm64::lib_tests::build(root)
+        .context("building the library's unit tests for aarch64")?;
+    lines.push(kernels::arm64::run_arm64(
+        root,
+        artifacts.binary(dist::AARCH64),
+        Some(&arm64_tests),
+        skip_missing_kernels,
+    ));
     kernels::conclude(&lines)?;
     eprintln!("==> install the release artifacts as a user would");
     let mut install = sh::as_root(&std::env::current_exe().context("the xtask binary")?, &[])?;

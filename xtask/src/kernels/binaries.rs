@@ -21,7 +21,7 @@ pub struct GuestTests {
 }
 
 /// The name GUEST_TESTS gives the library's unit tests, whatever the library is called.
-const LIB: &str = "lib";
+pub const LIB: &str = "lib";
 
 #[derive(Clone, Copy)]
 pub enum Filter {
@@ -171,7 +171,7 @@ fn program_executable(message: &Value, manifest: &Path) -> Option<PathBuf> {
 
 /// The target name and executable of a test binary of the package at `manifest`, from one
 /// of cargo's `compiler-artifact` messages.
-fn test_executable(message: &Value, manifest: &Path) -> Option<(String, PathBuf)> {
+pub fn test_executable(message: &Value, manifest: &Path) -> Option<(String, PathBuf)> {
     if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
         return None;
     }

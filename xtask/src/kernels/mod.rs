@@ -8,11 +8,16 @@
 //! about 5 s; its whole run took 3.5-4 minutes with `--test-threads=2` (see TEST_THREADS),
 //! 8 when another qemu competed for the cores. The 6.1 package is a 70 MB download, once.
 //!
+//! The arm64 row (arm64/) boots Debian 12's stock arm64 kernel from an initramfs instead:
+//! the integration tests need the host's x86 programs (python3, tmux), so that guest runs
+//! a scenario of its own through the aarch64 release binary, and the library's unit tests.
+//!
 //! A kernel that cannot be run (its image is not found or not downloadable, qemu or vng is
 //! missing) is never skipped silently: its line says `NOT RUN` and why. With CI set that
 //! fails the run, always: CI must test every kernel. Without CI it fails the run too,
 //! unless the caller passed `--skip-missing-kernels` (a laptop offline, a clone without
 //! `../shared/`), and even then the NOT RUN lines are printed with the others at the end.
+pub mod arm64;
 mod binaries;
 mod guest;
 mod images;

@@ -13,6 +13,15 @@ pub struct Line {
     failed: bool,
 }
 
+/// A line made elsewhere: `text` is all of it, `kernel` names it when the matrix fails.
+pub fn line(kernel: &str, text: String, failed: bool) -> Line {
+    Line {
+        kernel: kernel.to_owned(),
+        text,
+        failed,
+    }
+}
+
 pub fn not_run(kernel: &str, why: &str, fails: bool) -> Line {
     Line {
         kernel: kernel.to_owned(),
