@@ -54,6 +54,9 @@ pub struct RunOptions {
 pub struct NotifyOptions {
     pub min_process_bytes: u64,
     pub total_bytes: u64,
+    /// `--notify-exhaustion`: warn when memory runs out sooner than this at the pace the
+    /// sessions grow.
+    pub exhaustion_ns: u64,
     /// Whose desktop, when hupwatch cannot tell.
     pub user: Option<u32>,
 }
@@ -89,6 +92,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     let tracker_config = TrackerConfig {
         require_terminal: options.live.matcher.traces_everything(),
         groups: options.live.matcher.clone(),
+        cpu_read_ns: u64::try_from(options.live.cpu_interval.as_nanos()).unwrap_or(u64::MAX),
         ..options.tracker
     };
     // Before the source starts: it drops the privileges a helper running as the desktop's
@@ -96,7 +100,8 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     if let Some(notify) = &options.notify {
         alerts.notify = match Notifier::start(notify.user).await {
             Ok(notifier) => Some(Notifications {
-                policy: NotifyPolicy::new(notify.min_process_bytes, notify.total_bytes),
+                policy: NotifyPolicy::new(notify.min_process_bytes, notify.total_bytes)
+                    .with_exhaustion(notify.exhaustion_ns),
                 notifier,
             }),
             Err(why) => {
@@ -213,6 +218,12 @@ impl Pipe<'_> {
                 Update::Event(event) => take(&mut t, &m, self.alerts, &event)?,
                 Update::Resync(rescan) => resync(&mut t, &m, self.alerts, &rescan)?,
                 Update::Stats(stats) => m.set_source_stats(stats),
+                Update::Machine(memory) => {
+                    t.set_machine_memory(memory);
+                    if let Some(n) = self.alerts.notify.as_mut() {
+                        n.on_memory(&t, self.clock.epoch_now_ns());
+                    }
+                }
             }
         }
         self.alerts
@@ -294,7 +305,7 @@ struct SessionPages {
     about: About,
 }
 
-/// Which source the sessions come from, and what it cannot see.
+/// Which source the sessions come from and what it cannot see.
 struct About {
     source: &'static str,
     unavailable: &'static [&'static str],
@@ -362,6 +373,16 @@ struct Notifications {
 impl Notifications {
     fn on_alert(&mut self, alert: &Alert) {
         if let Some(n) = self.policy.on_alert(alert) {
+            self.notifier.notify(&n);
+        }
+    }
+
+    /// Weighed at each reading of the machine's memory: the forecast is cheap, and the
+    /// sessions per program are grouped only for a notification.
+    fn on_memory(&mut self, t: &Tracker, now_ns: u64) {
+        let forecast = t.memory(now_ns);
+        let programs = || t.metrics_view(now_ns, 0).programs;
+        if let Some(n) = self.policy.on_memory(now_ns, &forecast, programs) {
             self.notifier.notify(&n);
         }
     }

@@ -82,6 +82,10 @@ pub fn decode(record: &[u8], clock: &Clock) -> Result<Event, DecodeError> {
                 started_ns: (r.start_time_ns != 0).then(|| clock.to_epoch_ns(r.start_time_ns)),
                 // Left to the trace command, which reads it from /proc for tracked processes.
                 cmdline: None,
+                // Read by the source for every tracer (source::shared).
+                terminal_program: None,
+                cwd: None,
+                from_terminal: false,
                 hangup: match r.hangup {
                     hangup::DEFAULT => Some(Disposition::Default),
                     hangup::IGNORE => Some(Disposition::Ignore),
@@ -428,6 +432,9 @@ mod tests {
                 forked_by: None,
                 started_ns: None,
                 cmdline: None,
+                terminal_program: None,
+                cwd: None,
+                from_terminal: false,
                 hangup: None,
             },
             "zero session, start time and empty ttys mean unknown or none"
@@ -473,6 +480,9 @@ mod tests {
                 forked_by: Some(7),
                 started_ns: Some(1_002_000),
                 cmdline: None,
+                terminal_program: None,
+                cwd: None,
+                from_terminal: false,
                 hangup: None,
             }
         );

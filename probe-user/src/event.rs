@@ -43,6 +43,18 @@ pub enum EventKind {
         /// set before the exec, by nohup for instance, survives it.
         #[serde(default)]
         hangup: Option<Disposition>,
+        /// The program hosting the terminal it was started in (`vscode`, `iTerm.app`,
+        /// `tmux`, `ssh`, a terminal emulator), from its environment and ancestors, read by
+        /// the source at the exec; null when unknown.
+        #[serde(default)]
+        terminal_program: Option<String>,
+        /// Its working directory at the exec; null when unreadable.
+        #[serde(default)]
+        cwd: Option<String>,
+        /// Its environment says it was started in a terminal (`TERM`, or a variable only a
+        /// terminal sets); false when it does not, or is unreadable.
+        #[serde(default)]
+        from_terminal: bool,
     },
     Fork {
         ppid: u32,
@@ -139,6 +151,15 @@ pub enum EventKind {
         /// When the longest-waiting of them exited; null when none is left.
         oldest_exit_ns: Option<u64>,
     },
+    /// Where a process came from, read after the fact: the read at its parent's exec found
+    /// the parent gone (a first process that forks and exits at once, as tmux's client and
+    /// daemonizing programs do), so the fork inherited nothing. Fills only what is unknown.
+    Origin {
+        #[serde(default)]
+        terminal_program: Option<String>,
+        #[serde(default)]
+        cwd: Option<String>,
+    },
     /// A process that existed before hupwatch started, as /proc shows it. What the tracker
     /// concludes from it alone is marked inferred.
     Existing {
@@ -154,8 +175,15 @@ pub enum EventKind {
         #[serde(default)]
         swap_bytes: Option<u64>,
         cpu_ns: Option<u64>,
-        /// It has a controlling terminal or TERM in its environment: it came from one.
+        /// It has a controlling terminal or its environment says it came from one (`TERM`,
+        /// or a variable only a terminal sets).
         from_terminal: bool,
+        /// The program hosting the terminal it was started in; null when unknown.
+        #[serde(default)]
+        terminal_program: Option<String>,
+        /// Its working directory; null when unreadable.
+        #[serde(default)]
+        cwd: Option<String>,
         /// Its parent is init or a known subreaper (the user's systemd): it was reparented.
         reparented: bool,
         /// Its session's leader is still alive.
@@ -165,7 +193,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every `name()`, for metrics that should show zero rather than nothing.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "exec",
         "fork",
         "exit",
@@ -181,6 +209,7 @@ impl EventKind {
         "stopped",
         "continued",
         "zombies",
+        "origin",
         "existing",
     ];
 
@@ -201,6 +230,7 @@ impl EventKind {
             Self::Stopped {} => "stopped",
             Self::Continued {} => "continued",
             Self::Zombies { .. } => "zombies",
+            Self::Origin { .. } => "origin",
             Self::Existing { .. } => "existing",
         }
     }

@@ -8,6 +8,7 @@ pub mod event;
 pub mod host;
 pub mod matching;
 pub mod notify;
+pub mod origin;
 pub mod output;
 pub mod privileges;
 pub mod reap;

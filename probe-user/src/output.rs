@@ -22,13 +22,15 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             ppid,
             filename,
             tty,
+            terminal_program,
+            cwd,
             ..
         } => {
             write!(out, " ppid={ppid} filename={}", shown(filename))?;
             if let Some(tty) = tty {
                 write!(out, " tty={}", shown(tty))?;
             }
-            Ok(())
+            write_origin(out, terminal_program.as_deref(), cwd.as_deref())
         }
         EventKind::Fork { ppid } => write!(out, " ppid={ppid}"),
         EventKind::Exit {
@@ -132,20 +134,34 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
                 None => Ok(()),
             }
         }
+        EventKind::Origin {
+            terminal_program,
+            cwd,
+        } => write!(
+            out,
+            " from={} cwd={}",
+            shown(terminal_program.as_deref().unwrap_or("-")),
+            shown(cwd.as_deref().unwrap_or("-"))
+        ),
         EventKind::Existing {
             ppid,
             sid,
             tty,
             hangup,
             rss_bytes,
+            terminal_program,
+            cwd,
             ..
-        } => write!(
-            out,
-            " ppid={ppid} session={sid} tty={} sighup={} rss={}",
-            tty.as_deref().map_or("none".into(), shown),
-            hangup.as_str(),
-            mib(*rss_bytes)
-        ),
+        } => {
+            write!(
+                out,
+                " ppid={ppid} session={sid} tty={} sighup={} rss={}",
+                tty.as_deref().map_or("none".into(), shown),
+                hangup.as_str(),
+                mib(*rss_bytes)
+            )?;
+            write_origin(out, terminal_program.as_deref(), cwd.as_deref())
+        }
         EventKind::Rss {
             rss_bytes,
             peak_rss_bytes,
@@ -169,6 +185,21 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         }
     }?;
     out.write_all(b"\n")
+}
+
+/// Where a process was started, when known: ` from=vscode cwd=/home/a/proj`.
+fn write_origin(
+    out: &mut impl Write,
+    terminal_program: Option<&str>,
+    cwd: Option<&str>,
+) -> io::Result<()> {
+    if let Some(program) = terminal_program {
+        write!(out, " from={}", shown(program))?;
+    }
+    match cwd {
+        Some(cwd) => write!(out, " cwd={}", shown(cwd)),
+        None => Ok(()),
+    }
 }
 
 /// An error writing to stdout, unless the reader went away (`hupwatch trace | head`),
@@ -342,6 +373,9 @@ mod tests {
                 forked_by: None,
                 started_ns: None,
                 cmdline: None,
+                terminal_program: Some(hostile.into()),
+                cwd: Some(hostile.into()),
+                from_terminal: false,
                 hangup: None,
             },
             EventKind::Setsid {
@@ -392,6 +426,8 @@ mod tests {
                 swap_bytes: None,
                 cpu_ns: None,
                 from_terminal: true,
+                terminal_program: Some(hostile.into()),
+                cwd: Some(hostile.into()),
                 reparented: false,
                 session_leader_alive: true,
             },

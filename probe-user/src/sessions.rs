@@ -13,7 +13,7 @@ use crate::{
     output,
     sink::table::write_table,
     source::snapshot::{existing_events, scan_host},
-    tracker::{SessionsView, Tracker, TrackerConfig},
+    tracker::{GroupBy, SessionsView, Tracker, TrackerConfig},
 };
 
 pub struct SessionsOptions {
@@ -21,21 +21,32 @@ pub struct SessionsOptions {
     pub from: Option<String>,
     pub matcher: Matcher,
     pub ignore: crate::matching::Ignored,
+    /// What the closing totals (and the document's `groups`) add up by.
+    pub group_by: GroupBy,
 }
 
 pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
-    let view = gather(options.from.as_deref(), &options.matcher, &options.ignore).await?;
+    let mut view = gather(options.from.as_deref(), &options.matcher, &options.ignore).await?;
+    // Also for a document from an older hupwatch, which has no groups.
+    view.regroup(options.group_by);
     let mut out = io::stdout().lock();
     let written = if options.json {
         serde_json::to_writer(&mut out, &view)
             .map_err(io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
     } else {
-        write_table(&mut out, &view)
+        write_table(&mut out, &view, home().as_deref())
     };
     written
         .and_then(|()| out.flush())
         .or_else(output::unless_reader_gone)
+}
+
+/// The home directory of whoever reads the table, to show directories under it as `~/`.
+fn home() -> Option<String> {
+    std::env::var("HOME")
+        .ok()
+        .filter(|h| h.starts_with('/') && h.len() > 1)
 }
 
 /// The live sessions: from a running `hupwatch run` at `from`, or a one-shot /proc look.
@@ -88,6 +99,8 @@ fn look_at_proc(
     for event in &events {
         tracker.apply(event);
     }
+    // Growth needs a running `hupwatch run`; what there is and what is left is one read.
+    tracker.set_machine_memory(crate::host::machine_memory());
     tracker.advance(now);
     Ok(tracker.view(now))
 }

@@ -111,6 +111,6 @@ async fn run_live(
 fn events(updates: &mut Vec<Update>) -> impl Iterator<Item = Event> + '_ {
     updates.drain(..).filter_map(|update| match update {
         Update::Event(event) => Some(event),
-        Update::Resync(_) | Update::Stats(_) => None,
+        Update::Resync(_) | Update::Stats(_) | Update::Machine(_) => None,
     })
 }

@@ -14,6 +14,9 @@ use support::{HUPWATCH, Hupwatch, kill, require_root, scratch_dir, which};
 
 const UNIT: &str = include_str!("../../deploy/hupwatch.service");
 const PLIST: &str = "../deploy/com.hupwatch.plist";
+const REAP_SERVICE: &str = include_str!("../../deploy/hupwatch-reap.service");
+const REAP_TIMER: &str = include_str!("../../deploy/hupwatch-reap.timer");
+const REAP_PLIST: &str = "../deploy/com.hupwatch.reap.plist";
 /// `systemd-analyze security` rates the unit 4.3 ("OK") out of 10; this is that score on
 /// its 0–100 scale, so loosening the unit fails here.
 const MAX_EXPOSURE: &str = "43";
@@ -232,6 +235,84 @@ fn the_launchd_plist_is_well_formed_and_runs_hupwatch_run() {
                  assert '127.0.0.1:9464' in args, args\n";
     let out = Command::new("python3")
         .args(["-c", check, PLIST])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The reap timer's units, beside the daemon's, with their ExecStart at the binary under
+/// test.
+fn reap_units_for_this_build(dir: &Path) -> Vec<std::path::PathBuf> {
+    let daemon = unit_for_this_build(dir);
+    let mut units = vec![daemon];
+    for (name, text) in [
+        ("hupwatch-reap.service", REAP_SERVICE),
+        ("hupwatch-reap.timer", REAP_TIMER),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text.replace("/usr/bin/hupwatch", HUPWATCH)).unwrap();
+        units.push(path);
+    }
+    units
+}
+
+#[test]
+fn the_reap_timer_and_its_service_pass_systemds_own_verification() {
+    let dir = scratch_dir("reap-units");
+    let units = reap_units_for_this_build(&dir);
+    let out = Command::new(which("systemd-analyze"))
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .expect("systemd-analyze runs");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+}
+
+/// The timer's command, as a dry run against a running `hupwatch run`: it parses, asks
+/// the daemon, and ends nothing that has not been idle for its two hours.
+#[test]
+fn the_reap_timers_command_asks_the_running_daemon() {
+    require_root();
+    let line = REAP_SERVICE
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the reap service has an ExecStart");
+    let mut args: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(args[..2], ["/usr/bin/hupwatch", "reap"]);
+    assert_eq!(args.pop(), Some("--yes"), "--yes comes last in the unit");
+    let hupwatch = Hupwatch::run(&["--pid", "1"]);
+    let url = hupwatch.api_url();
+    let from = args.iter().position(|a| *a == "--from").unwrap() + 1;
+    args[from] = &url;
+    let out = Command::new(HUPWATCH).args(&args[1..]).output().unwrap();
+    hupwatch.stop();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("error"), "{said}");
+}
+
+#[test]
+fn the_reap_launchd_plist_runs_reap_idle_from_the_daemon() {
+    let check = "import plistlib, sys\n\
+                 p = plistlib.load(open(sys.argv[1], 'rb'))\n\
+                 args = p['ProgramArguments']\n\
+                 assert p['Label'] == 'com.hupwatch.reap', p['Label']\n\
+                 assert args[:2] == ['/usr/local/bin/hupwatch', 'reap'], args\n\
+                 assert args[args.index('--from') + 1] == 'http://127.0.0.1:9464', args\n\
+                 assert '--idle' in args and args[-1] == '--yes', args\n\
+                 assert p['StartInterval'] == 3600, p\n";
+    let out = Command::new("python3")
+        .args(["-c", check, REAP_PLIST])
         .output()
         .expect("python3 runs");
     assert!(

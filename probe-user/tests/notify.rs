@@ -657,3 +657,97 @@ fn top_with_notify_tells_the_desktop_of_a_large_orphan() {
     let _ = Command::new("pkill").args(["-KILL", "-x", &name]).status();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hupwatch run --notify` warns once when a session grows fast enough to fill memory
+/// within `--notify-exhaustion`, naming it. The line is set from this machine's memory:
+/// four times what the grower would take to fill it, so it falls under at once however
+/// large the machine.
+#[test]
+fn run_with_notify_warns_once_before_memory_runs_out() {
+    use std::io::Write;
+    require_root();
+    let desktop = Desktop::start("exhaustion", own_uid());
+    let (dir, name, python) = named_python("exhaustion", "nfx");
+    // 4 MiB every 50 ms by the clock for 10 s once told, then it says so and waits.
+    const PACE: f64 = 80.0 * 1048576.0;
+    let grow = "import sys, time\nb=[]\nprint('ready', flush=True)\nsys.stdin.readline()\nt=time.monotonic()\nfor i in range(200):\n    b.append(bytearray(4<<20))\n    time.sleep(max(0, t + 0.05 * (i + 1) - time.monotonic()))\nprint('done', flush=True)\ntime.sleep(60)\n";
+    let mut child = Command::new(&python)
+        .args(["-c", grow])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(said.next().unwrap().unwrap(), "ready");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib = |field: &str| -> f64 {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            * 1024.0
+    };
+    let line = format!(
+        "{}s",
+        (4.0 * (kib("MemAvailable") + kib("SwapFree")) / PACE).ceil()
+    );
+    // A window short enough that a fit counts after a second of growth.
+    let hupwatch = support::Hupwatch::run_with_env(
+        &[
+            "--match",
+            &name,
+            "--notify",
+            "--notify-exhaustion",
+            &line,
+            "--rss-window",
+            "8s",
+            "--rss-interval",
+            "250ms",
+        ],
+        &[("DBUS_SESSION_BUS_ADDRESS", desktop.address.as_str())],
+    );
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+
+    let deadline = Instant::now() + support::event_timeout();
+    let warned = |received: &[(String, String, String)]| -> Vec<(String, String, String)> {
+        received
+            .iter()
+            .filter(|(s, _, _)| s.starts_with("Memory full in "))
+            .cloned()
+            .collect()
+    };
+    let (summary, body, urgency) = loop {
+        if let Some(n) = warned(&desktop.received()).pop() {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no memory warning on the desktop (--notify-exhaustion {line}): {:?}",
+            desktop.received()
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert!(summary.contains(" at +"), "{summary}");
+    assert!(
+        body.contains(&format!("Largest: {name} (")),
+        "names it: {body}"
+    );
+    assert!(body.ends_with("hupwatch sessions"), "{body}");
+    assert_eq!(urgency, "critical");
+    // It goes on growing, the forecast falling further: still the one warning.
+    assert_eq!(said.next().unwrap().unwrap(), "done");
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        warned(&desktop.received()).len(),
+        1,
+        "{:?}",
+        desktop.received()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    hupwatch.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -118,7 +118,10 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
     let _stats = BpfStats::enable();
     let dir = scratch_dir("prometheus");
     let mut reaper = Reaper::default();
-    let names = ["pds", "pnh", "phs", "pws", "pgr", "psp", "pzm", "pso"].map(unique);
+    let names = [
+        "pds", "pnh", "phs", "pws", "pgr", "psp", "pzm", "pso", "pfc",
+    ]
+    .map(unique);
     let [
         detached,
         nohup,
@@ -128,6 +131,7 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
         spinner,
         zombies,
         stopped,
+        steady,
     ] = &names;
     // rss_growth needs growth over a quarter of the window: 3 s of the grower's 4 s.
     let mut watch = vec!["--hup-grace", "2s", "--rss-window", "12s"];
@@ -298,10 +302,20 @@ time.sleep(1000)
         thread::sleep(Duration::from_millis(1200));
     }
 
+    // A session that grows steadily to the end (the first grower stopped long ago): the
+    // memory forecast, and its alert. 2 MiB every 100 ms by the clock, 3 GiB at most.
+    let pace = "import time\nb=[]\nt=time.monotonic()\nfor i in range(1536):\n    b.append(bytearray(2<<20))\n    time.sleep(max(0, t + 0.1 * (i + 1) - time.monotonic()))\ntime.sleep(1000)\n";
+    let child = Command::new(named_python(&dir, steady))
+        .args(["-c", pace])
+        .spawn()
+        .unwrap();
+    reaper.children.push(child);
+
     let mut expected = [
         "HupwatchDown",
         "HupwatchEventsLost",
         "HupwatchHangupIgnored",
+        "HupwatchMemoryExhaustionSoon",
         "HupwatchOrphansHoldingMemory",
         "HupwatchProgramNotAttached",
         "HupwatchSessionGrowing",
@@ -342,6 +356,11 @@ time.sleep(1000)
     assert!(instance_of("HupwatchEventsLost").contains(&targets[1]));
     assert_eq!(
         instance_of("HupwatchOrphansHoldingMemory"),
+        [targets[0].clone()]
+    );
+    // The troubled machine watches a sleeper: nothing grows there.
+    assert_eq!(
+        instance_of("HupwatchMemoryExhaustionSoon"),
         [targets[0].clone()]
     );
 

@@ -212,6 +212,11 @@ fn in_process_top_shows_sorts_filters_details_ends_and_quits() {
         screen.contains("shown 1 of 1"),
         "--match shows only it: {screen}"
     );
+    // The orphan sleeps: nothing grows, so the header says what is left.
+    assert!(
+        screen.contains("memory: ") && screen.contains(" available"),
+        "the machine's memory in the header: {screen}"
+    );
 
     for (key, sort) in [("g", "growth"), ("c", "cpu"), ("a", "age"), ("m", "memory")] {
         tmux.keys(&[key]);

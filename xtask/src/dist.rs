@@ -228,10 +228,13 @@ fn tarball(
             &format!("completions/{file}"),
         )?;
     }
-    copy(
-        &root.join("deploy/hupwatch.service"),
-        "systemd/hupwatch.service",
-    )?;
+    for unit in [
+        "hupwatch.service",
+        "hupwatch-reap.service",
+        "hupwatch-reap.timer",
+    ] {
+        copy(&root.join("deploy").join(unit), &format!("systemd/{unit}"))?;
+    }
     for file in sorted_files(&root.join("dashboards"))? {
         copy(&file, &format!("dashboards/{}", file_name(&file)))?;
     }

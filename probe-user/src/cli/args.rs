@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     source::SourceKind,
+    tracker::GroupBy,
     units::{parse_duration, parse_size},
     verdict::VerdictKind,
 };
@@ -178,6 +179,11 @@ pub struct SessionsArgs {
     #[arg(long = "ignore", value_name = "NAME")]
     pub ignore: Vec<String>,
 
+    /// What the totals at the end add up by: name (the program), cwd (the project) or
+    /// terminal_program (the editor or terminal that started them)
+    #[arg(long, value_name = "KEY", default_value = "name", value_parser = parse_group_by)]
+    pub group_by: GroupBy,
+
     #[command(flatten)]
     pub matching: MatchArgs,
 }
@@ -224,6 +230,21 @@ pub struct ReapArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
     pub min_rss: Option<u64>,
 
+    /// Only processes that used under 1% of a CPU for at least this long, like 2h (needs
+    /// --from: a one-shot look cannot tell)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub idle: Option<Duration>,
+
+    /// Only processes started in this program's terminal: vscode, iTerm.app,
+    /// Apple_Terminal, tmux, ssh, or a terminal emulator's name (as `hupwatch sessions`
+    /// shows it under FROM)
+    #[arg(long, value_name = "NAME")]
+    pub terminal_program: Option<String>,
+
+    /// Only processes whose working directory is PATH or below it
+    #[arg(long, value_name = "PATH")]
+    pub cwd: Option<PathBuf>,
+
     /// The signal sent first: a name (TERM, SIGHUP) or a number
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
     pub signal: u32,
@@ -248,6 +269,13 @@ pub struct ReapArgs {
 
     #[command(flatten)]
     pub matching: MatchArgs,
+}
+
+fn parse_group_by(text: &str) -> Result<GroupBy, String> {
+    GroupBy::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = GroupBy::ALL.iter().map(|by| by.name()).collect();
+        format!("unknown grouping {text:?}; use one of {}", names.join(", "))
+    })
 }
 
 fn parse_verdict(text: &str) -> Result<VerdictKind, String> {
@@ -301,9 +329,10 @@ pub struct LiveArgs {
 #[derive(Debug, Args, Default)]
 pub struct NotifyArgs {
     /// Send a desktop notification when a verdict is raised for a process holding at least
-    /// --notify-min-memory, and when the flagged sessions together hold more than
-    /// --notify-total (the logged-in user's session bus; as root, through a helper running
-    /// as that user)
+    /// --notify-min-memory, when the flagged sessions together hold more than
+    /// --notify-total, and when memory runs out within --notify-exhaustion or already
+    /// stalls (the logged-in user's session bus; as root, through a helper running as that
+    /// user)
     #[arg(long)]
     pub notify: bool,
 
@@ -315,6 +344,11 @@ pub struct NotifyArgs {
     /// quarter of RAM]
     #[arg(long, value_name = "SIZE", value_parser = parse_positive_size, allow_hyphen_values = true)]
     pub notify_total: Option<u64>,
+
+    /// Warn once when the machine's memory runs out sooner than this at the pace the
+    /// watched sessions grow (again only after it has recovered)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub notify_exhaustion: Duration,
 
     /// Whose desktop to notify (uid) when hupwatch runs as root and cannot tell
     #[arg(long, value_name = "UID")]

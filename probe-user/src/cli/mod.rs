@@ -128,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 from: args.from,
                 matcher: matcher(&args.matching)?,
                 ignore: crate::matching::Ignored::new(&args.ignore),
+                group_by: args.group_by,
             };
             runtime()?.block_on(crate::sessions::run(options))
         }
@@ -144,6 +145,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     verdicts,
                     older_than: args.older_than,
                     min_rss_bytes: args.min_rss,
+                    idle_at_least: args.idle,
+                    terminal_program: args.terminal_program,
+                    cwd: args.cwd.map(|path| crate::reap::absolute(&path)),
                     all_users: args.all_users,
                     ignore: crate::matching::Ignored::new(&args.ignore),
                 },
@@ -180,6 +184,7 @@ fn notify_options(args: &args::NotifyArgs) -> Option<crate::daemon::NotifyOption
         total_bytes: args
             .notify_total
             .unwrap_or_else(crate::sink::notify::default_total),
+        exhaustion_ns: nanos(args.notify_exhaustion),
         user: args.notify_user,
     })
 }

@@ -1,17 +1,20 @@
 //! The macOS process table, as the same [`ProcSnapshot`]s /proc gives on Linux: libproc
 //! (`proc_listallpids`, `proc_pidinfo(PROC_PIDTBSDINFO)`) for parent, group, terminal and
-//! start time, `getsid` for the session, `KERN_PROCARGS2` for the command line, and one
+//! start time, `getsid` for the session, `KERN_PROCARGS2` for the command line and the
+//! environment, `PROC_PIDVNODEPATHINFO` for the working directory, and one
 //! `ps` for the ignored and caught signal masks, which libproc does not expose;
 //! `proc_pid_rusage` for the physical footprint and `sysctl(KERN_PROC_PID)` for the run
 //! state. What turns their answers into values is in `darwin_data`, tested on any OS.
 use std::{collections::HashMap, mem, process::Command, sync::OnceLock};
 
-pub use super::darwin_data::{KinfoProc, Rusage, parse_procargs, parse_signal_masks, tty_name};
+pub use super::darwin_data::{
+    KinfoProc, Rusage, parse_procargs, parse_procargs_env, parse_signal_masks, tty_name,
+};
 use super::{
     ProcInfo, ProcSnapshot, Usage,
     darwin_data::{RawKinfoProc, RusageInfoV4, Timebase, mask_disposition},
 };
-use crate::event::Disposition;
+use crate::{event::Disposition, origin::TerminalEnv};
 
 // The declaration in darwin_data is ours (so it builds on Linux); it must match libc's.
 const _: () = assert!(mem::size_of::<RusageInfoV4>() == mem::size_of::<libc::rusage_info_v4>());
@@ -92,6 +95,18 @@ fn all_pids() -> Vec<u32> {
 /// The arguments of `pid` joined by spaces, from `KERN_PROCARGS2`: argc, the executable
 /// path, padding, then argc NUL-terminated arguments.
 pub fn cmdline(pid: u32) -> Option<String> {
+    procargs(pid).map(|raw| parse_procargs(&raw))
+}
+
+/// What the environment says of where `pid` was started, from the strings that follow
+/// its arguments in `KERN_PROCARGS2`. The kernel gives them for the caller's own
+/// processes, and root's for all; None when it refuses.
+pub fn terminal_env(pid: u32) -> Option<TerminalEnv> {
+    procargs(pid).map(|raw| TerminalEnv::parse(parse_procargs_env(&raw)))
+}
+
+/// The raw `KERN_PROCARGS2` buffer of `pid`.
+fn procargs(pid: u32) -> Option<Vec<u8>> {
     let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid as libc::c_int];
     let mut buffer = vec![0u8; 256 * 1024];
     let mut size = buffer.len();
@@ -109,7 +124,49 @@ pub fn cmdline(pid: u32) -> Option<String> {
     if status != 0 || size < 4 {
         return None;
     }
-    Some(parse_procargs(&buffer[..size]))
+    buffer.truncate(size);
+    Some(buffer)
+}
+
+/// The working directory, from `proc_pidinfo(PROC_PIDVNODEPATHINFO)`; None for another
+/// user's process without root, or one that is gone.
+pub fn cwd(pid: u32) -> Option<String> {
+    // SAFETY: proc_vnodepathinfo is plain data; all zeroes is a valid value.
+    let mut info: libc::proc_vnodepathinfo = unsafe { mem::zeroed() };
+    let size = mem::size_of::<libc::proc_vnodepathinfo>() as libc::c_int;
+    // SAFETY: `info` is writable and `size` bytes long.
+    let written = unsafe {
+        libc::proc_pidinfo(
+            pid as libc::c_int,
+            libc::PROC_PIDVNODEPATHINFO,
+            0,
+            (&raw mut info).cast(),
+            size,
+        )
+    };
+    if written != size {
+        return None;
+    }
+    Some(c_chars(info.pvi_cdir.vip_path.as_flattened())).filter(|path| !path.is_empty())
+}
+
+/// The machine's RAM (`hw.memsize`).
+pub fn memory_total() -> Option<u64> {
+    let mut mib = [libc::CTL_HW, libc::HW_MEMSIZE];
+    let mut bytes: u64 = 0;
+    let mut size = mem::size_of::<u64>();
+    // SAFETY: `mib` names two levels; `bytes` is a writable u64, as hw.memsize is.
+    let status = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            2,
+            (&raw mut bytes).cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    (status == 0 && size == mem::size_of::<u64>()).then_some(bytes)
 }
 
 /// pid → (ignored, caught) signal masks, from one `ps`. Empty when ps fails: the
@@ -147,11 +204,13 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
             // 'S' (what this said before sysctl was asked) when the process went between
             // the two reads: the next scan drops it.
             let state = kinfo(pid).map_or('S', |k| k.state);
+            // One read gives the arguments and the environment.
+            let args = procargs(pid);
             Some(ProcSnapshot {
                 info: ProcInfo {
                     pid,
                     ppid: info.ppid,
-                    cmdline: cmdline(pid).unwrap_or_default(),
+                    cmdline: args.as_deref().map(parse_procargs).unwrap_or_default(),
                     comm: info.comm,
                     sid: sid.max(0) as u32,
                     tty_nr: info.tty_dev,
@@ -164,7 +223,10 @@ pub fn scan_snapshots() -> Vec<ProcSnapshot> {
                 rss_bytes: usage.map_or(0, |u| u.rss_bytes),
                 swap_bytes: None,
                 hangup: mask_disposition(ignored, caught),
-                term_env: false,
+                terminal_env: args
+                    .as_deref()
+                    .map(|raw| TerminalEnv::parse(parse_procargs_env(raw))),
+                cwd: cwd(pid),
                 uid: Some(info.uid),
             })
         })

@@ -13,19 +13,37 @@ pub const NODEV: u32 = u32::MAX;
 /// The arguments of a `KERN_PROCARGS2` buffer (argc, the executable path, padding, then
 /// argc NUL-terminated arguments), joined by spaces.
 pub fn parse_procargs(raw: &[u8]) -> String {
-    let Some((argc, rest)) = raw.split_first_chunk::<4>() else {
-        return String::new();
+    let joined: Vec<String> = procargs_strings(raw)
+        .map(|(argc, strings)| strings.take(argc).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    joined.join(" ")
+}
+
+/// The environment of a `KERN_PROCARGS2` buffer: the NUL-terminated strings after the
+/// arguments, up to the empty one that ends them (what follows is the kernel's own
+/// `key=value` strings for dyld, not the process's environment).
+pub fn parse_procargs_env(raw: &[u8]) -> Vec<&[u8]> {
+    let Some((argc, strings)) = procargs_strings(raw) else {
+        return Vec::new();
     };
+    strings
+        .skip(argc)
+        .take_while(|entry| !entry.is_empty())
+        .collect()
+}
+
+/// argc and the strings from the first argument on.
+fn procargs_strings(raw: &[u8]) -> Option<(usize, impl Iterator<Item = &[u8]>)> {
+    let (argc, rest) = raw.split_first_chunk::<4>()?;
     let argc = i32::from_ne_bytes(*argc).max(0) as usize;
     let after_path = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
     let args = &rest[after_path..];
     let start = args.iter().position(|&b| b != 0).unwrap_or(args.len());
-    let joined: Vec<String> = args[start..]
-        .split(|&b| b == 0)
-        .take(argc)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    joined.join(" ")
+    let strings = args[start..].split(|&b| b == 0);
+    Some((argc, strings))
 }
 
 /// `ps -axo pid=,ignored=,caught=` lines: a pid and two hexadecimal masks.
@@ -387,6 +405,31 @@ mod tests {
         let mut negative = (-1i32).to_ne_bytes().to_vec();
         negative.extend_from_slice(b"/bin/sh\0sh\0");
         assert_eq!(parse_procargs(&negative), "");
+    }
+
+    #[test]
+    fn procargs_give_the_environment_up_to_the_kernels_own_strings() {
+        let mut raw = 2i32.to_ne_bytes().to_vec();
+        raw.extend_from_slice(
+            b"/opt/node/bin/node\0\0\0node\0/usr/local/bin/claude\0TERM=xterm-256color\0TERM_PROGRAM=vscode\0HOME=/Users/a\0\0ptr_munge=\0executable_path=/opt/node/bin/node\0",
+        );
+        let env = parse_procargs_env(&raw);
+        assert_eq!(
+            env,
+            [
+                &b"TERM=xterm-256color"[..],
+                b"TERM_PROGRAM=vscode",
+                b"HOME=/Users/a"
+            ]
+        );
+        let origin = crate::origin::TerminalEnv::parse(env);
+        assert_eq!(origin.term_program.as_deref(), Some("vscode"));
+        assert_eq!(parse_procargs(&raw), "node /usr/local/bin/claude");
+        // Arguments only (another user's process as a normal user shows no environment).
+        let mut bare = 1i32.to_ne_bytes().to_vec();
+        bare.extend_from_slice(b"/bin/sleep\0sleep\0");
+        assert!(parse_procargs_env(&bare).is_empty());
+        assert!(parse_procargs_env(b"\x01\x00").is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::{fs, path::Path, sync::OnceLock};
 
 use super::{ProcInfo, ProcSnapshot, Usage, disposition};
-use crate::event::Disposition;
+use crate::{event::Disposition, origin::TerminalEnv};
 
 /// The fields of /proc/PID/stat this project uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,15 +123,19 @@ pub fn read_status(pid: u32) -> Option<Status> {
     parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
-/// Whether a NUL-separated environment block holds a `TERM=` entry.
-pub fn environ_has_term(raw: &[u8]) -> bool {
-    raw.split(|&b| b == 0)
-        .any(|entry| entry.starts_with(b"TERM="))
+/// What the environment says of where the process was started; None when unreadable
+/// (other users' environments are readable only by root).
+pub fn read_terminal_env(pid: u32) -> Option<TerminalEnv> {
+    fs::read(format!("/proc/{pid}/environ"))
+        .ok()
+        .map(|raw| TerminalEnv::parse_block(&raw))
 }
 
-/// Other users' environments are readable only by root: unreadable counts as no TERM.
-pub fn read_term_env(pid: u32) -> bool {
-    fs::read(format!("/proc/{pid}/environ")).is_ok_and(|raw| environ_has_term(&raw))
+/// The working directory; None when unreadable (as the environment) or gone. A directory
+/// removed since ends in ` (deleted)`, as the kernel says it.
+pub fn read_cwd(pid: u32) -> Option<String> {
+    let path = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    Some(path.to_string_lossy().into_owned())
 }
 
 /// USER_HZ: the unit of the tick counts in /proc/PID/stat.
@@ -216,7 +220,8 @@ pub fn read_state(pid: u32) -> Option<ProcSnapshot> {
         rss_bytes: status.rss_bytes.unwrap_or(0),
         swap_bytes: status.swap_bytes,
         hangup: status.hangup(),
-        term_env: false,
+        terminal_env: None,
+        cwd: None,
         uid: status.uid,
         info: ProcInfo {
             pid,
@@ -242,7 +247,8 @@ pub fn scan_states() -> Vec<ProcSnapshot> {
 pub fn read_snapshot(pid: u32) -> Option<ProcSnapshot> {
     let mut p = read_state(pid)?;
     p.info.cmdline = read_cmdline(pid).unwrap_or_default();
-    p.term_env = read_term_env(pid);
+    p.terminal_env = read_terminal_env(pid);
+    p.cwd = read_cwd(pid);
     Some(p)
 }
 
@@ -426,17 +432,6 @@ mod tests {
         assert_eq!(parse_status("SigIgn:\tzz\nSigCgt:\t0\n"), None);
     }
 
-    #[test]
-    fn finds_term_only_as_a_whole_entry_name() {
-        assert!(environ_has_term(b"HOME=/root\0TERM=xterm-256color\0"));
-        assert!(environ_has_term(b"TERM=\0"));
-        assert!(!environ_has_term(
-            b"TERMINFO=/usr/share/terminfo\0XTERM=1\0"
-        ));
-        assert!(!environ_has_term(b"A=TERM=x\0"));
-        assert!(!environ_has_term(b""));
-    }
-
     fn dev(major: u32, minor: u32) -> u32 {
         (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
     }
@@ -491,7 +486,12 @@ mod tests {
         assert!(me.rss_bytes > 0);
         assert!(me.started_boot_ns > 0);
         assert_eq!(me.hangup, own_hangup_disposition());
-        assert_eq!(me.term_env, std::env::var_os("TERM").is_some());
+        assert_eq!(
+            me.terminal_env.as_ref().map(|e| e.term.is_some()),
+            Some(std::env::var_os("TERM").is_some())
+        );
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(me.cwd.as_deref(), here.to_str());
         assert!(me.cpu_ns.is_some());
         assert!(read_cpu_ns(std::process::id()) >= me.cpu_ns);
         assert!(scan_snapshots().iter().any(|p| p.info.pid == me.info.pid));

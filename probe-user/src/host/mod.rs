@@ -6,12 +6,21 @@ pub mod darwin;
 pub mod darwin_data;
 #[cfg(target_os = "macos")]
 pub mod darwin_exits;
+#[cfg(target_os = "macos")]
+mod darwin_memory;
 pub mod linux;
+pub mod linux_memory;
+mod machine;
 mod process;
 
+pub use machine::MachineMemory;
 pub use process::{ProcInfo, ProcSnapshot, ProcessTree, Usage, disposition};
 
-use crate::{decode::Clock, event::Disposition};
+use crate::{
+    decode::Clock,
+    event::Disposition,
+    origin::{self, Origin, TerminalEnv},
+};
 
 /// A process as `reap` re-reads it before ending it: who owns it and which life it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +132,44 @@ pub fn cmdline(pid: u32) -> Option<String> {
     return darwin::cmdline(pid);
     #[cfg(not(target_os = "macos"))]
     return linux::read_cmdline(pid);
+}
+
+/// What the environment says of where the process was started; None when unreadable.
+pub fn terminal_env(pid: u32) -> Option<TerminalEnv> {
+    #[cfg(target_os = "macos")]
+    return darwin::terminal_env(pid);
+    #[cfg(not(target_os = "macos"))]
+    return linux::read_terminal_env(pid);
+}
+
+/// The working directory; None when unreadable or gone.
+pub fn cwd(pid: u32) -> Option<String> {
+    #[cfg(target_os = "macos")]
+    return darwin::cwd(pid);
+    #[cfg(not(target_os = "macos"))]
+    return linux::read_cwd(pid);
+}
+
+/// Where a live process was started: its environment and working directory, and, when
+/// its environment does not name its terminal's program, its ancestors' names.
+pub fn origin(pid: u32) -> Origin {
+    let env = terminal_env(pid);
+    Origin {
+        terminal_program: origin::terminal_program(env.as_ref(), origin::ancestors(pid, parent_of)),
+        cwd: cwd(pid),
+        from_terminal: env.is_some_and(|e| e.from_terminal()),
+    }
+}
+
+/// The machine's memory as a whole, now: what there is, what is left, and (Linux) how
+/// much tasks stall waiting for it.
+pub fn machine_memory() -> MachineMemory {
+    #[cfg(target_os = "macos")]
+    return darwin_memory::read();
+    #[cfg(target_os = "linux")]
+    return linux_memory::read();
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    return MachineMemory::default();
 }
 
 /// What SIGHUP does to the process now.

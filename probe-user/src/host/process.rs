@@ -2,7 +2,7 @@
 //! layers fill and the sources, `sessions`, `reap` and the re-sync read.
 use std::collections::{HashMap, HashSet};
 
-use crate::event::Disposition;
+use crate::{event::Disposition, origin::TerminalEnv};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcInfo {
@@ -19,7 +19,7 @@ pub struct ProcInfo {
 }
 
 /// A process as the `existing` snapshot needs it: [`ProcInfo`] plus its state, CPU time,
-/// memory, SIGHUP disposition and whether it came from a terminal.
+/// memory, SIGHUP disposition, and where it was started (its environment and directory).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcSnapshot {
     pub info: ProcInfo,
@@ -35,8 +35,11 @@ pub struct ProcSnapshot {
     pub rss_bytes: u64,
     pub swap_bytes: Option<u64>,
     pub hangup: Disposition,
-    /// Its environment has a `TERM=` entry; false when the environment is unreadable.
-    pub term_env: bool,
+    /// What its environment says of where it was started; None when unreadable (or not
+    /// read, as in a poll's look).
+    pub terminal_env: Option<TerminalEnv>,
+    /// Its working directory; None when unreadable or not read.
+    pub cwd: Option<String>,
     /// Real user id; `None` where the OS did not say.
     pub uid: Option<u32>,
 }

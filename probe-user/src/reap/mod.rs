@@ -8,12 +8,14 @@ pub(crate) mod select;
 
 use std::{
     io::{self, Write},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
 pub use select::Criteria;
 
 use crate::{
+    error::UserError,
     matching::Matcher,
     output, signals,
     units::{format_duration, format_size},
@@ -29,6 +31,12 @@ pub struct ReapOptions {
 }
 
 pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
+    if options.criteria.idle_at_least.is_some() && options.from.is_none() {
+        return Err(UserError::new(
+            "--idle needs CPU readings taken over time, which a one-shot look has not got; add --from http://127.0.0.1:9464 (a running `hupwatch run`)",
+        )
+        .into());
+    }
     let view = crate::sessions::gather(
         options.from.as_deref(),
         &options.matcher,
@@ -58,6 +66,15 @@ pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `path` as `--cwd` compares it with working directories: absolute (relative to where
+/// reap runs) and with its symlinks resolved, as the OS reports a process's directory.
+pub fn absolute(path: &Path) -> PathBuf {
+    let joined = std::env::current_dir()
+        .map(|here| here.join(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    std::fs::canonicalize(&joined).unwrap_or(joined)
 }
 
 fn dry_run(

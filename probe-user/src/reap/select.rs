@@ -1,6 +1,9 @@
 //! Which sessions `hupwatch reap` would end, and which it must leave alone whatever the
 //! flags say. Pure: the facts about each process come in through `look`.
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use crate::{
     tracker::{ProcessView, SessionsView},
@@ -14,6 +17,12 @@ pub struct Criteria {
     pub verdicts: Vec<VerdictKind>,
     pub older_than: Option<Duration>,
     pub min_rss_bytes: Option<u64>,
+    /// Used under 1% of a CPU for at least this long (a view that does not know says no).
+    pub idle_at_least: Option<Duration>,
+    /// Started in this program's terminal (`vscode`, `tmux`...), in any case.
+    pub terminal_program: Option<String>,
+    /// Working in this directory or below it (an absolute path).
+    pub cwd: Option<PathBuf>,
     /// Other users' processes too (otherwise only those of the user who ran hupwatch).
     pub all_users: bool,
     /// Programs never to end (`--ignore`), beside those the view marks ignored.
@@ -112,6 +121,24 @@ fn qualifies(p: &ProcessView, criteria: &Criteria) -> bool {
         && criteria
             .min_rss_bytes
             .is_none_or(|min| p.rss_bytes.is_some_and(|rss| rss >= min))
+        && criteria.idle_at_least.is_none_or(|idle| {
+            p.idle_seconds
+                .is_some_and(|seconds| seconds >= idle.as_secs_f64())
+        })
+        && criteria.terminal_program.as_deref().is_none_or(|wanted| {
+            p.terminal_program
+                .as_deref()
+                .is_some_and(|program| program.eq_ignore_ascii_case(wanted))
+        })
+        && criteria
+            .cwd
+            .as_deref()
+            .is_none_or(|under| p.cwd.as_deref().is_some_and(|cwd| within(cwd, under)))
+}
+
+/// `cwd` is `dir` or below it, component by component (`/src/app2` is not under `/src/app`).
+fn within(cwd: &str, dir: &Path) -> bool {
+    Path::new(cwd).starts_with(dir)
 }
 
 #[cfg(test)]
@@ -130,11 +157,14 @@ mod tests {
             source: None,
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
             time_ns: 0,
             processes,
             hangup_exits: Vec::new(),
             hangup_exit_total: 0,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
         }
     }
 
@@ -143,6 +173,9 @@ mod tests {
             verdicts: Criteria::DEFAULT_VERDICTS.to_vec(),
             older_than: None,
             min_rss_bytes: None,
+            idle_at_least: None,
+            terminal_program: None,
+            cwd: None,
             all_users: false,
             ignore: Default::default(),
         }
@@ -189,6 +222,50 @@ mod tests {
             ..criteria()
         };
         assert_eq!(pids(&choose(&v, &detached, &REAPER, mine).0), [11]);
+    }
+
+    #[test]
+    fn idle_time_terminal_program_and_directory_narrow_the_choice() {
+        let from = |pid, program: Option<&str>, cwd: Option<&str>, idle: Option<f64>| ProcessView {
+            terminal_program: program.map(Into::into),
+            cwd: cwd.map(Into::into),
+            idle_seconds: idle,
+            ..process(pid, VerdictKind::Orphaned, 100.0, 50)
+        };
+        let v = view(vec![
+            from(10, Some("vscode"), Some("/home/a/web"), Some(7200.0)),
+            from(11, Some("vscode"), Some("/home/a/web/src"), Some(60.0)),
+            from(12, Some("iTerm.app"), Some("/home/a/web2"), None),
+            from(13, None, None, Some(9000.0)),
+        ]);
+        let chosen = |criteria: Criteria| pids(&choose(&v, &criteria, &REAPER, mine).0);
+        let vscode = Criteria {
+            terminal_program: Some("VSCode".into()),
+            ..criteria()
+        };
+        assert_eq!(chosen(vscode), [10, 11], "the name in any case");
+        let web = Criteria {
+            cwd: Some("/home/a/web".into()),
+            ..criteria()
+        };
+        assert_eq!(chosen(web), [10, 11], "web2 is not below web");
+        let slash = Criteria {
+            cwd: Some("/home/a/web/".into()),
+            ..criteria()
+        };
+        assert_eq!(chosen(slash), [10, 11]);
+        let idle = Criteria {
+            idle_at_least: Some(Duration::from_secs(3600)),
+            ..criteria()
+        };
+        assert_eq!(chosen(idle), [10, 13], "not known is not idle");
+        let all = Criteria {
+            idle_at_least: Some(Duration::from_secs(3600)),
+            terminal_program: Some("vscode".into()),
+            cwd: Some("/home/a".into()),
+            ..criteria()
+        };
+        assert_eq!(chosen(all), [10]);
     }
 
     #[test]

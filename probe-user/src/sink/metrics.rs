@@ -10,11 +10,13 @@ use prometheus::{
 use crate::{
     event::{Event, EventKind},
     source::shared::SourceStats,
-    tracker::{Alert, AlertStatus, LATENCY_BUCKETS, LatencyCounts, MetricsView, Resync},
+    tracker::{Alert, AlertStatus, LATENCY_BUCKETS, LatencyCounts, MetricsView, Resync, groups},
     verdict::VerdictKind,
 };
 
 pub const DEFAULT_MAX_SESSION_SERIES: usize = 50;
+/// Programs with series of their own, the largest by memory; the rest are `other`.
+pub const PROGRAM_SERIES: usize = 20;
 
 pub struct Metrics {
     registry: Registry,
@@ -40,7 +42,12 @@ pub struct Metrics {
     session_swap: IntGaugeVec,
     session_footprint: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
+    program_sessions: IntGaugeVec,
+    program_memory: IntGaugeVec,
+    program_flagged: IntGaugeVec,
     bpf_stats_enabled: IntGauge,
+    /// The machine's memory and its forecast.
+    memory: super::memory_metrics::MemoryGauges,
     max_session_series: usize,
 }
 
@@ -154,10 +161,26 @@ impl Metrics {
                 &["pid", "comm", "verdicts"],
             )
             .expect("valid metric"),
+            program_sessions: gauge_vec(
+                "hupwatch_program_sessions",
+                "Live sessions per program (the process name; the 20 largest by memory, the rest summed as other).",
+                &["program"],
+            ),
+            program_memory: gauge_vec(
+                "hupwatch_program_memory_bytes",
+                "Memory the sessions of a program hold together: RSS + swap (macOS: the footprint) of those whose memory is known.",
+                &["program"],
+            ),
+            program_flagged: gauge_vec(
+                "hupwatch_program_flagged",
+                "Sessions of a program that have a verdict.",
+                &["program"],
+            ),
             bpf_stats_enabled: gauge(
                 "hupwatch_bpf_stats_enabled",
                 "1 when kernel.bpf_stats_enabled is on, so the program run-time metrics count.",
             ),
+            memory: super::memory_metrics::MemoryGauges::new(),
             max_session_series,
         };
         metrics.register_all();
@@ -195,6 +218,9 @@ impl Metrics {
             Box::new(self.session_swap.clone()),
             Box::new(self.session_footprint.clone()),
             Box::new(self.session_growth.clone()),
+            Box::new(self.program_sessions.clone()),
+            Box::new(self.program_memory.clone()),
+            Box::new(self.program_flagged.clone()),
             Box::new(self.bpf_stats_enabled.clone()),
         ];
         for collector in collectors {
@@ -202,6 +228,7 @@ impl Metrics {
                 .register(collector)
                 .expect("unique metric names");
         }
+        self.memory.register(&self.registry);
     }
 
     /// Known label values exist from the start at zero, so a dashboard's rate() and an
@@ -322,6 +349,7 @@ impl Metrics {
     /// Refreshes the gauges from the tracker and renders the text exposition format.
     pub fn render(&mut self, view: &MetricsView) -> Vec<u8> {
         self.set_session_gauges(view);
+        self.memory.set(&view.memory);
         let mut families = self.registry.gather();
         families.push(hangup_latency(&view.hangup_latency));
         families.extend(source_counters(&self.source_stats));
@@ -365,6 +393,7 @@ impl Metrics {
                 .with_label_values(&[kind.name()])
                 .set(n as i64);
         }
+        self.set_program_gauges(view);
         // Rebuilt at every scrape, so series of processes that are gone disappear.
         self.session_rss.reset();
         self.session_swap.reset();
@@ -394,6 +423,28 @@ impl Metrics {
                     .with_label_values(&labels)
                     .set(growth.slope_bytes_per_second);
             }
+        }
+    }
+}
+
+impl Metrics {
+    /// Per program, bounded: a program that is gone, or fell out of the largest, loses its
+    /// series at this scrape.
+    fn set_program_gauges(&self, view: &MetricsView) {
+        self.program_sessions.reset();
+        self.program_memory.reset();
+        self.program_flagged.reset();
+        for g in groups::bounded(view.programs.clone(), PROGRAM_SERIES) {
+            let label = [g.name.as_str()];
+            self.program_sessions
+                .with_label_values(&label)
+                .set(g.sessions as i64);
+            self.program_memory
+                .with_label_values(&label)
+                .set(i64::try_from(g.memory_bytes).unwrap_or(i64::MAX));
+            self.program_flagged
+                .with_label_values(&label)
+                .set(g.flagged as i64);
         }
     }
 }
@@ -512,6 +563,7 @@ mod tests {
             source: None,
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
             time_ns: 0,
             processes,
             hangup_exits: exits
@@ -528,6 +580,8 @@ mod tests {
                 .collect(),
             hangup_exit_total: total,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
         }
     }
 
@@ -579,6 +633,44 @@ mod tests {
         let out = text(&mut metrics, &view(vec![flagged(200, 1)], vec![], 0));
         assert_eq!(series(&out, "hupwatch_session_rss_bytes"), 1);
         assert!(!out.contains("pid=\"100\""), "gone with its process");
+    }
+
+    #[test]
+    fn programs_are_summed_bounded_and_vanish_with_their_sessions() {
+        let mut metrics = Metrics::new(50, &groups());
+        let mut processes: Vec<ProcessView> = (0..25u32)
+            .map(|i| ProcessView {
+                comm: format!("prog{i:02}"),
+                verdicts: Vec::new(),
+                ..flagged(100 + i, u64::from(100 - i) << 20)
+            })
+            .collect();
+        // Two sessions of the largest, one of them flagged and in swap.
+        processes.push(ProcessView {
+            comm: "prog00".into(),
+            swap_bytes: Some(1 << 20),
+            ..flagged(200, 10 << 20)
+        });
+        let out = text(&mut metrics, &view(processes, vec![], 0));
+        for line in [
+            "hupwatch_program_sessions{program=\"prog00\"} 2",
+            "hupwatch_program_memory_bytes{program=\"prog00\"} 116391936",
+            "hupwatch_program_flagged{program=\"prog00\"} 1",
+            "hupwatch_program_flagged{program=\"prog01\"} 0",
+            // prog20..prog24, the five smallest: 80 + 79 + 78 + 77 + 76 MiB.
+            "hupwatch_program_sessions{program=\"other\"} 5",
+            "hupwatch_program_memory_bytes{program=\"other\"} 408944640",
+        ] {
+            assert!(out.contains(line), "{line} missing in\n{out}");
+        }
+        assert_eq!(
+            series(&out, "hupwatch_program_sessions"),
+            PROGRAM_SERIES + 1
+        );
+        assert!(!out.contains("program=\"prog20\""));
+        let out = text(&mut metrics, &view(vec![flagged(1, 5)], vec![], 0));
+        assert_eq!(series(&out, "hupwatch_program_sessions"), 1, "{out}");
+        assert!(out.contains("hupwatch_program_sessions{program=\"p1\"} 1"));
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! I/O but [`default_total`]. A raised verdict on a process holding at least
 //! `--notify-min-memory` is one notification, once per process and verdict; flagged
 //! sessions that together hold more than `--notify-total` are one summary, at most every
-//! ten minutes and only again when their total grew by a tenth. Every notification passes
-//! one rate limit. Delivery is `crate::notify`.
+//! ten minutes and only again when their total grew by a tenth; memory about to run out
+//! (`--notify-exhaustion`) or already stalling is one warning until it recovers
+//! (`sink::exhaustion`). Every notification passes one rate limit. Delivery is
+//! `crate::notify`.
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::exhaustion::{self, DEFAULT_EXHAUSTION_NS, MemoryWatch};
 use crate::{
-    tracker::{Alert, AlertStatus, ProcessView},
+    tracker::{Alert, AlertStatus, MemoryForecast, ProcessView, SessionGroup},
     units::format_size,
     verdict::VerdictKind,
 };
@@ -82,6 +85,8 @@ pub struct NotifyPolicy {
     last_total: Option<(u64, u64)>,
     /// Time of the last totals summary, over every stretch.
     last_total_time: Option<u64>,
+    /// The machine's memory: warned of or not (`--notify-exhaustion`).
+    memory: MemoryWatch,
 }
 
 impl Default for NotifyPolicy {
@@ -103,7 +108,15 @@ impl NotifyPolicy {
             held_back_unsaid: 0,
             last_total: None,
             last_total_time: None,
+            memory: MemoryWatch::new(DEFAULT_EXHAUSTION_NS),
         }
+    }
+
+    /// `--notify-exhaustion`: a forecast of memory running out sooner than this is one
+    /// notification.
+    pub fn with_exhaustion(mut self, exhaustion_ns: u64) -> Self {
+        self.memory = MemoryWatch::new(exhaustion_ns);
+        self
     }
 
     /// A notification for a verdict raised on a process that holds at least
@@ -181,6 +194,39 @@ impl NotifyPolicy {
         self.held_back
     }
 
+    /// A notification when the machine's memory runs out within `--notify-exhaustion` at
+    /// the pace the sessions grow, or stalls already (see [`MemoryWatch`]): once, then not
+    /// again until it has recovered. `programs` (the sessions per program, largest first)
+    /// is asked for only then.
+    pub fn on_memory(
+        &mut self,
+        now_ns: u64,
+        forecast: &MemoryForecast,
+        programs: impl FnOnce() -> Vec<SessionGroup>,
+    ) -> Option<Notification> {
+        // Judged only while one can go out: held back by the rate limit, the warning would
+        // count as given and never come.
+        if !self.has_room(now_ns) {
+            return None;
+        }
+        let trouble = self.memory.check(now_ns, forecast)?;
+        let notification = exhaustion::notification(trouble, forecast, &programs());
+        self.let_through(now_ns, notification)
+    }
+
+    /// Whether the rate limit lets one more through now.
+    fn has_room(&mut self, now_ns: u64) -> bool {
+        while let Some(&oldest) = self.recent.front() {
+            // A clock that went back keeps its entries until they are a window old again.
+            if now_ns.saturating_sub(oldest) >= RATE_WINDOW_NS || oldest > now_ns {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.recent.len() < RATE_MAX
+    }
+
     /// Adds `key` to the sent set unless it is there; false if it was.
     fn remember(&mut self, key: (u32, u64, VerdictKind)) -> bool {
         if !self.sent.insert(key) {
@@ -198,15 +244,7 @@ impl NotifyPolicy {
     /// `notification`, unless [`RATE_MAX`] went out in the last [`RATE_WINDOW_NS`]; the
     /// first let through after some were held back says how many.
     fn let_through(&mut self, now_ns: u64, mut notification: Notification) -> Option<Notification> {
-        while let Some(&oldest) = self.recent.front() {
-            // A clock that went back keeps its entries until they are a window old again.
-            if now_ns.saturating_sub(oldest) >= RATE_WINDOW_NS || oldest > now_ns {
-                self.recent.pop_front();
-            } else {
-                break;
-            }
-        }
-        if self.recent.len() >= RATE_MAX {
+        if !self.has_room(now_ns) {
             self.held_back += 1;
             self.held_back_unsaid += 1;
             return None;

@@ -44,7 +44,7 @@ impl fmt::Display for Reason {
                 "its parent ({old_ppid}) exited and it was reparented to pid {ppid}"
             ),
             Self::LeadsSessionFromTerminal => f.write_str(
-                "it leads a session without a terminal, yet came from one (TERM is set)",
+                "it leads a session without a terminal, yet came from one (its environment says so)",
             ),
             Self::Detached(how) => match how {
                 Detach::Ancestor { comm, pid } => write!(

@@ -3,19 +3,27 @@ use std::io::{self, Write};
 
 use crate::{
     output::{escaped, shown},
+    sink::groups::{origin, write_groups},
     tracker::{ProcessView, SessionsView},
     units::{format_duration, format_size},
 };
 
 const CMDLINE_WIDTH: usize = 60;
 
-pub fn write_table(out: &mut impl Write, view: &SessionsView) -> io::Result<()> {
+/// The table, then the sessions added up per group (`view.groups`); `home` is shown as
+/// `~` in directories.
+pub fn write_table(
+    out: &mut impl Write,
+    view: &SessionsView,
+    home: Option<&str>,
+) -> io::Result<()> {
     if view.processes.is_empty() {
         return writeln!(out, "no sessions to show");
     }
-    let rows: Vec<[String; 10]> = view.processes.iter().map(row).collect();
+    let rows: Vec<[String; COLUMNS]> = view.processes.iter().map(|p| row(p, home)).collect();
     let header = [
-        "PID", "COMM", "STATE", "TTY", "AGE", "RSS", "SWAP", "GROWTH", "VERDICTS", "CMDLINE",
+        "PID", "COMM", "STATE", "TTY", "AGE", "IDLE", "RSS", "SWAP", "GROWTH", "FROM", "VERDICTS",
+        "CMDLINE",
     ];
     let mut widths = header.map(str::len);
     for row in &rows {
@@ -45,10 +53,17 @@ pub fn write_table(out: &mut impl Write, view: &SessionsView) -> io::Result<()> 
         } else {
             ""
         }
-    )
+    )?;
+    write_groups(out, view, home)
 }
 
-fn write_row(out: &mut impl Write, cells: &[String; 10], widths: &[usize; 10]) -> io::Result<()> {
+const COLUMNS: usize = 12;
+
+fn write_row(
+    out: &mut impl Write,
+    cells: &[String; COLUMNS],
+    widths: &[usize; COLUMNS],
+) -> io::Result<()> {
     let last = cells.len() - 1;
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         if i == last {
@@ -60,7 +75,7 @@ fn write_row(out: &mut impl Write, cells: &[String; 10], widths: &[usize; 10]) -
     Ok(())
 }
 
-fn row(p: &ProcessView) -> [String; 10] {
+fn row(p: &ProcessView, home: Option<&str>) -> [String; COLUMNS] {
     // Every text cell is escaped, not only the names: with --from, the document comes from
     // whatever answers at that address.
     let tty = match (&p.tty, &p.came_from_tty) {
@@ -93,9 +108,11 @@ fn row(p: &ProcessView) -> [String; 10] {
         },
         tty,
         format_duration((p.age_seconds * 1e9) as u64),
+        idle(p.idle_seconds),
         p.rss_bytes.map_or("-".into(), format_size),
         p.swap_bytes.map_or("-".into(), format_size),
         growth,
+        origin(p.terminal_program.as_deref(), p.cwd.as_deref(), home),
         if verdicts.is_empty() {
             "-".into()
         } else {
@@ -103,6 +120,15 @@ fn row(p: &ProcessView) -> [String; 10] {
         },
         printable(p.cmdline.as_deref().unwrap_or(""), CMDLINE_WIDTH),
     ]
+}
+
+/// How long it has sat idle: `-` until known, `busy` while it uses a CPU.
+fn idle(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "-".into(),
+        Some(s) if s < 1.0 => "busy".into(),
+        Some(s) => format_duration((s * 1e9) as u64),
+    }
 }
 
 /// `text` in at most `width` characters, cut with `…`. Spaces are kept (a command line is
@@ -161,14 +187,17 @@ mod tests {
             source: None,
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
             time_ns: 0,
             processes: vec![process(10, "node", 900), process(11, "bad\nname", 12)],
             hangup_exits: Vec::new(),
             hangup_exit_total: 0,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
         };
         let mut out = Vec::new();
-        write_table(&mut out, &view).unwrap();
+        write_table(&mut out, &view, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -182,6 +211,78 @@ mod tests {
         assert_eq!(lines[1].find("STATE"), None);
         assert_eq!(lines[0].find("STATE"), lines[1].find("terminal_lost"));
         assert!(lines[3].contains("inferred"));
+    }
+
+    #[test]
+    fn where_each_came_from_how_long_it_idled_and_the_totals_per_program() {
+        let started = |p: ProcessView, from: &str, cwd: &str, idle: Option<f64>| ProcessView {
+            terminal_program: Some(from.into()),
+            cwd: Some(cwd.into()),
+            idle_seconds: idle,
+            started_ns: 1_000_000_000,
+            ..p
+        };
+        let mut view = SessionsView {
+            source: None,
+            unavailable: Vec::new(),
+            events_lost: None,
+            memory: Default::default(),
+            time_ns: 7_201_000_000_000,
+            processes: vec![
+                started(
+                    process(10, "claude", 900),
+                    "vscode",
+                    "/home/a/web",
+                    Some(5400.0),
+                ),
+                started(
+                    process(11, "claude", 700),
+                    "iTerm.app",
+                    "/home/a/api",
+                    Some(0.2),
+                ),
+                ProcessView {
+                    verdicts: Vec::new(),
+                    ..process(12, "node", 100)
+                },
+            ],
+            hangup_exits: Vec::new(),
+            hangup_exit_total: 0,
+            dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
+        };
+        view.memory.ram_bytes = Some(4 << 30);
+        view.regroup(crate::tracker::GroupBy::Name);
+        let mut out = Vec::new();
+        write_table(&mut out, &view, Some("/home/a")).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].find("FROM"),
+            lines[1].find("vscode ~/web"),
+            "{text}"
+        );
+        assert_eq!(lines[0].find("IDLE"), lines[1].find("1h30m"), "{text}");
+        assert!(lines[2].contains("iTerm.app ~/api") && lines[2].contains("busy"));
+        assert!(
+            lines[3].contains("  -  "),
+            "unknown origin and idle: {}",
+            lines[3]
+        );
+        assert_eq!(
+            lines[4],
+            "3 sessions, 2 with verdicts; * = inferred from /proc, not seen happening"
+        );
+        assert_eq!(
+            &lines[5..],
+            [
+                "by program:",
+                "claude  2 sessions  1.6 GiB (39% of RAM)   2 flagged  oldest 2h  iTerm.app 1, vscode 1",
+                "node    1 session   100.0 MiB (2% of RAM)  0 flagged",
+            ],
+            "{text}"
+        );
     }
 
     /// Names and command lines a process chooses for itself, as hupwatch gets them: the
@@ -228,14 +329,17 @@ mod tests {
             source: None,
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
             time_ns: 0,
             processes,
             hangup_exits: Vec::new(),
             hangup_exit_total: 0,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
         };
         let mut out = Vec::new();
-        write_table(&mut out, &view).unwrap();
+        write_table(&mut out, &view, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -293,14 +397,17 @@ mod tests {
             source: None,
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
             time_ns: 0,
             processes: Vec::new(),
             hangup_exits: Vec::new(),
             hangup_exit_total: 0,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
         };
         let mut out = Vec::new();
-        write_table(&mut out, &view).unwrap();
+        write_table(&mut out, &view, None).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "no sessions to show\n");
     }
 }

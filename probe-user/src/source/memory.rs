@@ -38,8 +38,11 @@ struct Watched {
     reported_swap: Option<u64>,
     /// Footprint last reported (macOS): compressed memory grows it, not the RSS.
     reported_footprint: Option<u64>,
-    /// The last CPU reading (time, CPU time), for telling a busy process.
-    cpu_read: Option<(u64, u64)>,
+    /// The CPU time last read (reported or not).
+    cpu_seen: Option<u64>,
+    /// The last report showed the CPU time where the one before had left it: the tracker
+    /// knows it stopped, and until it moves again nothing more needs saying.
+    cpu_still_told: bool,
     /// Swap last read, for its exit.
     swap: Option<u64>,
     /// Reads in a row that found it gone.
@@ -51,15 +54,14 @@ struct Watched {
 pub struct RssSampler {
     step: u64,
     watched: HashMap<u32, Watched>,
-    /// Every this many samples, CPU time is read for every watched process, and a busy
-    /// one is reported though its memory holds still: a spinning process needs CPU
-    /// readings that a memory change would never bring.
+    /// Every this many samples, CPU time is read for every watched process, and one whose
+    /// CPU time moved since the last read is reported though its memory holds still, as is
+    /// one that just stopped, once: the tracker tells spinning and idle processes from
+    /// these readings, which a memory change would never bring. A silence then means the
+    /// CPU time held still.
     cpu_every: u32,
     samples: u32,
 }
-
-/// The share of one CPU above which a process counts as busy between two CPU reads.
-const BUSY_SHARE: f64 = 0.5;
 
 impl RssSampler {
     pub fn new(step: u64) -> Self {
@@ -88,10 +90,11 @@ impl RssSampler {
             EventKind::Exec { .. } | EventKind::Fork { .. } => {
                 self.watch(event.pid, &event.comm);
             }
-            // It carries its memory: that is the reading reported.
+            // It carries its memory and CPU time: that is the reading reported.
             EventKind::Existing {
                 rss_bytes,
                 swap_bytes,
+                cpu_ns,
                 ..
             } => {
                 self.watch(event.pid, &event.comm);
@@ -99,6 +102,7 @@ impl RssSampler {
                     watched.reported = Some(*rss_bytes);
                     watched.reported_swap = *swap_bytes;
                     watched.peak = watched.peak.max(Some(*rss_bytes));
+                    watched.cpu_seen = *cpu_ns;
                 }
             }
             _ => {}
@@ -143,11 +147,11 @@ impl RssSampler {
         self.watched.retain(|&pid, watched| match read(pid) {
             Reading::Now(mut now) => {
                 watched.gone = 0;
-                let busy = cpu_due && {
+                let cpu_news = cpu_due && {
                     now.cpu_ns = now.cpu_ns.or_else(|| cpu(pid));
-                    watched.busy(now.cpu_ns, now_ns)
+                    watched.cpu_news(now.cpu_ns)
                 };
-                out.extend(watched.take(pid, now, step, now_ns, &mut cpu, busy));
+                out.extend(watched.take(pid, now, step, now_ns, &mut cpu, cpu_news));
                 true
             }
             Reading::Unknown => true,
@@ -185,19 +189,14 @@ impl RssSampler {
 }
 
 impl Watched {
-    /// Notes a CPU reading; whether it kept half a CPU busy since the last one.
-    fn busy(&mut self, cpu_ns: Option<u64>, now_ns: u64) -> bool {
-        let Some(cpu_ns) = cpu_ns else {
-            return false;
-        };
-        let before = self.cpu_read.replace((now_ns, cpu_ns));
-        before.is_some_and(|(t, cpu)| {
-            now_ns > t && cpu_ns.saturating_sub(cpu) as f64 >= BUSY_SHARE * (now_ns - t) as f64
-        })
+    /// Whether a CPU read is worth reporting: the CPU time moved since the last read, or
+    /// it stopped and that was not said yet.
+    fn cpu_news(&self, cpu_ns: Option<u64>) -> bool {
+        cpu_ns.is_some_and(|cpu| self.cpu_seen != Some(cpu) || !self.cpu_still_told)
     }
 
     /// Takes a reading; the `rss` event to report when RSS or swap moved by `step` or
-    /// more since the last one, or when `busy`.
+    /// more since the last one, or when `cpu_news`.
     fn take(
         &mut self,
         pid: u32,
@@ -205,7 +204,7 @@ impl Watched {
         step: u64,
         now_ns: u64,
         cpu: &mut impl FnMut(u32) -> Option<u64>,
-        busy: bool,
+        cpu_news: bool,
     ) -> Option<Event> {
         let peak = now.peak_rss_bytes.unwrap_or(0).max(now.rss_bytes);
         self.peak = self.peak.max(Some(peak));
@@ -218,7 +217,7 @@ impl Watched {
             (None, Some(_)) => true,
             _ => false,
         };
-        if !busy
+        if !cpu_news
             && !moved(self.reported, Some(now.rss_bytes))
             && !moved(self.reported_swap, now.swap_bytes)
             && !moved(self.reported_footprint, now.footprint_bytes)
@@ -228,12 +227,17 @@ impl Watched {
         self.reported = Some(now.rss_bytes);
         self.reported_swap = now.swap_bytes;
         self.reported_footprint = now.footprint_bytes;
+        let cpu_ns = now.cpu_ns.or_else(|| cpu(pid));
+        if let Some(cpu_ns) = cpu_ns {
+            self.cpu_still_told = self.cpu_seen == Some(cpu_ns);
+            self.cpu_seen = Some(cpu_ns);
+        }
         Some(Event {
             kind: EventKind::Rss {
                 rss_bytes: now.rss_bytes,
                 peak_rss_bytes: self.peak.unwrap_or(peak),
                 swap_bytes: now.swap_bytes,
-                cpu_ns: now.cpu_ns.or_else(|| cpu(pid)),
+                cpu_ns,
                 footprint_bytes: now.footprint_bytes,
             },
             time_ns: now_ns,
@@ -321,25 +325,81 @@ mod tests {
         assert_eq!(out[0].comm, "grower");
     }
 
-    #[test]
-    fn a_busy_process_is_reported_on_cpu_reads_though_its_memory_holds_still() {
+    /// The seconds of the `rss` events of a sampler read every second with the given CPU
+    /// times (seconds), memory flat, CPU read every second sample.
+    fn cpu_reports(cpu_seconds: &[f64]) -> Vec<(u64, Option<u64>)> {
         let mut sampler = RssSampler::new(100).with_cpu_every(2);
         sampler.follow(&mut fork(7));
         let mut out = Vec::new();
-        // 1 s apart; 0.8 s of CPU per second, memory flat.
-        for (i, cpu_s) in [0.0, 0.8, 1.6, 2.4, 3.2].into_iter().enumerate() {
+        for (i, &cpu_s) in cpu_seconds.iter().enumerate() {
             let now = (i as u64 + 1) * 1_000_000_000;
             let cpu = move |_| Some((cpu_s * 1e9) as u64);
             sampler.sample(now, at(1000, 0), cpu, &mut out);
         }
-        // The first reading, then the CPU reads of samples 2 and 4 (the one at 2 has no
-        // earlier read to compare with, so only 4 is busy).
-        let times: Vec<u64> = out.iter().map(|e| e.time_ns / 1_000_000_000).collect();
-        assert_eq!(times, [1, 4], "{out:?}");
-        let EventKind::Rss { cpu_ns, .. } = out[1].kind else {
-            unreachable!()
+        out.iter()
+            .map(|e| match e.kind {
+                EventKind::Rss { cpu_ns, .. } => (e.time_ns / 1_000_000_000, cpu_ns),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_process_using_cpu_is_reported_on_cpu_reads_though_its_memory_holds_still() {
+        // 0.8 s of CPU per second: the first reading, then every CPU read (2, 4, 6).
+        let busy = cpu_reports(&[0.0, 0.8, 1.6, 2.4, 3.2, 4.0]);
+        let times: Vec<u64> = busy.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [1, 2, 4, 6]);
+        assert_eq!(busy[2].1, Some(2_400_000_000));
+        // A trickle moves the CPU time too: it is reported, for the tracker to call it idle.
+        let trickle = cpu_reports(&[0.0, 0.001, 0.002, 0.003, 0.004]);
+        assert_eq!(trickle.len(), 3, "{trickle:?}");
+    }
+
+    #[test]
+    fn a_process_that_stops_using_cpu_is_reported_once_then_not_until_it_moves() {
+        let reports = cpu_reports(&[0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2]);
+        // 2 and 4 moved; 6 is the first still read, said once; 8 is silent; 10 moved.
+        let times: Vec<u64> = reports.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [1, 2, 4, 6, 10], "{reports:?}");
+        assert_eq!(
+            reports[3].1, reports[2].1,
+            "the still reading shows no change"
+        );
+        // Idle from the start: the first reading, then one still read.
+        let idle = cpu_reports(&[0.0; 8]);
+        let times: Vec<u64> = idle.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [1, 2]);
+    }
+
+    #[test]
+    fn an_existing_process_is_judged_from_the_cpu_time_it_came_with() {
+        let mut sampler = RssSampler::new(100).with_cpu_every(1);
+        let mut existing = Event {
+            kind: EventKind::Existing {
+                ppid: 1,
+                sid: 7,
+                tty: None,
+                started_ns: 0,
+                cmdline: String::new(),
+                hangup: crate::event::Disposition::Default,
+                rss_bytes: 1000,
+                swap_bytes: Some(0),
+                cpu_ns: Some(5),
+                from_terminal: false,
+                terminal_program: None,
+                cwd: None,
+                reparented: false,
+                session_leader_alive: true,
+            },
+            ..fork(7)
         };
-        assert_eq!(cpu_ns, Some(2_400_000_000));
+        sampler.follow(&mut existing);
+        let mut out = Vec::new();
+        for t in 1..=3 {
+            sampler.sample(t, at(1000, 0), |_| Some(5), &mut out);
+        }
+        assert_eq!(out.len(), 1, "one still reading, then silence: {out:?}");
     }
 
     #[test]
@@ -431,6 +491,9 @@ mod tests {
                 forked_by: None,
                 started_ns: None,
                 cmdline: None,
+                terminal_program: None,
+                cwd: None,
+                from_terminal: false,
                 hangup: None,
             },
             ..fork(7)

@@ -1,7 +1,8 @@
 //! What every source does the same way, around its [`Tracer`]: the processes that exist at
-//! start, the one memory sampler, loss reports, the re-sync after a loss, parent checks
-//! for processes whose parent is not watched, and the ready line. The daemon gets only
-//! [`Update`]s from it.
+//! start, where each process that execs was started (read once, at the exec), the one
+//! memory sampler (and the machine's memory, read on its tick), loss reports, the re-sync
+//! after a loss, parent checks for processes whose parent is not watched, and the ready
+//! line. The daemon gets only [`Update`]s from it.
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -34,6 +35,8 @@ pub enum Update {
     Resync(Rescan),
     /// The source's own counters, absolute, for the metrics.
     Stats(SourceStats),
+    /// The machine's memory as a whole, read with each memory tick, for the forecast.
+    Machine(host::MachineMemory),
 }
 
 /// Counters the source keeps, as they stand (never deltas).
@@ -60,6 +63,8 @@ pub struct Source {
     /// Processes whose exit was seen and that may wait, as zombies, for their parent to
     /// reap them: pid -> (ppid, exit time).
     exited: HashMap<u32, (u32, u64)>,
+    /// Forks whose parent's origin was missed get theirs read (see late_origin.rs).
+    origins: super::late_origin::LateOrigins,
     /// The zombie count last reported per parent: (count, oldest exit).
     zombies: HashMap<u32, (u32, Option<u64>)>,
     batch: Vec<Event>,
@@ -88,6 +93,7 @@ impl Source {
             parents: HashMap::new(),
             parent_checks: true,
             exited: HashMap::new(),
+            origins: Default::default(),
             zombies: HashMap::new(),
             batch: Vec::new(),
             synced: 0,
@@ -225,7 +231,10 @@ impl Source {
     /// Events from the tracker go on as updates, after the sampler and the parent list
     /// have seen them; a process that just exec'd has its memory read at once.
     fn hand_on(&mut self, out: &mut Vec<Update>) {
+        let mut late = Vec::new();
         for event in &mut self.batch {
+            read_origin(event);
+            self.origins.follow(event, &mut late);
             self.rss.follow(event);
             note_parent(&mut self.parents, event);
             if let EventKind::Exit { ppid, .. } = event.kind
@@ -238,6 +247,8 @@ impl Source {
         let read = |pid| host::usage(pid).into();
         self.rss
             .read_execs(0, now, read, host::cpu_ns, &mut self.batch);
+        // After the forks they follow, so the tracker knows each process by then.
+        self.batch.append(&mut late);
         out.extend(self.batch.drain(..).map(Update::Event));
     }
 
@@ -268,6 +279,7 @@ impl Source {
             }
         }
         out.extend(events.into_iter().map(Update::Event));
+        out.push(Update::Machine(host::machine_memory()));
     }
 
     /// Losses (and the re-sync they call for), parents that changed unseen, and the
@@ -370,6 +382,24 @@ impl Source {
             .filter(|&(_, &ppid)| ppid > 1 && !self.parents.contains_key(&ppid))
             .map(|(&pid, &ppid)| (pid, ppid))
             .collect()
+    }
+}
+
+/// Where a process that just exec'd was started (its terminal's program, its directory,
+/// whether its environment says it came from a terminal), read once, here, for every
+/// tracer: the same process counts as a session however hupwatch came to see it.
+fn read_origin(event: &mut Event) {
+    if let EventKind::Exec {
+        terminal_program,
+        cwd,
+        from_terminal,
+        ..
+    } = &mut event.kind
+    {
+        let found = host::origin(event.pid);
+        *terminal_program = found.terminal_program;
+        *cwd = found.cwd;
+        *from_terminal = found.from_terminal;
     }
 }
 

@@ -5,6 +5,7 @@ use crate::{
     decode::Clock,
     event::{Event, EventKind},
     host::{self, ProcSnapshot, ProcessTree},
+    origin,
 };
 
 /// One `existing` event per process in `procs`, oldest first, so that a parent comes
@@ -86,7 +87,14 @@ fn existing_event(
     boot_epoch_ns: u64,
     tty: Option<String>,
 ) -> Event {
-    let from_terminal = tty.is_some() || p.term_env;
+    let from_env = p.terminal_env.as_ref().is_some_and(|e| e.from_terminal());
+    let from_terminal = tty.is_some() || from_env;
+    // Ancestors from the same look, so they are the ones the process had then.
+    let parent_of = |pid: u32| by_pid.get(&pid).map(|q| (q.info.ppid, q.info.comm.clone()));
+    let terminal_program = origin::terminal_program(
+        p.terminal_env.as_ref(),
+        origin::ancestors(p.info.pid, parent_of),
+    );
     Event {
         kind: EventKind::Existing {
             ppid: p.info.ppid,
@@ -99,6 +107,8 @@ fn existing_event(
             swap_bytes: p.swap_bytes,
             cpu_ns: p.cpu_ns,
             from_terminal,
+            terminal_program,
+            cwd: p.cwd.clone(),
             reparented: is_reparented(p, by_pid),
             session_leader_alive: by_pid.contains_key(&p.info.sid),
         },
@@ -158,7 +168,8 @@ mod tests {
             rss_bytes: 4 << 20,
             swap_bytes: Some(0),
             hangup: Disposition::Default,
-            term_env: false,
+            terminal_env: None,
+            cwd: None,
             uid: Some(1000),
         }
     }
@@ -276,6 +287,8 @@ mod tests {
                     swap_bytes: Some(0),
                     cpu_ns: Some(7_000_000),
                     from_terminal: true,
+                    terminal_program: None,
+                    cwd: None,
                     reparented: true,
                     session_leader_alive: true,
                 },
@@ -416,7 +429,7 @@ mod tests {
     fn terminal_from_tty_or_environment() {
         let mut procs = host();
         let mut via_env = proc(2100, 1, "tmux", "tmux");
-        via_env.term_env = true;
+        via_env.terminal_env = Some(origin::TerminalEnv::parse_block(b"TERM=xterm\0"));
         procs.push(via_env);
         let out = events(&procs, 0);
         assert!(field(&out, 1000, from_terminal), "it has pts/3");
@@ -429,6 +442,40 @@ mod tests {
                 _ => None,
             }),
             Some("pts/3".to_string())
+        );
+    }
+
+    fn origin_of(events: &[Event], pid: u32) -> (Option<String>, Option<String>) {
+        field(events, pid, |k| match k {
+            EventKind::Existing {
+                terminal_program,
+                cwd,
+                ..
+            } => (terminal_program.clone(), cwd.clone()),
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn where_it_was_started_from_its_environment_or_the_ancestors_in_the_same_look() {
+        let mut procs = host();
+        let mut from_vscode = proc(2200, 1, "claude", "claude");
+        from_vscode.terminal_env = Some(origin::TerminalEnv::parse_block(
+            b"TERM=xterm-256color\0TERM_PROGRAM=vscode\0",
+        ));
+        from_vscode.cwd = Some("/home/a/proj".into());
+        procs.push(from_vscode);
+        // The editor's environment is unreadable; its shell's parent is sshd.
+        let out = events(&procs, 0);
+        assert_eq!(
+            origin_of(&out, 2200),
+            (Some("vscode".into()), Some("/home/a/proj".into()))
+        );
+        assert_eq!(origin_of(&out, 1001), (Some("ssh".into()), None));
+        assert_eq!(origin_of(&out, 1501), (None, None), "systemd's service");
+        assert!(
+            field(&out, 2200, from_terminal),
+            "a terminal's variables, no tty"
         );
     }
 

@@ -276,8 +276,7 @@ impl App {
 /// The memory a process holds: macOS's physical footprint where there is one, else RSS and
 /// swap (a leak that pages out still grows); None until it was read.
 pub fn memory(p: &ProcessView) -> Option<u64> {
-    p.footprint_bytes
-        .or_else(|| p.rss_bytes.map(|rss| rss + p.swap_bytes.unwrap_or(0)))
+    p.memory_bytes()
 }
 
 pub fn slope(p: &ProcessView) -> Option<f64> {
@@ -312,9 +311,12 @@ mod tests {
             hangup_exits: Vec::new(),
             hangup_exit_total: 0,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
             source: Some("proc".into()),
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
         }
     }
 

@@ -165,9 +165,12 @@ mod tests {
             hangup_exits: Vec::new(),
             hangup_exit_total: 0,
             dropped_processes: 0,
+            groups: Vec::new(),
+            group_by: Default::default(),
             source: None,
             unavailable: Vec::new(),
             events_lost: None,
+            memory: Default::default(),
         }));
         app
     }

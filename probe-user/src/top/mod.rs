@@ -320,6 +320,9 @@ fn end_one(app: &mut App, pid: u32, ignore: &Ignored, done: &mpsc::UnboundedSend
         verdicts: VerdictKind::ALL.to_vec(),
         older_than: None,
         min_rss_bytes: None,
+        idle_at_least: None,
+        terminal_program: None,
+        cwd: None,
         all_users: false,
         ignore: ignore.clone(),
     };

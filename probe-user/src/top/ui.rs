@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     output::{escape_unsafe, shown},
-    sink::alerts::rfc3339,
-    tracker::ProcessView,
+    sink::{alerts::rfc3339, exhaustion::DEFAULT_EXHAUSTION_NS, forecast, groups::group_cells},
+    tracker::{ProcessView, SessionsView},
     units::{format_duration, format_size},
 };
 
@@ -25,11 +25,13 @@ const BARS: [char; 8] = [
     '\u{2581}', '\u{2582}', '\u{2583}', '\u{2584}', '\u{2585}', '\u{2586}', '\u{2587}', '\u{2588}',
 ];
 const SPARK_WIDTH: usize = 20;
+/// Groups (programs) named in the header, the largest by memory.
+const LARGEST_GROUPS: usize = 2;
 const DETAIL_HELP: &str = "Esc back  \u{2191}\u{2193} scroll  k end  q quit";
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let [header, body, footer] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Min(1),
         Constraint::Length(1),
     ])
@@ -88,16 +90,61 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
             Style::new().fg(Color::Red),
         ),
         (None, None) => Line::raw("waiting for the first look at the sessions\u{2026}"),
-        (None, Some(view)) if !view.unavailable.is_empty() => Line::styled(
+        (None, Some(view)) => memory_line(view),
+    };
+    vec![Line::from(first), largest_groups(app), second]
+}
+
+/// The one or two programs holding the most memory, as `hupwatch sessions` ends.
+fn largest_groups(app: &App) -> Line<'static> {
+    let Some(view) = &app.view else {
+        return Line::raw("");
+    };
+    let shown: Vec<String> = view
+        .groups
+        .iter()
+        .take(LARGEST_GROUPS)
+        .map(|g| {
+            group_cells(g, view, None)
+                .into_iter()
+                .filter(|cell| !cell.is_empty())
+                .collect::<Vec<_>>()
+                .join("  ")
+        })
+        .collect();
+    if shown.is_empty() {
+        return Line::raw("");
+    }
+    Line::raw(format!("largest: {}", shown.join("  |  ")))
+}
+
+/// The machine's memory and its forecast (red when it runs out within
+/// `--notify-exhaustion`'s default, yellow while something grows), then what the source
+/// cannot see.
+fn memory_line(view: &SessionsView) -> Line<'static> {
+    let mut spans = Vec::new();
+    if let Some(words) = forecast::headline(&view.memory) {
+        let soon = DEFAULT_EXHAUSTION_NS as f64 / 1e9;
+        let style = match view.memory.exhausted_in_seconds {
+            Some(s) if s < soon => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            Some(_) => Style::new().fg(Color::Yellow),
+            None => Style::new(),
+        };
+        spans.push(Span::styled(words, style));
+    }
+    if !view.unavailable.is_empty() {
+        if !spans.is_empty() {
+            spans.push(Span::raw("  |  "));
+        }
+        spans.push(Span::styled(
             format!(
                 "unavailable from this source: {}",
                 escape_unsafe(&view.unavailable.join(", "))
             ),
             Style::new().fg(Color::Yellow),
-        ),
-        (None, Some(_)) => Line::raw(""),
-    };
-    vec![Line::from(first), second]
+        ));
+    }
+    Line::from(spans)
 }
 
 fn footer_line(app: &App) -> Line<'static> {
@@ -280,7 +327,7 @@ fn draw_detail(frame: &mut Frame, app: &App, pid: u32, scroll: u16, area: Rect) 
         return;
     };
     let [summary, chart, body] = Layout::vertical([
-        Constraint::Length(6),
+        Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Min(1),
     ])
@@ -367,6 +414,18 @@ fn summary_lines(app: &App, p: &ProcessView) -> Vec<Line<'static>> {
                 "  (first seen in /proc, not starting)"
             } else {
                 ""
+            },
+        )),
+        Line::raw(format!(
+            "from {}  cwd {}  idle {}",
+            p.terminal_program
+                .as_deref()
+                .map_or("-".into(), escape_unsafe),
+            p.cwd.as_deref().map_or("-".into(), escape_unsafe),
+            match p.idle_seconds {
+                None => "-".into(),
+                Some(s) if s < 1.0 => "no (busy)".into(),
+                Some(s) => format_duration((s * 1e9) as u64),
             },
         )),
         Line::raw(format!("command {}", command(p))),
@@ -456,6 +515,60 @@ mod tests {
         assert_eq!(
             spark(&[0, 10, 0, 7, 14], 4),
             "\u{2586}\u{2581}\u{2584}\u{2588}"
+        );
+    }
+
+    fn text(line: &Line) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    fn with_memory(available: u64, growth: f64, unavailable: &[&str]) -> SessionsView {
+        let mut view: SessionsView = serde_json::from_value(serde_json::json!({
+            "time_ns": 0, "processes": [], "hangup_exits": [], "hangup_exit_total": 0,
+            "dropped_processes": 0
+        }))
+        .unwrap();
+        view.memory = crate::tracker::MemoryForecast::new(
+            crate::host::MachineMemory {
+                ram_bytes: None,
+                total_bytes: Some(16 << 30),
+                available_bytes: Some(available),
+                pressure_some_avg10: Some(0.0),
+            },
+            growth,
+        );
+        view.unavailable = unavailable.iter().map(|w| w.to_string()).collect();
+        view
+    }
+
+    #[test]
+    fn the_header_says_when_memory_runs_out() {
+        // 1.2 GiB an hour with 2.6 GiB left.
+        let growth = 1.2 * (1u64 << 30) as f64 / 3600.0;
+        let line = memory_line(&with_memory((growth * 7800.5) as u64, growth, &[]));
+        assert_eq!(text(&line), "memory full in 2h10m at +1.2 GiB/h");
+        assert_eq!(
+            line.spans[0].style.fg,
+            Some(Color::Yellow),
+            "2h10m is not yet soon"
+        );
+        let line = memory_line(&with_memory(1 << 30, 1048576.0, &[]));
+        assert_eq!(text(&line), "memory full in 17m4s at +3.5 GiB/h");
+        assert_eq!(line.spans[0].style.fg, Some(Color::Red));
+    }
+
+    #[test]
+    fn the_header_says_what_is_available_when_nothing_grows() {
+        let view = with_memory(9 * (1 << 30) + (800 << 20), 0.0, &["hangup_survived"]);
+        assert_eq!(
+            text(&memory_line(&view)),
+            "memory: 9.8 GiB available  |  unavailable from this source: hangup_survived"
+        );
+        let mut unknown = view.clone();
+        unknown.memory = Default::default();
+        assert_eq!(
+            text(&memory_line(&unknown)),
+            "unavailable from this source: hangup_survived"
         );
     }
 }

@@ -54,12 +54,16 @@ impl Tracker {
             from_terminal,
             reparented,
             session_leader_alive,
+            terminal_program,
+            cwd,
         } = &event.kind
         else {
             return;
         };
         let pid = event.pid;
         let mut p = Process::new(pid, *started_ns, event.comm.clone());
+        p.terminal_program = terminal_program.clone();
+        p.cwd = cwd.clone();
         p.inferred = true;
         p.ppid = *ppid;
         p.sid = Some(*sid);
@@ -180,6 +184,9 @@ impl Tracker {
             started_ns,
             cmdline,
             hangup,
+            terminal_program,
+            cwd,
+            from_terminal,
         } = &event.kind
         else {
             return;
@@ -242,6 +249,21 @@ impl Tracker {
             Some(tty) => p.attach(*sid, tty.clone()),
             None if sid.is_some() => p.tty = None,
             None => {}
+        }
+        // Unknown (unreadable, or gone before it was read) keeps what the fork inherited.
+        if terminal_program.is_some() {
+            p.terminal_program = terminal_program.clone();
+        }
+        if cwd.is_some() {
+            p.cwd = cwd.clone();
+        }
+        // Started from a terminal by its environment's word, as a process already running
+        // at start is: a session, whichever parent it has.
+        if *from_terminal && p.lineage.is_none() {
+            p.lineage = Some(Terminal {
+                sid: p.sid.unwrap_or(0),
+                tty: p.tty.clone(),
+            });
         }
         let started_detached =
             *sid == Some(pid) && tty.is_none() && parent_tty.is_some() && p.detach.is_none();

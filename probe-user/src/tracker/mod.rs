@@ -2,6 +2,9 @@
 //! what is known about each live process and turns conditions into verdicts once they have
 //! held long enough. Unit-tested from scripts of events (tests.rs).
 mod apply;
+mod forecast;
+pub mod groups;
+mod idle;
 mod latency;
 mod process;
 mod resync;
@@ -16,6 +19,8 @@ use std::{
     collections::{BinaryHeap, HashMap, VecDeque},
 };
 
+pub use forecast::MemoryForecast;
+pub use groups::{GroupBy, SessionGroup};
 pub use latency::{BUCKETS as LATENCY_BUCKETS, LatencyCounts};
 pub use process::{Finding, Process, Terminal};
 pub use resync::{Resync, Watch};
@@ -52,6 +57,10 @@ pub struct TrackerConfig {
     /// `cpu_window_ns` to spin (`--cpu-spin`).
     pub cpu_spin_share: f64,
     pub cpu_window_ns: u64,
+    /// How often the source reads every watched process's CPU time (0: unknown). Its
+    /// readings are handed on only when they moved, so what one shows after a silence was
+    /// used within this interval (see idle.rs).
+    pub cpu_read_ns: u64,
     /// Unreaped exited children that make `zombies` (`--zombies`).
     pub zombies_min: u32,
     /// Programs meant to outlive their terminal (`--ignore`): they raise nothing.
@@ -69,6 +78,7 @@ impl Default for TrackerConfig {
             groups: Matcher::default(),
             cpu_spin_share: 0.9,
             cpu_window_ns: 10 * 60 * 1_000_000_000,
+            cpu_read_ns: 0,
             zombies_min: 50,
             ignore: crate::matching::Ignored::default(),
         }
@@ -114,6 +124,8 @@ pub struct Tracker {
     /// Every hangup exit's latency, counted when it happens.
     hangup_latency: LatencyCounts,
     dropped_processes: u64,
+    /// The machine's memory as the source last read it, for the forecast.
+    machine: crate::host::MachineMemory,
     alerts: Vec<Alert>,
     now_ns: u64,
 }
@@ -130,6 +142,7 @@ impl Tracker {
             hangup_exit_total: 0,
             hangup_latency: LatencyCounts::default(),
             dropped_processes: 0,
+            machine: crate::host::MachineMemory::default(),
             alerts: Vec::new(),
             now_ns: 0,
         }
@@ -197,6 +210,15 @@ impl Tracker {
             EventKind::Stopped {} => self.on_stopped(event),
             EventKind::Continued {} => self.on_continued(event),
             EventKind::Zombies { .. } => self.on_zombies(event),
+            EventKind::Origin {
+                terminal_program,
+                cwd,
+            } => {
+                if let Some(p) = self.processes.get_mut(&event.pid) {
+                    p.terminal_program = p.terminal_program.take().or(terminal_program.clone());
+                    p.cwd = p.cwd.take().or(cwd.clone());
+                }
+            }
         }
         std::mem::take(&mut self.alerts)
     }
@@ -223,6 +245,16 @@ impl Tracker {
             .filter(|p| p.ppid > 1 && !self.processes.contains_key(&p.ppid))
             .map(|p| (p.pid, p.ppid))
             .collect()
+    }
+
+    /// Takes the source's latest reading of the machine's memory.
+    pub fn set_machine_memory(&mut self, machine: crate::host::MachineMemory) {
+        self.machine = machine;
+    }
+
+    /// How long until memory runs out at the pace the sessions grow, as of `now_ns`.
+    pub fn memory(&self, now_ns: u64) -> MemoryForecast {
+        forecast::forecast(self, now_ns)
     }
 
     /// Everything that is live, for the sessions API and table.

@@ -1,6 +1,7 @@
 //! What the tracker knows about one life of one process.
 use std::collections::{BTreeMap, VecDeque};
 
+use super::idle::Idle;
 use crate::verdict::reason::Reason;
 use crate::{
     event::{Disposition, Event, EventKind},
@@ -93,6 +94,12 @@ pub struct Process {
     cpu: VecDeque<(u64, u64)>,
     /// CPU seconds over the whole CPU window, when it kept the share busy.
     pub spin: Option<f64>,
+    /// How long it has used under 1% of a CPU, from the same readings.
+    pub idle: Idle,
+    /// The program hosting the terminal it was started in, as its source found it.
+    pub terminal_program: Option<String>,
+    /// Its working directory when its source read it (at its exec, or when first seen).
+    pub cwd: Option<String>,
 }
 
 /// One reading of a process's memory, as an event carries it.
@@ -138,6 +145,9 @@ impl Process {
             zombies: 0,
             cpu: VecDeque::new(),
             spin: None,
+            idle: Idle::default(),
+            terminal_program: None,
+            cwd: None,
         }
     }
 
@@ -155,6 +165,9 @@ impl Process {
         child.group = parent.group;
         // The same program until it execs.
         child.ignored = parent.ignored;
+        // A fork shares its parent's environment and directory.
+        child.terminal_program = parent.terminal_program.clone();
+        child.cwd = parent.cwd.clone();
         child
     }
 
@@ -249,6 +262,11 @@ impl Process {
     /// The RSS fit as of the last sample; None with fewer than three samples.
     pub fn growth(&self) -> Option<&Growth> {
         self.growth.as_ref()
+    }
+
+    /// When its memory last rose among the samples in the window.
+    pub fn last_rise_ns(&self) -> Option<u64> {
+        self.rss.last_rise_ns()
     }
 
     pub fn age_seconds(&self, now_ns: u64) -> f64 {

@@ -111,6 +111,8 @@ impl Tracker {
             from_terminal,
             reparented,
             session_leader_alive,
+            terminal_program,
+            cwd,
         } = &event.kind
         else {
             return 0;
@@ -127,6 +129,13 @@ impl Tracker {
         p.comm = event.comm.clone();
         if !cmdline.is_empty() {
             p.cmdline = Some(cmdline.clone());
+        }
+        // Read once: a lost exec's image is the only reason to take them again.
+        if p.terminal_program.is_none() {
+            p.terminal_program = terminal_program.clone();
+        }
+        if p.cwd.is_none() {
+            p.cwd = cwd.clone();
         }
         let memory = Memory {
             rss_bytes: *rss_bytes,

@@ -68,13 +68,16 @@ impl Tracker {
     }
 
     /// After a sample that carried CPU time: a process busy over the whole CPU window
-    /// spins once it is off its terminal; one that calmed down resolves.
+    /// spins once it is off its terminal; one that calmed down resolves. The same reading
+    /// tells how long it has been idle.
     pub(super) fn check_spin(&mut self, event: &Event, cpu_ns: u64) {
         let (window, share) = (self.config.cpu_window_ns, self.config.cpu_spin_share);
+        let read_every = self.config.cpu_read_ns;
         let Some(p) = self.processes.get_mut(&event.pid) else {
             return;
         };
         p.sample_cpu(event.time_ns, cpu_ns, window, share);
+        p.idle.read(event.time_ns, cpu_ns, read_every);
         if p.spin.is_some() {
             self.open_spin(event.pid, event);
         } else if p.verdicts.contains_key(&VerdictKind::CpuSpin) {

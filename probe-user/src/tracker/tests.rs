@@ -35,6 +35,8 @@ fn existing(pid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
             swap_bytes: None,
             cpu_ns: Some(0),
             from_terminal: tty.is_some(),
+            terminal_program: None,
+            cwd: None,
             reparented: false,
             session_leader_alive: true,
         },
@@ -59,6 +61,9 @@ fn exec(t: f64, pid: u32, ppid: u32, comm: &str, sid: u32, tty: Option<&str>) ->
             forked_by: None,
             started_ns: None,
             cmdline: Some(format!("{comm} --flag")),
+            terminal_program: None,
+            cwd: None,
+            from_terminal: false,
             hangup: None,
         },
     )
@@ -1031,4 +1036,5 @@ fn the_metrics_view_counts_what_the_full_view_shows() {
     }
 }
 
+mod origin;
 mod resync;

@@ -2,7 +2,11 @@
 //! `GET /api/sessions` and read back by `hupwatch sessions --from`.
 use serde::{Deserialize, Serialize};
 
-use super::{LatencyCounts, Process, Tracker, rules::is_session};
+use super::{
+    LatencyCounts, Process, Tracker,
+    groups::{self, GroupBy, Member, SessionGroup},
+    rules::is_session,
+};
 use crate::{
     event::{Disposition, Event},
     verdict::{Verdict, VerdictKind, growth::Growth},
@@ -31,6 +35,16 @@ pub struct SessionsView {
     /// snapshot or a recording.
     #[serde(default)]
     pub events_lost: Option<u64>,
+    /// The machine's memory and how long until it runs out at the pace the sessions
+    /// grow; all null but a growth of 0 where nothing was read (a recording, or a daemon
+    /// older than this field).
+    #[serde(default)]
+    pub memory: super::MemoryForecast,
+    /// The sessions added up by `group_by`, largest memory first.
+    #[serde(default)]
+    pub groups: Vec<SessionGroup>,
+    #[serde(default)]
+    pub group_by: GroupBy,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,6 +83,17 @@ pub struct ProcessView {
     /// `other` when it came in through a parent hupwatch never saw.
     #[serde(default)]
     pub group: String,
+    /// The program hosting the terminal it was started in (`vscode`, `iTerm.app`,
+    /// `Apple_Terminal`, `tmux`, `ssh`, a terminal emulator); null when unknown.
+    #[serde(default)]
+    pub terminal_program: Option<String>,
+    /// Its working directory (its project) when first seen; null when unreadable.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// How long it has used under 1% of a CPU: 0 while busy, null until two CPU readings
+    /// (a one-shot look never knows).
+    #[serde(default)]
+    pub idle_seconds: Option<f64>,
     /// What happened to it, oldest first; given only for processes with a verdict.
     pub timeline: Vec<Event>,
 }
@@ -107,6 +132,9 @@ impl ProcessView {
             }],
             inferred: false,
             group: "all".into(),
+            terminal_program: None,
+            cwd: None,
+            idle_seconds: None,
             timeline: Vec::new(),
         }
     }
@@ -132,8 +160,11 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
         .map(|p| process_view(p, now_ns, &t.group_names))
         .collect();
     processes.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
+    let groups = groups::group(processes.iter().map(ProcessView::member), GroupBy::Name);
     SessionsView {
         time_ns: now_ns,
+        groups,
+        group_by: GroupBy::Name,
         processes,
         hangup_exits: t.hangup_exits.iter().cloned().collect(),
         hangup_exit_total: t.hangup_exit_total,
@@ -141,6 +172,7 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
         source: None,
         unavailable: Vec::new(),
         events_lost: None,
+        memory: t.memory(now_ns),
     }
 }
 
@@ -156,10 +188,14 @@ pub struct MetricsView {
     pub with_verdict: Vec<(VerdictKind, u64)>,
     /// Sessions with a verdict, largest RSS first, at most the limit asked for.
     pub flagged: Vec<ProcessView>,
+    /// The sessions per program, largest memory first.
+    pub programs: Vec<SessionGroup>,
     /// Every hangup exit's latency so far (from a sessions document: of the exits it
     /// lists).
     pub hangup_latency: LatencyCounts,
     pub dropped_processes: u64,
+    /// The machine's memory and its forecast.
+    pub memory: super::MemoryForecast,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +228,12 @@ impl MetricsView {
 }
 
 impl SessionsView {
+    /// The groups again, by `by` (`hupwatch sessions --group-by`).
+    pub fn regroup(&mut self, by: GroupBy) {
+        self.groups = groups::group(self.processes.iter().map(ProcessView::member), by);
+        self.group_by = by;
+    }
+
     /// The metrics of this view (a `sessions --from` result, or a test's).
     pub fn metrics(&self, limit: usize) -> MetricsView {
         let mut out = MetricsView {
@@ -203,6 +245,7 @@ impl SessionsView {
                 },
             ),
             dropped_processes: self.dropped_processes,
+            memory: self.memory.clone(),
             ..MetricsView::default()
         };
         for p in &self.processes {
@@ -215,7 +258,29 @@ impl SessionsView {
         // `processes` is sorted by RSS, largest first.
         let flagged = self.processes.iter().filter(|p| !p.verdicts.is_empty());
         out.flagged = flagged.take(limit).cloned().collect();
+        out.programs = groups::group(
+            self.processes.iter().map(ProcessView::member),
+            GroupBy::Name,
+        );
         out
+    }
+}
+
+impl ProcessView {
+    /// What it holds in memory ([`groups::memory_bytes`]).
+    pub fn memory_bytes(&self) -> Option<u64> {
+        groups::memory_bytes(self.rss_bytes, self.swap_bytes, self.footprint_bytes)
+    }
+
+    fn member(&self) -> Member<'_> {
+        Member {
+            comm: &self.comm,
+            cwd: self.cwd.as_deref(),
+            terminal_program: self.terminal_program.as_deref(),
+            memory_bytes: self.memory_bytes(),
+            flagged: !self.verdicts.is_empty(),
+            started_ns: self.started_ns,
+        }
     }
 }
 
@@ -223,10 +288,13 @@ pub(super) fn build_metrics(t: &Tracker, now_ns: u64, limit: usize) -> MetricsVi
     let mut out = MetricsView {
         hangup_latency: t.hangup_latency.clone(),
         dropped_processes: t.dropped_processes,
+        memory: t.memory(now_ns),
         ..MetricsView::default()
     };
     let mut flagged = Vec::new();
-    for p in t.processes.values().filter(|p| is_session(t, p)) {
+    let sessions = || t.processes.values().filter(|p| is_session(t, p));
+    out.programs = groups::group(sessions().map(member), GroupBy::Name);
+    for p in sessions() {
         out.add(
             group_name(p, &t.group_names),
             p.rss_bytes.unwrap_or(0),
@@ -243,6 +311,17 @@ pub(super) fn build_metrics(t: &Tracker, now_ns: u64, limit: usize) -> MetricsVi
         .map(|p| process_view(p, now_ns, &t.group_names))
         .collect();
     out
+}
+
+fn member(p: &Process) -> Member<'_> {
+    Member {
+        comm: &p.comm,
+        cwd: p.cwd.as_deref(),
+        terminal_program: p.terminal_program.as_deref(),
+        memory_bytes: groups::memory_bytes(p.rss_bytes, p.swap_bytes, p.footprint_bytes),
+        flagged: !p.verdicts.is_empty(),
+        started_ns: p.started_ns,
+    }
 }
 
 fn group_name<'a>(p: &Process, group_names: &'a [String]) -> &'a str {
@@ -287,6 +366,9 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         verdicts,
         inferred: p.inferred,
         group: group_name(p, group_names).to_string(),
+        terminal_program: p.terminal_program.clone(),
+        cwd: p.cwd.clone(),
+        idle_seconds: p.idle.seconds(now_ns),
     }
 }
 

@@ -65,6 +65,20 @@ impl RssSeries {
         self.samples.back().map(|s| s.t_ns)
     }
 
+    /// When the memory last rose: the latest sample above the one before it. A reading
+    /// that only brought a busy process's CPU time repeats the memory and is no rise.
+    pub fn last_rise_ns(&self) -> Option<u64> {
+        let mut later = self.samples.iter().rev();
+        let mut newer = later.next()?;
+        for older in later {
+            if newer.rss_bytes > older.rss_bytes {
+                return Some(newer.t_ns);
+            }
+            newer = older;
+        }
+        None
+    }
+
     pub fn len(&self) -> usize {
         self.samples.len()
     }
@@ -184,6 +198,42 @@ impl Growth {
         self.exceeds(threshold_bytes)
             && self.span_seconds * NS_PER_SECOND >= window_ns as f64 / 4.0
             && self.late_rise_bytes >= threshold_bytes / 4
+    }
+}
+
+/// The least r² a fit needs to count in the memory forecast: the line must explain the
+/// samples, not average a sawtooth or a spike into a trend.
+pub const FORECAST_MIN_R_SQUARED: f64 = 0.8;
+/// A fit stops counting in the forecast once its process's memory has not risen for this
+/// many of its usual sample spacings...
+pub const FORECAST_QUIET_SPACINGS: f64 = 4.0;
+/// ...and at least this long, so that a late tick does not take it out and back in.
+pub const FORECAST_QUIET_FLOOR_NS: u64 = 5_000_000_000;
+
+impl Growth {
+    /// What this fit adds to the machine's memory forecast, in bytes per second; None when
+    /// it adds nothing. The same fit as `rss_growth`'s, with a lower bar (a forecast must
+    /// see growth well before it passes --rss-growth) but the same wish for a trend:
+    /// - the slope is positive, and the line explains the samples (r² at least
+    ///   [`FORECAST_MIN_R_SQUARED`]);
+    /// - the samples span an eighth of the window, so a start-up's first readings are not
+    ///   taken for a trend;
+    /// - it still rose in the second half of its span;
+    /// - it has not gone quiet: its memory rose within [`FORECAST_QUIET_SPACINGS`] of its
+    ///   mean sample spacing (at least [`FORECAST_QUIET_FLOOR_NS`]) before now
+    ///   (`since_rise_ns`). The sampler reports nothing while memory holds within
+    ///   --rss-step, so a process that stopped growing keeps its last fit, growing, until
+    ///   new samples flatten it; silence where a grower at this pace would have brought
+    ///   several is what says it stopped.
+    pub fn forecast_rate(&self, window_ns: u64, since_rise_ns: u64) -> Option<f64> {
+        let trend = self.slope_bytes_per_second > 0.0
+            && self.r_squared >= FORECAST_MIN_R_SQUARED
+            && self.span_seconds * NS_PER_SECOND >= window_ns as f64 / 8.0
+            && self.late_rise_bytes > 0;
+        let spacing_ns =
+            self.span_seconds * NS_PER_SECOND / self.samples.saturating_sub(1).max(1) as f64;
+        let quiet_ns = (FORECAST_QUIET_SPACINGS * spacing_ns).max(FORECAST_QUIET_FLOOR_NS as f64);
+        (trend && (since_rise_ns as f64) <= quiet_ns).then_some(self.slope_bytes_per_second)
     }
 }
 
@@ -546,5 +596,66 @@ mod tests {
         assert_eq!(json["rise_bytes"], 2 * MIB);
         assert_eq!(json["idle"], serde_json::Value::Null);
         assert_eq!(serde_json::from_value::<Growth>(json).unwrap(), g);
+    }
+
+    #[test]
+    fn steady_growth_counts_in_the_forecast_until_it_goes_quiet() {
+        // 1 MiB every 250 ms over 4 s of a 30 s window.
+        let s = series(17, SECOND / 4, 30 * SECOND, |i| 100 * MIB + i * MIB);
+        let g = s.growth().unwrap();
+        let rate = g.forecast_rate(30 * SECOND, 0).unwrap();
+        assert!(close(rate, 4.0 * MIB as f64, 1e-9), "{rate}");
+        // Spaced 250 ms: four spacings are 1 s, so the 5 s floor decides.
+        assert_eq!(g.forecast_rate(30 * SECOND, 5 * SECOND), Some(rate));
+        assert_eq!(g.forecast_rate(30 * SECOND, 5 * SECOND + 1), None);
+    }
+
+    #[test]
+    fn sparse_growth_may_be_quiet_longer() {
+        // A leak that the sampler sees once a minute: quiet for 3 minutes is its pace.
+        let g = series(30, MINUTE, HOUR, |i| i * 8 * MIB).growth().unwrap();
+        assert!(g.forecast_rate(HOUR, 3 * MINUTE).is_some());
+        assert_eq!(g.forecast_rate(HOUR, 5 * MINUTE), None);
+    }
+
+    #[test]
+    fn only_a_trend_counts_in_the_forecast() {
+        let window = 30 * SECOND;
+        let flat = series(20, SECOND / 4, window, |_| 100 * MIB);
+        let falling = series(20, SECOND / 4, window, |i| 200 * MIB - i * MIB);
+        // Up a little, down a lot, in turn: a positive median slope with no line in it.
+        let sawtooth = series(40, SECOND / 4, window, |i| {
+            let base = 100 * MIB + i * MIB / 8;
+            if i % 2 == 0 { base + 60 * MIB } else { base }
+        });
+        // Growth over one second of a 30 s window: too short to be a trend yet.
+        let young = series(5, SECOND / 4, window, |i| i * MIB);
+        // Grew, then held still for the second half (busy: readings keep coming).
+        let stopped = series(20, SECOND / 4, window, |i| i.min(8) * MIB);
+        for (what, s) in [
+            ("flat", flat),
+            ("falling", falling),
+            ("sawtooth", sawtooth),
+            ("young", young),
+            ("stopped", stopped),
+        ] {
+            let g = s.growth().unwrap();
+            assert_eq!(g.forecast_rate(window, 0), None, "{what}: {g:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_rise_is_not_a_repeated_reading() {
+        let mut s = RssSeries::default();
+        assert_eq!(s.last_rise_ns(), None);
+        s.push(T0, 10 * MIB, None, HOUR);
+        assert_eq!(s.last_rise_ns(), None, "one sample is no rise");
+        s.push(T0 + SECOND, 12 * MIB, None, HOUR);
+        // CPU readings of a busy process that holds still, and one that gave some back.
+        s.push(T0 + 2 * SECOND, 12 * MIB, Some(1), HOUR);
+        s.push(T0 + 3 * SECOND, 11 * MIB, Some(2), HOUR);
+        assert_eq!(s.last_rise_ns(), Some(T0 + SECOND));
+        s.push(T0 + 4 * SECOND, 11 * MIB + 1, None, HOUR);
+        assert_eq!(s.last_rise_ns(), Some(T0 + 4 * SECOND));
     }
 }

@@ -22,7 +22,8 @@ pub enum Reason {
     ParentExited { comm: String, pid: u32 },
     /// Its parent changed while the old one was not watched.
     ParentReplaced { old_ppid: u32, ppid: u32 },
-    /// It leads a session without a terminal, yet TERM is set (inferred from /proc).
+    /// It leads a session without a terminal, yet its environment says it came from one
+    /// (inferred from /proc).
     LeadsSessionFromTerminal,
     /// It left its terminal, and how.
     Detached(Detach),

@@ -360,6 +360,23 @@ pub fn named_program(dir: &Path, name: &str, program: &str) -> PathBuf {
     link
 }
 
+/// A link named `name` to the Python interpreter itself (pyenv's `python3` is a shim that
+/// would look up a program called `name`), so that the processes it runs have that comm.
+pub fn named_python(dir: &Path, name: &str) -> PathBuf {
+    assert!(name.len() <= 15, "comm holds 15 bytes");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
+        .output()
+        .expect("python3 runs");
+    let real = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let link = dir.join(name);
+    symlink(real, &link).unwrap();
+    link
+}
+
 pub fn which(program: &str) -> PathBuf {
     std::env::var_os("PATH")
         .iter()

@@ -78,12 +78,14 @@ fn deb_in_a_clean_debian(
         Ok(())
     });
     checks.record(
-        ".deb: systemd-analyze verify passes the installed unit",
+        ".deb: systemd-analyze verify passes the installed units",
         || {
             let said = run_ok(&mut inside(&[
                 "systemd-analyze",
                 "verify",
                 "/usr/lib/systemd/system/hupwatch.service",
+                "/usr/lib/systemd/system/hupwatch-reap.service",
+                "/usr/lib/systemd/system/hupwatch-reap.timer",
             ]))?;
             if !said.trim().is_empty() {
                 bail!("{said}");
@@ -92,12 +94,15 @@ fn deb_in_a_clean_debian(
         },
     );
     checks.record(
-        ".deb: the service is installed disabled and stopped on removal",
+        ".deb: the units are installed disabled, the service stopped on removal",
         || {
-            let enabled =
-                chroot.join("etc/systemd/system/multi-user.target.wants/hupwatch.service");
-            if enabled.exists() {
-                bail!("the package enabled the unit ({})", enabled.display());
+            for enabled in [
+                "etc/systemd/system/multi-user.target.wants/hupwatch.service",
+                "etc/systemd/system/timers.target.wants/hupwatch-reap.timer",
+            ] {
+                if chroot.join(enabled).exists() {
+                    bail!("the package enabled a unit (/{enabled})");
+                }
             }
             let prerm = fs::read_to_string(chroot.join("var/lib/dpkg/info/hupwatch.prerm"))
                 .context("the package has no prerm")?;
@@ -182,6 +187,7 @@ fn tarball_on_the_host(
                 "completions/_hupwatch",
                 "completions/hupwatch.fish",
                 "systemd/hupwatch.service",
+                "systemd/hupwatch-reap.timer",
                 "dashboards/alerts.yml",
                 "dashboards/hupwatch.json",
                 "README.md",

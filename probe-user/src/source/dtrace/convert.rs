@@ -94,6 +94,10 @@ fn event(record: Record) -> Event {
                 forked_by: None,
                 started_ns: Some(start_ns),
                 cmdline: None,
+                // Read by the source for every tracer (source::shared).
+                terminal_program: None,
+                cwd: None,
+                from_terminal: false,
                 hangup: Some(if ignores_hangup {
                     Disposition::Ignore
                 } else {

@@ -179,6 +179,10 @@ fn exec(p: &Seen, current: &HashMap<u32, &Seen>, cmdline: Option<String>, now_ns
         forked_by: None,
         started_ns: Some(p.started_ns),
         cmdline,
+        // Read by the source for every tracer (source::shared).
+        terminal_program: None,
+        cwd: None,
+        from_terminal: false,
         hangup: Some(p.hangup),
     };
     event(p, kind, now_ns)

@@ -1,0 +1,356 @@
+//! When the machine's memory is worth a desktop notification (`--notify`): its forecast
+//! falls under `--notify-exhaustion`, or tasks already stall waiting for memory (PSI).
+//! Once, then not again until memory has recovered and stayed so: a forecast that wavers
+//! around the line, or growth that pauses between bursts, must not warn at every turn.
+//! Pure; `sink::notify` passes what it decides through its rate limit.
+use super::{
+    forecast,
+    notify::{Notification, Urgency},
+};
+use crate::{tracker::MemoryForecast, tracker::SessionGroup, units::format_size};
+
+const NS_PER_SECOND: u64 = 1_000_000_000;
+/// `--notify-exhaustion`'s default.
+pub const DEFAULT_EXHAUSTION_NS: u64 = 2 * 3600 * NS_PER_SECOND;
+/// PSI `some avg10` (percent) over which memory already stalls the machine: some task
+/// waited for memory in more than a tenth of the last 10 s. Reclaim and refaults cost
+/// that much well before anything is killed (systemd-oomd acts at 60% of `full`, over
+/// 30 s), and a healthy machine stays near 0.
+pub const PRESSURE_PERCENT: f64 = 10.0;
+/// Recovered means a forecast at least this many times `--notify-exhaustion` away (or
+/// nothing growing) and pressure under half of [`PRESSURE_PERCENT`]...
+pub const RECOVERED_FACTOR: f64 = 2.0;
+/// ...held this long.
+pub const RECOVERY_NS: u64 = 10 * 60 * NS_PER_SECOND;
+/// Programs named in the notification, largest memory first.
+const PROGRAMS_NAMED: usize = 3;
+
+/// What is wrong with memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Trouble {
+    /// It runs out in this many seconds at the pace the sessions grow.
+    Exhaustion { seconds: f64 },
+    /// Tasks stalled waiting for it this share (percent) of the last 10 s.
+    Pressure { percent: f64 },
+}
+
+/// The hysteresis: warned or not, and since when memory has looked recovered.
+#[derive(Debug)]
+pub struct MemoryWatch {
+    exhaustion_seconds: f64,
+    warned: bool,
+    calm_since: Option<u64>,
+}
+
+impl MemoryWatch {
+    pub fn new(exhaustion_ns: u64) -> Self {
+        Self {
+            exhaustion_seconds: exhaustion_ns as f64 / NS_PER_SECOND as f64,
+            warned: false,
+            calm_since: None,
+        }
+    }
+
+    /// The trouble to notify, if memory is in trouble and has not been warned of since it
+    /// last recovered.
+    pub fn check(&mut self, now_ns: u64, m: &MemoryForecast) -> Option<Trouble> {
+        if self.warned {
+            let calm = m
+                .exhausted_in_seconds
+                .is_none_or(|s| s >= RECOVERED_FACTOR * self.exhaustion_seconds)
+                && m.pressure_some_avg10
+                    .is_none_or(|p| p < PRESSURE_PERCENT / 2.0);
+            if !calm {
+                self.calm_since = None;
+                return None;
+            }
+            let since = *self.calm_since.get_or_insert(now_ns);
+            if now_ns.saturating_sub(since) >= RECOVERY_NS {
+                self.warned = false;
+                self.calm_since = None;
+            }
+            return None;
+        }
+        let trouble = match (m.exhausted_in_seconds, m.pressure_some_avg10) {
+            (Some(seconds), _) if seconds < self.exhaustion_seconds => {
+                Trouble::Exhaustion { seconds }
+            }
+            (_, Some(percent)) if percent > PRESSURE_PERCENT => Trouble::Pressure { percent },
+            _ => return None,
+        };
+        self.warned = true;
+        Some(trouble)
+    }
+}
+
+/// "Memory full in 1h12m at +4.2 GiB/h", with what is left and the programs holding the
+/// most (`programs` is largest first, as the tracker groups them).
+pub fn notification(
+    trouble: Trouble,
+    m: &MemoryForecast,
+    programs: &[SessionGroup],
+) -> Notification {
+    let mut body = Vec::new();
+    let summary = match trouble {
+        Trouble::Exhaustion { seconds } => {
+            let left = forecast::available(m).unwrap_or_default();
+            body.push(format!(
+                "{left}; the watched sessions grow {} together.",
+                forecast::per_hour(m.growth_bytes_per_second)
+            ));
+            format!(
+                "Memory full in {} at {}",
+                forecast::duration(seconds),
+                forecast::per_hour(m.growth_bytes_per_second)
+            )
+        }
+        Trouble::Pressure { percent } => {
+            if let Some(line) = forecast::headline(&MemoryForecast {
+                pressure_some_avg10: None,
+                ..m.clone()
+            }) {
+                body.push(format!("{}.", capitalized(&line)));
+            }
+            format!("Memory pressure: tasks stalled {percent:.0}% of the last 10 s")
+        }
+    };
+    let largest: Vec<String> = programs
+        .iter()
+        .filter(|p| p.memory_bytes > 0)
+        .take(PROGRAMS_NAMED)
+        .map(|p| {
+            let count = if p.sessions > 1 {
+                format!("{} ", p.sessions)
+            } else {
+                String::new()
+            };
+            format!("{count}{} ({})", p.name, format_size(p.memory_bytes))
+        })
+        .collect();
+    if !largest.is_empty() {
+        body.push(format!("Largest: {}.", largest.join(", ")));
+    }
+    body.push("hupwatch sessions".into());
+    Notification {
+        summary,
+        body: body.join("\n"),
+        urgency: Urgency::Critical,
+    }
+}
+
+fn capitalized(words: &str) -> String {
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::MachineMemory;
+
+    const GIB: u64 = 1 << 30;
+    const MINUTE: u64 = 60 * NS_PER_SECOND;
+    const T0: u64 = 1_780_000_000 * NS_PER_SECOND;
+
+    /// A machine with `available` left, growing so that it is full in `minutes`.
+    fn full_in(minutes: f64, pressure: Option<f64>) -> MemoryForecast {
+        let available = 8 * GIB;
+        let growth = if minutes.is_finite() {
+            available as f64 / (minutes * 60.0)
+        } else {
+            0.0
+        };
+        MemoryForecast::new(
+            MachineMemory {
+                ram_bytes: None,
+                total_bytes: Some(16 * GIB),
+                available_bytes: Some(available),
+                pressure_some_avg10: pressure,
+            },
+            growth,
+        )
+    }
+
+    fn watch() -> MemoryWatch {
+        MemoryWatch::new(DEFAULT_EXHAUSTION_NS)
+    }
+
+    #[test]
+    fn warns_once_when_the_forecast_falls_under_the_line() {
+        let mut w = watch();
+        assert_eq!(w.check(T0, &full_in(180.0, None)), None, "3 h is not soon");
+        assert_eq!(w.check(T0, &full_in(f64::INFINITY, Some(0.0))), None);
+        let Some(Trouble::Exhaustion { seconds }) = w.check(T0, &full_in(90.0, None)) else {
+            panic!("1h30m is under 2 h");
+        };
+        assert!((seconds - 5400.0).abs() < 1e-6);
+        // Worse and worse, minute after minute: still the one warning.
+        for i in 1..=30 {
+            assert_eq!(
+                w.check(T0 + i * MINUTE, &full_in(90.0 - i as f64, Some(30.0))),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn warns_again_only_after_recovering_for_a_while() {
+        let mut w = watch();
+        assert!(w.check(T0, &full_in(60.0, None)).is_some());
+        // Growth pauses (nothing grows) for less than the recovery time, then resumes.
+        assert_eq!(w.check(T0 + MINUTE, &full_in(f64::INFINITY, None)), None);
+        assert_eq!(
+            w.check(T0 + 9 * MINUTE, &full_in(f64::INFINITY, None)),
+            None
+        );
+        assert_eq!(w.check(T0 + 10 * MINUTE, &full_in(60.0, None)), None);
+        // Between the line and twice the line is not recovered either.
+        assert_eq!(w.check(T0 + 11 * MINUTE, &full_in(200.0, None)), None);
+        assert_eq!(w.check(T0 + 30 * MINUTE, &full_in(200.0, None)), None);
+        // Calm (4 h away) for ten minutes: the next trouble is news.
+        assert_eq!(w.check(T0 + 31 * MINUTE, &full_in(240.0, None)), None);
+        assert_eq!(w.check(T0 + 41 * MINUTE, &full_in(240.0, None)), None);
+        assert!(w.check(T0 + 42 * MINUTE, &full_in(60.0, None)).is_some());
+    }
+
+    #[test]
+    fn pressure_alone_warns_and_must_ease_to_recover() {
+        let mut w = watch();
+        assert_eq!(
+            w.check(T0, &full_in(f64::INFINITY, Some(10.0))),
+            None,
+            "10% is the line"
+        );
+        assert_eq!(
+            w.check(T0, &full_in(f64::INFINITY, Some(25.0))),
+            Some(Trouble::Pressure { percent: 25.0 })
+        );
+        // 6% is under the line but not under half of it: not recovered.
+        assert_eq!(
+            w.check(T0 + MINUTE, &full_in(f64::INFINITY, Some(6.0))),
+            None
+        );
+        assert_eq!(
+            w.check(T0 + 20 * MINUTE, &full_in(f64::INFINITY, Some(6.0))),
+            None
+        );
+        assert_eq!(
+            w.check(T0 + 21 * MINUTE, &full_in(f64::INFINITY, Some(25.0))),
+            None
+        );
+        assert_eq!(
+            w.check(T0 + 22 * MINUTE, &full_in(f64::INFINITY, Some(1.0))),
+            None
+        );
+        assert_eq!(
+            w.check(T0 + 32 * MINUTE, &full_in(f64::INFINITY, Some(1.0))),
+            None
+        );
+        assert!(
+            w.check(T0 + 33 * MINUTE, &full_in(f64::INFINITY, Some(40.0)))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_short_line_waits_for_a_closer_forecast() {
+        let mut w = MemoryWatch::new(10 * MINUTE);
+        assert_eq!(w.check(T0, &full_in(60.0, None)), None);
+        assert!(w.check(T0, &full_in(9.0, None)).is_some());
+    }
+
+    fn program(name: &str, sessions: u64, memory_bytes: u64) -> SessionGroup {
+        SessionGroup {
+            name: name.into(),
+            sessions,
+            memory_bytes,
+            flagged: 0,
+            oldest_started_ns: None,
+            terminal_programs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn names_the_largest_programs_and_where_to_look() {
+        let programs = [
+            program("claude", 23, 19 * GIB + GIB / 2),
+            program("node", 1, GIB + GIB / 10),
+            program("python3", 2, 800 << 20),
+            program("vim", 1, 10 << 20),
+            program("sleep", 1, 0),
+        ];
+        let m = full_in(72.0, None);
+        let n = notification(Trouble::Exhaustion { seconds: 4320.0 }, &m, &programs);
+        assert_eq!(n.summary, "Memory full in 1h12m at +6.7 GiB/h");
+        assert_eq!(
+            n.body,
+            "8.0 GiB of 16.0 GiB available; the watched sessions grow +6.7 GiB/h together.\n\
+             Largest: 23 claude (19.5 GiB), node (1.1 GiB), 2 python3 (800.0 MiB).\n\
+             hupwatch sessions"
+        );
+        assert_eq!(n.urgency, Urgency::Critical);
+    }
+
+    #[test]
+    fn the_warning_waits_for_room_under_the_rate_limit() {
+        use crate::{
+            tracker::{Alert, AlertStatus},
+            verdict::{Verdict, VerdictKind, reason::Reason},
+        };
+        let mut policy = super::super::notify::NotifyPolicy::new(GIB, 100 * GIB)
+            .with_exhaustion(DEFAULT_EXHAUSTION_NS);
+        let asked = std::cell::Cell::new(0);
+        let programs = || {
+            asked.set(asked.get() + 1);
+            vec![program("claude", 2, 3 * GIB)]
+        };
+        assert_eq!(policy.on_memory(T0, &full_in(180.0, None), programs), None);
+        assert_eq!(asked.get(), 0, "no trouble, no grouping");
+        for pid in 0..5 {
+            let alert = Alert {
+                status: AlertStatus::Raised,
+                verdict: Verdict {
+                    kind: VerdictKind::Orphaned,
+                    time_ns: T0,
+                    reason: Reason::Said(String::new()),
+                    evidence: Vec::new(),
+                    inferred: false,
+                    growth: None,
+                },
+                pid,
+                comm: "claude".into(),
+                cmdline: None,
+                started_ns: 0,
+                age_seconds: 1.0,
+                rss_bytes: Some(2 * GIB),
+                swap_bytes: None,
+                footprint_bytes: None,
+            };
+            assert!(policy.on_alert(&alert).is_some());
+        }
+        assert_eq!(policy.on_memory(T0, &full_in(60.0, None), programs), None);
+        let n = policy
+            .on_memory(T0 + MINUTE, &full_in(59.0, None), programs)
+            .expect("the warning comes once there is room");
+        assert!(n.body.contains("2 claude (3.0 GiB)"), "{}", n.body);
+        assert_eq!(
+            policy.on_memory(T0 + 2 * MINUTE, &full_in(58.0, None), programs),
+            None
+        );
+        assert_eq!(policy.held_back(), 0);
+    }
+
+    #[test]
+    fn says_how_much_memory_stalls() {
+        let m = full_in(f64::INFINITY, Some(23.4));
+        let n = notification(Trouble::Pressure { percent: 23.4 }, &m, &[]);
+        assert_eq!(
+            n.summary,
+            "Memory pressure: tasks stalled 23% of the last 10 s"
+        );
+        assert_eq!(n.body, "Memory: 8.0 GiB available.\nhupwatch sessions");
+    }
+}

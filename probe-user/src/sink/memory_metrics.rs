@@ -1,0 +1,162 @@
+//! The machine's memory on `/metrics`: what is left, how fast the watched sessions eat it
+//! and when it runs out. Set from the tracker's forecast at each scrape; a figure that is
+//! not known (nothing grows, nothing read) has no sample, never a 0 that would read as
+//! "out of memory now".
+use prometheus::{Gauge, GaugeVec, Opts, Registry};
+
+use crate::tracker::MemoryForecast;
+
+pub struct MemoryGauges {
+    total: GaugeVec,
+    available: GaugeVec,
+    growth: Gauge,
+    exhaustion: GaugeVec,
+}
+
+/// A gauge with no labels that can also have no sample.
+fn optional(name: &str, help: &str) -> GaugeVec {
+    GaugeVec::new(Opts::new(name, help), &[]).expect("valid metric")
+}
+
+impl MemoryGauges {
+    pub fn new() -> Self {
+        Self {
+            total: optional(
+                "hupwatch_memory_total_bytes",
+                "The machine's memory: RAM plus swap on Linux (MemTotal + SwapTotal), RAM on macOS.",
+            ),
+            available: optional(
+                "hupwatch_memory_available_bytes",
+                "Memory that can still be allocated: MemAvailable + SwapFree on Linux; free, inactive and purgeable pages on macOS.",
+            ),
+            growth: Gauge::new(
+                "hupwatch_memory_growth_bytes_per_second",
+                "How fast the watched sessions that grow steadily grow together (their rss_growth fits that rise, fit well and have not gone quiet); 0 when none does.",
+            )
+            .expect("valid metric"),
+            exhaustion: optional(
+                "hupwatch_memory_exhaustion_seconds",
+                "Seconds until memory runs out at that pace (available / growth); absent when nothing grows.",
+            ),
+        }
+    }
+
+    pub fn register(&self, registry: &Registry) {
+        for gauge in [&self.total, &self.available, &self.exhaustion] {
+            registry
+                .register(Box::new(gauge.clone()))
+                .expect("unique metric names");
+        }
+        registry
+            .register(Box::new(self.growth.clone()))
+            .expect("unique metric names");
+    }
+
+    pub fn set(&self, m: &MemoryForecast) {
+        let set = |gauge: &GaugeVec, value: Option<f64>| {
+            gauge.reset();
+            if let Some(value) = value {
+                gauge.with_label_values::<&str>(&[]).set(value);
+            }
+        };
+        set(&self.total, m.total_bytes.map(|b| b as f64));
+        set(&self.available, m.available_bytes.map(|b| b as f64));
+        set(&self.exhaustion, m.exhausted_in_seconds);
+        self.growth.set(m.growth_bytes_per_second);
+    }
+}
+
+impl Default for MemoryGauges {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::MachineMemory;
+
+    fn scrape(m: &MemoryForecast) -> String {
+        let registry = Registry::new();
+        let gauges = MemoryGauges::new();
+        gauges.register(&registry);
+        gauges.set(m);
+        let mut out = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn a_forecast_is_four_samples() {
+        let machine = MachineMemory {
+            ram_bytes: None,
+            total_bytes: Some(16 << 30),
+            available_bytes: Some(8 << 30),
+            pressure_some_avg10: Some(3.0),
+        };
+        let text = scrape(&MemoryForecast::new(machine, 4.0 * 1048576.0));
+        assert_eq!(
+            samples(&text),
+            [
+                "hupwatch_memory_available_bytes 8589934592",
+                "hupwatch_memory_exhaustion_seconds 2048",
+                "hupwatch_memory_growth_bytes_per_second 4194304",
+                "hupwatch_memory_total_bytes 17179869184",
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_growing_has_no_exhaustion_sample() {
+        let machine = MachineMemory {
+            ram_bytes: None,
+            total_bytes: Some(16 << 30),
+            available_bytes: Some(8 << 30),
+            pressure_some_avg10: None,
+        };
+        let text = scrape(&MemoryForecast::new(machine, 0.0));
+        assert!(
+            !text.contains("hupwatch_memory_exhaustion_seconds "),
+            "{text}"
+        );
+        assert!(
+            text.contains("hupwatch_memory_growth_bytes_per_second 0"),
+            "{text}"
+        );
+        let unread = scrape(&MemoryForecast::default());
+        assert_eq!(
+            samples(&unread),
+            ["hupwatch_memory_growth_bytes_per_second 0"]
+        );
+    }
+
+    #[test]
+    fn a_sample_goes_when_its_figure_does() {
+        let registry = Registry::new();
+        let gauges = MemoryGauges::new();
+        gauges.register(&registry);
+        let machine = MachineMemory {
+            ram_bytes: None,
+            total_bytes: Some(1 << 30),
+            available_bytes: Some(1 << 29),
+            pressure_some_avg10: None,
+        };
+        gauges.set(&MemoryForecast::new(machine, 1.0));
+        gauges.set(&MemoryForecast::new(machine, 0.0));
+        let families = registry.gather();
+        let exhaustion = families
+            .iter()
+            .find(|f| f.name() == "hupwatch_memory_exhaustion_seconds");
+        assert!(exhaustion.is_none_or(|f| f.get_metric().is_empty()));
+    }
+}
