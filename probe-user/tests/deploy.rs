@@ -233,13 +233,18 @@ fn the_launchd_plist_is_well_formed_and_runs_hupwatch_run() {
                  assert p['Label'] == 'com.hupwatch', p['Label']\n\
                  assert args[:2] == ['/usr/local/bin/hupwatch', 'run'], args\n\
                  assert '127.0.0.1:9464' in args, args\n";
+    check_plist(PLIST, check);
+}
+
+/// Loads the plist at `path` with Python's plistlib and runs the `check` asserts on it.
+fn check_plist(path: &str, check: &str) {
     let out = Command::new("python3")
-        .args(["-c", check, PLIST])
+        .args(["-c", check, path])
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "{}",
+        "{path}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -311,13 +316,5 @@ fn the_reap_launchd_plist_runs_reap_idle_from_the_daemon() {
                  assert args[args.index('--from') + 1] == 'http://127.0.0.1:9464', args\n\
                  assert '--idle' in args and args[-1] == '--yes', args\n\
                  assert p['StartInterval'] == 3600, p\n";
-    let out = Command::new("python3")
-        .args(["-c", check, REAP_PLIST])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    check_plist(REAP_PLIST, check);
 }

@@ -345,6 +345,8 @@ fn orphan_alert(pid: u32, comm: &str, bytes: u64) -> Alert {
         rss_bytes: Some(bytes),
         swap_bytes: None,
         footprint_bytes: None,
+        terminal_program: Some("vscode".into()),
+        cwd: Some("/home/dev/web".into()),
     }
 }
 

@@ -20,7 +20,7 @@ use std::{
 use serde_json::Value;
 use support::{
     HUPWATCH, Hupwatch, NOBODY, as_user, event_timeout, kill, named_program, pty::Pty, scratch_dir,
-    session_of, unique, wait_for_exec,
+    session_of, sessions_as_nobody, unique, wait_for_exec,
 };
 
 /// The environment VSCode's integrated terminal gives the shells it starts, and nothing
@@ -475,21 +475,7 @@ fn sessions_as_nobody_reads_its_own_processes_origins_and_not_roots() {
     wait_for_exec(subjects.children[0].id(), &own_name);
     wait_for_exec(root_pid, &root_name);
 
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(HUPWATCH)
-        .args([
-            "sessions", "--json", "--match", &own_name, "--match", &root_name,
-        ])
-        .current_dir("/")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let view = sessions_as_nobody(&["--match", &own_name, "--match", &root_name]);
     let own = session_of(&view, subjects.children[0].id()).unwrap_or_else(|| panic!("{view:#}"));
     assert_eq!(
         origin(&own),

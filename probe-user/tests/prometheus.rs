@@ -6,7 +6,7 @@
 mod support;
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -14,7 +14,7 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    Hupwatch, kill, metric, named_program,
+    Hupwatch, kill, metric, named_program, named_python,
     prometheus::{Prometheus, free_port},
     pty::Pty,
     raised, scratch_dir, tracefs_without, unique, wait_for_sighup_handler,
@@ -50,22 +50,6 @@ impl Drop for BpfStats {
     fn drop(&mut self) {
         let _ = std::fs::write(BPF_STATS, self.0.trim());
     }
-}
-
-/// A link named `name` to the Python interpreter itself: pyenv's `python3` is a shell-script
-/// shim that would look up a program called `name`.
-fn named_python(dir: &Path, name: &str) -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import os, sys; print(os.path.realpath(sys.executable))",
-        ])
-        .output()
-        .expect("python3 runs");
-    let real = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let link = dir.join(name);
-    std::os::unix::fs::symlink(real, &link).unwrap();
-    link
 }
 
 /// Every query of every panel, as Grafana would send it for all machines.

@@ -472,18 +472,7 @@ fn sessions_needs_no_root_and_lists_the_matched_process() {
     let mut child = pty.spawn(Command::new("setsid").arg("-w").arg(&sleeper).arg("1000"));
     thread::sleep(Duration::from_millis(300));
     let name = sleeper.file_name().unwrap().to_str().unwrap().to_string();
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .arg(support::HUPWATCH)
-        .args(["sessions", "--json", "--match", &name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let view = support::sessions_as_nobody(&["--match", &name]);
     let process = view["processes"]
         .as_array()
         .unwrap()

@@ -21,6 +21,10 @@ struct AlertLine<'a> {
     pid: u32,
     comm: &'a str,
     cmdline: Option<&'a str>,
+    /// The program hosting the terminal it was started in, and its working directory;
+    /// null when unknown.
+    terminal_program: Option<&'a str>,
+    cwd: Option<&'a str>,
     started: String,
     age_seconds: f64,
     /// Null when its memory was never read.
@@ -50,6 +54,8 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
         pid: alert.pid,
         comm: &alert.comm,
         cmdline: alert.cmdline.as_deref(),
+        terminal_program: alert.terminal_program.as_deref(),
+        cwd: alert.cwd.as_deref(),
         started: rfc3339(alert.started_ns),
         age_seconds: (alert.age_seconds * 1000.0).round() / 1000.0,
         rss_bytes: alert.rss_bytes,
@@ -96,6 +102,8 @@ mod tests {
             rss_bytes: Some(1 << 20),
             swap_bytes: None,
             footprint_bytes: None,
+            terminal_program: None,
+            cwd: None,
         };
         let mut out = Vec::new();
         write_alert(&mut out, &alert).unwrap();
@@ -117,6 +125,8 @@ mod tests {
         );
         let mac = Alert {
             footprint_bytes: Some(3 << 30),
+            terminal_program: None,
+            cwd: None,
             ..alert
         };
         let mut out = Vec::new();
@@ -168,6 +178,8 @@ mod tests {
                 rss_bytes: Some(1 << 20),
                 swap_bytes: Some(0),
                 footprint_bytes: None,
+                terminal_program: None,
+                cwd: None,
             };
             let mut out = Vec::new();
             write_alert(&mut out, &alert).unwrap();

@@ -328,6 +328,8 @@ mod tests {
                 rss_bytes: Some(2 * GIB),
                 swap_bytes: None,
                 footprint_bytes: None,
+                terminal_program: None,
+                cwd: None,
             };
             assert!(policy.on_alert(&alert).is_some());
         }

@@ -61,7 +61,7 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert, colour: Colour) -> io::R
         .unwrap_or_default();
     writeln!(
         out,
-        "{} {} {} {} {:<15} {:>10}  up {:<8} {}{}{}",
+        "{} {} {} {} {:<15} {:>10}  up {:<8} {}{}{}{}",
         colour.paint(DIM, &clock(alert.verdict.time_ns)),
         colour.paint(status_colour, status),
         // Padded before painting: escape codes would count as width.
@@ -74,12 +74,26 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert, colour: Colour) -> io::R
         evidence(&alert.verdict.evidence)
             .map(|e| colour.paint(DIM, &format!(" [{e}]")))
             .unwrap_or_default(),
+        started_in(alert)
+            .map(|from| colour.paint(DIM, &format!(" [from {from}]")))
+            .unwrap_or_default(),
         if command.is_empty() {
             String::new()
         } else {
             colour.paint(DIM, &format!(" ({command})"))
         },
     )
+}
+
+/// Where it was started (`vscode …/web`), when anything of it is known.
+fn started_in(alert: &Alert) -> Option<String> {
+    (alert.terminal_program.is_some() || alert.cwd.is_some()).then(|| {
+        super::groups::origin(
+            alert.terminal_program.as_deref(),
+            alert.cwd.as_deref(),
+            None,
+        )
+    })
 }
 
 /// The first piece of evidence in a few words: what happened, to whom, when.
@@ -180,6 +194,8 @@ mod tests {
             rss_bytes: Some(3 << 30),
             swap_bytes: Some(0),
             footprint_bytes: None,
+            terminal_program: None,
+            cwd: None,
         }
     }
 
@@ -210,6 +226,21 @@ mod tests {
             text.contains("claude?[2J"),
             "control characters neutralised: {text}"
         );
+    }
+
+    #[test]
+    fn where_it_was_started_is_said_when_known() {
+        let mut started = alert(AlertStatus::Raised);
+        assert!(!line(&started, Colour::Off).contains("[from"));
+        started.terminal_program = Some("vscode".into());
+        started.cwd = Some("/home/dev/projects/web".into());
+        let text = line(&started, Colour::Off);
+        assert!(
+            text.contains(" [from vscode /home/dev/projects/web]"),
+            "{text}"
+        );
+        started.terminal_program = None;
+        assert!(line(&started, Colour::Off).contains(" [from /home/dev/projects/web]"));
     }
 
     #[test]

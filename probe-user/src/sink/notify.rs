@@ -447,6 +447,8 @@ mod tests {
             rss_bytes: rss,
             swap_bytes: None,
             footprint_bytes: None,
+            terminal_program: None,
+            cwd: None,
         }
     }
 

@@ -107,6 +107,9 @@ pub struct Alert {
     pub swap_bytes: Option<u64>,
     /// macOS's physical footprint; None elsewhere.
     pub footprint_bytes: Option<u64>,
+    /// Where it was started (see ProcessView); None when unknown.
+    pub terminal_program: Option<String>,
+    pub cwd: Option<String>,
 }
 
 pub struct Tracker {
@@ -431,6 +434,8 @@ fn alert_for(process: &Process, status: AlertStatus, verdict: Verdict) -> Alert 
         rss_bytes: process.rss_bytes,
         swap_bytes: process.swap_bytes,
         footprint_bytes: process.footprint_bytes,
+        terminal_program: process.terminal_program.clone(),
+        cwd: process.cwd.clone(),
         verdict,
     }
 }

@@ -547,6 +547,25 @@ pub fn raised(kind: &'static str, pid: u32) -> impl Fn(&Value) -> bool {
     move |a| a["status"] == "raised" && a["alert"] == kind && a["pid"] == pid
 }
 
+/// `hupwatch sessions --json ARGS` as nobody (a one-shot look at /proc, unprivileged), from
+/// `/`, where nobody may be; its document. Fails the test when the command fails.
+pub fn sessions_as_nobody(args: &[&str]) -> Value {
+    let out = Command::new(which("setpriv"))
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(HUPWATCH)
+        .args(["sessions", "--json"])
+        .args(args)
+        .current_dir("/")
+        .output()
+        .expect("setpriv runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("sessions --json prints JSON")
+}
+
 /// The unprivileged user the proc-source tests run hupwatch and their subjects as.
 pub const NOBODY: u32 = 65534;
 

@@ -144,3 +144,44 @@ fn the_sessions_are_added_up_per_program() {
     let metrics = t.metrics_view(at(3.0), 10);
     assert_eq!(metrics.programs, view.groups, "the metrics count the same");
 }
+
+/// A late `origin` event (its parent was gone before its own origin could be read) fills
+/// what the fork inherited as unknown, and never overwrites what is known.
+#[test]
+fn a_late_origin_fills_only_what_is_unknown() {
+    let late = |t: f64, pid: u32, terminal: &str, cwd: &str| Event {
+        kind: EventKind::Origin {
+            terminal_program: Some(terminal.into()),
+            cwd: Some(cwd.into()),
+        },
+        time_ns: at(t),
+        pid,
+        comm: "tmux: server".into(),
+    };
+    let script = [
+        service(),
+        fork(1.0, 501, 500, "launcher"),
+        // Its origin could not be read: it was gone.
+        exec_from(1.0, 501, 500, "tmux", None, None, true),
+        fork(1.1, 502, 501, "tmux"),
+        late(1.2, 502, "vscode", "/home/a/web"),
+        fork(2.0, 503, 500, "launcher"),
+        exec_from(
+            2.0,
+            503,
+            500,
+            "claude",
+            Some("iTerm.app"),
+            Some("/home/a/api"),
+            true,
+        ),
+        late(2.1, 503, "vscode", "/elsewhere"),
+    ];
+    let (t, _) = run(&script, 3.0);
+    let server = session(&t, 502).expect("a fork of a session is one");
+    assert_eq!(server.terminal_program.as_deref(), Some("vscode"));
+    assert_eq!(server.cwd.as_deref(), Some("/home/a/web"));
+    let claude = session(&t, 503).unwrap();
+    assert_eq!(claude.terminal_program.as_deref(), Some("iTerm.app"));
+    assert_eq!(claude.cwd.as_deref(), Some("/home/a/api"));
+}
