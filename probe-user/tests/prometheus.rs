@@ -17,7 +17,7 @@ use support::{
     Hupwatch, kill, metric, named_program, named_python,
     prometheus::{Prometheus, free_port},
     pty::Pty,
-    raised, scratch_dir, tracefs_without, unique, wait_for_sighup_handler,
+    raised, scratch_dir, session_of, tracefs_without, unique, wait_for_sighup_handler,
 };
 
 const DASHBOARD: &str = include_str!("../../dashboards/hupwatch.json");
@@ -355,7 +355,24 @@ time.sleep(1000)
         result[0]["value"][1].as_str().unwrap().parse().unwrap()
     };
     assert_eq!(group("hupwatch_tracked_processes"), 1.0);
-    assert!(group("hupwatch_tracked_rss_bytes") >= 2e9);
+    // Its 2.5 GiB, as the next scrapes see it. A fresh-clone CI run once read less here
+    // (cause not found; two runs after it passed): say what hupwatch itself held then.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while group("hupwatch_tracked_rss_bytes") < 2e9 {
+        assert!(
+            Instant::now() < deadline,
+            "the grower's memory stayed under 2e9 bytes in hupwatch_tracked_rss_bytes ({}); \
+             hupwatch holds it as {}; /proc/{grower_pid}/status says {:?}",
+            group("hupwatch_tracked_rss_bytes"),
+            session_of(&healthy.sessions_json(), grower_pid).unwrap_or_default(),
+            std::fs::read_to_string(format!("/proc/{grower_pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("Vm") || l.starts_with("State"))
+                .collect::<Vec<_>>(),
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
 
     // Every panel's every query returns data, for the whole fleet.
     let empty: Vec<String> = panel_queries()
