@@ -166,6 +166,19 @@ fn confined(test: &str, prefix: &str) -> Confined {
     }
 }
 
+/// The process in the cgroup, killed when the test ends, passed or failed: dropped before
+/// the swap file (declared after it), so its swapped pages are gone when swapoff runs. A
+/// failed test used to leave it alive: swapoff failed with ENOMEM (its pages could not come
+/// back under the cgroup's limit) and the swap file stayed on.
+struct Grower(Child);
+
+impl Drop for Grower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
     let Confined {
@@ -191,13 +204,15 @@ fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
         cgroup.procs().display(),
         grower.display()
     );
-    let mut child: Child = Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    assert_eq!(support::first_line(&mut child).trim(), "ready");
+    let mut child = Grower(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    assert_eq!(support::first_line(&mut child.0).trim(), "ready");
 
     for (source, hupwatch) in [("kernel map", &from_kernel), ("/proc", &from_proc)] {
         let p = session_when(hupwatch, pid, swapped);
@@ -207,8 +222,7 @@ fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
             "{source}: its RSS stays near the limit: {p}"
         );
     }
-    let _ = child.kill();
-    child.wait().unwrap();
+    drop(child);
     from_kernel.stop();
     from_proc.stop();
 }
@@ -252,13 +266,15 @@ fn a_process_growing_into_swap_is_rss_growth_though_its_rss_holds_under_the_limi
         grower.display(),
         program.display()
     );
-    let mut child: Child = Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    assert_eq!(support::first_line(&mut child).trim(), "ready");
+    let mut child = Grower(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    assert_eq!(support::first_line(&mut child.0).trim(), "ready");
     let alert = hupwatch.wait_for("an rss_growth alert", |a| {
         a["status"] == "raised" && a["alert"] == "rss_growth" && a["pid"] == pid
     });
@@ -281,7 +297,6 @@ fn a_process_growing_into_swap_is_rss_growth_though_its_rss_holds_under_the_limi
             .starts_with("RSS + swap rose"),
         "{alert}"
     );
-    let _ = child.kill();
-    child.wait().unwrap();
+    drop(child);
     hupwatch.stop();
 }
