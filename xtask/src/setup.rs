@@ -29,6 +29,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     // running hupwatch in tests/prometheus.rs.
     ("promtool", "prometheus"),
     ("prometheus", "prometheus"),
+    // amtool checks deploy/fleet/alertmanager.yml.
+    ("amtool", "prometheus-alertmanager"),
     // tests/deploy.rs checks the systemd unit with systemd's own analyzer.
     ("systemd-analyze", "systemd"),
     // cargo xtask bench: the comparison probe, the kernel's per-program statistics, and a

@@ -127,6 +127,34 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
         "promtool test rules",
         Command::new("promtool").args(["test", "rules", "alerts.test.yml"]),
     )?;
+    // The fleet's configuration files, each by its own tool. --syntax-only: they name
+    // files (CA, passwords, rules) where an installed server keeps them.
+    let fleet = root.join("deploy").join("fleet");
+    for (title, tool, args) in [
+        (
+            "promtool check config (fleet)",
+            "promtool",
+            &["check", "config", "--syntax-only", "prometheus.yml"][..],
+        ),
+        (
+            "promtool check config --agent (fleet)",
+            "promtool",
+            &[
+                "check",
+                "config",
+                "--agent",
+                "--syntax-only",
+                "prometheus-agent.yml",
+            ][..],
+        ),
+        (
+            "amtool check-config (fleet)",
+            "amtool",
+            &["check-config", "alertmanager.yml"][..],
+        ),
+    ] {
+        step(&fleet, title, Command::new(tool).args(args))?;
+    }
     // The benchmark harness, small: it fails when a figure cannot be measured, never on
     // what a figure is (timings on a shared CI machine prove nothing).
     let xtask = std::env::current_exe().context("the xtask binary")?;
