@@ -138,7 +138,11 @@ impl Source {
     /// `existing` events for the watched processes alive now; their memory is sampled
     /// from now on.
     pub fn existing(&mut self) -> Vec<Event> {
-        let mut events = snapshot::scan_existing_with(&self.clock, std::process::id());
+        let look = self
+            .tracer
+            .first_look()
+            .unwrap_or_else(|| snapshot::Look::now(&self.clock));
+        let mut events = look.existing(std::process::id());
         if let Some(seeded) = self.tracer.seeded() {
             events.retain(|e| seeded.contains(&e.pid));
         }

@@ -67,17 +67,46 @@ pub fn scan_existing(exclude_pid: u32) -> Vec<Event> {
 /// Scans the process table with the caller's clock, so start times agree with the kernel events
 /// decoded with the same [`Clock`].
 pub fn scan_existing_with(clock: &Clock, exclude_pid: u32) -> Vec<Event> {
-    // Stamped before reading: whatever the scan shows is at least this new, so a kernel
-    // event that lands during the scan sorts after the state it may have changed.
-    let now_ns = clock.epoch_now_ns();
-    let scan = scan_host(clock);
-    existing_events(
-        &scan.procs,
-        now_ns,
-        scan.boot_epoch_ns,
-        exclude_pid,
-        scan.tty_name,
-    )
+    Look::now(clock).existing(exclude_pid)
+}
+
+/// One look at the process table and when it was taken: a source that reads the table to
+/// start (the proc source) hands its look on for the `existing` events, so the table is
+/// read once at start, not twice.
+pub struct Look {
+    /// Stamped before reading: whatever the scan shows is at least this new, so a kernel
+    /// event that lands during the scan sorts after the state it may have changed.
+    now_ns: u64,
+    scan: HostScan,
+}
+
+impl Look {
+    pub fn now(clock: &Clock) -> Self {
+        let now_ns = clock.epoch_now_ns();
+        Look {
+            now_ns,
+            scan: scan_host(clock),
+        }
+    }
+
+    pub fn procs(&self) -> &[ProcSnapshot] {
+        &self.scan.procs
+    }
+
+    pub fn boot_epoch_ns(&self) -> u64 {
+        self.scan.boot_epoch_ns
+    }
+
+    /// The `existing` events of this look (see [`existing_events`]).
+    pub fn existing(&self, exclude_pid: u32) -> Vec<Event> {
+        existing_events(
+            &self.scan.procs,
+            self.now_ns,
+            self.scan.boot_epoch_ns,
+            exclude_pid,
+            self.scan.tty_name,
+        )
+    }
 }
 
 fn existing_event(

@@ -38,6 +38,12 @@ pub trait Tracer {
     /// The processes it watches that existed at start; `None` when it watches every one.
     fn seeded(&self) -> Option<&HashSet<u32>>;
 
+    /// The look at the process table it took to start, once, for the `existing` events;
+    /// `None` when it took none (they are read then).
+    fn first_look(&mut self) -> Option<super::snapshot::Look> {
+        None
+    }
+
     /// Which processes a re-sync brings in.
     fn watch(&self) -> Watch;
 

@@ -15,6 +15,7 @@ use self::diff::{Seen, Table};
 use super::{
     LiveOptions, SourceKind,
     shared::seed_pids,
+    snapshot::Look,
     tracer::{Memory, Pending, Tracer},
 };
 use crate::{
@@ -47,6 +48,8 @@ pub struct PollSource {
     usage: HashMap<u32, Usage>,
     /// Zombies of watched parents at the last look that it never saw alive.
     zombies: Vec<(u32, u32)>,
+    /// The look it started from, until the `existing` events take it.
+    first_look: Option<Look>,
     /// macOS tells of a watched process's exit at once (kqueue); Linux waits for the look.
     #[cfg(target_os = "macos")]
     exits: Option<crate::host::darwin_exits::ExitWatch>,
@@ -56,14 +59,15 @@ impl PollSource {
     pub fn start(options: &LiveOptions, clock: Clock) -> anyhow::Result<Self> {
         let me = std::process::id();
         let only_uid = host::readable_uid();
-        let procs = visible(host::processes(), only_uid, me);
+        let first = Look::now(&clock);
+        let procs = visible(first.procs().to_vec(), only_uid, me);
         let infos: Vec<_> = procs.iter().map(|p| p.info.clone()).collect();
         let seeded = seed_pids(&options.matcher, &infos)?;
         let watched: Vec<u32> = match &seeded {
             Some(seeded) => seeded.iter().copied().collect(),
             None => infos.iter().map(|p| p.pid).collect(),
         };
-        let boot_epoch_ns = host::boot_epoch_ns(&clock);
+        let boot_epoch_ns = first.boot_epoch_ns();
         let seen = procs.iter().map(|p| seen(p, boot_epoch_ns)).collect();
         let mut tick = tokio::time::interval(options.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -77,6 +81,7 @@ impl PollSource {
             seeded,
             usage: HashMap::new(),
             zombies: Vec::new(),
+            first_look: Some(first),
             #[cfg(target_os = "macos")]
             exits: None,
         }
@@ -172,6 +177,10 @@ impl PollSource {
 impl Tracer for PollSource {
     fn kind(&self) -> SourceKind {
         SourceKind::Proc
+    }
+
+    fn first_look(&mut self) -> Option<Look> {
+        self.first_look.take()
     }
 
     fn describe(&self) -> String {
