@@ -172,6 +172,23 @@ fn confined(test: &str, prefix: &str) -> Confined {
 /// back under the cgroup's limit) and the swap file stayed on.
 struct Grower(Child);
 
+impl Grower {
+    /// Runs `command` (a shell command line) in `cgroup`, joined before it allocates so
+    /// everything it touches is charged there, and waits for its `ready` line.
+    fn start(cgroup: &MemoryCgroup, command: &str) -> Self {
+        let script = format!("echo $$ > {} && exec {command}", cgroup.procs().display());
+        let mut grower = Grower(
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        assert_eq!(support::first_line(&mut grower.0).trim(), "ready");
+        grower
+    }
+}
+
 impl Drop for Grower {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -198,21 +215,14 @@ fn a_process_pushed_into_swap_shows_its_swap_from_the_kernel_and_from_proc() {
     let from_proc =
         Hupwatch::run_with_env(&args, &[("HUPWATCH_TRACEFS", tracefs.to_str().unwrap())]);
 
-    // Joins the cgroup before it allocates: everything it touches is charged there.
-    let script = format!(
-        "echo $$ > {} && exec {} -c \"import time; block = b'x' * {TOUCHED}; print('ready', flush=True); time.sleep(120)\"",
-        cgroup.procs().display(),
-        grower.display()
-    );
-    let mut child = Grower(
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let child = Grower::start(
+        &cgroup,
+        &format!(
+            "{} -c \"import time; block = b'x' * {TOUCHED}; print('ready', flush=True); time.sleep(120)\"",
+            grower.display()
+        ),
     );
     let pid = child.0.id();
-    assert_eq!(support::first_line(&mut child.0).trim(), "ready");
 
     for (source, hupwatch) in [("kernel map", &from_kernel), ("/proc", &from_proc)] {
         let p = session_when(hupwatch, pid, swapped);
@@ -259,22 +269,11 @@ fn a_process_growing_into_swap_is_rss_growth_though_its_rss_holds_under_the_limi
         ),
     )
     .unwrap();
-    // Joins the cgroup before it allocates: everything it touches is charged there.
-    let script = format!(
-        "echo $$ > {} && exec {} {}",
-        cgroup.procs().display(),
-        grower.display(),
-        program.display()
-    );
-    let mut child = Grower(
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let child = Grower::start(
+        &cgroup,
+        &format!("{} {}", grower.display(), program.display()),
     );
     let pid = child.0.id();
-    assert_eq!(support::first_line(&mut child.0).trim(), "ready");
     let alert = hupwatch.wait_for("an rss_growth alert", |a| {
         a["status"] == "raised" && a["alert"] == "rss_growth" && a["pid"] == pid
     });
