@@ -20,7 +20,7 @@ use crate::{
     output,
     sink::{
         alerts::write_alert,
-        http::{self, Page, Pages},
+        http::{self, Page, Pages, WebConfig},
         human::{self, Colour},
         metrics::Metrics,
         notify::NotifyPolicy,
@@ -38,6 +38,10 @@ pub struct RunOptions {
     pub live: LiveOptions,
     pub max_session_series: usize,
     pub listen: String,
+    /// `--web-config`: TLS and basic authentication for the listener.
+    pub web_config: Option<PathBuf>,
+    /// `--metrics-only`: no /api/sessions.
+    pub metrics_only: bool,
     pub alerts_file: Option<PathBuf>,
     /// JSON alert lines even on a terminal.
     pub json: bool,
@@ -79,13 +83,15 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let has_terminal = File::open("/dev/tty").is_ok();
-    // Bound before the probes load, so a port in use fails fast and loads nothing.
+    // Read and bound before the probes load, so a bad file or a port in use fails fast
+    // and loads nothing.
+    let web = match &options.web_config {
+        Some(file) => WebConfig::load(file)?,
+        None => WebConfig::open(),
+    };
     let listener = http::bind(&options.listen).await?;
-    if !listener.is_loopback() {
-        eprintln!(
-            "hupwatch: warning: listening on {}, reachable from other machines; the sessions API shows command lines",
-            listener.local_addr()
-        );
+    if let Some(warning) = http::exposure_warning(&listener, &web, options.metrics_only) {
+        eprintln!("hupwatch: warning: {warning}");
     }
     let address = listener.local_addr();
     let groups = options.live.matcher.group_names();
@@ -141,12 +147,20 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         metrics: Arc::clone(&metrics),
         clock,
         about,
+        metrics_only: options.metrics_only,
     });
-    tokio::spawn(http::serve(listener, pages));
-    eprintln!(
-        "{}; sessions at http://{address}/api/sessions",
-        source.ready_line()
-    );
+    tokio::spawn(http::serve(listener, pages, web.clone()));
+    let scheme = if web.current().is_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    let served = if options.metrics_only {
+        format!("metrics at {scheme}://{address}/metrics")
+    } else {
+        format!("sessions at {scheme}://{address}/api/sessions")
+    };
+    eprintln!("{}; {served}", source.ready_line());
     if let Some(ready) = options.ready {
         let _ = ready.send(address);
     }
@@ -178,6 +192,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                 // With a terminal, a hangup means the user is gone: leave with it. As a
                 // service, it is the usual request to reopen the log (after rotation).
                 if has_terminal { break Ok(()) }
+                reload_web_config(&web);
                 pipe.alerts.reopen()
             }
         };
@@ -303,6 +318,8 @@ struct SessionPages {
     metrics: Arc<Mutex<Metrics>>,
     clock: Clock,
     about: About,
+    /// `--metrics-only`: /api/sessions is not found.
+    metrics_only: bool,
 }
 
 /// Which source the sessions come from and what it cannot see.
@@ -314,7 +331,7 @@ struct About {
 impl Pages for SessionPages {
     fn get(&self, path: &str) -> Option<Page> {
         match path {
-            "/api/sessions" => {
+            "/api/sessions" if !self.metrics_only => {
                 let mut view = lock(&self.tracker).view(self.clock.epoch_now_ns());
                 view.source = Some(self.about.source.to_string());
                 view.unavailable = self
@@ -344,6 +361,14 @@ impl Pages for SessionPages {
             }),
             _ => None,
         }
+    }
+}
+
+/// A web config that no longer loads leaves the one in force: a typo must not open the
+/// listener, nor close it to the fleet's scrapers.
+fn reload_web_config(web: &WebConfig) {
+    if let Err(why) = web.reload() {
+        eprintln!("hupwatch: warning: {why}; keeping the web config in force");
     }
 }
 

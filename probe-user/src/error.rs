@@ -27,6 +27,7 @@ pub fn report(err: &anyhow::Error) -> (u8, String) {
             || cause.is::<crate::source::replay::ReplayError>()
             || cause.is::<crate::source::dtrace::DtraceError>()
             || cause.is::<crate::sink::http::HttpError>()
+            || cause.is::<crate::sink::http::WebConfigError>()
             || is_linux_user_error(cause)
     });
     // `{:#}` joins the causes on one line; a cause's own newlines are folded too.

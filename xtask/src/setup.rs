@@ -89,9 +89,15 @@ pub fn setup_for_tests() -> Result<()> {
     guest_tools()
 }
 
-/// What `cargo xtask dist` needs beyond `setup`: the musl targets and cargo-deb.
+/// What `cargo xtask dist` needs beyond `setup`: the musl targets, a C compiler for arm64
+/// and cargo-deb.
 pub fn dist_tools() -> Result<()> {
     rust_targets(&RELEASE_TARGETS)?;
+    // ring (rustls's primitives) compiles C for arm64; .cargo/config.toml names this gcc.
+    install_missing(
+        &[("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")],
+        "arm64 C compiler",
+    )?;
     if sh::probe(Command::new("cargo").args(["deb", "--version"]))
         .is_some_and(|v| v.contains(CARGO_DEB_VERSION))
     {

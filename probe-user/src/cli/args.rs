@@ -74,9 +74,20 @@ pub struct RunArgs {
     #[command(flatten)]
     pub matching: MatchArgs,
 
-    /// Address of the read-only HTTP API (GET /api/sessions)
+    /// Address of the read-only HTTP API (GET /metrics, /api/sessions)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub listen: String,
+
+    /// TLS and basic authentication for the listener, in the Prometheus exporter-toolkit
+    /// web configuration format (tls_server_config, basic_auth_users with bcrypt hashes);
+    /// reread on SIGHUP when running as a service
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+
+    /// Serve /metrics only: no /api/sessions, so the command lines it shows are not
+    /// reachable at all (a fleet's scrape port)
+    #[arg(long)]
+    pub metrics_only: bool,
 
     /// Append alert lines to this file instead of writing them to stdout (reopened on
     /// SIGHUP when running as a service, for log rotation)

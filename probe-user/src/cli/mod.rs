@@ -93,6 +93,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 live,
                 max_session_series: args.max_session_series as usize,
                 listen: args.listen,
+                web_config: args.web_config,
+                metrics_only: args.metrics_only,
                 alerts_file: args.alerts_file,
                 json: args.json,
                 notify: notify_options(&args.notify),

@@ -95,6 +95,8 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                 live,
                 max_session_series: 0,
                 listen: "127.0.0.1:0".into(),
+                web_config: None,
+                metrics_only: false,
                 alerts_file: Some("/dev/null".into()),
                 json: true,
                 tracker: TrackerConfig {

@@ -1,6 +1,7 @@
 //! A clean Debian 12 root file system for the install test: debootstrap's minbase plus what
 //! a user's machine has to read a man page, complete in bash and verify a unit (man-db,
-//! bash-completion, systemd), and nothing of the build (no Rust, no LLVM). Made once and
+//! bash-completion, systemd, and procps for the unit's /bin/kill, as every Debian system
+//! but a minbase has), and nothing of the build (no Rust, no LLVM). Made once and
 //! kept under target/, then copied afresh for each run, so every run installs into a root
 //! that never saw hupwatch.
 use std::{
@@ -14,13 +15,15 @@ use anyhow::{Context, Result, bail};
 use crate::sh;
 
 const SUITE: &str = "bookworm";
-const INCLUDE: &str = "man-db,bash-completion,systemd";
+const INCLUDE: &str = "man-db,bash-completion,systemd,procps";
 /// Written last into the cached root: a debootstrap that stopped half way is made again.
 const COMPLETE: &str = ".hupwatch-rootfs-complete";
 
 /// The cached pristine root under `cache`, made with debootstrap when missing.
 pub fn pristine(cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join(format!("{SUITE}-minbase"));
+    // Named by its packages, so a change to them makes a new root rather than reusing one
+    // without them.
+    let dir = cache.join(format!("{SUITE}-minbase+{}", INCLUDE.replace(',', "+")));
     if dir.join(COMPLETE).is_file() {
         eprintln!("install: reusing the Debian 12 root in {}", dir.display());
         return Ok(dir);

@@ -1,0 +1,121 @@
+//! What one request gets: the loopback host check, authentication, the page.
+use std::{net::IpAddr, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+};
+
+use super::{Pages, auth::Users, web_config::Security};
+
+/// Everything a request is answered from.
+#[derive(Clone)]
+pub(super) struct Access {
+    pages: Arc<dyn Pages>,
+    loopback: bool,
+    users: Option<Arc<Users>>,
+}
+
+impl Access {
+    pub(super) fn new(pages: Arc<dyn Pages>, loopback: bool, security: &Security) -> Self {
+        Self {
+            pages,
+            loopback,
+            users: security.users.clone(),
+        }
+    }
+
+    pub(super) async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        if self.loopback && !host_allowed_on_loopback(&request) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "forbidden: on a loopback address, use http://127.0.0.1, http://[::1] or \
+                 http://localhost\n",
+            );
+        }
+        if let Some(users) = &self.users {
+            let header = request.headers().get(header::AUTHORIZATION).cloned();
+            if !Arc::clone(users).allow(header).await {
+                let mut response = text(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized: give a user and password of the --web-config file\n",
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"hupwatch\", charset=\"UTF-8\""),
+                );
+                return response;
+            }
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        // For HEAD the whole page is still built: hyper takes Content-Length from it and
+        // drops the body, so HEAD and GET agree.
+        match self.pages.get(request.uri().path()) {
+            Some(page) => response(StatusCode::OK, page.content_type, Bytes::from(page.body)),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+fn response(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    // A content type hyper would refuse must not take the connection task down with it.
+    let content_type = HeaderValue::from_str(content_type).unwrap_or_else(|_| {
+        debug_assert!(false, "invalid content type {content_type:?}");
+        HeaderValue::from_static("application/octet-stream")
+    });
+    headers.insert(header::CONTENT_TYPE, content_type);
+    // Sessions change from one moment to the next, and they name users' commands.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A DNS-rebinding page reaches a loopback server under the attacker's host name; an IP
+/// address or `localhost` cannot be that name.
+fn host_allowed_on_loopback(request: &Request<Incoming>) -> bool {
+    let host = match request.uri().host() {
+        Some(host) => host,
+        None => match request.headers().get(header::HOST) {
+            // HTTP/1.0 clients may send no Host; browsers always do.
+            None => return true,
+            Some(value) => match value.to_str() {
+                Ok(value) => value,
+                Err(_) => return false,
+            },
+        },
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _port)| name)
+    };
+    if name.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    // Names under .localhost never resolve off this machine (RFC 6761).
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}

@@ -1,0 +1,152 @@
+//! The accept loop and one connection's life: TLS when the web config asks for it, then
+//! HTTP/1.1, under the limits of `ServerLimits`.
+use std::{
+    convert::Infallible,
+    io,
+    pin::pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hyper::{Request, body::Incoming, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    task::JoinSet,
+    time::Instant,
+};
+
+use super::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, ACCEPT_LOG_INTERVAL, LONGEST_TIMEOUT, Listener,
+    MAX_BUF_SIZE, Pages, ServerLimits,
+    respond::Access,
+    watched::Watched,
+    web_config::{Security, WebConfig},
+};
+
+/// Serves `pages` with the default limits until the future is dropped.
+pub async fn serve(listener: Listener, pages: Arc<dyn Pages>, web: WebConfig) {
+    serve_with(listener, pages, ServerLimits::default(), web).await
+}
+
+/// Serves `pages` until the future is dropped, which also closes every open connection.
+/// Each connection is served under the web config in force when it was accepted.
+pub async fn serve_with(
+    listener: Listener,
+    pages: Arc<dyn Pages>,
+    limits: ServerLimits,
+    web: WebConfig,
+) {
+    let max_connections = limits.max_connections.max(1);
+    // Deadlines are an Instant plus these, which panics on overflow; a day is forever here.
+    let limits = ServerLimits {
+        header_read_timeout: limits.header_read_timeout.min(LONGEST_TIMEOUT),
+        idle_timeout: limits.idle_timeout.min(LONGEST_TIMEOUT),
+        ..limits
+    };
+    let loopback = listener.is_loopback();
+    // Owning the connection tasks here is what lets dropping `serve` end them.
+    let mut connections = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut last_logged: Option<Instant> = None;
+    loop {
+        // A connection task that panicked has already reported it through the panic hook.
+        while connections.try_join_next().is_some() {}
+        if connections.len() >= max_connections {
+            connections.join_next().await;
+            continue;
+        }
+        match listener.inner.accept().await {
+            Ok((stream, _peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let access = Access::new(Arc::clone(&pages), loopback, &web.current());
+                connections.spawn(connection(stream, access, limits, web.current()));
+            }
+            // The client gave up between the handshake and accept; nothing to wait for.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(err) => {
+                if last_logged.is_none_or(|at| at.elapsed() >= ACCEPT_LOG_INTERVAL) {
+                    eprintln!(
+                        "hupwatch: warning: http: cannot accept a connection on {}: {err}; \
+                         retrying",
+                        listener.local
+                    );
+                    last_logged = Some(Instant::now());
+                }
+                // Out of descriptors or memory, accept fails at once for as long as the
+                // connection waits in the backlog; retrying without a pause would spin.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    access: Access,
+    limits: ServerLimits,
+    security: Arc<Security>,
+) {
+    // Responses are written whole; Nagle would only delay the last segment.
+    let _ = stream.set_nodelay(true);
+    let start = Instant::now();
+    let activity = Arc::new(AtomicU64::new(0));
+    let watched = Watched::new(stream, start, Arc::clone(&activity));
+    let Some(acceptor) = &security.tls else {
+        return http(watched, access, limits, start, &activity).await;
+    };
+    // The handshake comes before the request head and gets the same time. A client that
+    // speaks plain HTTP here, or shows a certificate no configured CA signed, fails it and
+    // the connection closes.
+    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(watched));
+    if let Ok(Ok(tls)) = handshake.await {
+        http(tls, access, limits, start, &activity).await;
+    }
+}
+
+/// HTTP/1.1 over `io` until the client is done, fails or goes idle.
+async fn http<I>(io: I, access: Access, limits: ServerLimits, start: Instant, activity: &AtomicU64)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let access = access.clone();
+        async move { Ok::<_, Infallible>(access.respond(request).await) }
+    });
+    let mut conn = pin!(
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_BUF_SIZE)
+            .serve_connection(TokioIo::new(io), service)
+    );
+    // hyper has no timeout for a stalled write, nor for a body it is not reading; this one
+    // counts any progress in either direction.
+    let mut deadline = start + limits.idle_timeout;
+    loop {
+        tokio::select! {
+            // An error here is the client's doing (reset, malformed request, timeout) and
+            // hyper has already answered what it could.
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep_until(deadline) => {
+                let last = start + Duration::from_millis(activity.load(Ordering::Relaxed));
+                let next = last + limits.idle_timeout;
+                if next <= Instant::now() {
+                    return;
+                }
+                deadline = next;
+            }
+        }
+    }
+}
