@@ -1,5 +1,6 @@
 //! The eBPF source: loads and attaches the programs, seeds and maintains the tracked set,
 //! and gives access to the ring buffer and the maps user space samples.
+pub mod batch;
 pub mod btf;
 mod refusal;
 pub mod resolve;
@@ -16,8 +17,12 @@ use aya::{
 use probe_common::{COMM_LEN, ProbeConfig, RssValue, counter, kind};
 
 use crate::{error::UserError, matching::Matcher};
+use batch::{BatchError, HashBatch};
 use resolve::{Hook, ProgramSpec};
 use tracked_set::TrackedSet;
+
+/// Entries per batch read of the RSS map: 44 KiB of buffers, ten calls at 10,000 processes.
+const RSS_BATCH: usize = 1024;
 
 static PROBES_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hupwatch-probes"));
@@ -28,6 +33,8 @@ pub struct Probes {
     events: Option<RingBuf<MapData>>,
     tracked: TrackedSet,
     rss: BpfHashMap<MapData, u32, RssValue>,
+    /// None once the kernel refused batch lookups: then the RSS map is read entry by entry.
+    rss_batch: Option<HashBatch<u32, RssValue>>,
     counters: PerCpuArray<MapData, u64>,
     pub attached: Vec<ProgramSpec>,
     pub warnings: Vec<String>,
@@ -178,6 +185,7 @@ impl Probes {
                 take(&mut ebpf, "TRACKED_FLAGS")?,
             )?,
             rss: BpfHashMap::try_from(take(&mut ebpf, "RSS")?)?,
+            rss_batch: Some(HashBatch::new(RSS_BATCH)),
             counters: PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?)?,
             ebpf,
             attached,
@@ -212,8 +220,16 @@ impl Probes {
         self.tracked.pids()
     }
 
-    /// The RSS counters of every process the kernel side has seen fault.
-    pub fn rss_snapshot(&self) -> Vec<(u32, RssValue)> {
+    /// The RSS counters of every process the kernel side has seen fault: in batches where
+    /// the kernel has them (5.6+), else, or when a batch read fails, entry by entry.
+    pub fn rss_snapshot(&mut self) -> Vec<(u32, RssValue)> {
+        if let Some(batch) = &mut self.rss_batch {
+            match batch.read(&self.rss) {
+                Ok(entries) => return entries,
+                Err(BatchError::Unsupported(_)) => self.rss_batch = None,
+                Err(BatchError::Failed(_)) => {}
+            }
+        }
         self.rss.iter().filter_map(Result::ok).collect()
     }
 

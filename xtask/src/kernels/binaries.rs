@@ -77,6 +77,11 @@ pub const GUEST_TESTS: &[GuestTests] = &[
         target: "field_verdicts",
         filter: Filter::Skip(&[]),
     },
+    GuestTests {
+        // The RSS map's batch read (BPF_MAP_LOOKUP_BATCH), against aya's entry walk.
+        target: "rss_batch",
+        filter: Filter::Skip(&[]),
+    },
 ];
 
 /// One test binary to run in a guest.
