@@ -31,6 +31,14 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     // amtool checks deploy/fleet/alertmanager.yml.
     ("amtool", "prometheus-alertmanager"),
+    // tests/fleet.rs: machines in network and pid namespaces (ip, unshare, nsenter), their
+    // certificates (openssl), their listeners asked with curl, and a real Alertmanager.
+    ("ip", "iproute2"),
+    ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
+    ("openssl", "openssl"),
+    ("curl", "curl"),
+    ("prometheus-alertmanager", "prometheus-alertmanager"),
     // tests/deploy.rs checks the systemd unit with systemd's own analyzer.
     ("systemd-analyze", "systemd"),
     // cargo xtask bench: the comparison probe, the kernel's per-program statistics, and a

@@ -15,6 +15,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod fleet;
 pub mod prometheus;
 pub mod pty;
 

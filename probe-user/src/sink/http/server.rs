@@ -102,6 +102,9 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let start = Instant::now();
     let activity = Arc::new(AtomicU64::new(0));
+    if security.tls.is_some() && !starts_a_tls_handshake(&stream, limits).await {
+        return;
+    }
     let watched = Watched::new(stream, start, Arc::clone(&activity));
     let Some(acceptor) = &security.tls else {
         return http(watched, access, limits, start, &activity).await;
@@ -114,6 +117,28 @@ async fn connection(
         http(tls, access, limits, start, &activity).await;
     }
 }
+
+/// A TLS record starts with its content type, 22 for a handshake. Anything else on a TLS
+/// port is most likely a plain `http://` request: it gets a 400 that says so, as Go's
+/// exporters answer, rather than a TLS alert a person cannot read.
+async fn starts_a_tls_handshake(stream: &TcpStream, limits: ServerLimits) -> bool {
+    const HANDSHAKE: u8 = 22;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != HANDSHAKE => {
+            // The request is read first: closing a socket with unread data resets it, and
+            // the reset can overtake the answer.
+            let mut request = [0u8; 4096];
+            let _ = stream.try_read(&mut request);
+            let _ = stream.try_write(PLAIN_HTTP_ON_TLS);
+            false
+        }
+        Ok(Ok(1)) => true,
+        _ => false,
+    }
+}
+
+const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server: use https://\n";
 
 /// HTTP/1.1 over `io` until the client is done, fails or goes idle.
 async fn http<I>(io: I, access: Access, limits: ServerLimits, start: Instant, activity: &AtomicU64)
