@@ -45,7 +45,7 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
         /// Measure only this section again, at full size, into bench/results.json and
-        /// RESULTS.md, keeping the other figures (the one that can: sampling)
+        /// RESULTS.md, keeping the other figures (those that can: sampling, poll, scale)
         #[arg(long, value_name = "SECTION", conflicts_with = "quick")]
         only: Option<String>,
     },

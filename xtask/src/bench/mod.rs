@@ -1,8 +1,13 @@
 //! `cargo xtask bench [--quick]` (root): what hupwatch costs, measured against no probe
 //! and against the same tracing in bpftrace, and its /proc polling source against
-//! process-exporter (poll.rs). Writes `bench/RESULTS.md` and
+//! process-exporter (poll.rs), and how its costs grow from 1,000 to 50,000 tracked
+//! processes (scale.rs). Writes `bench/RESULTS.md` and
 //! `bench/results.json`; `--quick` writes them under `target/bench-quick/` and checks
 //! only that every figure was measured, never how good it is.
+//!
+//! `--only SECTION` measures one section at full size into bench/; with
+//! `HUPWATCH_BENCH_QUICK=1` in the environment it measures it at the quick size instead and
+//! writes under `target/bench-quick/`, leaving bench/ as it was (a trial of one section).
 mod bpfstats;
 mod empty_btf;
 mod footprint;
@@ -13,6 +18,7 @@ mod poll;
 pub mod probe;
 mod report;
 mod sampling;
+mod scale;
 pub mod stats;
 pub mod workload;
 
@@ -46,6 +52,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     let latency = section(latency::measure(&hupwatch, quick).map(|l| l.json()));
     let sampling = section(sampling::measure(&hupwatch, quick).map(|s| s.json()));
     let poll = section(poll::measure(&hupwatch, quick).map(|p| p.json()));
+    let scale = section(scale::measure(&hupwatch, quick).map(|s| s.json()));
 
     let command = if quick {
         "cargo xtask bench --quick"
@@ -62,6 +69,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         "latency": latency,
         "sampling": sampling,
         "poll": poll,
+        "scale": scale,
     });
     let missing = unmeasured(&figures);
     let out_dir = if quick {
@@ -92,11 +100,15 @@ pub fn bench_only(root: &Path, name: &str) -> Result<()> {
     }
     setup::setup()?;
     let hupwatch = crate::run::build_hupwatch(root)?;
+    let quick = std::env::var_os("HUPWATCH_BENCH_QUICK").is_some_and(|v| v == "1");
     let mut measured = match name {
-        "sampling" => sampling::measure(&hupwatch, false)?.json(),
-        "poll" => poll::measure(&hupwatch, false)?.json(),
+        "sampling" => sampling::measure(&hupwatch, quick)?.json(),
+        "poll" => poll::measure(&hupwatch, quick)?.json(),
+        "scale" => scale::measure(&hupwatch, quick)?.json(),
         other => {
-            bail!("no bench section {other:?} can run alone; the ones that can: sampling, poll")
+            bail!(
+                "no bench section {other:?} can run alone; the ones that can: sampling, poll, scale"
+            )
         }
     };
     let machine = machine();
@@ -107,9 +119,21 @@ pub fn bench_only(root: &Path, name: &str) -> Result<()> {
         &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
     )?;
     figures[name] = measured;
-    std::fs::write(&path, serde_json::to_string_pretty(&figures)?)?;
-    std::fs::write(root.join("bench/RESULTS.md"), report::markdown(&figures))?;
-    eprintln!("bench: {name} measured again into bench/RESULTS.md");
+    let out_dir = if quick {
+        root.join("target/bench-quick")
+    } else {
+        root.join("bench")
+    };
+    std::fs::create_dir_all(&out_dir)?;
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_string_pretty(&figures)?,
+    )?;
+    std::fs::write(out_dir.join("RESULTS.md"), report::markdown(&figures))?;
+    eprintln!(
+        "bench: {name} measured again into {}",
+        out_dir.join("RESULTS.md").display()
+    );
     Ok(())
 }
 
@@ -170,6 +194,18 @@ fn unmeasured(figures: &Value) -> Vec<String> {
             );
             if !figures.pointer(&p).is_some_and(Value::is_number) {
                 missing.push(p);
+            }
+        }
+    }
+    missing.extend(scale::unmeasured(figures));
+    // A full run also measures polling at 10,000 processes.
+    if figures["quick"] != true {
+        for p in [
+            "/poll/larger/0/hupwatch/cpu_ms_per_poll",
+            "/poll/larger/0/process_exporter/cpu_ms_per_poll",
+        ] {
+            if !figures.pointer(p).is_some_and(Value::is_number) {
+                missing.push(p.to_string());
             }
         }
     }

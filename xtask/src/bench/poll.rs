@@ -1,7 +1,8 @@
 //! hupwatch's /proc polling source (`run --source proc`) beside process-exporter
 //! (Debian's `prometheus-process-exporter`) on the same 1,000 live processes, each polling
 //! once a second: CPU per poll and resident memory of each, one tool after the other so
-//! that they do not compete for the two CPUs.
+//! that they do not compete for the two CPUs. A full run measures the same again at
+//! 10,000 processes (`larger` in the JSON), for how the cost grows (scale.rs reports it).
 //!
 //! "Polling once a second" for each: hupwatch reads /proc on its own timer
 //! (`--poll-interval 1s`); process-exporter reads all of /proc each time its `/metrics`
@@ -26,7 +27,12 @@ use super::{
     stats::Spread,
 };
 
+/// The processes of the run the goal is judged on.
 const PROCESSES: u64 = 1000;
+/// More processes, measured in a full run for how the cost grows.
+const LARGER: &[u64] = &[10_000];
+/// Scrapes measured at [`LARGER`] counts: process-exporter takes seconds per scrape there.
+const LARGER_SCRAPES: u64 = 10;
 const INTERVAL: Duration = Duration::from_secs(1);
 const WARMUP: Duration = Duration::from_secs(3);
 /// hupwatch's CPU at most this share of process-exporter's.
@@ -62,6 +68,17 @@ pub struct Poll {
     lean: Cost,
     lean_command: String,
     hupwatch_command: String,
+    /// The same at [`LARGER`] counts (a full run only).
+    larger: Vec<Run>,
+}
+
+/// The three tools on one count of processes.
+struct Run {
+    processes: u64,
+    seconds: u64,
+    hupwatch: Cost,
+    exporter: Cost,
+    lean: Cost,
 }
 
 /// The 1,000 subjects: `sleep 3600` in a process group of their own, all killed (the
@@ -109,27 +126,52 @@ impl Drop for Sleepers {
     }
 }
 
+const LEAN: &[&str] = &["-gather-smaps=false", "-threads=false"];
+
 pub fn measure(hupwatch: &Path, quick: bool) -> Result<Poll> {
     let span = Duration::from_secs(if quick { 5 } else { 30 });
     let (source, stand_in) = choose_source();
     eprintln!("bench: poll: {PROCESSES} sleeping processes, hupwatch source {source}");
     let sleepers = Sleepers::spawn(PROCESSES)?;
 
-    let (exporter, exporter_command) = process_exporter(span, &[])?;
-    let (lean, lean_command) = process_exporter(span, &["-gather-smaps=false", "-threads=false"])?;
-    let (hupwatch_cost, hupwatch_command) = hupwatch_cost(hupwatch, &source, span)?;
+    let (exporter, exporter_command) = process_exporter(span, &[], PROCESSES)?;
+    let (lean, lean_command) = process_exporter(span, LEAN, PROCESSES)?;
+    let (own, hupwatch_command) = hupwatch_cost(hupwatch, &source, span, PROCESSES)?;
     drop(sleepers);
+
+    let mut larger = Vec::new();
+    for &processes in if quick { &[][..] } else { LARGER } {
+        let span = Duration::from_secs(LARGER_SCRAPES);
+        eprintln!("bench: poll: {processes} sleeping processes");
+        let sleepers = Sleepers::spawn(processes)?;
+        let run = Run {
+            processes,
+            seconds: span.as_secs(),
+            exporter: process_exporter(span, &[], processes)?.0,
+            lean: process_exporter(span, LEAN, processes)?.0,
+            hupwatch: hupwatch_cost(hupwatch, &source, span, processes)?.0,
+        };
+        drop(sleepers);
+        eprintln!(
+            "bench: poll: {processes} processes: hupwatch {:.2} ms CPU per poll, process-exporter {:.2} ms (ratio {:.2})",
+            run.hupwatch.ms_per_poll(),
+            run.exporter.ms_per_poll(),
+            run.hupwatch.ms_per_poll() / run.exporter.ms_per_poll(),
+        );
+        larger.push(run);
+    }
 
     let poll = Poll {
         source,
         stand_in,
         seconds: span.as_secs(),
-        hupwatch: hupwatch_cost,
+        hupwatch: own,
         exporter,
         exporter_command,
         lean,
         lean_command,
         hupwatch_command,
+        larger,
     };
     let (h, e) = (poll.hupwatch.ms_per_poll(), poll.exporter.ms_per_poll());
     eprintln!(
@@ -163,7 +205,7 @@ fn choose_source() -> (String, bool) {
 const EXPORTER_CONFIG: &str = "process_names:\n  - name: \"{{.Comm}}\"\n    cmdline:\n    - '.*'\n";
 
 /// process-exporter with [`EXPORTER_CONFIG`] and `flags`, scraped once a second.
-fn process_exporter(span: Duration, flags: &[&str]) -> Result<(Cost, String)> {
+fn process_exporter(span: Duration, flags: &[&str], processes: u64) -> Result<(Cost, String)> {
     let binary = ["prometheus-process-exporter", "process-exporter"]
         .into_iter()
         .find_map(crate::sh::which)
@@ -196,7 +238,7 @@ fn process_exporter(span: Duration, flags: &[&str]) -> Result<(Cost, String)> {
     );
     let pid = child.0.id();
     let series = "namedprocess_namegroup_num_procs{groupname=\"sleep\"}";
-    let watched = wait_watched(&address, series, &log)?;
+    let watched = wait_watched(&address, series, &log, processes)?;
     eprintln!(
         "bench: poll: process-exporter{} sees {watched} sleep processes",
         flags.iter().map(|f| format!(" {f}")).collect::<String>()
@@ -206,7 +248,12 @@ fn process_exporter(span: Duration, flags: &[&str]) -> Result<(Cost, String)> {
     Ok((cost, shown))
 }
 
-fn hupwatch_cost(hupwatch: &Path, source: &str, span: Duration) -> Result<(Cost, String)> {
+fn hupwatch_cost(
+    hupwatch: &Path,
+    source: &str,
+    span: Duration,
+    processes: u64,
+) -> Result<(Cost, String)> {
     let interval = format!("{}s", INTERVAL.as_secs());
     let mut args = vec!["--alerts-file", "/dev/null"];
     if source == "proc" {
@@ -219,21 +266,21 @@ fn hupwatch_cost(hupwatch: &Path, source: &str, span: Duration) -> Result<(Cost,
     let probe = Probe::hupwatch(hupwatch, &args)?;
     let address = probe.address.clone().context("hupwatch's HTTP address")?;
     let series = "hupwatch_tracked_processes{group=\"all\"}";
-    let watched = wait_watched(&address, series, Path::new(""))?;
+    let watched = wait_watched(&address, series, Path::new(""), processes)?;
     eprintln!("bench: poll: hupwatch tracks {watched} processes");
     let cost = measure_cost(probe.pid(), &address, span, Some(INTERVAL), series)?;
     probe.stop()?;
     Ok((cost, shown))
 }
 
-/// Scrapes `address` until `series` counts the sleepers (or 60 s pass).
-fn wait_watched(address: &str, series: &str, log: &Path) -> Result<f64> {
+/// Scrapes `address` until `series` counts the `processes` sleepers (or 60 s pass).
+fn wait_watched(address: &str, series: &str, log: &Path, processes: u64) -> Result<f64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let last = match http_get(address, "/metrics") {
             Ok(body) => {
                 let seen = sample(&body, series).unwrap_or(0.0);
-                if seen >= PROCESSES as f64 {
+                if seen >= processes as f64 {
                     return Ok(seen);
                 }
                 format!("{series} = {seen}")
@@ -243,7 +290,7 @@ fn wait_watched(address: &str, series: &str, log: &Path) -> Result<f64> {
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(log).unwrap_or_default();
             bail!(
-                "{address} never counted the {PROCESSES} sleepers ({last}){}",
+                "{address} never counted the {processes} sleepers ({last}){}",
                 if log.is_empty() {
                     String::new()
                 } else {
@@ -351,7 +398,7 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// The run time of every live thread, from /proc/PID/task/*/schedstat (nanoseconds): a
 /// finer check of the ticks above, blind to threads that end within the span.
-fn schedstat_seconds(pid: u32) -> Result<f64> {
+pub(super) fn schedstat_seconds(pid: u32) -> Result<f64> {
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let path = task?.path().join("schedstat");
@@ -367,7 +414,7 @@ fn schedstat_seconds(pid: u32) -> Result<f64> {
 }
 
 /// VmRSS and VmHWM, in bytes.
-fn memory(pid: u32) -> Result<(u64, u64)> {
+pub(super) fn memory(pid: u32) -> Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> Result<u64> {
         let kib: u64 = status
@@ -463,6 +510,21 @@ impl Poll {
             "goal_ratio": GOAL_RATIO,
             "goal_met": self.goal_met(),
             "goal": self.goal_line(),
+            "larger": self.larger.iter().map(Run::json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        json!({
+            "processes": self.processes,
+            "seconds": self.seconds,
+            "hupwatch": self.hupwatch.json(),
+            "process_exporter": self.exporter.json(),
+            "process_exporter_lean": self.lean.json(),
+            "cpu_ratio": self.hupwatch.ms_per_poll() / self.exporter.ms_per_poll(),
+            "cpu_ratio_to_lean": self.hupwatch.ms_per_poll() / self.lean.ms_per_poll(),
         })
     }
 }
@@ -519,6 +581,34 @@ pub fn markdown(f: &Value, out: &mut String) {
             .unwrap_or_default(),
         p["process_exporter_config"].as_str().unwrap_or_default(),
     );
+    table(p, out);
+    let _ = writeln!(
+        out,
+        "\nCPU ratio, hupwatch over process-exporter: {:.2} (over process-exporter without smaps or threads: {:.2}). **{}**",
+        p["cpu_ratio"].as_f64().unwrap_or(f64::NAN),
+        p["cpu_ratio_to_lean"].as_f64().unwrap_or(f64::NAN),
+        p["goal"].as_str().unwrap_or_default(),
+    );
+    for run in p["larger"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "\nThe same at {} processes ({} scrapes measured after the warm-up; process-exporter takes longer than a second per \
+             scrape here, so its scrapes follow each other, and hupwatch's polls are the seconds over its interval):\n",
+            run["processes"], run["seconds"],
+        );
+        table(run, out);
+        let _ = writeln!(
+            out,
+            "\nCPU ratio, hupwatch over process-exporter: {:.2} (over process-exporter without smaps or threads: {:.2}).",
+            run["cpu_ratio"].as_f64().unwrap_or(f64::NAN),
+            run["cpu_ratio_to_lean"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+}
+
+/// The three tools' rows, from a run's figures.
+fn table(p: &Value, out: &mut String) {
+    use std::fmt::Write;
     let _ = writeln!(
         out,
         "| | ms CPU per poll (±resolution) | % of one CPU | ms CPU per poll, schedstat | `/metrics` ms, median (min to max) | VmRSS (MiB) | VmHWM (MiB) | watched |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -556,13 +646,6 @@ pub fn markdown(f: &Value, out: &mut String) {
             n("watched"),
         );
     }
-    let _ = writeln!(
-        out,
-        "\nCPU ratio, hupwatch over process-exporter: {:.2} (over process-exporter without smaps or threads: {:.2}). **{}**",
-        p["cpu_ratio"].as_f64().unwrap_or(f64::NAN),
-        p["cpu_ratio_to_lean"].as_f64().unwrap_or(f64::NAN),
-        p["goal"].as_str().unwrap_or_default(),
-    );
 }
 
 fn absent(p: &Value, key: &str) -> bool {
@@ -600,6 +683,13 @@ mod tests {
             lean: cost(6.0),
             lean_command: "process-exporter -threads=false".into(),
             hupwatch_command: "hupwatch run --source proc".into(),
+            larger: vec![Run {
+                processes: 10_000,
+                seconds: 10,
+                hupwatch: cost(9.0),
+                exporter: cost(90.0),
+                lean: cost(60.0),
+            }],
         };
         assert!(poll.goal_met());
         let mut out = String::new();
@@ -612,5 +702,7 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("Stand-in"), "{out}");
+        assert!(out.contains("The same at 10000 processes"), "{out}");
+        assert!(out.contains("| hupwatch | 300.00 (±0.33) |"), "{out}");
     }
 }

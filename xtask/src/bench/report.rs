@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::{poll, workload::Workload};
+use super::{poll, scale, workload::Workload};
 
 fn num(figures: &Value, pointer: &str) -> Option<f64> {
     figures.pointer(pointer).and_then(Value::as_f64)
@@ -72,6 +72,7 @@ pub fn markdown(f: &Value) -> String {
         "latency",
         "sampling",
         "poll",
+        "scale",
     ] {
         if let Some(error) = f[section]["error"].as_str() {
             let _ = writeln!(out, "**The {section} section failed**: {error}\n");
@@ -375,6 +376,7 @@ pub fn markdown(f: &Value) -> String {
         per("proc_cpu_us_per_process_sample") * 1000.0 / 1e4,
     );
     poll::markdown(f, &mut out);
+    scale::markdown(f, &mut out);
     out
 }
 
