@@ -215,7 +215,7 @@ impl Tracker {
         if learned_start {
             p.started_ns = started;
         }
-        p.ppid = *ppid;
+        let old_ppid = std::mem::replace(&mut p.ppid, *ppid);
         p.comm = event.comm.clone();
         p.cmdline = cmdline.clone().or_else(|| Some(filename.clone()));
         // A new program: ignored or not by its own name (a tmux server's shells are not).
@@ -275,6 +275,7 @@ impl Tracker {
             p.detach_from(from, event);
             self.open_detached(pid, event);
         }
+        self.by_parent.moved(pid, old_ppid, *ppid);
         if newly_ignoring {
             self.open_hangup_ignored(pid, event.time_ns, Ignoring::StartedIgnoring);
         }
@@ -349,6 +350,7 @@ impl Tracker {
         };
         p.record(event);
         let old = std::mem::replace(&mut p.ppid, ppid);
+        self.by_parent.moved(event.pid, old, ppid);
         let finding = Finding::after(
             event,
             0,

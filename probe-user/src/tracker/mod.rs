@@ -6,6 +6,7 @@ mod forecast;
 pub mod groups;
 mod idle;
 mod latency;
+mod parents;
 mod process;
 mod resync;
 mod rules;
@@ -117,6 +118,8 @@ pub struct Tracker {
     /// `config.groups.group_names()`, indexed by [`Process::group`].
     group_names: Vec<String>,
     processes: HashMap<u32, Process>,
+    /// Children by parent, kept with every change of a process's `ppid`.
+    by_parent: parents::ByParent,
     /// (due, pid, started) of findings to check; stale entries are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
     /// Sessions whose terminal is known to have hung up, so a storm of SIGHUPs to one
@@ -139,6 +142,7 @@ impl Tracker {
             group_names: config.groups.group_names(),
             config,
             processes: HashMap::new(),
+            by_parent: parents::ByParent::default(),
             deadlines: BinaryHeap::new(),
             hung_up: VecDeque::new(),
             hangup_exits: VecDeque::new(),
@@ -289,6 +293,7 @@ impl Tracker {
             self.dropped_processes += 1;
             return false;
         }
+        self.by_parent.add(process.ppid, process.pid);
         self.processes.insert(process.pid, process);
         true
     }
@@ -379,6 +384,7 @@ impl Tracker {
         let Some(process) = self.processes.remove(&pid) else {
             return;
         };
+        self.by_parent.remove(process.ppid, pid);
         let (time_ns, reason, evidence) = match ending {
             Ending::Exit(exit) => (exit.time_ns, Reason::Exited, vec![exit.clone()]),
             Ending::PidReused => (self.now_ns, Reason::PidReused, Vec::new()),
@@ -406,11 +412,22 @@ impl Tracker {
     }
 
     fn children_of(&self, pid: u32) -> Vec<u32> {
-        self.processes
-            .values()
-            .filter(|p| p.ppid == pid && p.pid != pid)
-            .map(|p| p.pid)
-            .collect()
+        let children = self.by_parent.children(pid);
+        #[cfg(debug_assertions)]
+        {
+            // Every test that ends a process checks the index against the scan it replaced.
+            let mut scanned: Vec<u32> = self
+                .processes
+                .values()
+                .filter(|p| p.ppid == pid && p.pid != pid)
+                .map(|p| p.pid)
+                .collect();
+            let mut indexed = children.clone();
+            scanned.sort_unstable();
+            indexed.sort_unstable();
+            debug_assert_eq!(indexed, scanned, "the index of {pid}'s children");
+        }
+        children
     }
 }
 

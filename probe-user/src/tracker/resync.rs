@@ -145,7 +145,8 @@ impl Tracker {
             cpu_ns: *cpu_ns,
         };
         p.sample_memory(event.time_ns, memory, window);
-        let new_parent = std::mem::replace(&mut p.ppid, *ppid) != *ppid;
+        let old_ppid = std::mem::replace(&mut p.ppid, *ppid);
+        let new_parent = old_ppid != *ppid;
         p.sid = Some(*sid);
         match tty {
             Some(tty) if p.tty.as_ref() != Some(tty) => p.attach(Some(*sid), tty.clone()),
@@ -168,6 +169,7 @@ impl Tracker {
         if detached {
             p.detach = Some(event.clone());
         }
+        self.by_parent.moved(pid, old_ppid, *ppid);
         let seen = Seen {
             ignores: ignores_now,
             reparented_to: (new_parent && *reparented).then_some(*ppid),
