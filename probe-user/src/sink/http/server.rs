@@ -109,13 +109,17 @@ async fn connection(
     let Some(acceptor) = &security.tls else {
         return http(watched, access, limits, start, &activity).await;
     };
-    // The handshake comes before the request head and gets the same time. A client that
-    // speaks plain HTTP here, or shows a certificate no configured CA signed, fails it and
-    // the connection closes.
-    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(watched));
-    if let Ok(Ok(tls)) = handshake.await {
-        http(tls, access, limits, start, &activity).await;
+    #[cfg(target_os = "linux")]
+    {
+        // The handshake comes before the request head and gets the same time. A client
+        // showing a certificate no configured CA signed fails it and the connection closes.
+        let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(watched));
+        if let Ok(Ok(tls)) = handshake.await {
+            http(tls, access, limits, start, &activity).await;
+        }
     }
+    #[cfg(not(target_os = "linux"))]
+    match *acceptor {}
 }
 
 /// A TLS record starts with its content type, 22 for a handshake. Anything else on a TLS
