@@ -18,6 +18,17 @@ pub struct Footprint {
     pub metrics_bytes: usize,
 }
 
+/// Kills the bench's own children `pids` and reaps them.
+pub fn kill_and_reap(pids: &[i32]) {
+    for &pid in pids {
+        // SAFETY: our own children, reaped right after.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for &pid in pids {
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+}
+
 /// Children that pause until killed; killed and reaped when dropped.
 pub struct Paused(Vec<i32>);
 
@@ -40,13 +51,7 @@ impl Paused {
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: our own children, reaped right after.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        for &pid in &self.0 {
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        }
+        kill_and_reap(&self.0);
     }
 }
 

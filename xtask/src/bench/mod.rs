@@ -72,17 +72,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         "scale": scale,
     });
     let missing = unmeasured(&figures);
-    let out_dir = if quick {
-        root.join("target/bench-quick")
-    } else {
-        root.join("bench")
-    };
-    std::fs::create_dir_all(&out_dir)?;
-    std::fs::write(
-        out_dir.join("results.json"),
-        serde_json::to_string_pretty(&figures)?,
-    )?;
-    std::fs::write(out_dir.join("RESULTS.md"), report::markdown(&figures))?;
+    let out_dir = write_results(root, quick, &figures)?;
     eprintln!("bench: wrote {}", out_dir.join("RESULTS.md").display());
     if !missing.is_empty() {
         bail!("figures not measured: {}", missing.join(", "));
@@ -119,6 +109,17 @@ pub fn bench_only(root: &Path, name: &str) -> Result<()> {
         &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
     )?;
     figures[name] = measured;
+    let out_dir = write_results(root, quick, &figures)?;
+    eprintln!(
+        "bench: {name} measured again into {}",
+        out_dir.join("RESULTS.md").display()
+    );
+    Ok(())
+}
+
+/// Writes results.json and RESULTS.md: into bench/, or target/bench-quick/ for a quick
+/// run, which proves the harness and must not replace the published figures.
+fn write_results(root: &Path, quick: bool, figures: &Value) -> Result<std::path::PathBuf> {
     let out_dir = if quick {
         root.join("target/bench-quick")
     } else {
@@ -127,14 +128,10 @@ pub fn bench_only(root: &Path, name: &str) -> Result<()> {
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(
         out_dir.join("results.json"),
-        serde_json::to_string_pretty(&figures)?,
+        serde_json::to_string_pretty(figures)?,
     )?;
-    std::fs::write(out_dir.join("RESULTS.md"), report::markdown(&figures))?;
-    eprintln!(
-        "bench: {name} measured again into {}",
-        out_dir.join("RESULTS.md").display()
-    );
-    Ok(())
+    std::fs::write(out_dir.join("RESULTS.md"), report::markdown(figures))?;
+    Ok(out_dir)
 }
 
 /// The figures every run must produce; a null or absent one means part of the harness

@@ -515,13 +515,7 @@ impl Paused {
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: our own children, reaped right after.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        for &pid in &self.0 {
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        }
+        super::footprint::kill_and_reap(&self.0);
     }
 }
 
