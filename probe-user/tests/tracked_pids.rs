@@ -89,15 +89,19 @@ fn write_number_if_there(path: &str, value: u32) -> bool {
 /// Spawns `command` until the kernel gives it a pid for which `wanted` holds: it hands out
 /// the pid after the one steered to unless another process on the machine forks first.
 fn spawn_with_pid(mut command: impl FnMut() -> Command, wanted: impl Fn(u32) -> bool) -> Child {
-    for _ in 0..50 {
+    // Which pids came instead, for the failure: whether something else took the pid each
+    // time (pids just past it) or the steering missed (pids far from it).
+    let mut got = Vec::new();
+    for _ in 0..200 {
         let mut child = command().spawn().unwrap();
         if wanted(child.id()) {
             return child;
         }
+        got.push(child.id());
         let _ = child.kill();
         let _ = child.wait();
     }
-    panic!("the kernel never gave a child the pid this test steered it to");
+    panic!("the kernel never gave a child the pid this test steered it to; it gave {got:?}");
 }
 
 /// Puts pid_max back when the test ends, passing or not.
