@@ -63,8 +63,11 @@ pub async fn serve_with(
         match listener.inner.accept().await {
             Ok((stream, _peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                let access = Access::new(Arc::clone(&pages), loopback, &web.current());
-                connections.spawn(connection(stream, access, limits, web.current()));
+                // One reading for both: a reload in between must not pair one file's users
+                // with another's TLS.
+                let security = web.current();
+                let access = Access::new(Arc::clone(&pages), loopback, &security);
+                connections.spawn(connection(stream, access, limits, security));
             }
             // The client gave up between the handshake and accept; nothing to wait for.
             Err(err)
@@ -102,15 +105,16 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let start = Instant::now();
     let activity = Arc::new(AtomicU64::new(0));
-    if security.tls.is_some() && !starts_a_tls_handshake(&stream, limits).await {
-        return;
-    }
-    let watched = Watched::new(stream, start, Arc::clone(&activity));
     let Some(acceptor) = &security.tls else {
+        let watched = Watched::new(stream, start, Arc::clone(&activity));
         return http(watched, access, limits, start, &activity).await;
     };
     #[cfg(target_os = "linux")]
     {
+        if !starts_a_tls_handshake(&stream, limits).await {
+            return;
+        }
+        let watched = Watched::new(stream, start, Arc::clone(&activity));
         // The handshake comes before the request head and gets the same time. A client
         // showing a certificate no configured CA signed fails it and the connection closes.
         let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(watched));
@@ -125,6 +129,7 @@ async fn connection(
 /// A TLS record starts with its content type, 22 for a handshake. Anything else on a TLS
 /// port is most likely a plain `http://` request: it gets a 400 that says so, as Go's
 /// exporters answer, rather than a TLS alert a person cannot read.
+#[cfg(target_os = "linux")]
 async fn starts_a_tls_handshake(stream: &TcpStream, limits: ServerLimits) -> bool {
     const HANDSHAKE: u8 = 22;
     let mut first = [0u8; 1];
@@ -142,6 +147,7 @@ async fn starts_a_tls_handshake(stream: &TcpStream, limits: ServerLimits) -> boo
     }
 }
 
+#[cfg(target_os = "linux")]
 const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server: use https://\n";
 
 /// HTTP/1.1 over `io` until the client is done, fails or goes idle.
