@@ -16,7 +16,7 @@ use crate::{
         EVENTS, RSS, bump, forker_of, is_tracked, note_forker, track, track_if_comm_matches,
         untrack,
     },
-    task,
+    session, task,
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -89,6 +89,9 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     if !tracked && config!(exec_all) == 0 {
         return Ok(0);
     }
+    let current = task::current();
+    let started = task::start_boottime(current);
+    session::report_before_exec(tgid, started, tracked);
     let filename_loc = field!(ctx, exec_filename: u32 = 8)?;
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         bump(u32::from(kind::EXEC));
@@ -102,14 +105,13 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
             head.flags = flags::TRACKED;
         }
         (*record).header = head;
-        let current = task::current();
         let parent = task::parent(current);
         (*record).ppid = task::tgid(parent);
         (*record).forked_by = forked_by;
         (*record)._pad = 0;
         (*record).sid = task::session_id(current);
         (*record).hangup = task::hangup(current);
-        (*record).start_time_ns = task::start_boottime(current);
+        (*record).start_time_ns = started;
         (*record).tty = task::tty_name(current);
         (*record).parent_tty = task::tty_name(parent);
         let src = (ctx.as_ptr() as *const u8).add((filename_loc & 0xffff) as usize);

@@ -71,9 +71,19 @@ pub fn forker_of(pid: u32) -> u32 {
     }
 }
 
-/// What a thread had before it called setsid(), until the syscall returns.
+/// What a thread had before it called setsid(), by `tid % SETSID_SLOTS`: kept until the
+/// syscall returns, and for an untracked caller until its next exec, which reports it if
+/// that exec makes the process tracked (`setsid agent` with `--match agent`). An array
+/// slot the verifier inlines, not a hash map: in a process just forked (where setsid is
+/// called) every hash update, lookup and delete met cold caches and cost 300-450 ns each
+/// (bpf_stats, fork+setsid+exit on the 6.18 build machine), where the whole program
+/// should cost little more than an empty one (73 ns). Two threads a multiple of
+/// SETSID_SLOTS apart in setsid() at once would share a slot: the later one wins and the
+/// other's call is reported with no old session.
 #[map]
-pub static SETSID_BEFORE: HashMap<u32, SessionBefore> = HashMap::with_max_entries(4_096, 0);
+pub static SETSID_SLOTS: Array<SetsidSlot> = Array::with_max_entries(SETSID_SLOTS_LEN, 0);
+
+pub const SETSID_SLOTS_LEN: u32 = 4_096;
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
@@ -82,13 +92,32 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::SLOTS, 0);
 
-#[repr(C)]
+/// One cache line: a slot touched by a new thread is a miss, and a second line a second one.
+#[repr(C, align(64))]
 #[derive(Clone, Copy)]
-pub struct SessionBefore {
-    pub sid: u32,
+pub struct SetsidSlot {
+    /// The thread in setsid(); 0 when the slot is free.
+    pub tid: u32,
+    /// [`setsid_state`]'s values.
+    pub state: u16,
     /// 1 when the caller was tracked at entry.
-    pub tracked: u32,
-    pub tty: [u8; TTY_NAME_LEN],
+    pub tracked: u16,
+    pub old_sid: u32,
+    /// The syscall's return (a session id or a negative errno), once it returned.
+    pub ret: i32,
+    /// The caller's fork time, which tells its exec from a later process's with the same
+    /// pid.
+    pub started: u64,
+    pub old_tty: [u8; TTY_NAME_LEN],
+    /// The caller's name then (`setsid`), which the exec will have replaced.
+    pub comm: [u8; COMM_LEN],
+}
+
+pub mod setsid_state {
+    /// In the syscall.
+    pub const ENTERED: u16 = 1;
+    /// Returned in a process that was not tracked: waiting for its exec.
+    pub const RETURNED: u16 = 2;
 }
 
 #[inline(always)]

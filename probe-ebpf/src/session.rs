@@ -8,7 +8,7 @@ use probe_common::{PdeathsigRecord, SetsidRecord, TtyIoctlRecord, flags, kind};
 use crate::{
     config::{config, field},
     emit::{current_comm, header, send},
-    maps::{SETSID_BEFORE, SessionBefore, is_tracked},
+    maps::{SETSID_SLOTS, SETSID_SLOTS_LEN, SetsidSlot, is_tracked, setsid_state},
     task,
 };
 
@@ -21,23 +21,30 @@ fn ids() -> (u32, u32) {
     ((pid_tgid >> 32) as u32, pid_tgid as u32)
 }
 
-/// setsid is reported for every process, tracked or not: it is rare, and `setsid cmd`
-/// calls it in a process that becomes tracked only at its next exec. User space keeps the
-/// untracked ones briefly for that exec.
+/// setsid is seen for every process, tracked or not: `setsid cmd` calls it in a process
+/// that becomes tracked only at its next exec. A tracked caller's call is reported when
+/// it returns; an untracked one's waits in its slot for that exec (`report_before_exec`).
 #[tracepoint]
 pub fn sys_enter_setsid(_ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ids();
     if tgid == config!(self_tgid) {
         return 0;
     }
-    let current = task::current();
-    let before = SessionBefore {
-        sid: task::session_id(current),
-        tracked: u32::from(is_tracked(tgid)),
-        tty: task::tty_name(current),
+    let Some(slot) = SETSID_SLOTS.get_ptr_mut(tid % SETSID_SLOTS_LEN) else {
+        return 0;
     };
-    // A full map only costs the "before" fields of this one call; exit reports it as unknown.
-    let _ = SETSID_BEFORE.insert(&tid, &before, 0);
+    let current = task::current();
+    // SAFETY: the slot is this map's value; a thread only writes the slot of its own tid.
+    unsafe {
+        (*slot).tid = tid;
+        (*slot).state = setsid_state::ENTERED;
+        (*slot).old_sid = task::session_id(current);
+        (*slot).tracked = u16::from(is_tracked(tgid));
+        (*slot).ret = 0;
+        (*slot).started = task::start_boottime(current);
+        (*slot).old_tty = task::tty_name(current);
+        (*slot).comm = task::comm(current);
+    }
     0
 }
 
@@ -50,26 +57,58 @@ pub fn sys_exit_setsid(ctx: TracePointContext) -> u32 {
 
 fn try_sys_exit_setsid(ctx: &TracePointContext) -> Result<u32, u32> {
     let (tgid, tid) = ids();
-    let Some(before) = (unsafe { SETSID_BEFORE.get(&tid) }).copied() else {
+    let slot = SETSID_SLOTS
+        .get_ptr_mut(tid % SETSID_SLOTS_LEN)
+        .ok_or(0u32)?;
+    // SAFETY: as in sys_enter_setsid.
+    let slot = unsafe { &mut *slot };
+    if slot.tid != tid || slot.state != setsid_state::ENTERED {
         return Ok(0);
+    }
+    // setsid returns a pid or a negative errno: both fit an int.
+    slot.ret = field!(ctx, setsid_ret: i64 = 16)? as i32;
+    if slot.tracked == 0 {
+        slot.state = setsid_state::RETURNED;
+        return Ok(0);
+    }
+    slot.tid = 0;
+    send_setsid(tgid, slot, true);
+    Ok(0)
+}
+
+/// Reports the setsid() an untracked process `tgid` (forked at `started`) returned from
+/// before the exec that now reports it (`tracked`, or sent for its command line). It is
+/// stamped with the exec's time: stamping every untracked setsid would cost a clock read.
+#[inline(always)]
+pub fn report_before_exec(tgid: u32, started: u64, tracked: bool) {
+    let Some(slot) = SETSID_SLOTS.get_ptr_mut(tgid % SETSID_SLOTS_LEN) else {
+        return;
     };
-    let _ = SETSID_BEFORE.remove(&tid);
-    let ret = field!(ctx, setsid_ret: i64 = 16)?;
-    let mut head = header(kind::SETSID, tgid, current_comm());
-    if before.tracked != 0 {
+    // SAFETY: as in sys_enter_setsid; only this process's threads use this slot.
+    let slot = unsafe { &mut *slot };
+    if slot.tid != tgid || slot.state != setsid_state::RETURNED || slot.started != started {
+        return;
+    }
+    slot.tid = 0;
+    send_setsid(tgid, slot, tracked);
+}
+
+#[inline(always)]
+fn send_setsid(tgid: u32, slot: &SetsidSlot, tracked: bool) {
+    let mut head = header(kind::SETSID, tgid, slot.comm);
+    if tracked {
         head.flags = flags::TRACKED;
     }
     send(
         kind::SETSID,
         SetsidRecord {
             header: head,
-            ret,
-            old_sid: before.sid,
+            ret: i64::from(slot.ret),
+            old_sid: slot.old_sid,
             _pad: 0,
-            old_tty: before.tty,
+            old_tty: slot.old_tty,
         },
     );
-    Ok(0)
 }
 
 #[tracepoint]

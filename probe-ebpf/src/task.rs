@@ -1,21 +1,42 @@
 //! Reading kernel structs of a task through offsets resolved from BTF by user space.
 //! Every read tolerates an unresolved offset or a NULL pointer by returning a neutral value.
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
-use probe_common::{COMM_LEN, EXIT_CODE_UNKNOWN, TTY_NAME_LEN, UNKNOWN_OFFSET, hangup};
+//!
+//! The task comes from bpf_get_current_task_btf (5.11+, every kernel hupwatch supports),
+//! so the verifier types it and each pointer read from it: a field is one fault-safe load
+//! instead of a bpf_probe_read_kernel call (see [`crate::config::btf_load`]).
+use aya_ebpf::helpers::generated::bpf_get_current_task_btf;
+use probe_common::{COMM_LEN, EXIT_CODE_UNKNOWN, TTY_NAME_LEN, hangup};
 
-use crate::config::config;
+use crate::config::{btf_load, config};
 
 #[inline(always)]
 pub fn current() -> *const u8 {
-    unsafe { bpf_get_current_task() as *const u8 }
+    unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
 #[inline(always)]
 fn read<T>(base: *const u8, offset: u32) -> Option<T> {
-    if base.is_null() || offset == UNKNOWN_OFFSET {
+    if base.is_null() {
         return None;
     }
-    unsafe { bpf_probe_read_kernel(base.add(offset as usize).cast::<T>()) }.ok()
+    btf_load(base, offset).ok()
+}
+
+const NAME_LEN: usize = 16;
+const _: () = assert!(COMM_LEN == NAME_LEN && TTY_NAME_LEN == NAME_LEN);
+
+/// A 16-byte name as two 8-byte loads: read as bytes, it was sixteen loads, each with the
+/// guard the JIT puts before a fault-safe load.
+#[inline(always)]
+fn read_name(base: *const u8, offset: u32) -> [u8; NAME_LEN] {
+    let Some(low) = read::<u64>(base, offset) else {
+        return [0; 16];
+    };
+    let high = read::<u64>(base, offset.wrapping_add(8)).unwrap_or(0);
+    let mut name = [0; 16];
+    name[..8].copy_from_slice(&low.to_ne_bytes());
+    name[8..].copy_from_slice(&high.to_ne_bytes());
+    name
 }
 
 #[inline(always)]
@@ -72,7 +93,7 @@ pub fn session_id(task: *const u8) -> u32 {
 pub fn tty_name(task: *const u8) -> [u8; TTY_NAME_LEN] {
     let tty =
         read::<*const u8>(signal_struct(task), config!(signal_tty)).unwrap_or(core::ptr::null());
-    read::<[u8; TTY_NAME_LEN]>(tty, config!(tty_name)).unwrap_or([0; TTY_NAME_LEN])
+    read_name(tty, config!(tty_name))
 }
 
 #[inline(always)]
@@ -83,5 +104,5 @@ pub fn exit_code(task: *const u8) -> u32 {
 /// The task's name (all zero when unknown).
 #[inline(always)]
 pub fn comm(task: *const u8) -> [u8; COMM_LEN] {
-    read::<[u8; COMM_LEN]>(task, config!(task_comm)).unwrap_or([0; COMM_LEN])
+    read_name(task, config!(task_comm))
 }

@@ -152,6 +152,20 @@ fn setsid_from_a_terminal_execs_without_one_while_its_parent_keeps_it() {
     assert_eq!(exec["tty"], Value::Null);
     assert_eq!(exec["parent_tty"], pty.name.as_str());
     assert_eq!(exec["ppid"], shell.id());
+    // Its setsid() came while it was untracked: the exec that made it tracked reports it,
+    // just before itself, under the name it had then.
+    let pid = exec["pid"].as_u64().unwrap() as u32;
+    let events = hupwatch.events_of(pid);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(&kinds[..2], ["setsid", "exec"], "{events:?}");
+    assert_eq!(events[0]["comm"], "setsid");
+    assert_eq!(events[0]["ok"], true);
+    assert_eq!(events[0]["sid"], pid);
+    assert_eq!(events[0]["old_sid"], shell.id());
+    assert_eq!(events[0]["old_tty"], pty.name.as_str());
     assert!(shell.wait().unwrap().success());
     hupwatch.stop();
 }

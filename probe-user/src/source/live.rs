@@ -242,8 +242,9 @@ const UNTRACKED_SETSIDS: usize = 1024;
 
 /// Turns records into events: exec records get the command line and SIGHUP disposition;
 /// exec records of untracked processes (sent only when command lines are matched) are
-/// adopted or dropped; setsid records of untracked processes wait for an exec that makes
-/// the process tracked (`setsid cmd`), then come out just before it.
+/// adopted or dropped; the setsid record such an exec's program sends just before it (the
+/// call the process made while untracked, `setsid cmd`) waits for that exec's verdict and
+/// comes out just before it when the process is adopted.
 struct Decoder {
     clock: Clock,
     matcher: Matcher,
