@@ -11,7 +11,7 @@ use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, re
 
 use crate::{
     config::{config, field, offset},
-    emit::{current_comm, header, send},
+    emit::{current_comm, header, send, wakeup},
     maps::{
         EVENTS, RSS, bump, forker_of, is_tracked, note_forker, track, track_if_comm_matches,
         untrack,
@@ -121,7 +121,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
         };
         (*record).filename_len = len;
     }
-    entry.submit(0);
+    entry.submit(wakeup());
     Ok(0)
 }
 

@@ -25,18 +25,40 @@ fn read<T>(base: *const u8, offset: u32) -> Option<T> {
 const NAME_LEN: usize = 16;
 const _: () = assert!(COMM_LEN == NAME_LEN && TTY_NAME_LEN == NAME_LEN);
 
-/// A 16-byte name as two 8-byte loads: read as bytes, it was sixteen loads, each with the
-/// guard the JIT puts before a fault-safe load.
+/// A 16-byte name as two 8-byte loads (read as bytes, it was sixteen loads, each with the
+/// guard the JIT puts before a fault-safe load), zeroed after its first NUL: kernels that
+/// copy a new comm with strlcpy leave the old name's tail there, and a name is compared
+/// whole (MATCH_COMMS) as bpf_get_current_comm's zero-padded copy was.
 #[inline(always)]
 fn read_name(base: *const u8, offset: u32) -> [u8; NAME_LEN] {
     let Some(low) = read::<u64>(base, offset) else {
-        return [0; 16];
+        return [0; NAME_LEN];
     };
-    let high = read::<u64>(base, offset.wrapping_add(8)).unwrap_or(0);
-    let mut name = [0; 16];
-    name[..8].copy_from_slice(&low.to_ne_bytes());
-    name[8..].copy_from_slice(&high.to_ne_bytes());
+    let (low, ended) = up_to_nul(low);
+    let high = if ended {
+        0
+    } else {
+        up_to_nul(read::<u64>(base, offset.wrapping_add(8)).unwrap_or(0)).0
+    };
+    let mut name = [0; NAME_LEN];
+    name[..8].copy_from_slice(&low.to_le_bytes());
+    name[8..].copy_from_slice(&high.to_le_bytes());
     name
+}
+
+/// Eight bytes of a name (little-endian, as on every target) with those from the first NUL
+/// on zeroed, and whether there was one. The lowest bit the zero-byte test sets marks the
+/// first NUL exactly (a borrow only carries upward).
+#[inline(always)]
+fn up_to_nul(word: u64) -> (u64, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+    if zeros == 0 {
+        return (word, false);
+    }
+    let first = zeros & zeros.wrapping_neg();
+    (word & ((first >> 7) - 1), true)
 }
 
 #[inline(always)]
