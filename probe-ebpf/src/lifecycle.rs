@@ -78,7 +78,8 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     }
     let comm = current_comm();
-    let tracked = is_tracked(tgid) || track_if_comm_matches(tgid, &comm);
+    let was_tracked = is_tracked(tgid);
+    let tracked = was_tracked || track_if_comm_matches(tgid, &comm);
     let mut forked_by = 0;
     if tracked {
         forked_by = forker_of(tgid);
@@ -91,7 +92,12 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     }
     let current = task::current();
     let started = task::start_boottime(current);
-    session::report_before_exec(tgid, started, tracked);
+    // A process tracked before this exec had its setsid() reported when it returned (and
+    // when tracing every process none waits): the slot is only read, a cold cache line,
+    // for one this exec may make tracked.
+    if !was_tracked {
+        session::report_before_exec(tgid, started, tracked);
+    }
     let filename_loc = field!(ctx, exec_filename: u32 = 8)?;
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         bump(u32::from(kind::EXEC));
