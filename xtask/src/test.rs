@@ -163,6 +163,12 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
         root,
         "cargo xtask bench --quick",
         bench.args(["bench", "--quick"]),
+    )?;
+    // The ablation builds edit probe-ebpf's sources: each edit must still find its text.
+    step(
+        root,
+        "bench/ablation/parts.py --check",
+        Command::new("python3").args(["bench/ablation/parts.py", "--check"]),
     )
 }
 

@@ -130,7 +130,11 @@ fn write_results(root: &Path, quick: bool, figures: &Value) -> Result<std::path:
         out_dir.join("results.json"),
         serde_json::to_string_pretty(figures)?,
     )?;
-    std::fs::write(out_dir.join("RESULTS.md"), report::markdown(figures))?;
+    let parts = std::fs::read_to_string(root.join("bench/ablation/PARTS.md")).ok();
+    std::fs::write(
+        out_dir.join("RESULTS.md"),
+        report::markdown(figures, parts.as_deref()),
+    )?;
     Ok(out_dir)
 }
 

@@ -39,7 +39,9 @@ fn target(
     let _ = writeln!(out, "| {what} | {shown} | {verdict} |");
 }
 
-pub fn markdown(f: &Value) -> String {
+/// `parts`: bench/ablation/PARTS.md, where the setsid, exec and exit programs' time goes
+/// (measured apart, by ablation builds), when it exists.
+pub fn markdown(f: &Value, parts: Option<&str>) -> String {
     let mut out = String::new();
     let m = &f["machine"];
     let _ = writeln!(out, "# hupwatch benchmarks\n");
@@ -103,6 +105,30 @@ pub fn markdown(f: &Value) -> String {
         fmt_ns(tracked),
         |v| v <= 150.0,
     );
+    for tp in ["sys_enter_setsid", "sys_exit_setsid"] {
+        let untracked = ns("hupwatch_narrow", tp);
+        let floor = ns("empty_programs", tp);
+        target(
+            &mut out,
+            &format!("{tp}, untracked: ≤ 2x an empty program"),
+            untracked.zip(floor).map(|(u, e)| u / e),
+            format!(
+                "{} (an empty program: {})",
+                fmt_ns(untracked),
+                fmt_ns(floor)
+            ),
+            |ratio| ratio <= 2.0,
+        );
+        let tracked = ns("hupwatch_all", tp);
+        let bpftrace = ns("bpftrace", tp);
+        target(
+            &mut out,
+            &format!("{tp}, tracked: under bpftrace's"),
+            tracked.zip(bpftrace).map(|(h, b)| h - b),
+            format!("{} (bpftrace: {})", fmt_ns(tracked), fmt_ns(bpftrace)),
+            |difference| difference < 0.0,
+        );
+    }
     for workload in Workload::ALL {
         let limit = if workload == Workload::PageFaults {
             3.0
@@ -254,6 +280,12 @@ pub fn markdown(f: &Value) -> String {
             );
         }
     }
+
+    let _ = writeln!(
+        out,
+        "\n## Where the setsid, exec and exit programs' time goes (ns per run)\n\n{}",
+        parts.map_or("Not measured: bench/ablation/PARTS.md is missing (`python3 bench/ablation/parts.py` writes it).\n", str::trim_end)
+    );
 
     let _ = writeln!(out, "\n## Workload slowdown against no probe (%)\n");
     let _ = writeln!(
