@@ -1100,6 +1100,10 @@ pub fn markdown(f: &Value, out: &mut String) {
                 " {}",
                 growth("Its series", &figure("/metrics/series"), false)
             );
+            let _ = write!(
+                out,
+                " Why the time bends, measured apart: [docs/costs.md](../docs/costs.md), \"Cost as the work grows\"."
+            );
         }
         let _ = writeln!(out, "\n");
     }
