@@ -11,7 +11,7 @@ use probe_common::{COMM_LEN, ExecRecord, ExitRecord, ForkRecord, flags, kind, re
 
 use crate::{
     config::{config, field, offset},
-    emit::{current_comm, header, send, wakeup},
+    emit::{header, send, wakeup},
     maps::{
         EVENTS, RSS, bump, forker_of, is_tracked, note_forker, track, track_if_comm_matches,
         untrack,
@@ -77,7 +77,8 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     if tgid == config!(self_tgid) {
         return Ok(0);
     }
-    let comm = current_comm();
+    let current = task::current();
+    let comm = task::comm(current);
     let was_tracked = is_tracked(tgid);
     let tracked = was_tracked || track_if_comm_matches(tgid, &comm);
     let mut forked_by = 0;
@@ -90,7 +91,6 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     if !tracked && config!(exec_all) == 0 {
         return Ok(0);
     }
-    let current = task::current();
     let started = task::start_boottime(current);
     // A process tracked before this exec had its setsid() reported when it returned (and
     // when tracing every process none waits): the slot is only read, a cold cache line,
@@ -159,7 +159,7 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
     send(
         kind::EXIT,
         ExitRecord {
-            header: header(kind::EXIT, tgid, current_comm()),
+            header: header(kind::EXIT, tgid, task::comm(current)),
             ppid: task::parent_tgid(current),
             exit_code: task::exit_code(current),
             peak_rss_bytes,

@@ -136,7 +136,7 @@ fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Result<u32, u32> {
     send(
         kind,
         TtyIoctlRecord {
-            header: header(kind, tgid, current_comm()),
+            header: header(kind, tgid, task::comm(current)),
             sid: task::session_id(current),
             fd: fd as u32,
             tty: task::tty_name(current),
