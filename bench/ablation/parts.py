@@ -88,9 +88,8 @@ WITHIN = {"enter-sid": "enter-reads", "enter-tty": "enter-reads", "enter-comm": 
 CLOCK_WITHIN = {"sched_process_exec": "exec-record", "sched_process_exit": "exit-send"}
 
 
-def edit(edits):
-    """Applies the edits; returns the files' text before, to put back."""
-    before = {}
+def edit(edits, before):
+    """Applies the edits, keeping each file's text before the first in `before`."""
     for name, old, new in edits:
         path = os.path.join(SRC, name)
         text = open(path).read()
@@ -98,7 +97,6 @@ def edit(edits):
         if old not in text:
             sys.exit(f"parts.py: {name} no longer has {old!r}: update the variant")
         open(path, "w").write(text.replace(old, new, 1))
-    return before
 
 
 def exit_send_edits():
@@ -113,8 +111,10 @@ def exit_send_edits():
 
 
 def build(name, edits):
-    before = edit(edits)
+    before = {}
+    # Inside the try: an edit that no longer applies must not leave the earlier ones.
     try:
+        edit(edits, before)
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "probe-user", "--bin", "hupwatch"],
                        check=True)
         shutil.copy(os.path.join(ROOT, "target/release/hupwatch"), os.path.join(OUT, f"hupwatch-{name}"))
