@@ -1,5 +1,6 @@
-//! The load-time configuration global. User space overwrites it with `EbpfLoader::set_global`
-//! before loading; the verifier then sees the values as constants of a frozen map.
+//! The load-time configuration global. User space overwrites it with
+//! `EbpfLoader::override_global` before loading; the verifier then sees the values as
+//! constants of a frozen map.
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use probe_common::{ProbeConfig, UNKNOWN_OFFSET};
 

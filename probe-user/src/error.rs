@@ -1,5 +1,6 @@
 //! Errors a user can fix: bad flags, missing privileges, a broken environment. They print
-//! as one line with the fix and exit with status 2.
+//! as one line with the fix and exit with status 2 (`cli::report` decides which errors
+//! count as fixable; this leaf only says them).
 use std::fmt;
 
 #[derive(Debug)]
@@ -19,28 +20,8 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-/// Exit status and one-line message for an error that ends hupwatch.
-pub fn report(err: &anyhow::Error) -> (u8, String) {
-    let user_fixable = err.chain().any(|cause| {
-        cause.is::<UserError>()
-            || cause.is::<crate::matching::MatchError>()
-            || cause.is::<crate::source::replay::ReplayError>()
-            || cause.is::<crate::source::dtrace::DtraceError>()
-            || cause.is::<crate::sink::http::HttpError>()
-            || cause.is::<crate::sink::http::WebConfigError>()
-            || is_linux_user_error(cause)
-    });
-    // `{:#}` joins the causes on one line; a cause's own newlines are folded too.
-    let line = format!("{err:#}").replace('\n', " ");
-    (if user_fixable { 2 } else { 1 }, line)
-}
-
-#[cfg(target_os = "linux")]
-fn is_linux_user_error(cause: &(dyn std::error::Error + 'static)) -> bool {
-    cause.is::<crate::ebpf::tracefs::TracefsError>()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn is_linux_user_error(_cause: &(dyn std::error::Error + 'static)) -> bool {
-    false
+/// The error on one line: `{:#}` joins the causes, and a cause's own newlines are folded.
+/// The exit status that goes with it is decided at the top, in `cli::report`.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
 }

@@ -162,33 +162,45 @@ pub enum EventKind {
     },
     /// A process that existed before hupwatch started, as /proc shows it. What the tracker
     /// concludes from it alone is marked inferred.
-    Existing {
-        ppid: u32,
-        sid: u32,
-        tty: Option<String>,
-        started_ns: u64,
-        cmdline: String,
-        /// What SIGHUP does to it (SigIgn/SigCgt in /proc/PID/status).
-        hangup: Disposition,
-        rss_bytes: u64,
-        /// Its memory in swap; null when the OS does not say.
-        #[serde(default)]
-        swap_bytes: Option<u64>,
-        cpu_ns: Option<u64>,
-        /// It has a controlling terminal or its environment says it came from one (`TERM`,
-        /// or a variable only a terminal sets).
-        from_terminal: bool,
-        /// The program hosting the terminal it was started in; null when unknown.
-        #[serde(default)]
-        terminal_program: Option<String>,
-        /// Its working directory; null when unreadable.
-        #[serde(default)]
-        cwd: Option<String>,
-        /// Its parent is init or a known subreaper (the user's systemd): it was reparented.
-        reparented: bool,
-        /// Its session's leader is still alive.
-        session_leader_alive: bool,
-    },
+    Existing(Existing),
+}
+
+/// What /proc shows of a process that existed before hupwatch started (or that a re-sync
+/// found): the payload of `EventKind::Existing`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Existing {
+    pub ppid: u32,
+    pub sid: u32,
+    pub tty: Option<String>,
+    pub started_ns: u64,
+    pub cmdline: String,
+    /// What SIGHUP does to it (SigIgn/SigCgt in /proc/PID/status).
+    pub hangup: Disposition,
+    pub rss_bytes: u64,
+    /// Its memory in swap; null when the OS does not say.
+    #[serde(default)]
+    pub swap_bytes: Option<u64>,
+    pub cpu_ns: Option<u64>,
+    /// It has a controlling terminal or its environment says it came from one (`TERM`,
+    /// or a variable only a terminal sets).
+    pub from_terminal: bool,
+    /// The program hosting the terminal it was started in; null when unknown.
+    #[serde(default)]
+    pub terminal_program: Option<String>,
+    /// Its working directory; null when unreadable.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Its parent is init or a known subreaper (the user's systemd): it was reparented.
+    pub reparented: bool,
+    /// Its session's leader is still alive.
+    pub session_leader_alive: bool,
+}
+
+impl Existing {
+    /// Lost its terminal while its environment says it came from one.
+    pub fn off_its_terminal(&self) -> bool {
+        self.tty.is_none() && self.from_terminal
+    }
 }
 
 impl EventKind {
@@ -231,7 +243,7 @@ impl EventKind {
             Self::Continued {} => "continued",
             Self::Zombies { .. } => "zombies",
             Self::Origin { .. } => "origin",
-            Self::Existing { .. } => "existing",
+            Self::Existing(..) => "existing",
         }
     }
 }

@@ -16,10 +16,12 @@ pub mod sessions;
 pub mod signals;
 pub mod sink;
 pub mod source;
+pub mod stats;
 pub mod top;
 pub mod tracker;
 pub mod units;
 pub mod verdict;
+pub mod watch;
 
 pub mod daemon;
 #[cfg(target_os = "linux")]

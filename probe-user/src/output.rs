@@ -1,7 +1,7 @@
 //! How `hupwatch trace` prints events: one JSON object per line, or one human line.
 use std::io::{self, Write};
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, Existing};
 
 pub fn write_json(out: &mut impl Write, event: &Event) -> io::Result<()> {
     serde_json::to_writer(&mut *out, event)?;
@@ -130,7 +130,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
         } => {
             write!(out, " unreaped_children={count}")?;
             match oldest_exit_ns {
-                Some(t) => write!(out, " oldest_exit={}", crate::sink::alerts::rfc3339(*t)),
+                Some(t) => write!(out, " oldest_exit={}", crate::units::rfc3339(*t)),
                 None => Ok(()),
             }
         }
@@ -143,7 +143,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             shown(terminal_program.as_deref().unwrap_or("-")),
             shown(cwd.as_deref().unwrap_or("-"))
         ),
-        EventKind::Existing {
+        EventKind::Existing(Existing {
             ppid,
             sid,
             tty,
@@ -152,7 +152,7 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
             terminal_program,
             cwd,
             ..
-        } => {
+        }) => {
             write!(
                 out,
                 " ppid={ppid} session={sid} tty={} sighup={} rss={}",
@@ -415,7 +415,7 @@ mod tests {
                 signal_name: hostile.into(),
                 disposition: crate::event::Disposition::Ignore,
             },
-            EventKind::Existing {
+            EventKind::Existing(Existing {
                 ppid: 1,
                 sid: 1,
                 tty: Some(hostile.into()),
@@ -430,7 +430,7 @@ mod tests {
                 cwd: Some(hostile.into()),
                 reparented: false,
                 session_leader_alive: true,
-            },
+            }),
         ];
         for kind in events {
             let event = Event {

@@ -1,5 +1,12 @@
-//! Human units on the command line: sizes like `256MiB` and durations like `10s` or `30m`.
-use std::time::Duration;
+//! Human units on the command line: sizes like `256MiB` and durations like `10s` or `30m`,
+//! and the one timestamp form hupwatch writes.
+use std::time::{Duration, UNIX_EPOCH};
+
+/// RFC 3339 UTC with milliseconds, the form log tools and people both read.
+pub fn rfc3339(epoch_ns: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_nanos(epoch_ns);
+    humantime::format_rfc3339_millis(time).to_string()
+}
 
 /// Parses `512`, `4KiB`, `256MiB`, `1GiB`, `2GB` (decimal), `1.5GiB` into bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {

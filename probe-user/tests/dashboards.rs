@@ -40,7 +40,7 @@ fn exported() -> BTreeSet<String> {
         metrics.observe_event(&serde_json::from_str(line).unwrap());
     }
     metrics.set_attached("rss_stat", true);
-    metrics.set_source_stats(hupwatch::source::shared::SourceStats {
+    metrics.set_source_stats(hupwatch::stats::SourceStats {
         lost: vec![("exec", 0)],
         bpf_stats_enabled: true,
         programs: vec![("rss_stat", std::time::Duration::ZERO, 0)],

@@ -16,8 +16,7 @@ use std::{
 };
 
 use hupwatch::{
-    notify::{HELPER_SUBCOMMAND, Notifier},
-    sink::notify::{Notification, NotifyPolicy, Urgency},
+    notify::{HELPER_SUBCOMMAND, Notification, Notifier, NotifyPolicy, Urgency},
     tracker::{Alert, AlertStatus},
     verdict::{Verdict, VerdictKind, reason::Reason},
 };

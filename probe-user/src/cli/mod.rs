@@ -2,6 +2,7 @@
 //! dispatching to the commands.
 mod args;
 mod generate;
+mod report;
 
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ pub use args::{
 };
 
 use crate::{
-    error::{self, UserError},
+    error::UserError,
     matching::Matcher,
     source::{LiveOptions, recording::Recording},
     tracker::TrackerConfig,
@@ -32,7 +33,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let (status, line) = error::report(&err);
+            let (status, line) = report::report(&err);
             eprintln!("hupwatch: error: {line}");
             ExitCode::from(status)
         }
@@ -180,12 +181,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// What `--notify` and its flags ask for; None without `--notify`.
-fn notify_options(args: &args::NotifyArgs) -> Option<crate::daemon::NotifyOptions> {
-    args.notify.then(|| crate::daemon::NotifyOptions {
+fn notify_options(args: &args::NotifyArgs) -> Option<crate::notify::NotifyOptions> {
+    args.notify.then(|| crate::notify::NotifyOptions {
         min_process_bytes: args.notify_min_memory,
         total_bytes: args
             .notify_total
-            .unwrap_or_else(crate::sink::notify::default_total),
+            .unwrap_or_else(crate::notify::default_total),
         exhaustion_ns: nanos(args.notify_exhaustion),
         user: args.notify_user,
     })

@@ -86,6 +86,15 @@ mod tests {
     }
 
     #[test]
+    fn ram_is_mem_total() {
+        // `--notify-total`'s default is a share of it.
+        let meminfo = "MemTotal:       16314412 kB\nMemFree:         1067904 kB\n";
+        assert_eq!(parse_meminfo(meminfo).ram_bytes, Some(16_314_412 * 1024));
+        assert_eq!(parse_meminfo("MemFree: 1 kB\n").ram_bytes, None);
+        assert_eq!(parse_meminfo("MemTotal: lots kB\n").ram_bytes, None);
+    }
+
+    #[test]
     fn field_names_match_whole() {
         // `MemAvailableX` or `SwapFreeish` are not the fields asked for.
         let memory = parse_meminfo("MemTotal: 4 kB\nMemAvailableX: 9 kB\nMemAvailable: 2 kB\n");

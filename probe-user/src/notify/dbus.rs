@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use zbus::zvariant::Value;
 
-use super::{APP_NAME, Notification};
+use super::message::{APP_NAME, Notification};
 
 const DESTINATION: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";

@@ -10,7 +10,7 @@ use tokio::{
     process::{Child, ChildStdin, ChildStdout, Command},
 };
 
-use super::{Notification, dbus};
+use super::{dbus, message::Notification};
 
 const OK: &str = "ok";
 const ERROR: &str = "error ";
@@ -149,8 +149,8 @@ fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::message::Urgency;
     use super::*;
-    use crate::sink::notify::Urgency;
 
     #[tokio::test]
     async fn the_helper_answers_every_line() {

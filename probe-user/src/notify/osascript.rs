@@ -3,7 +3,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::Notification;
+use super::message::Notification;
 
 pub async fn deliver(n: &Notification) -> Result<(), String> {
     let out = Command::new("/usr/bin/osascript")
@@ -59,8 +59,8 @@ fn quoted(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::message::Urgency;
     use super::*;
-    use crate::sink::notify::Urgency;
 
     #[test]
     fn quotes_and_backslashes_are_escaped() {

@@ -9,7 +9,7 @@ use std::{
 use serde::Serialize;
 
 use super::{identity, select::Target};
-use crate::{signals, sink::alerts::rfc3339};
+use crate::{signals, units::rfc3339};
 
 const POLL: Duration = Duration::from_millis(20);
 /// How long a process gets to disappear after SIGKILL before it counts as not ended

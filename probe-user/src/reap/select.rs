@@ -152,22 +152,6 @@ mod tests {
         }
     }
 
-    fn view(processes: Vec<ProcessView>) -> SessionsView {
-        SessionsView {
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
-            time_ns: 0,
-            processes,
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
-        }
-    }
-
     fn criteria() -> Criteria {
         Criteria {
             verdicts: Criteria::DEFAULT_VERDICTS.to_vec(),
@@ -201,7 +185,7 @@ mod tests {
 
     #[test]
     fn only_the_asked_verdicts_age_and_size_qualify() {
-        let v = view(vec![
+        let v = SessionsView::with_sessions(vec![
             process(10, VerdictKind::Orphaned, 100.0, 50),
             process(11, VerdictKind::Detached, 100.0, 50),
             process(12, VerdictKind::TerminalLost, 5.0, 50),
@@ -232,7 +216,7 @@ mod tests {
             idle_seconds: idle,
             ..process(pid, VerdictKind::Orphaned, 100.0, 50)
         };
-        let v = view(vec![
+        let v = SessionsView::with_sessions(vec![
             from(10, Some("vscode"), Some("/home/a/web"), Some(7200.0)),
             from(11, Some("vscode"), Some("/home/a/web/src"), Some(60.0)),
             from(12, Some("iTerm.app"), Some("/home/a/web2"), None),
@@ -270,7 +254,7 @@ mod tests {
 
     #[test]
     fn init_kernel_threads_itself_and_its_ancestors_are_never_chosen() {
-        let v = view(vec![
+        let v = SessionsView::with_sessions(vec![
             process(1, VerdictKind::Orphaned, 1.0, 1),
             process(2, VerdictKind::Orphaned, 1.0, 1),
             process(300, VerdictKind::Orphaned, 1.0, 1),
@@ -306,7 +290,7 @@ mod tests {
 
     #[test]
     fn other_users_processes_need_all_users() {
-        let v = view(vec![process(10, VerdictKind::Orphaned, 1.0, 1)]);
+        let v = SessionsView::with_sessions(vec![process(10, VerdictKind::Orphaned, 1.0, 1)]);
         let theirs = |pid| mine(pid).map(|i| Identity { uid: 0, ..i });
         let (targets, spared) = choose(&v, &criteria(), &REAPER, theirs);
         assert!(targets.is_empty());
@@ -324,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_pid_that_now_names_another_process_or_nothing_is_spared() {
-        let v = view(vec![
+        let v = SessionsView::with_sessions(vec![
             process(10, VerdictKind::Orphaned, 1.0, 1),
             process(11, VerdictKind::Orphaned, 1.0, 1),
         ]);

@@ -1,15 +1,13 @@
 //! Alerts as JSON lines: one object per raised verdict, and a `resolved` line for it when
 //! its process is gone. The fields are a documented contract (docs/alerts.md).
-use std::{
-    io::{self, Write},
-    time::{Duration, UNIX_EPOCH},
-};
+use std::io::{self, Write};
 
 use serde::Serialize;
 
 use crate::{
     event::Event,
     tracker::{Alert, AlertStatus},
+    units::rfc3339,
     verdict::{VerdictKind, growth::Growth},
 };
 
@@ -38,12 +36,6 @@ struct AlertLine<'a> {
     evidence: &'a [Event],
     #[serde(skip_serializing_if = "Option::is_none")]
     growth: Option<&'a Growth>,
-}
-
-/// RFC 3339 UTC with milliseconds, the form log tools and people both read.
-pub fn rfc3339(epoch_ns: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_nanos(epoch_ns);
-    humantime::format_rfc3339_millis(time).to_string()
 }
 
 pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {

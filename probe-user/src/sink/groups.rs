@@ -177,19 +177,13 @@ mod tests {
     fn view(groups: Vec<SessionGroup>, by: GroupBy) -> SessionsView {
         SessionsView {
             time_ns: HOUR + 162 * HOUR,
-            processes: Vec::new(),
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
             memory: crate::tracker::MemoryForecast {
                 ram_bytes: Some(16 << 30),
                 ..Default::default()
             },
             groups,
             group_by: by,
+            ..SessionsView::with_sessions(Vec::new())
         }
     }
 

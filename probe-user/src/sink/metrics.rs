@@ -9,7 +9,7 @@ use prometheus::{
 
 use crate::{
     event::{Event, EventKind},
-    source::shared::SourceStats,
+    stats::SourceStats,
     tracker::{Alert, AlertStatus, LATENCY_BUCKETS, LatencyCounts, MetricsView, Resync, groups},
     verdict::VerdictKind,
 };
@@ -560,12 +560,6 @@ mod tests {
 
     fn view(processes: Vec<ProcessView>, exits: Vec<f64>, total: u64) -> SessionsView {
         SessionsView {
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
-            time_ns: 0,
-            processes,
             hangup_exits: exits
                 .into_iter()
                 .map(|latency_seconds| HangupExit {
@@ -579,9 +573,7 @@ mod tests {
                 })
                 .collect(),
             hangup_exit_total: total,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
+            ..SessionsView::with_sessions(processes)
         }
     }
 

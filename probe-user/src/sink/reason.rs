@@ -138,14 +138,14 @@ impl fmt::Display for Reason {
                     "{count} of its children exited and it has not reaped them"
                 )?;
                 match oldest_exit_ns {
-                    Some(t) => write!(f, "; the oldest exited at {}", super::alerts::rfc3339(*t)),
+                    Some(t) => write!(f, "; the oldest exited at {}", crate::units::rfc3339(*t)),
                     None => Ok(()),
                 }
             }
             Self::Stopped { since_ns, grace_ns } => write!(
                 f,
                 "it has been stopped since {} (more than {}) and nothing is left to continue it",
-                super::alerts::rfc3339(*since_ns),
+                crate::units::rfc3339(*since_ns),
                 format_duration(*grace_ns)
             ),
             Self::Continued => f.write_str("it runs again"),

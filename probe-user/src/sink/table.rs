@@ -183,19 +183,10 @@ mod tests {
 
     #[test]
     fn rows_are_aligned_and_hostile_names_cannot_add_lines() {
-        let view = SessionsView {
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
-            time_ns: 0,
-            processes: vec![process(10, "node", 900), process(11, "bad\nname", 12)],
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
-        };
+        let view = SessionsView::with_sessions(vec![
+            process(10, "node", 900),
+            process(11, "bad\nname", 12),
+        ]);
         let mut out = Vec::new();
         write_table(&mut out, &view, None).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -223,12 +214,8 @@ mod tests {
             ..p
         };
         let mut view = SessionsView {
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
             time_ns: 7_201_000_000_000,
-            processes: vec![
+            ..SessionsView::with_sessions(vec![
                 started(
                     process(10, "claude", 900),
                     "vscode",
@@ -245,12 +232,7 @@ mod tests {
                     verdicts: Vec::new(),
                     ..process(12, "node", 100)
                 },
-            ],
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
+            ])
         };
         view.memory.ram_bytes = Some(4 << 30);
         view.regroup(crate::tracker::GroupBy::Name);
@@ -325,19 +307,7 @@ mod tests {
         processes[1].came_from_tty = Some("\u{1b}[2J".into());
         processes[2].state = "attached\r\u{1b}[1A".into();
         let count = processes.len();
-        let view = SessionsView {
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
-            time_ns: 0,
-            processes,
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
-        };
+        let view = SessionsView::with_sessions(processes);
         let mut out = Vec::new();
         write_table(&mut out, &view, None).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -393,19 +363,7 @@ mod tests {
 
     #[test]
     fn says_so_when_there_is_nothing() {
-        let view = SessionsView {
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
-            time_ns: 0,
-            processes: Vec::new(),
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
-        };
+        let view = SessionsView::with_sessions(Vec::new());
         let mut out = Vec::new();
         write_table(&mut out, &view, None).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "no sessions to show\n");

@@ -24,7 +24,7 @@ use crate::{
     event::{Event, EventKind},
     host::{self, Usage, linux as procfs},
     matching::Matcher,
-    tracker::Watch,
+    watch::Watch,
 };
 
 /// How often the ring is read without a wake-up: the most a quiet event waits.

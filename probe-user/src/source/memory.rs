@@ -5,7 +5,7 @@
 //! exit the peak it saw when the source's exit record carries none.
 use std::collections::HashMap;
 
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, Existing};
 pub use crate::host::Usage;
 
 /// What one read of a watched process found.
@@ -91,12 +91,12 @@ impl RssSampler {
                 self.watch(event.pid, &event.comm);
             }
             // It carries its memory and CPU time: that is the reading reported.
-            EventKind::Existing {
+            EventKind::Existing(Existing {
                 rss_bytes,
                 swap_bytes,
                 cpu_ns,
                 ..
-            } => {
+            }) => {
                 self.watch(event.pid, &event.comm);
                 if let Some(watched) = self.watched.get_mut(&event.pid) {
                     watched.reported = Some(*rss_bytes);
@@ -376,7 +376,7 @@ mod tests {
     fn an_existing_process_is_judged_from_the_cpu_time_it_came_with() {
         let mut sampler = RssSampler::new(100).with_cpu_every(1);
         let mut existing = Event {
-            kind: EventKind::Existing {
+            kind: EventKind::Existing(Existing {
                 ppid: 1,
                 sid: 7,
                 tty: None,
@@ -391,7 +391,7 @@ mod tests {
                 cwd: None,
                 reparented: false,
                 session_leader_alive: true,
-            },
+            }),
             ..fork(7)
         };
         sampler.follow(&mut existing);

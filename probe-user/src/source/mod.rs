@@ -7,7 +7,6 @@ pub mod live;
 pub mod memory;
 pub mod poll;
 pub mod recording;
-pub mod remote;
 pub mod replay;
 pub mod select;
 pub mod shared;
@@ -69,7 +68,7 @@ pub struct LiveOptions {
     pub verbose: bool,
 }
 
-use crate::{event::Event, event::EventKind, tracker::Watch};
+use crate::{event::Event, event::EventKind, watch::Watch};
 
 /// /proc as it was right after the events queued before it were read, taken because the
 /// kernel lost some: what the tracker re-syncs with.

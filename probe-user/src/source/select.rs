@@ -18,7 +18,7 @@ pub async fn start(options: LiveOptions) -> anyhow::Result<Source> {
                     eprintln!(
                         "hupwatch: warning: --source {} cannot start ({}); falling back to --source proc, which polls the process table every {} and sees no signals",
                         native.name(),
-                        crate::error::report(&why).1,
+                        crate::error::one_line(&why),
                         crate::units::format_duration(every),
                     );
                     tracer(SourceKind::Proc, &options, clock).await?

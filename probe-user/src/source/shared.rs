@@ -18,8 +18,9 @@ use super::{
 };
 use crate::{
     decode::Clock,
-    event::{Event, EventKind},
+    event::{Event, EventKind, Existing},
     host,
+    stats::SourceStats,
 };
 
 /// How often processes whose parent is not watched are looked up for orphaning, and
@@ -37,17 +38,6 @@ pub enum Update {
     Stats(SourceStats),
     /// The machine's memory as a whole, read with each memory tick, for the forecast.
     Machine(host::MachineMemory),
-}
-
-/// Counters the source keeps, as they stand (never deltas).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SourceStats {
-    /// Events lost, by kind.
-    pub lost: Vec<(&'static str, u64)>,
-    /// kernel.bpf_stats_enabled is on, so `programs` count.
-    pub bpf_stats_enabled: bool,
-    /// Per eBPF program: time spent in it and runs.
-    pub programs: Vec<(&'static str, Duration, u64)>,
 }
 
 pub struct Source {
@@ -433,7 +423,7 @@ fn parent(event: &Event) -> Option<u32> {
     match &event.kind {
         EventKind::Fork { ppid }
         | EventKind::Exec { ppid, .. }
-        | EventKind::Existing { ppid, .. } => Some(*ppid),
+        | EventKind::Existing(Existing { ppid, .. }) => Some(*ppid),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::{
     decode::Clock,
-    event::{Event, EventKind},
+    event::{Event, EventKind, Existing},
     host::{self, ProcSnapshot, ProcessTree},
     origin,
 };
@@ -125,7 +125,7 @@ fn existing_event(
         origin::ancestors(p.info.pid, parent_of),
     );
     Event {
-        kind: EventKind::Existing {
+        kind: EventKind::Existing(Existing {
             ppid: p.info.ppid,
             sid: p.info.sid,
             tty,
@@ -140,7 +140,7 @@ fn existing_event(
             cwd: p.cwd.clone(),
             reparented: is_reparented(p, by_pid),
             session_leader_alive: by_pid.contains_key(&p.info.sid),
-        },
+        }),
         time_ns: now_ns,
         pid: p.info.pid,
         comm: p.info.comm.clone(),
@@ -254,30 +254,30 @@ mod tests {
     fn reparented(kind: &EventKind) -> bool {
         matches!(
             kind,
-            EventKind::Existing {
+            EventKind::Existing(Existing {
                 reparented: true,
                 ..
-            }
+            })
         )
     }
 
     fn leader_alive(kind: &EventKind) -> bool {
         matches!(
             kind,
-            EventKind::Existing {
+            EventKind::Existing(Existing {
                 session_leader_alive: true,
                 ..
-            }
+            })
         )
     }
 
     fn from_terminal(kind: &EventKind) -> bool {
         matches!(
             kind,
-            EventKind::Existing {
+            EventKind::Existing(Existing {
                 from_terminal: true,
                 ..
-            }
+            })
         )
     }
 
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(
             out[1],
             Event {
-                kind: EventKind::Existing {
+                kind: EventKind::Existing(Existing {
                     ppid: 1,
                     sid: 4000,
                     tty: Some("pts/3".into()),
@@ -320,7 +320,7 @@ mod tests {
                     cwd: None,
                     reparented: true,
                     session_leader_alive: true,
-                },
+                }),
                 time_ns: NOW,
                 pid: 4242,
                 comm: "sleep".into(),
@@ -467,7 +467,7 @@ mod tests {
         assert!(!field(&out, 1501, from_terminal));
         assert_eq!(
             field(&out, 1001, |k| match k {
-                EventKind::Existing { tty, .. } => tty.clone(),
+                EventKind::Existing(Existing { tty, .. }) => tty.clone(),
                 _ => None,
             }),
             Some("pts/3".to_string())
@@ -476,11 +476,11 @@ mod tests {
 
     fn origin_of(events: &[Event], pid: u32) -> (Option<String>, Option<String>) {
         field(events, pid, |k| match k {
-            EventKind::Existing {
+            EventKind::Existing(Existing {
                 terminal_program,
                 cwd,
                 ..
-            } => (terminal_program.clone(), cwd.clone()),
+            }) => (terminal_program.clone(), cwd.clone()),
             _ => unreachable!(),
         })
     }
@@ -531,14 +531,14 @@ mod tests {
             .find(|e| e.pid == me)
             .expect("this test is listed");
         assert!(event.time_ns >= after);
-        let EventKind::Existing {
+        let EventKind::Existing(Existing {
             ppid,
             started_ns,
             rss_bytes,
             cpu_ns,
             cmdline,
             ..
-        } = &event.kind
+        }) = &event.kind
         else {
             panic!("not an existing event: {event:?}");
         };
@@ -555,7 +555,7 @@ mod tests {
         // A start time to the tick must land within one tick of the kernel's clock.
         let tick = procfs::ticks_to_ns(1, procfs::clock_ticks_per_second());
         let child_event = out.iter().find(|e| e.pid == child.id()).unwrap();
-        let EventKind::Existing { started_ns, .. } = child_event.kind else {
+        let EventKind::Existing(Existing { started_ns, .. }) = child_event.kind else {
             panic!("not an existing event: {child_event:?}");
         };
         assert!(

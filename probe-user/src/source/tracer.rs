@@ -4,7 +4,7 @@
 use std::{collections::HashMap, collections::HashSet, future::Future, pin::Pin, time::Duration};
 
 use super::SourceKind;
-use crate::{event::Event, host::Usage, tracker::Watch};
+use crate::{event::Event, host::Usage, watch::Watch};
 
 /// A future borrowed from the tracer; boxed so that the tracers can sit behind one trait
 /// object (one allocation per batch read).

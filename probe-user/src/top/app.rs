@@ -307,16 +307,8 @@ mod tests {
     fn view(time_s: u64, processes: Vec<ProcessView>) -> SessionsView {
         SessionsView {
             time_ns: time_s * 1_000_000_000,
-            processes,
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
             source: Some("proc".into()),
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
+            ..SessionsView::with_sessions(processes)
         }
     }
 

@@ -158,19 +158,10 @@ mod tests {
         let mut app = App::new("test".into());
         app.update(Ok(SessionsView {
             time_ns: 1,
-            processes: vec![
+            ..SessionsView::with_sessions(vec![
                 ProcessView::example(10, 300, VerdictKind::Orphaned),
                 ProcessView::example(11, 200, VerdictKind::Detached),
-            ],
-            hangup_exits: Vec::new(),
-            hangup_exit_total: 0,
-            dropped_processes: 0,
-            groups: Vec::new(),
-            group_by: Default::default(),
-            source: None,
-            unavailable: Vec::new(),
-            events_lost: None,
-            memory: Default::default(),
+            ])
         }));
         app
     }

@@ -48,7 +48,7 @@ pub struct TopOptions {
     pub ignore: Ignored,
     pub live: LiveOptions,
     /// Desktop notifications from the in-process watcher (`--notify`).
-    pub notify: Option<crate::daemon::NotifyOptions>,
+    pub notify: Option<crate::notify::NotifyOptions>,
 }
 
 /// How often the sessions are read.
@@ -224,7 +224,7 @@ async fn look(
         tick.tick().await;
         let got = crate::sessions::gather(Some(&url), &matcher, &ignore)
             .await
-            .map_err(|e| crate::error::report(&e).1);
+            .map_err(|e| crate::error::one_line(&e));
         if views.send(got).await.is_err() {
             return;
         }

@@ -15,10 +15,11 @@ use super::{
     keys::HELP,
 };
 use crate::{
+    notify::exhaustion::DEFAULT_EXHAUSTION_NS,
     output::{escape_unsafe, shown},
-    sink::{alerts::rfc3339, exhaustion::DEFAULT_EXHAUSTION_NS, forecast, groups::group_cells},
+    sink::{forecast, groups::group_cells},
     tracker::{ProcessView, SessionsView},
-    units::{format_duration, format_size},
+    units::{format_duration, format_size, rfc3339},
 };
 
 const BARS: [char; 8] = [
@@ -523,11 +524,7 @@ mod tests {
     }
 
     fn with_memory(available: u64, growth: f64, unavailable: &[&str]) -> SessionsView {
-        let mut view: SessionsView = serde_json::from_value(serde_json::json!({
-            "time_ns": 0, "processes": [], "hangup_exits": [], "hangup_exit_total": 0,
-            "dropped_processes": 0
-        }))
-        .unwrap();
+        let mut view = SessionsView::with_sessions(Vec::new());
         view.memory = crate::tracker::MemoryForecast::new(
             crate::host::MachineMemory {
                 ram_bytes: None,

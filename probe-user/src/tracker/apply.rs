@@ -41,46 +41,31 @@ const SAME_HANGUP_NS: u64 = 60_000_000_000;
 
 impl Tracker {
     pub(super) fn on_existing(&mut self, event: &Event) {
-        let EventKind::Existing {
-            ppid,
-            sid,
-            tty,
-            started_ns,
-            cmdline,
-            hangup,
-            rss_bytes,
-            swap_bytes,
-            cpu_ns,
-            from_terminal,
-            reparented,
-            session_leader_alive,
-            terminal_program,
-            cwd,
-        } = &event.kind
-        else {
+        let EventKind::Existing(e) = &event.kind else {
             return;
         };
         let pid = event.pid;
-        let mut p = Process::new(pid, *started_ns, event.comm.clone());
-        p.terminal_program = terminal_program.clone();
-        p.cwd = cwd.clone();
+        let mut p = Process::new(pid, e.started_ns, event.comm.clone());
+        p.terminal_program = e.terminal_program.clone();
+        p.cwd = e.cwd.clone();
         p.inferred = true;
-        p.ppid = *ppid;
-        p.sid = Some(*sid);
-        p.tty = tty.clone();
-        p.cmdline = Some(cmdline.clone()).filter(|c| !c.is_empty());
-        p.ignored = self.config.ignore.matches(&event.comm, cmdline).is_some();
-        p.hangup = *hangup;
-        if *hangup != Disposition::Default {
+        p.ppid = e.ppid;
+        p.sid = Some(e.sid);
+        p.tty = e.tty.clone();
+        p.cmdline = Some(e.cmdline.clone()).filter(|c| !c.is_empty());
+        p.ignored = self
+            .config
+            .ignore
+            .matches(&event.comm, &e.cmdline)
+            .is_some();
+        p.hangup = e.hangup;
+        if e.hangup != Disposition::Default {
             p.hangup_evidence = Some(event.clone());
         }
-        if tty.is_some() || *from_terminal {
-            p.lineage = Some(Terminal {
-                sid: *sid,
-                tty: tty.clone(),
-            });
+        if e.tty.is_some() || e.from_terminal {
+            p.lineage = Some(Terminal::of_existing(e));
         }
-        let detached = tty.is_none() && *from_terminal && *sid == pid;
+        let detached = e.off_its_terminal() && e.sid == pid;
         if detached {
             p.detach = Some(event.clone());
         }
@@ -88,33 +73,30 @@ impl Tracker {
         p.group = self
             .config
             .groups
-            .own_group(pid, &event.comm, cmdline)
-            .or_else(|| self.processes.get(ppid).and_then(|q| q.group));
-        let memory = Memory {
-            rss_bytes: *rss_bytes,
-            peak_rss_bytes: None,
-            swap_bytes: *swap_bytes,
-            cpu_ns: *cpu_ns,
-            footprint_bytes: None,
-        };
-        p.sample_memory(event.time_ns, memory, self.config.rss_window_ns);
+            .own_group(pid, &event.comm, &e.cmdline)
+            .or_else(|| self.processes.get(&e.ppid).and_then(|q| q.group));
+        p.sample_memory(
+            event.time_ns,
+            Memory::of_existing(e),
+            self.config.rss_window_ns,
+        );
         p.record(event);
         if !self.insert(p) {
             return;
         }
-        if let Some(cpu_ns) = cpu_ns {
+        if let Some(cpu_ns) = e.cpu_ns {
             // The first CPU reading: a spin is measured from here.
-            self.check_spin(event, *cpu_ns);
+            self.check_spin(event, cpu_ns);
         }
         let seen = Seen {
-            ignores: *hangup == Disposition::Ignore,
-            reparented_to: reparented.then_some(*ppid),
+            ignores: e.hangup == Disposition::Ignore,
+            reparented_to: e.reparented.then_some(e.ppid),
             detached,
             lost_session: Seen::lost_session(
                 pid,
-                *sid,
-                tty.is_none() && *from_terminal,
-                *session_leader_alive,
+                e.sid,
+                e.off_its_terminal(),
+                e.session_leader_alive,
             ),
         };
         self.open_inferred(pid, event, seen);

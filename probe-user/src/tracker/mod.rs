@@ -2,6 +2,7 @@
 //! what is known about each live process and turns conditions into verdicts once they have
 //! held long enough. Unit-tested from scripts of events (tests.rs).
 mod apply;
+mod existing;
 mod forecast;
 pub mod groups;
 mod idle;
@@ -24,12 +25,12 @@ pub use forecast::MemoryForecast;
 pub use groups::{GroupBy, SessionGroup};
 pub use latency::{BUCKETS as LATENCY_BUCKETS, LatencyCounts};
 pub use process::{Finding, Process, Terminal};
-pub use resync::{Resync, Watch};
+pub use resync::Resync;
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
 
 use crate::verdict::reason::Reason;
 use crate::{
-    event::{Event, EventKind},
+    event::{Event, EventKind, Existing},
     matching::Matcher,
     verdict::{Verdict, VerdictKind},
 };
@@ -197,7 +198,7 @@ impl Tracker {
     pub fn apply(&mut self, event: &Event) -> Vec<Alert> {
         self.now_ns = self.now_ns.max(event.time_ns);
         match &event.kind {
-            EventKind::Existing { .. } => self.on_existing(event),
+            EventKind::Existing(Existing { .. }) => self.on_existing(event),
             EventKind::Fork { ppid } => self.on_fork(event, *ppid),
             EventKind::Exec { .. } => self.on_exec(event),
             EventKind::Exit { .. } => self.on_exit(event),

@@ -2,16 +2,17 @@
 //! hold processes whose exit it never saw, and believe things (a parent, a terminal, a
 //! SIGHUP disposition) that stopped being true while it was blind. /proc shows what is true
 //! now; it replaces those beliefs, and nothing raised on a belief /proc contradicts stays.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{
     AlertStatus, Ending, Tracker, alert_for, apply::Seen, process, process::Memory, rules,
 };
 use crate::verdict::reason::{Contradiction, Reason};
 use crate::{
-    event::{Disposition, Event, EventKind},
+    event::{Disposition, Event, EventKind, Existing},
     tracker::{Alert, Terminal},
     verdict::{Verdict, VerdictKind},
+    watch::Watch,
 };
 
 /// What one re-sync changed.
@@ -23,17 +24,6 @@ pub struct Resync {
     pub added: usize,
     /// Raised verdicts that /proc now contradicts, resolved.
     pub withdrawn: usize,
-}
-
-/// Which processes in /proc the tracker should know, besides those it already does.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Watch {
-    Everything,
-    /// The kernel's tracked set, read after the loss.
-    Pids(HashSet<u32>),
-    /// Children of tracked processes, and theirs (when the tracked set lives where it
-    /// cannot be read, in a DTrace script).
-    Descendants,
 }
 
 /// Verdicts about a state that can end while the process lives. The others record that
@@ -51,7 +41,7 @@ impl Tracker {
         let mut done = Resync::default();
         let alive: HashMap<u32, &Event> = scan
             .iter()
-            .filter(|e| matches!(e.kind, EventKind::Existing { .. }))
+            .filter(|e| matches!(e.kind, EventKind::Existing(Existing { .. })))
             .map(|e| (e.pid, e))
             .collect();
         if let Some(latest) = scan.iter().map(|e| e.time_ns).max() {
@@ -89,7 +79,7 @@ impl Tracker {
         match (watch, &event.kind) {
             (Watch::Everything, _) => true,
             (Watch::Pids(pids), _) => pids.contains(&event.pid),
-            (Watch::Descendants, EventKind::Existing { ppid, .. }) => {
+            (Watch::Descendants, EventKind::Existing(Existing { ppid, .. })) => {
                 self.processes.contains_key(ppid)
             }
             (Watch::Descendants, _) => false,
@@ -98,23 +88,7 @@ impl Tracker {
 
     /// Takes what /proc shows of a tracked process; returns how many verdicts it withdrew.
     fn reconcile(&mut self, event: &Event) -> usize {
-        let EventKind::Existing {
-            ppid,
-            sid,
-            tty,
-            started_ns,
-            cmdline,
-            hangup,
-            rss_bytes,
-            swap_bytes,
-            cpu_ns,
-            from_terminal,
-            reparented,
-            session_leader_alive,
-            terminal_program,
-            cwd,
-        } = &event.kind
-        else {
+        let EventKind::Existing(e) = &event.kind else {
             return 0;
         };
         let (pid, window) = (event.pid, self.config.rss_window_ns);
@@ -123,62 +97,53 @@ impl Tracker {
         };
         p.record(event);
         if p.started_ns == process::UNKNOWN_START {
-            p.started_ns = *started_ns;
+            p.started_ns = e.started_ns;
         }
         // A lost exec leaves the old name and command line.
         p.comm = event.comm.clone();
-        if !cmdline.is_empty() {
-            p.cmdline = Some(cmdline.clone());
+        if !e.cmdline.is_empty() {
+            p.cmdline = Some(e.cmdline.clone());
         }
         // Read once: a lost exec's image is the only reason to take them again.
         if p.terminal_program.is_none() {
-            p.terminal_program = terminal_program.clone();
+            p.terminal_program = e.terminal_program.clone();
         }
         if p.cwd.is_none() {
-            p.cwd = cwd.clone();
+            p.cwd = e.cwd.clone();
         }
-        let memory = Memory {
-            rss_bytes: *rss_bytes,
-            peak_rss_bytes: None,
-            swap_bytes: *swap_bytes,
-            footprint_bytes: None,
-            cpu_ns: *cpu_ns,
-        };
-        p.sample_memory(event.time_ns, memory, window);
-        let old_ppid = std::mem::replace(&mut p.ppid, *ppid);
-        let new_parent = old_ppid != *ppid;
-        p.sid = Some(*sid);
-        match tty {
-            Some(tty) if p.tty.as_ref() != Some(tty) => p.attach(Some(*sid), tty.clone()),
+        p.sample_memory(event.time_ns, Memory::of_existing(e), window);
+        let old_ppid = std::mem::replace(&mut p.ppid, e.ppid);
+        let new_parent = old_ppid != e.ppid;
+        p.sid = Some(e.sid);
+        match &e.tty {
+            Some(tty) if p.tty.as_ref() != Some(tty) => p.attach(Some(e.sid), tty.clone()),
             Some(_) => {}
             None => p.tty = None,
         }
-        let ignores_now = *hangup == Disposition::Ignore && p.hangup != Disposition::Ignore;
-        if p.hangup != *hangup {
-            p.hangup = *hangup;
-            p.hangup_evidence = (*hangup != Disposition::Default).then(|| event.clone());
+        let ignores_now = e.hangup == Disposition::Ignore && p.hangup != Disposition::Ignore;
+        if p.hangup != e.hangup {
+            p.hangup = e.hangup;
+            p.hangup_evidence = (e.hangup != Disposition::Default).then(|| event.clone());
         }
-        let from_terminal = *from_terminal || p.lineage.is_some();
+        // One it was already known to come from counts too.
+        let from_terminal = e.from_terminal || p.lineage.is_some();
         if from_terminal && p.lineage.is_none() {
-            p.lineage = Some(Terminal {
-                sid: *sid,
-                tty: tty.clone(),
-            });
+            p.lineage = Some(Terminal::of_existing(e));
         }
-        let detached = tty.is_none() && from_terminal && *sid == pid && p.detach.is_none();
+        let detached = e.tty.is_none() && from_terminal && e.sid == pid && p.detach.is_none();
         if detached {
             p.detach = Some(event.clone());
         }
-        self.by_parent.moved(pid, old_ppid, *ppid);
+        self.by_parent.moved(pid, old_ppid, e.ppid);
         let seen = Seen {
             ignores: ignores_now,
-            reparented_to: (new_parent && *reparented).then_some(*ppid),
+            reparented_to: (new_parent && e.reparented).then_some(e.ppid),
             detached,
             lost_session: Seen::lost_session(
                 pid,
-                *sid,
-                tty.is_none() && from_terminal,
-                *session_leader_alive,
+                e.sid,
+                e.tty.is_none() && from_terminal,
+                e.session_leader_alive,
             ),
         };
         self.open_inferred(pid, event, seen);
@@ -221,7 +186,7 @@ impl Tracker {
 
 fn started(existing: &Event) -> u64 {
     match existing.kind {
-        EventKind::Existing { started_ns, .. } => started_ns,
+        EventKind::Existing(Existing { started_ns, .. }) => started_ns,
         _ => existing.time_ns,
     }
 }

@@ -1,7 +1,7 @@
 //! Tracker behaviour from scripts of events: every verdict, and the cases that must not
 //! raise one.
 use super::*;
-use crate::event::{Disposition, Origin, SignalResult};
+use crate::event::{Disposition, Existing, Origin, SignalResult};
 
 const S: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * S;
@@ -24,7 +24,7 @@ fn existing(pid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
         0.0,
         pid,
         comm,
-        EventKind::Existing {
+        EventKind::Existing(Existing {
             ppid: 1000,
             sid,
             tty: tty.map(Into::into),
@@ -39,7 +39,7 @@ fn existing(pid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
             cwd: None,
             reparented: false,
             session_leader_alive: true,
-        },
+        }),
     )
 }
 
@@ -598,13 +598,13 @@ fn pid_reuse_starts_a_new_life() {
 #[test]
 fn a_snapshot_reports_yesterdays_orphans_at_once_marked_inferred() {
     let mut orphan = existing(400, "agent", 400, None);
-    if let EventKind::Existing {
+    if let EventKind::Existing(Existing {
         ppid,
         reparented,
         from_terminal,
         hangup,
         ..
-    } = &mut orphan.kind
+    }) = &mut orphan.kind
     {
         *ppid = 1;
         *reparented = true;
@@ -629,11 +629,11 @@ fn a_snapshot_reports_yesterdays_orphans_at_once_marked_inferred() {
 #[test]
 fn a_snapshot_of_a_process_whose_session_leader_is_gone_is_terminal_lost() {
     let mut job = existing(400, "agent", 350, None);
-    if let EventKind::Existing {
+    if let EventKind::Existing(Existing {
         from_terminal,
         session_leader_alive,
         ..
-    } = &mut job.kind
+    }) = &mut job.kind
     {
         *from_terminal = true;
         *session_leader_alive = false;
@@ -646,11 +646,11 @@ fn a_snapshot_of_a_process_whose_session_leader_is_gone_is_terminal_lost() {
 fn session_0_has_no_leader_to_lose() {
     // What init starts without setsid (a CI runner, say) lives in the kernel's session 0.
     let mut runner = existing(400, "runner", 0, None);
-    if let EventKind::Existing {
+    if let EventKind::Existing(Existing {
         from_terminal,
         session_leader_alive,
         ..
-    } = &mut runner.kind
+    }) = &mut runner.kind
     {
         *from_terminal = true;
         *session_leader_alive = false;
@@ -662,11 +662,11 @@ fn session_0_has_no_leader_to_lose() {
 #[test]
 fn a_child_on_a_terminal_of_its_own_loses_it_even_when_its_parent_lost_another() {
     let mut runner = existing(400, "runner", 350, None);
-    if let EventKind::Existing {
+    if let EventKind::Existing(Existing {
         from_terminal,
         session_leader_alive,
         ..
-    } = &mut runner.kind
+    }) = &mut runner.kind
     {
         *from_terminal = true;
         *session_leader_alive = false;
@@ -700,12 +700,12 @@ fn a_child_on_a_terminal_of_its_own_loses_it_even_when_its_parent_lost_another()
 #[test]
 fn services_without_a_terminal_are_not_sessions_when_everything_is_watched() {
     let mut service = existing(500, "daemon", 500, None);
-    if let EventKind::Existing {
+    if let EventKind::Existing(Existing {
         ppid,
         reparented,
         hangup,
         ..
-    } = &mut service.kind
+    }) = &mut service.kind
     {
         *ppid = 1;
         *reparented = true;
@@ -942,7 +942,7 @@ fn each_process_counts_under_the_flag_that_brought_it_in() {
     assert_eq!(group(150), "other");
     assert_eq!(group(400), "other");
     let mut serving = existing(160, "python3", 160, None);
-    if let EventKind::Existing { cmdline, .. } = &mut serving.kind {
+    if let EventKind::Existing(Existing { cmdline, .. }) = &mut serving.kind {
         *cmdline = "python3 -m http.server".into();
     }
     let (tracker, _) = run_with(

@@ -47,6 +47,27 @@ pub struct SessionsView {
     pub group_by: GroupBy,
 }
 
+#[cfg(test)]
+impl SessionsView {
+    /// A view of `processes` taken at time 0, and nothing else: no hangup exits, groups,
+    /// source or memory figures. A test sets what it is about with `..`.
+    pub(crate) fn with_sessions(processes: Vec<ProcessView>) -> Self {
+        Self {
+            time_ns: 0,
+            processes,
+            hangup_exits: Vec::new(),
+            hangup_exit_total: 0,
+            dropped_processes: 0,
+            source: None,
+            unavailable: Vec::new(),
+            events_lost: None,
+            memory: Default::default(),
+            groups: Vec::new(),
+            group_by: Default::default(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessView {
     pub pid: u32,

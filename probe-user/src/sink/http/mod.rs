@@ -1,31 +1,33 @@
 //! A small read-only HTTP/1.1 server for the collector's pages (the sessions API and
-//! metrics). The client that reads them (`--from`) is an input: `source::remote`.
+//! metrics). The client that reads them (`--from`) is `sessions::remote`.
 //!
 //! The server runs for as long as the collector does, so everything a client can make it
 //! hold is bounded: connections (the rest wait in the kernel's backlog), the time to send a
 //! request head, the time a connection may make no progress, and the request head's size.
 //! Request bodies are never read. On a loopback address, requests naming a host other than
 //! an IP address or `localhost` are refused, so a web page cannot reach the API through DNS
-//! rebinding. Off loopback, `--web-config` (web_config.rs) adds TLS (tls.rs) and basic
-//! authentication (auth.rs), as Prometheus exporters do.
+//! rebinding. Off loopback, `--web-config` (read by web_config.rs, enforced as security.rs
+//! builds it) adds TLS (tls.rs) and basic authentication (auth.rs), as Prometheus
+//! exporters do.
 use std::{
     io,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
-use hyper::StatusCode;
 use tokio::net::TcpListener;
 
 mod auth;
 mod respond;
+mod security;
 mod server;
 mod tls;
 mod watched;
 pub mod web_config;
 
+pub use security::{Security, WebConfig};
 pub use server::{serve, serve_with};
-pub use web_config::{WebConfig, WebConfigError};
+pub use web_config::WebConfigError;
 
 /// One response body and its media type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,22 +42,14 @@ pub trait Pages: Send + Sync + 'static {
     fn get(&self, path: &str) -> Option<Page>;
 }
 
-/// Errors from binding and fetching. Each displays as one line naming the address or URL
-/// and, where there is one, the fix.
+/// Errors from binding the listener. Each displays as one line naming the address and,
+/// where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("--listen {0:?}: not an address like 127.0.0.1:9464 or [::1]:9464")]
     BadAddress(String),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
-    #[error("{url:?}: {reason}")]
-    BadUrl { url: String, reason: &'static str },
-    #[error("cannot fetch {url}: {reason}")]
-    Fetch { url: String, reason: String },
-    #[error(
-        "cannot fetch {url}: the server answered {status}; give the --listen address of `hupwatch run`"
-    )]
-    Status { url: String, status: StatusCode },
 }
 
 /// Bounds on what one client can make the server hold.

@@ -9,7 +9,7 @@ use hyper::{
     header::{self, HeaderValue},
 };
 
-use super::{Pages, auth::Users, web_config::Security};
+use super::{Pages, auth::Users, security::Security};
 
 /// Everything a request is answered from.
 #[derive(Clone)]

@@ -24,8 +24,8 @@ use super::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, ACCEPT_LOG_INTERVAL, LONGEST_TIMEOUT, Listener,
     MAX_BUF_SIZE, Pages, ServerLimits,
     respond::Access,
+    security::{Security, WebConfig},
     watched::Watched,
-    web_config::{Security, WebConfig},
 };
 
 /// Serves `pages` with the default limits until the future is dropped.

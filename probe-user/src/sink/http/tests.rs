@@ -1,6 +1,6 @@
 use std::{collections::HashMap, sync::Arc};
 
-use crate::source::remote::{get, get_with};
+use crate::sessions::remote::{get, get_with};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

@@ -16,12 +16,9 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
 };
 
 use serde::Deserialize;
-
-use super::{auth::Users, tls};
 
 /// A web config that cannot be used; displays as one line naming the file, the field and
 /// the fix.
@@ -35,10 +32,10 @@ pub struct WebConfigError {
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    tls_server_config: Option<TlsServerConfig>,
+pub(super) struct File {
+    pub tls_server_config: Option<TlsServerConfig>,
     #[serde(default)]
-    basic_auth_users: BTreeMap<String, String>,
+    pub basic_auth_users: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,209 +72,30 @@ pub(super) enum TlsVersion {
     TLS13,
 }
 
-/// What the listener enforces, built from one reading of the file.
-#[derive(Default)]
-pub struct Security {
-    pub(super) tls: Option<tls::Acceptor>,
-    /// Every client must show a certificate a configured CA signed.
-    clients_verified: bool,
-    pub(super) users: Option<Arc<Users>>,
+impl File {
+    /// Reads and parses `file`; what it names (certificates, keys, hashes) is checked by
+    /// whoever builds on it (security.rs).
+    pub(super) fn read(file: &Path) -> Result<Self, WebConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| WebConfigError::new(file, format!("cannot read: {e}")))?;
+        // An empty file is YAML's null, which the toolkit takes as "no TLS, no users".
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml_ng::from_str(&text)
+            .map_err(|e| WebConfigError::new(file, one_line(&e.to_string())))
+    }
 }
 
-impl Security {
-    /// Reads and checks `file`: the YAML, every certificate and key it names, every hash.
-    pub fn load(file: &Path) -> Result<Self, WebConfigError> {
-        let fail = |reason: String| WebConfigError {
+impl WebConfigError {
+    pub(super) fn new(file: &Path, reason: String) -> Self {
+        Self {
             file: file.to_path_buf(),
             reason,
-        };
-        let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
-        // An empty file is YAML's null, which the toolkit takes as "no TLS, no users".
-        let parsed: File = if text.trim().is_empty() {
-            File::default()
-        } else {
-            serde_yaml_ng::from_str(&text).map_err(|e| fail(one_line(&e.to_string())))?
-        };
-        let folder = file.parent().unwrap_or(Path::new("."));
-        let tls = match &parsed.tls_server_config {
-            Some(config) => Some(tls::acceptor(config, folder).map_err(fail)?),
-            None => None,
-        };
-        let users = if parsed.basic_auth_users.is_empty() {
-            None
-        } else {
-            Some(Arc::new(Users::new(parsed.basic_auth_users).map_err(fail)?))
-        };
-        let clients_verified = parsed
-            .tls_server_config
-            .as_ref()
-            .is_some_and(|c| c.client_auth_type == ClientAuth::RequireAndVerifyClientCert);
-        Ok(Self {
-            tls,
-            clients_verified,
-            users,
-        })
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    pub fn has_users(&self) -> bool {
-        self.users.is_some()
-    }
-
-    pub fn verifies_clients(&self) -> bool {
-        self.clients_verified
+        }
     }
 }
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The listener's security as it stands, replaced whole by a reload; each connection keeps
-/// the one it was accepted under.
-#[derive(Clone, Default)]
-pub struct WebConfig {
-    file: Option<PathBuf>,
-    current: Arc<RwLock<Arc<Security>>>,
-}
-
-impl WebConfig {
-    /// No file: plain HTTP, no authentication.
-    pub fn open() -> Self {
-        Self::default()
-    }
-
-    pub fn load(file: &Path) -> Result<Self, WebConfigError> {
-        Ok(Self {
-            file: Some(file.to_path_buf()),
-            current: Arc::new(RwLock::new(Arc::new(Security::load(file)?))),
-        })
-    }
-
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-
-    pub fn current(&self) -> Arc<Security> {
-        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Reads the file again; a file that no longer loads leaves the one in force as it is.
-    pub fn reload(&self) -> Result<(), WebConfigError> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let fresh = Arc::new(Security::load(file)?);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Writes `yaml` to a file of its own and loads it.
-    fn load(yaml: &str) -> Result<Security, String> {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("hupwatch-web-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("{n}.yml"));
-        std::fs::write(&file, yaml).unwrap();
-        Security::load(&file).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn the_fleet_example_has_only_fields_hupwatch_reads() {
-        let shipped: File = serde_yaml_ng::from_str(include_str!(
-            "../../../../deploy/fleet/hupwatch-web-config.yml"
-        ))
-        .unwrap();
-        let tls = shipped.tls_server_config.unwrap();
-        assert!(tls.cert_file.is_some() && tls.key_file.is_some());
-        // The placeholder has a hash's shape, so the file fails only at the password.
-        Users::new(shipped.basic_auth_users).unwrap();
-    }
-
-    #[test]
-    fn an_empty_file_asks_for_nothing() {
-        let security = load("").unwrap();
-        assert!(!security.is_tls() && !security.has_users());
-    }
-
-    #[test]
-    fn an_unknown_field_is_named_on_one_line() {
-        let err = load("basic_auth_users: {}\ntls_server_confg:\n  cert_file: a\n")
-            .err()
-            .unwrap();
-        assert!(err.contains("tls_server_confg"), "{err}");
-        assert!(!err.contains('\n'), "{err}");
-    }
-
-    #[test]
-    fn a_password_in_clear_is_refused_as_no_bcrypt_hash() {
-        let err = load("basic_auth_users:\n  prometheus: hunter2\n")
-            .err()
-            .unwrap();
-        assert!(err.contains("basic_auth_users.prometheus"), "{err}");
-        assert!(err.contains("bcrypt"), "{err}");
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn a_missing_certificate_names_its_field_and_path() {
-        let err = load(
-            "tls_server_config:\n  cert_file: /nonexistent/x.crt\n  key_file: /nonexistent/x.key\n",
-        )
-        .err()
-        .unwrap();
-        assert!(err.contains("tls_server_config.cert_file"), "{err}");
-        assert!(err.contains("/nonexistent/x.crt"), "{err}");
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn a_client_ca_without_a_policy_is_refused() {
-        let err = load("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n")
-            .err()
-            .unwrap();
-        assert!(err.contains("client_auth_type"), "{err}");
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn a_client_certificate_taken_unverified_is_refused_by_name() {
-        let err = load(
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
-        )
-        .err()
-        .unwrap();
-        assert!(err.contains("RequireAnyClientCert"), "{err}");
-        assert!(err.contains("RequireAndVerifyClientCert"), "{err}");
-    }
-
-    #[test]
-    fn a_reload_that_fails_keeps_what_was_in_force() {
-        let dir = std::env::temp_dir().join(format!("hupwatch-web-reload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("web.yml");
-        let hash = bcrypt::hash("secret", 4).unwrap();
-        std::fs::write(
-            &file,
-            format!("basic_auth_users:\n  prometheus: '{hash}'\n"),
-        )
-        .unwrap();
-        let config = WebConfig::load(&file).unwrap();
-        assert!(config.current().has_users());
-        std::fs::write(&file, "basic_auth_users: [").unwrap();
-        assert!(config.reload().is_err());
-        assert!(config.current().has_users());
-        std::fs::write(&file, "").unwrap();
-        config.reload().unwrap();
-        assert!(!config.current().has_users());
-    }
 }

@@ -21,7 +21,7 @@ use crate::{
         shared::seed_pids,
         tracer::{Pending, Tracer},
     },
-    tracker::Watch,
+    watch::Watch,
 };
 
 pub struct DtraceWatch {

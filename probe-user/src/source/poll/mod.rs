@@ -23,7 +23,7 @@ use crate::{
     event::Event,
     host::{self, ProcSnapshot, ProcessTree, Usage},
     matching::Matcher,
-    tracker::Watch,
+    watch::Watch,
 };
 
 /// What this source cannot judge, for lack of signals: said in the ready line, the

@@ -32,7 +32,7 @@ fn exec_from(
 /// A service started by init, with nothing that says it came from a terminal.
 fn service() -> Event {
     let mut e = existing(500, "launcher", 500, None);
-    if let EventKind::Existing { ppid, .. } = &mut e.kind {
+    if let EventKind::Existing(Existing { ppid, .. }) = &mut e.kind {
         *ppid = 1;
     }
     e

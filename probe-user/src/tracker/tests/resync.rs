@@ -1,18 +1,19 @@
 //! Re-sync from /proc after lost events: nothing stale or contradicted survives it, and
 //! what is still true is neither lost nor raised twice.
 use super::*;
+use crate::watch::Watch;
 
 /// What /proc shows of `pid` at `t`: started at `started`, parent `ppid`, session `sid`.
 fn proc_seen(t: f64, pid: u32, comm: &str, started: f64, ppid: u32, sid: u32) -> Event {
     let mut e = existing(pid, comm, sid, None);
     e.time_ns = at(t);
-    if let EventKind::Existing {
+    if let EventKind::Existing(Existing {
         started_ns,
         ppid: p,
         hangup,
         from_terminal,
         ..
-    } = &mut e.kind
+    }) = &mut e.kind
     {
         *started_ns = at(started);
         *p = ppid;
@@ -23,21 +24,21 @@ fn proc_seen(t: f64, pid: u32, comm: &str, started: f64, ppid: u32, sid: u32) ->
 }
 
 fn with_tty(mut e: Event, name: &str) -> Event {
-    if let EventKind::Existing { tty, .. } = &mut e.kind {
+    if let EventKind::Existing(Existing { tty, .. }) = &mut e.kind {
         *tty = Some(name.into());
     }
     e
 }
 
 fn with_hangup(mut e: Event, d: Disposition) -> Event {
-    if let EventKind::Existing { hangup, .. } = &mut e.kind {
+    if let EventKind::Existing(Existing { hangup, .. }) = &mut e.kind {
         *hangup = d;
     }
     e
 }
 
 fn reparented(mut e: Event) -> Event {
-    if let EventKind::Existing { reparented, .. } = &mut e.kind {
+    if let EventKind::Existing(Existing { reparented, .. }) = &mut e.kind {
         *reparented = true;
     }
     e
@@ -46,7 +47,7 @@ fn reparented(mut e: Event) -> Event {
 /// The login shell as /proc shows it: still there, on pts/3.
 fn shell_seen(t: f64) -> Event {
     let mut e = with_tty(proc_seen(t, 100, "bash", -3600.0, 1000, 100), "pts/3");
-    if let EventKind::Existing { hangup, .. } = &mut e.kind {
+    if let EventKind::Existing(Existing { hangup, .. }) = &mut e.kind {
         *hangup = Disposition::Handler;
     }
     e

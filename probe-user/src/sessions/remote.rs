@@ -8,7 +8,19 @@ use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::sink::http::HttpError;
+/// Errors from fetching a running hupwatch's page. Each displays as one line naming the URL
+/// and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url:?}: {reason}")]
+    BadUrl { url: String, reason: &'static str },
+    #[error("cannot fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error(
+        "cannot fetch {url}: the server answered {status}; give the --listen address of `hupwatch run`"
+    )]
+    Status { url: String, status: StatusCode },
+}
 
 /// The responses `get` reads are JSON documents; this only stops a wrong URL from filling
 /// memory.
@@ -17,7 +29,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// GETs an http:// URL and returns the body of a 200 answer, within 5 s. A bare
 /// "host:port", or a URL whose path is empty or "/", gets `default_path`.
-pub async fn get(url: &str, default_path: &str) -> Result<Vec<u8>, HttpError> {
+pub async fn get(url: &str, default_path: &str) -> Result<Vec<u8>, FetchError> {
     get_with(url, default_path, CLIENT_TIMEOUT).await
 }
 
@@ -26,7 +38,7 @@ pub async fn get_with(
     url: &str,
     default_path: &str,
     timeout: Duration,
-) -> Result<Vec<u8>, HttpError> {
+) -> Result<Vec<u8>, FetchError> {
     let target = Target::parse(url, default_path)?;
     match tokio::time::timeout(timeout, fetch(&target)).await {
         Ok(result) => result,
@@ -53,8 +65,8 @@ struct Target {
 const NOT_A_URL: &str = "not a URL like http://127.0.0.1:9464";
 
 impl Target {
-    fn parse(url: &str, default_path: &str) -> Result<Self, HttpError> {
-        let bad = |reason| HttpError::BadUrl {
+    fn parse(url: &str, default_path: &str) -> Result<Self, FetchError> {
+        let bad = |reason| FetchError::BadUrl {
             url: url.to_string(),
             reason,
         };
@@ -91,15 +103,15 @@ impl Target {
         })
     }
 
-    fn error(&self, reason: impl Into<String>) -> HttpError {
-        HttpError::Fetch {
+    fn error(&self, reason: impl Into<String>) -> FetchError {
+        FetchError::Fetch {
             url: self.url.clone(),
             reason: reason.into(),
         }
     }
 }
 
-async fn fetch(target: &Target) -> Result<Vec<u8>, HttpError> {
+async fn fetch(target: &Target) -> Result<Vec<u8>, FetchError> {
     let stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|err| target.error(connect_reason(&err)))?;
@@ -126,7 +138,7 @@ async fn fetch(target: &Target) -> Result<Vec<u8>, HttpError> {
             .map_err(|err| target.error(not_hupwatch(&err)))?;
         let status = response.status();
         if status != StatusCode::OK {
-            return Err(HttpError::Status {
+            return Err(FetchError::Status {
                 url: target.url.clone(),
                 status,
             });

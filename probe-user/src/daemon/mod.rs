@@ -1,29 +1,33 @@
 //! `hupwatch run`: events from the kernel (or a recording) through the tracker into alert
-//! lines, with the live sessions served read-only over HTTP.
+//! lines, with the live sessions served read-only over HTTP. This file is the loop; the
+//! pages it serves are pages.rs, where alert lines go is alerts.rs.
+mod alerts;
+mod lock;
+mod pages;
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{self, BufWriter, IsTerminal, Write},
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex, MutexGuard},
+    fs::File,
+    io,
+    path::PathBuf,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
+use self::{
+    alerts::AlertSink,
+    lock::lock,
+    pages::{About, SessionPages},
+};
 use crate::{
     decode::Clock,
-    error::UserError,
-    event::{Event, EventKind},
-    notify::Notifier,
+    event::Event,
+    notify::{Notifications, NotifyOptions},
     output,
     sink::{
-        alerts::write_alert,
-        http::{self, Page, Pages, WebConfig},
-        human::{self, Colour},
+        http::{self, WebConfig},
         metrics::Metrics,
-        notify::NotifyPolicy,
     },
     source::{
         LiveOptions, Rescan,
@@ -31,7 +35,7 @@ use crate::{
         select,
         shared::Update,
     },
-    tracker::{Alert, AlertStatus, SETTLE_NS, Tracker, TrackerConfig},
+    tracker::{SETTLE_NS, Tracker, TrackerConfig},
 };
 
 pub struct RunOptions {
@@ -52,17 +56,6 @@ pub struct RunOptions {
     /// Told the HTTP server's address once it serves (`hupwatch top` runs the daemon
     /// in-process on a free port).
     pub ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
-}
-
-/// What `--notify` asked for.
-pub struct NotifyOptions {
-    pub min_process_bytes: u64,
-    pub total_bytes: u64,
-    /// `--notify-exhaustion`: warn when memory runs out sooner than this at the pace the
-    /// sessions grow.
-    pub exhaustion_ns: u64,
-    /// Whose desktop, when hupwatch cannot tell.
-    pub user: Option<u32>,
 }
 
 /// How often the flagged sessions' total memory is weighed for a notification.
@@ -104,17 +97,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     // Before the source starts: it drops the privileges a helper running as the desktop's
     // user needs to be started with.
     if let Some(notify) = &options.notify {
-        alerts.notify = match Notifier::start(notify.user).await {
-            Ok(notifier) => Some(Notifications {
-                policy: NotifyPolicy::new(notify.min_process_bytes, notify.total_bytes)
-                    .with_exhaustion(notify.exhaustion_ns),
-                notifier,
-            }),
-            Err(why) => {
-                crate::notify::warn(&format!("{why:#}"));
-                None
-            }
-        };
+        alerts.notify = Notifications::start(notify).await;
     }
     let mut source = select::start(options.live).await?;
     let clock = source.clock();
@@ -208,7 +191,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     source.report_losses();
     if let Some(n) = alerts.notify.take() {
         // What is queued goes out, within a bound: leaving must not hang on a desktop.
-        let _ = tokio::time::timeout(Duration::from_secs(5), n.notifier.close()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), n.close()).await;
     }
     outcome.or_else(|e| match e.downcast::<io::Error>() {
         Ok(io) => output::unless_reader_gone(io),
@@ -300,199 +283,10 @@ fn replay(
     Ok(())
 }
 
-fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the state half-updated in a way that
-    // matters more than stopping the daemon would.
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-const INDEX: &[u8] = b"hupwatch\n\
-/metrics       Prometheus metrics\n\
-/api/sessions  live sessions, their verdicts and evidence (JSON)\n";
-
-/// The read-only pages `hupwatch run` serves.
-struct SessionPages {
-    tracker: Arc<Mutex<Tracker>>,
-    metrics: Arc<Mutex<Metrics>>,
-    clock: Clock,
-    about: About,
-    /// `--metrics-only`: /api/sessions is not found.
-    metrics_only: bool,
-}
-
-/// Which source the sessions come from and what it cannot see.
-struct About {
-    source: &'static str,
-    unavailable: &'static [&'static str],
-}
-
-impl Pages for SessionPages {
-    fn get(&self, path: &str) -> Option<Page> {
-        match path {
-            "/api/sessions" if !self.metrics_only => {
-                let mut view = lock(&self.tracker).view(self.clock.epoch_now_ns());
-                view.source = Some(self.about.source.to_string());
-                view.unavailable = self
-                    .about
-                    .unavailable
-                    .iter()
-                    .map(|w| w.to_string())
-                    .collect();
-                view.events_lost = Some(lock(&self.metrics).events_lost());
-                Some(Page {
-                    content_type: "application/json",
-                    body: serde_json::to_vec(&view).ok()?,
-                })
-            }
-            "/metrics" => {
-                // One lock at a time: the event loop takes the tracker's, then the metrics'.
-                let limit = lock(&self.metrics).max_session_series();
-                let view = lock(&self.tracker).metrics_view(self.clock.epoch_now_ns(), limit);
-                Some(Page {
-                    content_type: "text/plain; version=0.0.4; charset=utf-8",
-                    body: lock(&self.metrics).render(&view),
-                })
-            }
-            "/" => Some(Page {
-                content_type: "text/plain; charset=utf-8",
-                body: INDEX.to_vec(),
-            }),
-            _ => None,
-        }
-    }
-}
-
 /// A web config that no longer loads leaves the one in force: a typo must not open the
 /// listener, nor close it to the fleet's scrapers.
 fn reload_web_config(web: &WebConfig) {
     if let Err(why) = web.reload() {
         eprintln!("hupwatch: warning: {why}; keeping the web config in force");
-    }
-}
-
-/// Where alert lines go: stdout, or a file opened for appending (reopened on SIGHUP); as
-/// JSON, or as readable lines for a person at a terminal.
-struct AlertSink {
-    path: Option<PathBuf>,
-    out: BufWriter<Box<dyn Write + Send>>,
-    /// `None`: JSON lines.
-    human: Option<Colour>,
-    /// The processes are alive now (not a recording's): an alert raised before its
-    /// process's memory was first sampled reads it at that moment.
-    live: bool,
-    /// Those readings, as `rss` events for the tracker, so that the sessions API and the
-    /// per-session series agree with the alert line.
-    readings: Vec<Event>,
-    /// Desktop notifications, with `--notify`.
-    notify: Option<Notifications>,
-}
-
-/// The notification policy and the way to the desktop.
-struct Notifications {
-    policy: NotifyPolicy,
-    notifier: Notifier,
-}
-
-impl Notifications {
-    fn on_alert(&mut self, alert: &Alert) {
-        if let Some(n) = self.policy.on_alert(alert) {
-            self.notifier.notify(&n);
-        }
-    }
-
-    /// Weighed at each reading of the machine's memory: the forecast is cheap, and the
-    /// sessions per program are grouped only for a notification.
-    fn on_memory(&mut self, t: &Tracker, now_ns: u64) {
-        let forecast = t.memory(now_ns);
-        let programs = || t.metrics_view(now_ns, 0).programs;
-        if let Some(n) = self.policy.on_memory(now_ns, &forecast, programs) {
-            self.notifier.notify(&n);
-        }
-    }
-
-    fn on_totals(&mut self, now_ns: u64, flagged: &[crate::tracker::ProcessView]) {
-        if let Some(n) = self.policy.on_totals(now_ns, flagged) {
-            self.notifier.notify(&n);
-        }
-    }
-}
-
-impl AlertSink {
-    fn open(path: Option<&Path>, json: bool) -> anyhow::Result<Self> {
-        let terminal = path.is_none() && io::stdout().is_terminal();
-        Ok(Self {
-            path: path.map(Path::to_owned),
-            out: BufWriter::new(Self::target(path)?),
-            human: (terminal && !json).then(|| Colour::for_terminal(terminal)),
-            live: false,
-            readings: Vec::new(),
-            notify: None,
-        })
-    }
-
-    fn target(path: Option<&Path>) -> anyhow::Result<Box<dyn Write + Send>> {
-        let Some(path) = path else {
-            return Ok(Box::new(io::stdout()));
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                UserError::new(format!(
-                    "--alerts-file {}: cannot open it for appending ({e}); choose a writable path",
-                    path.display()
-                ))
-            })?;
-        Ok(Box::new(file))
-    }
-
-    fn write(&mut self, metrics: &Metrics, alerts: Vec<Alert>) -> io::Result<()> {
-        for mut alert in alerts {
-            if self.live && alert.status == AlertStatus::Raised {
-                // The memory when it is raised, not at the last sample (up to
-                // --rss-interval old, or none yet: a detach is judged 80 ms after it).
-                if let Some(now) = crate::host::usage(alert.pid) {
-                    alert.rss_bytes = Some(now.rss_bytes);
-                    alert.swap_bytes = now.swap_bytes;
-                    alert.footprint_bytes = now.footprint_bytes;
-                    self.readings.push(Event {
-                        kind: EventKind::Rss {
-                            rss_bytes: now.rss_bytes,
-                            peak_rss_bytes: now.peak_rss_bytes.unwrap_or(now.rss_bytes),
-                            swap_bytes: now.swap_bytes,
-                            cpu_ns: None,
-                            footprint_bytes: now.footprint_bytes,
-                        },
-                        time_ns: alert.verdict.time_ns,
-                        pid: alert.pid,
-                        comm: alert.comm.clone(),
-                    });
-                }
-            }
-            metrics.observe_alert(&alert);
-            if let Some(n) = self.notify.as_mut() {
-                n.on_alert(&alert);
-            }
-            match self.human {
-                Some(colour) => human::write_alert(&mut self.out, &alert, colour)?,
-                None => write_alert(&mut self.out, &alert)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    fn reopen(&mut self) -> anyhow::Result<()> {
-        if self.path.is_some() {
-            self.out.flush()?;
-            self.out = BufWriter::new(Self::target(self.path.as_deref()).context("reopening")?);
-        }
-        Ok(())
     }
 }

@@ -2,12 +2,13 @@
 //! falls under `--notify-exhaustion`, or tasks already stall waiting for memory (PSI).
 //! Once, then not again until memory has recovered and stayed so: a forecast that wavers
 //! around the line, or growth that pauses between bursts, must not warn at every turn.
-//! Pure; `sink::notify` passes what it decides through its rate limit.
-use super::{
-    forecast,
-    notify::{Notification, Urgency},
+//! Pure; the policy (policy.rs) passes what it decides through its rate limit.
+use super::message::{Notification, Urgency};
+use crate::{
+    sink::forecast,
+    tracker::{MemoryForecast, SessionGroup},
+    units::format_size,
 };
-use crate::{tracker::MemoryForecast, tracker::SessionGroup, units::format_size};
 
 const NS_PER_SECOND: u64 = 1_000_000_000;
 /// `--notify-exhaustion`'s default.
@@ -147,7 +148,7 @@ fn capitalized(words: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::host::MachineMemory;
 
@@ -156,7 +157,7 @@ mod tests {
     const T0: u64 = 1_780_000_000 * NS_PER_SECOND;
 
     /// A machine with `available` left, growing so that it is full in `minutes`.
-    fn full_in(minutes: f64, pressure: Option<f64>) -> MemoryForecast {
+    pub(in crate::notify) fn full_in(minutes: f64, pressure: Option<f64>) -> MemoryForecast {
         let available = 8 * GIB;
         let growth = if minutes.is_finite() {
             available as f64 / (minutes * 60.0)
@@ -262,7 +263,7 @@ mod tests {
         assert!(w.check(T0, &full_in(9.0, None)).is_some());
     }
 
-    fn program(name: &str, sessions: u64, memory_bytes: u64) -> SessionGroup {
+    pub(in crate::notify) fn program(name: &str, sessions: u64, memory_bytes: u64) -> SessionGroup {
         SessionGroup {
             name: name.into(),
             sessions,
@@ -292,57 +293,6 @@ mod tests {
              hupwatch sessions"
         );
         assert_eq!(n.urgency, Urgency::Critical);
-    }
-
-    #[test]
-    fn the_warning_waits_for_room_under_the_rate_limit() {
-        use crate::{
-            tracker::{Alert, AlertStatus},
-            verdict::{Verdict, VerdictKind, reason::Reason},
-        };
-        let mut policy = super::super::notify::NotifyPolicy::new(GIB, 100 * GIB)
-            .with_exhaustion(DEFAULT_EXHAUSTION_NS);
-        let asked = std::cell::Cell::new(0);
-        let programs = || {
-            asked.set(asked.get() + 1);
-            vec![program("claude", 2, 3 * GIB)]
-        };
-        assert_eq!(policy.on_memory(T0, &full_in(180.0, None), programs), None);
-        assert_eq!(asked.get(), 0, "no trouble, no grouping");
-        for pid in 0..5 {
-            let alert = Alert {
-                status: AlertStatus::Raised,
-                verdict: Verdict {
-                    kind: VerdictKind::Orphaned,
-                    time_ns: T0,
-                    reason: Reason::Said(String::new()),
-                    evidence: Vec::new(),
-                    inferred: false,
-                    growth: None,
-                },
-                pid,
-                comm: "claude".into(),
-                cmdline: None,
-                started_ns: 0,
-                age_seconds: 1.0,
-                rss_bytes: Some(2 * GIB),
-                swap_bytes: None,
-                footprint_bytes: None,
-                terminal_program: None,
-                cwd: None,
-            };
-            assert!(policy.on_alert(&alert).is_some());
-        }
-        assert_eq!(policy.on_memory(T0, &full_in(60.0, None), programs), None);
-        let n = policy
-            .on_memory(T0 + MINUTE, &full_in(59.0, None), programs)
-            .expect("the warning comes once there is room");
-        assert!(n.body.contains("2 claude (3.0 GiB)"), "{}", n.body);
-        assert_eq!(
-            policy.on_memory(T0 + 2 * MINUTE, &full_in(58.0, None), programs),
-            None
-        );
-        assert_eq!(policy.held_back(), 0);
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //! sessions that together hold more than `--notify-total` are one summary, at most every
 //! ten minutes and only again when their total grew by a tenth; memory about to run out
 //! (`--notify-exhaustion`) or already stalling is one warning until it recovers
-//! (`sink::exhaustion`). Every notification passes one rate limit. Delivery is
-//! `crate::notify`.
+//! (exhaustion.rs). Every notification passes one rate limit. Delivery is deliver.rs.
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
-use super::exhaustion::{self, DEFAULT_EXHAUSTION_NS, MemoryWatch};
+use super::{
+    exhaustion::{self, DEFAULT_EXHAUSTION_NS, MemoryWatch},
+    message::{Notification, Urgency},
+};
 use crate::{
+    host,
     tracker::{Alert, AlertStatus, MemoryForecast, ProcessView, SessionGroup},
     units::format_size,
     verdict::VerdictKind,
@@ -35,34 +36,6 @@ pub const TOTALS_INTERVAL_NS: u64 = 10 * 60 * NS_PER_SECOND;
 pub const TOTALS_GROWTH_PERCENT: u64 = 10;
 
 const NS_PER_SECOND: u64 = 1_000_000_000;
-
-/// How insistent the desktop should be (the freedesktop urgency hint: 0, 1, 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    Low,
-    Normal,
-    Critical,
-}
-
-impl Urgency {
-    /// The value of the freedesktop `urgency` hint.
-    pub fn level(self) -> u8 {
-        match self {
-            Self::Low => 0,
-            Self::Normal => 1,
-            Self::Critical => 2,
-        }
-    }
-}
-
-/// One desktop notification: a title line and a few lines of body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notification {
-    pub summary: String,
-    pub body: String,
-    pub urgency: Urgency,
-}
 
 /// Decides which alerts and totals become notifications. Times are Unix-epoch
 /// nanoseconds, like `Verdict::time_ns`.
@@ -362,60 +335,23 @@ fn capitalized(word: &str) -> String {
     }
 }
 
-/// `--notify-total`'s default: a quarter of the machine's memory (MemTotal in
-/// /proc/meminfo on Linux, hw.memsize on macOS); [`FALLBACK_TOTAL_BYTES`] where it cannot
-/// be read.
+/// `--notify-total`'s default: a quarter of the machine's RAM (as the host layer reads it:
+/// MemTotal on Linux, hw.memsize on macOS); [`FALLBACK_TOTAL_BYTES`] where it cannot be
+/// read.
 pub fn default_total() -> u64 {
-    machine_memory()
+    host::machine_memory()
+        .ram_bytes
         .map(|bytes| bytes / 100 * DEFAULT_TOTAL_PERCENT)
         .filter(|bytes| *bytes > 0)
         .unwrap_or(FALLBACK_TOTAL_BYTES)
 }
 
-#[cfg(target_os = "linux")]
-fn machine_memory() -> Option<u64> {
-    mem_total(&std::fs::read_to_string("/proc/meminfo").ok()?)
-}
-
-/// MemTotal from the text of /proc/meminfo, in bytes.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn mem_total(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut words = line["MemTotal:".len()..].split_whitespace();
-    let number: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") => number.checked_mul(1024),
-        None => Some(number),
-        Some(_) => None,
-    }
-}
-
-#[cfg(target_os = "macos")]
-fn machine_memory() -> Option<u64> {
-    let mut bytes: u64 = 0;
-    let mut size = std::mem::size_of::<u64>();
-    // SAFETY: a NUL-terminated name, and an out buffer of `size` bytes for the u64 that
-    // hw.memsize is.
-    let status = unsafe {
-        libc::sysctlbyname(
-            c"hw.memsize".as_ptr(),
-            (&mut bytes as *mut u64).cast(),
-            &mut size,
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    (status == 0 && size == std::mem::size_of::<u64>()).then_some(bytes)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn machine_memory() -> Option<u64> {
-    None
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        exhaustion::tests::{full_in, program},
+        *,
+    };
     use crate::{
         tracker::AlertStatus,
         verdict::{Verdict, reason::Reason},
@@ -424,6 +360,7 @@ mod tests {
     const GIB: u64 = 1 << 30;
     const SECOND: u64 = NS_PER_SECOND;
     const T0: u64 = 1_780_000_000 * SECOND;
+    const MINUTE: u64 = 60 * SECOND;
 
     fn alert(pid: u32, kind: VerdictKind, rss: Option<u64>, time_ns: u64) -> Alert {
         Alert {
@@ -725,11 +662,29 @@ mod tests {
     }
 
     #[test]
-    fn mem_total_reads_meminfo() {
-        let meminfo = "MemTotal:       16314412 kB\nMemFree:         1067904 kB\n";
-        assert_eq!(mem_total(meminfo), Some(16_314_412 * 1024));
-        assert_eq!(mem_total("MemFree: 1 kB\n"), None);
-        assert_eq!(mem_total("MemTotal: lots kB\n"), None);
+    fn the_warning_waits_for_room_under_the_rate_limit() {
+        let mut policy = NotifyPolicy::new(GIB, 100 * GIB).with_exhaustion(DEFAULT_EXHAUSTION_NS);
+        let asked = std::cell::Cell::new(0);
+        let programs = || {
+            asked.set(asked.get() + 1);
+            vec![program("claude", 2, 3 * GIB)]
+        };
+        assert_eq!(policy.on_memory(T0, &full_in(180.0, None), programs), None);
+        assert_eq!(asked.get(), 0, "no trouble, no grouping");
+        for pid in 0..5 {
+            let alert = alert(pid, VerdictKind::Orphaned, Some(2 * GIB), T0);
+            assert!(policy.on_alert(&alert).is_some());
+        }
+        assert_eq!(policy.on_memory(T0, &full_in(60.0, None), programs), None);
+        let n = policy
+            .on_memory(T0 + MINUTE, &full_in(59.0, None), programs)
+            .expect("the warning comes once there is room");
+        assert!(n.body.contains("2 claude (3.0 GiB)"), "{}", n.body);
+        assert_eq!(
+            policy.on_memory(T0 + 2 * MINUTE, &full_in(58.0, None), programs),
+            None
+        );
+        assert_eq!(policy.held_back(), 0);
     }
 
     #[test]
@@ -737,7 +692,10 @@ mod tests {
         let total = default_total();
         #[cfg(target_os = "linux")]
         {
-            let ram = mem_total(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap();
+            let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+            let ram = crate::host::linux_memory::parse_meminfo(&meminfo)
+                .ram_bytes
+                .unwrap();
             assert_eq!(total, ram / 100 * 25);
         }
         assert!(total > 0);

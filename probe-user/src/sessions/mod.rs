@@ -1,5 +1,7 @@
 //! `hupwatch sessions`: what is alive, its state, age, RSS and verdicts. Without `--from` it
 //! judges a one-shot /proc snapshot (no root, no eBPF), so everything it says is inferred.
+pub mod remote;
+
 use std::{
     collections::HashSet,
     io::{self, Write},
@@ -62,7 +64,7 @@ pub async fn gather(
 }
 
 async fn fetch(url: &str) -> anyhow::Result<SessionsView> {
-    let body = crate::source::remote::get(url, "/api/sessions").await?;
+    let body = remote::get(url, "/api/sessions").await?;
     serde_json::from_slice(&body).map_err(|e| {
         UserError::new(format!(
             "--from {url}: the answer is not hupwatch's sessions document ({e}); point --from at the --listen address of `hupwatch run`"
