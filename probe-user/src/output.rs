@@ -4,8 +4,28 @@ use std::io::{self, Write};
 use crate::event::{Event, EventKind, Existing};
 
 pub fn write_json(out: &mut impl Write, event: &Event) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, event)?;
-    out.write_all(b"\n")
+    write_json_line(out, event)
+}
+
+/// `value` as one line of JSON, with every character [`escaped`] would change written as a
+/// `\uXXXX` escape: the same JSON to a parser, but a process-chosen name (a C1 control, a
+/// bidirectional override) cannot drive the terminal it is printed on. JSON escapes only
+/// the C0 controls itself.
+pub fn write_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> io::Result<()> {
+    let text = serde_json::to_string(value)?;
+    let mut line = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if escaped(c).is_some() {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                line.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            line.push(c);
+        }
+    }
+    line.push('\n');
+    out.write_all(line.as_bytes())
 }
 
 pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
@@ -463,5 +483,21 @@ mod tests {
             text,
             "01:02:03.000456 signal         pid=42 comm=\"evil\\nname\" SIGHUP from pid=0 comm=swapper/0 origin=kernel result=ignored\n"
         );
+    }
+
+    #[test]
+    fn json_lines_escape_what_would_drive_a_terminal() {
+        // A C1 CSI (ESC [ in one byte), a right-to-left override, DEL and a character
+        // outside the BMP: the first three must not reach a terminal raw.
+        let name = "a\u{9b}31m\u{202e}b\u{7f}c\u{1f600}";
+        let mut out = Vec::new();
+        write_json_line(&mut out, &serde_json::json!({ "comm": name })).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "{\"comm\":\"a\\u009b31m\\u202eb\\u007fc\u{1f600}\"}\n"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["comm"], name, "the same JSON to a parser");
     }
 }

@@ -3,10 +3,9 @@
 use std::{
     fs::OpenOptions,
     io::{self, BufWriter, IsTerminal, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
-
-use anyhow::Context;
 
 use crate::{
     error::UserError,
@@ -54,13 +53,22 @@ impl AlertSink {
         let Some(path) = path else {
             return Ok(Box::new(io::stdout()));
         };
+        // Alert lines carry command lines, which hold tokens: readable by the owner only,
+        // and never through a symlink planted where the file is expected.
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| {
+                let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                    "it is a symbolic link, which hupwatch does not follow".to_string()
+                } else {
+                    e.to_string()
+                };
                 UserError::new(format!(
-                    "--alerts-file {}: cannot open it for appending ({e}); choose a writable path",
+                    "--alerts-file {}: cannot open it for appending ({why}); choose a writable path",
                     path.display()
                 ))
             })?;
@@ -106,10 +114,18 @@ impl AlertSink {
         self.out.flush()
     }
 
-    pub(super) fn reopen(&mut self) -> anyhow::Result<()> {
-        if self.path.is_some() {
-            self.out.flush()?;
-            self.out = BufWriter::new(Self::target(self.path.as_deref()).context("reopening")?);
+    /// Opens the file again (after log rotation). A file that cannot be opened leaves the
+    /// one in use in place, with a warning: a rotation gone wrong must not stop the daemon.
+    pub(super) fn reopen(&mut self) -> io::Result<()> {
+        let Some(path) = self.path.as_deref() else {
+            return Ok(());
+        };
+        self.out.flush()?;
+        match Self::target(Some(path)) {
+            Ok(fresh) => self.out = BufWriter::new(fresh),
+            Err(why) => eprintln!(
+                "hupwatch: warning: {why:#}; keeping the alerts file that was open, reopen it with another SIGHUP"
+            ),
         }
         Ok(())
     }

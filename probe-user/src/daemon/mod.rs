@@ -176,7 +176,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                 // service, it is the usual request to reopen the log (after rotation).
                 if has_terminal { break Ok(()) }
                 reload_web_config(&web);
-                pipe.alerts.reopen()
+                Ok(pipe.alerts.reopen()?)
             }
         };
         if let Err(e) = step {

@@ -6,7 +6,7 @@ use std::{ffi::OsStr, path::Path, process::Stdio};
 
 use anyhow::Context;
 use tokio::{
-    io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
     process::{Child, ChildStdin, ChildStdout, Command},
 };
 
@@ -14,12 +14,16 @@ use super::{dbus, message::Notification};
 
 const OK: &str = "ok";
 const ERROR: &str = "error ";
+/// The longest answer line root's hupwatch reads from the helper, which runs as (and can
+/// be driven by) the desktop's user: a longer one ends the helper's use, so that user
+/// cannot make the daemon hold an unbounded line.
+pub const MAX_ANSWER_BYTES: u64 = 4096;
 
 pub struct Client {
     /// Killed when the client is dropped; it also ends by itself when its stdin closes.
     _child: Child,
     stdin: ChildStdin,
-    answers: Lines<BufReader<ChildStdout>>,
+    answers: BufReader<ChildStdout>,
     /// Why the helper can no longer be used, once it cannot.
     gone: Option<String>,
 }
@@ -63,7 +67,7 @@ impl Client {
         Ok(Self {
             _child: child,
             stdin,
-            answers: BufReader::new(stdout).lines(),
+            answers: BufReader::new(stdout),
             gone: None,
         })
     }
@@ -93,23 +97,38 @@ impl Client {
         write
             .await
             .map_err(|e| Gone(format!("the notification helper is gone: {e}")))?;
-        loop {
-            match self.answers.next_line().await {
-                Ok(Some(answer)) => {
-                    if answer == OK {
-                        return Ok(Ok(()));
-                    }
-                    if let Some(why) = answer.strip_prefix(ERROR) {
-                        return Ok(Err(why.to_string()));
-                    }
-                }
-                Ok(None) => return Err(Gone("the notification helper exited".into())),
-                Err(e) => {
-                    return Err(Gone(format!(
-                        "cannot read the notification helper's answer: {e}"
-                    )));
-                }
-            }
+        next_answer(&mut self.answers).await
+    }
+}
+
+/// Reads answer lines until one is `ok` or `error REASON`, each at most
+/// [`MAX_ANSWER_BYTES`]; the reason comes back escaped, as it may reach a terminal.
+async fn next_answer(
+    answers: &mut (impl AsyncBufRead + Unpin),
+) -> Result<Result<(), String>, Gone> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = answers
+            .take(MAX_ANSWER_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| Gone(format!("cannot read the notification helper's answer: {e}")))?;
+        if read == 0 {
+            return Err(Gone("the notification helper exited".into()));
+        }
+        if line.last() != Some(&b'\n') {
+            return Err(Gone(format!(
+                "the notification helper sent an answer longer than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let answer = text.trim_end_matches(['\n', '\r']);
+        if answer == OK {
+            return Ok(Ok(()));
+        }
+        if let Some(why) = answer.strip_prefix(ERROR) {
+            return Ok(Err(crate::output::escape_unsafe(why)));
         }
     }
 }
@@ -192,5 +211,26 @@ mod tests {
         assert!(!line.contains('\n'));
         assert!(line.contains(r#""urgency":"critical""#), "{line}");
         assert_eq!(serde_json::from_str::<Notification>(&line).unwrap(), n);
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_within_a_bound_and_escaped() {
+        let mut answers = BufReader::new(&b"chatter\nerror bad \x1b[2J bus\nok\n"[..]);
+        assert_eq!(
+            next_answer(&mut answers).await.ok(),
+            Some(Err("bad \\u{1b}[2J bus".to_string()))
+        );
+        assert_eq!(next_answer(&mut answers).await.ok(), Some(Ok(())));
+        assert!(
+            matches!(next_answer(&mut answers).await, Err(Gone(why)) if why.contains("exited"))
+        );
+        // A helper driven to send one endless line is dropped after the bound, not read
+        // to its end.
+        let endless = tokio::io::repeat(b'x');
+        let mut answers = BufReader::new(endless);
+        let Err(Gone(why)) = next_answer(&mut answers).await else {
+            panic!("an endless line is not an answer");
+        };
+        assert!(why.contains("longer than 4096 bytes"), "{why}");
     }
 }

@@ -168,8 +168,7 @@ fn log(out: &mut impl Write, target: &Target, action: &str, detail: Detail) -> i
         verdicts: p.verdicts.iter().map(|v| v.kind.name()).collect(),
         detail,
     };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")?;
+    crate::output::write_json_line(out, &line)?;
     out.flush()
 }
 

@@ -53,7 +53,9 @@ pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
     for s in &spared {
         eprintln!(
             "hupwatch: reap: left alone {} {}: {}",
-            s.pid, s.comm, s.reason
+            s.pid,
+            output::shown(&s.comm),
+            s.reason
         );
     }
     let failed = end::end_all(&targets, options.signal, options.grace, &mut out)

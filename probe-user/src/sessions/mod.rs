@@ -33,9 +33,7 @@ pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
     view.regroup(options.group_by);
     let mut out = io::stdout().lock();
     let written = if options.json {
-        serde_json::to_writer(&mut out, &view)
-            .map_err(io::Error::from)
-            .and_then(|()| out.write_all(b"\n"))
+        output::write_json_line(&mut out, &view)
     } else {
         write_table(&mut out, &view, home().as_deref())
     };

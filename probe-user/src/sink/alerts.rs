@@ -58,8 +58,7 @@ pub fn write_alert(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
         evidence: &alert.verdict.evidence,
         growth: alert.verdict.growth.as_ref(),
     };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
+    crate::output::write_json_line(out, &line)
 }
 
 #[cfg(test)]
