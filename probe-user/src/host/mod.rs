@@ -29,6 +29,9 @@ pub struct Identity {
     pub comm: String,
     /// When it started, in the OS's own unit: (pid, start) names one life of a pid.
     pub start: u64,
+    /// When it started, in Unix-epoch nanoseconds (at the OS's resolution: clock ticks on
+    /// Linux), to hold against a sessions view's `started_ns`.
+    pub started_epoch_ns: u64,
     pub kernel_thread: bool,
 }
 
@@ -187,6 +190,7 @@ pub fn identity(pid: u32) -> Option<Identity> {
         uid: info.uid,
         comm: info.comm,
         start: info.started_epoch_ns / 1000,
+        started_epoch_ns: info.started_epoch_ns,
         // The kernel (pid 0) is the only one; launchd is pid 1.
         kernel_thread: pid == 0,
     });
@@ -198,6 +202,10 @@ pub fn identity(pid: u32) -> Option<Identity> {
             kernel_thread: stat.is_kernel_thread(),
             comm: stat.comm,
             start: stat.start_ticks,
+            started_epoch_ns: crate::decode::Clock::now().to_epoch_ns(linux::ticks_to_ns(
+                stat.start_ticks,
+                linux::clock_ticks_per_second(),
+            )),
         })
     };
 }

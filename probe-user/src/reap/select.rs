@@ -90,13 +90,19 @@ pub fn choose(
             spared.push(spare("ignored (--ignore): meant to outlive its terminal"));
             continue;
         }
+        if p.started_ns == 0 {
+            spared.push(spare(
+                "its start time is unknown, so its pid cannot be tied to it",
+            ));
+            continue;
+        }
         let Some(identity) = look(p.pid) else {
             spared.push(spare("already gone"));
             continue;
         };
         if identity.kernel_thread {
             spared.push(spare("a kernel thread"));
-        } else if identity.comm != p.comm {
+        } else if identity.comm != p.comm || !same_life(p.started_ns, identity.started_epoch_ns) {
             // The view is older than this look: its pid now names something else.
             spared.push(spare("its pid now belongs to another process"));
         } else if identity.uid != reaper.uid && !criteria.all_users {
@@ -109,6 +115,15 @@ pub fn choose(
         }
     }
     (targets, spared)
+}
+
+/// How far the view's start time and the live one may differ and still be one life of the
+/// pid: /proc counts in clock ticks, and the view and this look each turned boot time into
+/// epoch time with the clocks' offset as it stood then (NTP moves it by milliseconds).
+pub const SAME_START_NS: u64 = 1_000_000_000;
+
+fn same_life(view_ns: u64, live_ns: u64) -> bool {
+    view_ns.abs_diff(live_ns) <= SAME_START_NS
 }
 
 fn qualifies(p: &ProcessView, criteria: &Criteria) -> bool {
@@ -145,9 +160,13 @@ fn within(cwd: &str, dir: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// When the test's processes started, as the views and the live looks both say.
+    const STARTED_NS: u64 = 1_780_000_000_000_000_000;
+
     fn process(pid: u32, verdict: VerdictKind, age: f64, rss: u64) -> ProcessView {
         ProcessView {
             age_seconds: age,
+            started_ns: STARTED_NS,
             ..ProcessView::example(pid, rss, verdict)
         }
     }
@@ -175,6 +194,7 @@ mod tests {
             uid: 1000,
             comm: format!("p{pid}"),
             start: 7,
+            started_epoch_ns: STARTED_NS + 4_000_000,
             kernel_thread: false,
         })
     }
@@ -323,5 +343,40 @@ mod tests {
         assert!(targets.is_empty());
         assert_eq!(spared[0].reason, "its pid now belongs to another process");
         assert_eq!(spared[1].reason, "already gone");
+    }
+
+    #[test]
+    fn a_pid_reused_by_the_same_program_is_spared() {
+        // The view's process exited; a new one with the same name took its pid an hour
+        // later: the name alone cannot tell them apart, the start time can.
+        let v = SessionsView::with_sessions(vec![
+            process(10, VerdictKind::Orphaned, 1.0, 1),
+            process(11, VerdictKind::Orphaned, 1.0, 1),
+        ]);
+        let look = |pid| match pid {
+            10 => mine(pid).map(|i| Identity {
+                started_epoch_ns: STARTED_NS + 3600 * 1_000_000_000,
+                ..i
+            }),
+            _ => mine(pid),
+        };
+        let (targets, spared) = choose(&v, &criteria(), &REAPER, look);
+        assert_eq!(
+            pids(&targets),
+            [11],
+            "within the clocks' tolerance it is the same"
+        );
+        assert_eq!(spared[0].pid, 10);
+        assert_eq!(spared[0].reason, "its pid now belongs to another process");
+        let unknown = SessionsView::with_sessions(vec![ProcessView {
+            started_ns: 0,
+            ..process(12, VerdictKind::Orphaned, 1.0, 1)
+        }]);
+        let (targets, spared) = choose(&unknown, &criteria(), &REAPER, mine);
+        assert!(targets.is_empty());
+        assert_eq!(
+            spared[0].reason,
+            "its start time is unknown, so its pid cannot be tied to it"
+        );
     }
 }
