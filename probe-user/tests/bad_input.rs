@@ -4,6 +4,8 @@
 //! usage dump. None of these loads eBPF: each fails before the programs would be loaded
 //! (rows that need a missing tracepoint or kernel BTF need root and are left to
 //! ebpf_faults.rs).
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -17,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use processes::{NOBODY, as_user};
 use support::HUPWATCH;
 
 /// Longer than any row takes; only a row that unexpectedly starts hupwatch for real hits it.
@@ -488,7 +491,7 @@ fn rows(f: &Fixtures) -> Vec<Row> {
         ),
         row(
             &["sessions", "--from", "ftp://127.0.0.1:9464"],
-            "\"ftp://127.0.0.1:9464\": only http:// is supported",
+            "\"ftp://127.0.0.1:9464\": only http:// and unix: are supported",
             "like http://127.0.0.1:9464",
         ),
         // `.invalid` never resolves (RFC 6761).
@@ -606,16 +609,7 @@ fn run_row(row: &Row, out_dir: &Path, index: usize) -> (Option<i32>, Vec<u8>, St
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let mut command = if row.nobody && root {
-        let mut setpriv = Command::new(support::which("setpriv"));
-        setpriv.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            HUPWATCH,
-        ]);
-        setpriv
+        as_user(NOBODY, HUPWATCH)
     } else {
         Command::new(HUPWATCH)
     };

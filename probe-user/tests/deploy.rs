@@ -2,15 +2,21 @@
 //! hardened as it is now by systemd's exposure score, and its capability set is enough
 //! for hupwatch to attach every program (as root, with exactly that bounding set); the
 //! launchd plist is a well-formed property list that runs `hupwatch run`.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
-use support::{HUPWATCH, Hupwatch, kill, require_root, scratch_dir, which};
+use harness::Hupwatch;
+use processes::{named_program, wait_for_exec};
+use support::{HUPWATCH, kill, require_root, scratch_dir, unique, which};
 
 const UNIT: &str = include_str!("../../deploy/hupwatch.service");
 const PLIST: &str = "../deploy/com.hupwatch.plist";
@@ -23,17 +29,18 @@ const MAX_EXPOSURE: &str = "43";
 
 /// The unit with its ExecStart pointing at the binary under test, as systemd-analyze
 /// checks that the command exists and is executable.
-fn unit_for_this_build(dir: &Path) -> std::path::PathBuf {
+fn unit_for_this_build(dir: &Path) -> PathBuf {
     let unit = UNIT.replace("/usr/bin/hupwatch", HUPWATCH);
     let path = dir.join("hupwatch.service");
     std::fs::write(&path, unit).unwrap();
     path
 }
 
-fn analyze(args: &[&str], unit: &Path) -> (bool, String) {
+/// `systemd-analyze ARGS UNITS`: whether it succeeded, and what it said.
+fn analyze(args: &[&str], units: &[PathBuf]) -> (bool, String) {
     let out = Command::new(which("systemd-analyze"))
         .args(args)
-        .arg(unit)
+        .args(units)
         .output()
         .expect("systemd-analyze runs");
     let said =
@@ -44,7 +51,7 @@ fn analyze(args: &[&str], unit: &Path) -> (bool, String) {
 #[test]
 fn the_unit_passes_systemds_own_verification() {
     let dir = scratch_dir("unit-verify");
-    let (ok, said) = analyze(&["verify", "--man=no"], &unit_for_this_build(&dir));
+    let (ok, said) = analyze(&["verify", "--man=no"], &[unit_for_this_build(&dir)]);
     assert!(
         ok && said.trim().is_empty(),
         "systemd-analyze verify: {said}"
@@ -57,7 +64,7 @@ fn the_unit_stays_as_hardened_as_it_is() {
     let threshold = format!("--threshold={MAX_EXPOSURE}");
     let (ok, said) = analyze(
         &["security", "--offline=yes", &threshold, "--no-pager"],
-        &unit_for_this_build(&dir),
+        &[unit_for_this_build(&dir)],
     );
     assert!(ok, "exposure above {MAX_EXPOSURE}/100:\n{said}");
 }
@@ -135,8 +142,8 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
 #[test]
 fn each_kept_capability_is_needed_to_see_another_users_detached_session() {
     require_root();
-    let name = support::unique("kcs");
-    let sleeper = support::named_program(&scratch_dir("kept-caps"), &name, "sleep");
+    let name = unique("kcs");
+    let sleeper = named_program(&scratch_dir("kept-caps"), &name, "sleep");
     // setpriv execs setsid, which (not leading a group) calls setsid() and execs the sleeper.
     let mut detached = Command::new(which("setpriv"))
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "setsid"])
@@ -146,7 +153,7 @@ fn each_kept_capability_is_needed_to_see_another_users_detached_session() {
         .spawn()
         .unwrap();
     let pid = detached.id();
-    support::wait_for_exec(pid, &name);
+    wait_for_exec(pid, &name);
     let verdicts_with = |caps: &str| -> Vec<String> {
         let bounding = format!("-all{caps}");
         let out = Command::new(which("setpriv"))
@@ -251,7 +258,7 @@ fn check_plist(path: &str, check: &str) {
 
 /// The reap timer's units, beside the daemon's, with their ExecStart at the binary under
 /// test.
-fn reap_units_for_this_build(dir: &Path) -> Vec<std::path::PathBuf> {
+fn reap_units_for_this_build(dir: &Path) -> Vec<PathBuf> {
     let daemon = unit_for_this_build(dir);
     let mut units = vec![daemon];
     for (name, text) in [
@@ -268,16 +275,9 @@ fn reap_units_for_this_build(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn the_reap_timer_and_its_service_pass_systemds_own_verification() {
     let dir = scratch_dir("reap-units");
-    let units = reap_units_for_this_build(&dir);
-    let out = Command::new(which("systemd-analyze"))
-        .args(["verify", "--man=no"])
-        .args(&units)
-        .output()
-        .expect("systemd-analyze runs");
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let (ok, said) = analyze(&["verify", "--man=no"], &reap_units_for_this_build(&dir));
     assert!(
-        out.status.success() && said.trim().is_empty(),
+        ok && said.trim().is_empty(),
         "systemd-analyze verify: {said}"
     );
 }

@@ -4,11 +4,13 @@
 //! Mac runs in CI): a nohup'd job whose terminal hangs up, `setsid agent` typed at a
 //! shell, a SIGHUP handler that does nothing, a shell that exits with its terminal, a
 //! process with a hostile name, a garbage line and a record cut off at the end.
+mod support;
+
 use std::{collections::BTreeMap, process::Command};
 
 use serde_json::Value;
+use support::HUPWATCH;
 
-const HUPWATCH: &str = env!("CARGO_BIN_EXE_hupwatch");
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/dtrace-sessions.txt"

@@ -1,5 +1,11 @@
 //! Root tests of how hupwatch behaves when the world is not ideal: a kernel without one of
 //! its tracepoints, a ring buffer that overflows, and the signals that end it.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -8,10 +14,10 @@ use std::{
     time::Duration,
 };
 
-use support::{
-    HUPWATCH, Hupwatch, kill, metric, named_program, pause, pty::Pty, raised, reported_lost,
-    require_root, scratch_dir, tracefs_without, unique, wait_for_exec, wait_for_sighup_bit,
-};
+use harness::{Hupwatch, metric, raised, reported_lost, tracefs_without};
+use processes::{named_program, pause, wait_for_exec, wait_for_sighup_bit};
+use pty::Pty;
+use support::{HUPWATCH, kill, require_root, scratch_dir, unique};
 
 #[test]
 fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
@@ -211,7 +217,7 @@ fn after_an_overflow_it_resyncs_from_proc_and_keeps_no_stale_verdict() {
 
     let sessions = hupwatch.sessions_json();
     let verdicts_of = |pid: u32| -> Option<Vec<String>> {
-        let p = support::session_of(&sessions, pid)?;
+        let p = harness::session_of(&sessions, pid)?;
         Some(
             p["verdicts"]
                 .as_array()
@@ -436,7 +442,7 @@ fn as_a_service_sighup_reopens_the_alerts_file() {
     // Log rotation: the file is renamed, SIGHUP makes hupwatch open the path again.
     let dir = scratch_dir("reopen");
     let name = support::unique("hupreopen");
-    let sleeper = support::named_program(&dir, &name, "sleep");
+    let sleeper = named_program(&dir, &name, "sleep");
     let alerts = dir.join("alerts.jsonl");
     let hupwatch = Hupwatch::run(&["--match", &name, "--alerts-file", alerts.to_str().unwrap()]);
     let nohup = |tag: &str| {

@@ -1,13 +1,20 @@
 //! Root integration tests: the real eBPF programs, loaded by the real hupwatch binary,
 //! watching real processes detach, ignore and receive hangups, exit and grow.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::process::{Command, Stdio};
 
+use harness::{Hupwatch, tracefs_without};
+use processes::{alive, named_program};
+use pty::Pty;
 use serde_json::Value;
-use support::{
-    Hupwatch, alive, kill, named_program, pty::Pty, scratch_dir, tracefs_without, unique,
-};
+use support::{kill, scratch_dir, unique};
 
 /// Tracks this test process and everything it starts.
 fn watch_my_children(extra: &[&str]) -> Hupwatch {
@@ -28,7 +35,7 @@ fn python_and_its_first_line(script: &str) -> (std::process::Child, String) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let line = support::first_line(&mut child);
+    let line = processes::first_line(&mut child);
     (child, line)
 }
 
@@ -474,7 +481,7 @@ fn a_process_started_before_hupwatch_is_tracked() {
     let mut early = Command::new(&program).arg("30").spawn().unwrap();
     let pid = early.id();
     // Wait until the exec has happened, so hupwatch's /proc scan sees the new name.
-    support::wait_for_exec(pid, &name);
+    processes::wait_for_exec(pid, &name);
     let hupwatch = Hupwatch::start(&["--match", &name]);
 
     let status = Command::new("kill")

@@ -2,6 +2,12 @@
 //! detaching. An orphan that spins on a CPU, a parent that leaves its children unreaped,
 //! an orphan that is stopped; and growth that is only growth when it lasts: a process that
 //! allocates 300 MiB at once and then holds still never gets `rss_growth`.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -11,30 +17,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{Hupwatch, kill, named_program, pty::Pty, raised, scaled, scratch_dir, unique};
+use harness::{Hupwatch, raised};
+use processes::{PYTHON, named_link, named_program, orphan};
+use pty::Pty;
+use support::{kill, scaled, scratch_dir, unique};
 
 /// `hupwatch run` watching this test process and everything it starts, with a 1 s grace.
 fn watch(extra: &[&str]) -> Hupwatch {
-    let me = std::process::id().to_string();
-    let mut args = vec!["--pid", me.as_str(), "--hup-grace", "1s"];
-    args.extend_from_slice(extra);
-    Hupwatch::run(&args)
-}
-
-/// Debian's python under another name. Not `which python3`: a version manager's shim
-/// under that name would run a shell script, not python.
-fn python_named(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let link = dir.join(name);
-    std::os::unix::fs::symlink("/usr/bin/python3", &link).unwrap();
-    link
-}
-
-/// Starts `program ARGS` from a shell that exits at once, so the program is orphaned;
-/// its pid.
-fn orphan(program: &std::path::Path, args: &str) -> u32 {
-    let script = format!("{} {args} >/dev/null 2>&1 & echo $!", program.display());
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    Hupwatch::watching_me("1s", extra)
 }
 
 /// How long a raised alert may take past what caused it (stretched in emulated guests).
@@ -44,10 +34,7 @@ fn slack() -> Duration {
 
 /// Whether `hupwatch` raised `kind` for `pid` at all by now.
 fn raised_any(hupwatch: &Hupwatch, kind: &str, pid: u32) -> bool {
-    hupwatch
-        .events_of(pid)
-        .iter()
-        .any(|a| a["status"] == "raised" && a["alert"] == kind)
+    hupwatch.raised_for(pid).iter().any(|k| k == kind)
 }
 
 #[test]
@@ -61,7 +48,7 @@ fn an_orphaned_busy_loop_is_cpu_spin() {
         "200ms",
     ]);
     let dir = scratch_dir("cpu-spin");
-    let spinner = python_named(&dir, &unique("spn"));
+    let spinner = named_link(&dir, &unique("spn"), PYTHON);
     let started = Instant::now();
     let pid = orphan(&spinner, "-c 'while True: pass'");
     hupwatch.wait_for("orphaned", raised("orphaned", pid));
@@ -94,7 +81,7 @@ fn a_busy_process_on_a_live_terminal_is_not_spinning() {
         "200ms",
     ]);
     let dir = scratch_dir("cpu-busy");
-    let busy = python_named(&dir, &unique("bsy"));
+    let busy = named_link(&dir, &unique("bsy"), PYTHON);
     let pty = Pty::open();
     let mut child = pty.spawn(Command::new(&busy).args(["-c", "while True: pass"]));
     let pid = child.id();
@@ -140,7 +127,7 @@ fn unreaping_parent(program: &std::path::Path, n: u32) -> (Child, BufReader<Chil
 fn a_parent_that_leaves_sixty_children_unreaped_holds_zombies_until_it_reaps_them() {
     let hupwatch = watch(&[]);
     let dir = scratch_dir("zombies");
-    let parent = python_named(&dir, &unique("zmb"));
+    let parent = named_link(&dir, &unique("zmb"), PYTHON);
     let (mut child, mut out) = unreaping_parent(&parent, 60);
     let pid = child.id();
     let mut line = String::new();
@@ -183,7 +170,7 @@ fn a_parent_that_leaves_sixty_children_unreaped_holds_zombies_until_it_reaps_the
 fn fewer_unreaped_children_than_the_threshold_are_no_verdict() {
     let hupwatch = watch(&["--zombies", "50"]);
     let dir = scratch_dir("few-zombies");
-    let parent = python_named(&dir, &unique("fzm"));
+    let parent = named_link(&dir, &unique("fzm"), PYTHON);
     let (mut child, mut out) = unreaping_parent(&parent, 10);
     let pid = child.id();
     let mut line = String::new();
@@ -237,7 +224,7 @@ const ALLOCATE_AT_ONCE: &str = "import sys\nb = bytearray(300 << 20)\nfor i in r
 fn allocation_at_start_is_not_growth(extra: &[&str], hold: Duration) {
     let hupwatch = watch(extra);
     let dir = scratch_dir("allocate-once");
-    let python = python_named(&dir, &unique("alc"));
+    let python = named_link(&dir, &unique("alc"), PYTHON);
     let mut child = Command::new(&python)
         .args(["-c", ALLOCATE_AT_ONCE])
         .stdin(Stdio::piped())
@@ -245,9 +232,9 @@ fn allocation_at_start_is_not_growth(extra: &[&str], hold: Duration) {
         .spawn()
         .unwrap();
     let pid = child.id();
-    assert_eq!(support::first_line(&mut child).trim(), "allocated");
+    assert_eq!(processes::first_line(&mut child).trim(), "allocated");
     thread::sleep(hold);
-    let me = support::session_of(&hupwatch.sessions_json(), pid);
+    let me = harness::session_of(&hupwatch.sessions_json(), pid);
     let rss = me
         .as_ref()
         .and_then(|p| p["rss_bytes"].as_u64())

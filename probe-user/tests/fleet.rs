@@ -15,6 +15,12 @@
 //! password, plain HTTP and a client certificate from another CA; `--metrics-only` has no
 //! /api/sessions; SIGHUP rereads the web config; a bad one is one line and exit 2; the
 //! metrics are those of a plain loopback hupwatch.
+#[path = "support/fleet.rs"]
+mod fleet;
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -27,15 +33,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
-use support::{
-    HUPWATCH, Hupwatch,
-    fleet::{
-        Alertmanager, Central, Curl, Daemon, Machine, Pki, Received, Webhook, curl, free_port,
-        output_within, remove_leftovers, wait_until,
-    },
-    kill, named_python, require_root, scratch_dir, unique, which,
+use fleet::{
+    Alertmanager, Central, Curl, Daemon, Machine, Pki, Received, Webhook, curl, output_within,
+    remove_leftovers, wait_until,
 };
+use harness::Hupwatch;
+use processes::named_python;
+use serde_json::{Value, json};
+use support::{HUPWATCH, free_port, kill, require_root, scratch_dir, unique, which};
 
 const RULES: &str = include_str!("../../dashboards/alerts.yml");
 const CENTRAL: &str = include_str!("../../deploy/fleet/prometheus.yml");

@@ -4,6 +4,10 @@
 //! The machine's own figures are checked against /proc/meminfo.
 #![cfg(target_os = "linux")]
 
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -13,10 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use harness::{Hupwatch, session_of};
+use processes::named_python;
 use serde_json::Value;
-use support::{
-    HUPWATCH, Hupwatch, event_timeout, kill, named_python, scratch_dir, session_of, unique,
-};
+use support::{HUPWATCH, event_timeout, kill, meminfo, scratch_dir, unique};
 
 const MIB: u64 = 1 << 20;
 /// Each line it reads is a number of steps; each step is 4 MiB, touched, 20 a second by
@@ -106,21 +110,6 @@ fn wait_for<T>(hupwatch: &Hupwatch, what: &str, check: impl Fn(&Value, &Value) -
 
 fn rss_of(view: &Value, pid: u32) -> Option<u64> {
     session_of(view, pid)?["rss_bytes"].as_u64()
-}
-
-/// MemTotal + SwapTotal and MemAvailable + SwapFree, as /proc/meminfo says them now.
-fn meminfo() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
-    };
-    (
-        field("MemTotal") + field("SwapTotal"),
-        field("MemAvailable") + field("SwapFree"),
-    )
 }
 
 /// The forecast agrees with the figures it is made of.

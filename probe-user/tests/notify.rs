@@ -4,6 +4,10 @@
 //! The tools come from `cargo xtask setup`; a missing one fails the test, saying so.
 #![cfg(target_os = "linux")]
 
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -20,8 +24,9 @@ use hupwatch::{
     tracker::{Alert, AlertStatus},
     verdict::{Verdict, VerdictKind, reason::Reason},
 };
+use processes::{NOBODY, PYTHON, named_link};
 use serde_json::Value;
-use support::{NOBODY, require_root, which};
+use support::{meminfo, require_root, unique, which};
 
 const GIB: u64 = 1 << 30;
 /// Set in the environment of this test binary when a test runs it again as a child.
@@ -543,10 +548,9 @@ fn own_uid() -> u32 {
 fn named_python(test: &str, prefix: &str) -> (PathBuf, String, PathBuf) {
     let dir = std::env::temp_dir().join(format!("hupwatch-notify-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let name = format!("{prefix}{}", std::process::id() % 100_000);
-    let python = dir.join(&name);
-    let _ = std::fs::remove_file(&python);
-    std::os::unix::fs::symlink("/usr/bin/python3", &python).unwrap();
+    let name = unique(prefix);
+    let _ = std::fs::remove_file(dir.join(&name));
+    let python = named_link(&dir, &name, PYTHON);
     (dir, name, python)
 }
 
@@ -565,7 +569,7 @@ fn run_with_notify_tells_the_desktop_of_a_large_orphan() {
     require_root();
     let desktop = Desktop::start("run", own_uid());
     let (dir, name, python) = named_python("run", "nfy");
-    let hupwatch = support::Hupwatch::run_with_env(
+    let hupwatch = harness::Hupwatch::run_with_env(
         &["--match", &name, "--notify", "--notify-min-memory", "64MiB"],
         &[("DBUS_SESSION_BUS_ADDRESS", desktop.address.as_str())],
     );
@@ -680,21 +684,11 @@ fn run_with_notify_warns_once_before_memory_runs_out() {
         .unwrap();
     let mut said = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(said.next().unwrap().unwrap(), "ready");
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kib = |field: &str| -> f64 {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            * 1024.0
-    };
-    let line = format!(
-        "{}s",
-        (4.0 * (kib("MemAvailable") + kib("SwapFree")) / PACE).ceil()
-    );
+    // MemAvailable + SwapFree.
+    let (_, available) = meminfo();
+    let line = format!("{}s", (4.0 * available as f64 / PACE).ceil());
     // A window short enough that a fit counts after a second of growth.
-    let hupwatch = support::Hupwatch::run_with_env(
+    let hupwatch = harness::Hupwatch::run_with_env(
         &[
             "--match",
             &name,

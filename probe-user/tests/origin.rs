@@ -6,6 +6,12 @@
 //! later with `TERM` as a session as one running at start is, and add the sessions up per
 //! program; `hupwatch sessions` as nobody reads its own processes' origins and not root's;
 //! `hupwatch reap` selects by terminal program, directory and idle time.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -17,11 +23,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use harness::{Hupwatch, session_of, sessions_as_nobody, sessions_json};
+use processes::{NOBODY, as_user, named_program, orphan_script, wait_for_exec};
+use pty::Pty;
 use serde_json::Value;
-use support::{
-    HUPWATCH, Hupwatch, NOBODY, as_user, event_timeout, kill, named_program, pty::Pty, scratch_dir,
-    session_of, sessions_as_nobody, unique, wait_for_exec,
-};
+use support::{HUPWATCH, event_timeout, kill, scratch_dir, unique};
 
 /// The environment VSCode's integrated terminal gives the shells it starts, and nothing
 /// of the test runner's (which may itself run in tmux or VSCode).
@@ -81,21 +87,6 @@ fn wait_until<T>(
 
 fn api_sessions(hupwatch: &Hupwatch) -> Value {
     serde_json::from_str(&hupwatch.http_get("/api/sessions")).expect("the API answers JSON")
-}
-
-/// `hupwatch sessions --json ARGS`, one-shot, as root.
-fn sessions_json(args: &[&str]) -> Value {
-    let out = Command::new(HUPWATCH)
-        .args(["sessions", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn origin(process: &Value) -> (Value, Value) {
@@ -459,18 +450,9 @@ fn sessions_as_nobody_reads_its_own_processes_origins_and_not_roots() {
     subjects.children.push(pty.spawn(&mut own));
     // Root's, orphaned: its ancestors are init alone.
     let root_program = named_program(&dir, &root_name, "sleep");
-    let script = format!(
-        "'{}' 1000 </dev/null >/dev/null 2>&1 & echo $!",
-        root_program.display()
-    );
     let mut launch = Command::new("sh");
-    vscode_env(&mut launch)
-        .args(["-c", &script])
-        .current_dir(&root_dir);
-    let root_pid: u32 = String::from_utf8_lossy(&launch.output().unwrap().stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    vscode_env(&mut launch).current_dir(&root_dir);
+    let root_pid = orphan_script(&mut launch, &format!("'{}' 1000", root_program.display()));
     subjects.pids.push(root_pid);
     wait_for_exec(subjects.children[0].id(), &own_name);
     wait_for_exec(root_pid, &root_name);
@@ -515,10 +497,6 @@ fn sessions_as_nobody_reads_its_own_processes_origins_and_not_roots() {
 /// Starts `program` in the background of a shell that exits at once (an orphan), in `dir`
 /// with `terminal` as TERM_PROGRAM (None: TERM only); its pid.
 fn orphan(program: &Path, dir: &Path, terminal: Option<&str>) -> u32 {
-    let script = format!(
-        "'{}' 600 </dev/null >/dev/null 2>&1 & echo $!",
-        program.display()
-    );
     let mut command = Command::new("sh");
     vscode_env(&mut command);
     match terminal {
@@ -527,13 +505,9 @@ fn orphan(program: &Path, dir: &Path, terminal: Option<&str>) -> u32 {
     };
     command
         .env_remove("VSCODE_GIT_IPC_HANDLE")
-        .env_remove("VSCODE_INJECTION");
-    let out = command
-        .args(["-c", &script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        .env_remove("VSCODE_INJECTION")
+        .current_dir(dir);
+    let pid = orphan_script(&mut command, &format!("'{}' 600", program.display()));
     wait_for_exec(pid, program.file_name().unwrap().to_str().unwrap());
     pid
 }
@@ -645,12 +619,7 @@ fn reap_selects_sessions_idle_long_enough_from_a_running_hupwatch() {
     ]);
     let idle_pid = orphan(&sleeper, &dir, Some("vscode"));
     subjects.pids.push(idle_pid);
-    let script = format!(
-        "'{}' -c 'while :; do :; done' </dev/null >/dev/null 2>&1 & echo $!",
-        busy.display()
-    );
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    let busy_pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let busy_pid = processes::orphan(&busy, "-c 'while :; do :; done'");
     subjects.pids.push(busy_pid);
 
     wait_until(

@@ -5,6 +5,12 @@
 //! processes, and falls back to proc when eBPF cannot start. The others run hupwatch as
 //! root, with no matching flag or with `--match` on a name unique to the test. Subjects
 //! that must be judged as sessions start on a pseudo-terminal, as from a terminal emulator.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -17,11 +23,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use harness::{Hupwatch, metric, raised};
+use processes::{NOBODY, PYTHON, alive, as_user, first_line, named_link};
+use pty::Pty;
 use serde_json::Value;
-use support::{
-    HUPWATCH, Hupwatch, NOBODY, alive, as_user, first_line, kill, metric, pty::Pty, raised, scaled,
-    scratch_dir, unique,
-};
+use support::{HUPWATCH, kill, scratch_dir, unique, verdict_deadline};
 
 const POLL: &str = "200ms";
 const GRACE: Duration = Duration::from_secs(1);
@@ -31,12 +37,6 @@ const UNAVAILABLE: [&str; 3] = [
     "hangup_exit_latency",
     "sighup_ignored_when_sent",
 ];
-
-/// The bound for a verdict after what caused it: the grace period, a poll, and 2 s of slack
-/// (stretched only in the kernel matrix's emulated guests).
-fn verdict_deadline() -> Duration {
-    scaled(Duration::from_secs(4))
-}
 
 /// `hupwatch run --source proc` polling every 200 ms, as root, with `--match` for each of
 /// `names` (none: every process is watched).
@@ -96,23 +96,11 @@ fn shared_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// A link named `name` (a comm unique to this test) to `target`.
-fn named(dir: &Path, name: &str, target: &str) -> PathBuf {
-    assert!(name.len() <= 15, "comm holds 15 bytes");
-    let link = dir.join(name);
-    std::os::unix::fs::symlink(target, &link).unwrap();
-    link
-}
-
 fn sleeper(dir: &Path, prefix: &str) -> (String, PathBuf) {
     let name = unique(prefix);
-    let path = named(dir, &name, "/usr/bin/sleep");
+    let path = named_link(dir, &name, "/usr/bin/sleep");
     (name, path)
 }
-
-/// Debian's own python, not a shim under root's home that nobody cannot read and that
-/// would exec under another name.
-const PYTHON: &str = "/usr/bin/python3";
 
 /// Ends what a test started, pass or fail: its children by pid, and the processes that run
 /// under one of its unique names (found by comm in /proc, then killed by pid), which
@@ -228,16 +216,6 @@ fn sync_file(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
-/// The raised verdicts so far about `pid`, in order.
-fn raised_for(hupwatch: &Hupwatch, pid: u32) -> Vec<String> {
-    hupwatch
-        .events_of(pid)
-        .iter()
-        .filter(|a| a["status"] == "raised")
-        .map(|a| a["alert"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 fn reason(alert: &Value) -> &str {
     alert["reason"].as_str().unwrap_or_default()
 }
@@ -306,7 +284,7 @@ fn setsid_from_a_shell_on_a_terminal_is_detached_as_nobody() {
     // The shell took the terminal as its controlling one: attaching, not detaching.
     thread::sleep(Duration::from_millis(600));
     assert!(
-        raised_for(&hupwatch, shell).is_empty(),
+        hupwatch.raised_for(shell).is_empty(),
         "the shell on the terminal got a verdict: {:?}",
         hupwatch.events_of(shell)
     );
@@ -525,7 +503,7 @@ fn nohup_on_a_terminal_that_hangs_up_ignored_the_hangup_and_lost_the_terminal_as
         raised("orphaned", pid),
     );
     assert!(
-        raised_for(&hupwatch, shell).is_empty(),
+        hupwatch.raised_for(shell).is_empty(),
         "the shell that exited on the hangup got a verdict: {:?}",
         hupwatch.events_of(shell)
     );
@@ -537,7 +515,7 @@ fn setting_sighup_to_sig_ign_after_start_is_hangup_ignored_as_nobody() {
     let dir = shared_dir("proc-sigign");
     let mut subjects = Subjects::default();
     let name = unique("pign");
-    let python = named(&dir, &name, PYTHON);
+    let python = named_link(&dir, &name, PYTHON);
     subjects.name(&name);
     let hupwatch = watch_as_nobody(&[]);
     let mut pty = Pty::open();
@@ -577,7 +555,7 @@ fn setting_sighup_to_sig_ign_after_start_is_hangup_ignored_as_nobody() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    assert!(raised_for(&hupwatch, pid).is_empty());
+    assert!(hupwatch.raised_for(pid).is_empty());
 
     pty.master.write_all(b"go\n").unwrap();
     let child = subjects.last_child();
@@ -599,7 +577,7 @@ fn steady_rss_growth_is_rss_growth_as_nobody() {
     let dir = shared_dir("proc-growth");
     let mut subjects = Subjects::default();
     let name = unique("pgro");
-    let python = named(&dir, &name, PYTHON);
+    let python = named_link(&dir, &name, PYTHON);
     subjects.name(&name);
     let hupwatch = watch_as_nobody(&[
         "--rss-growth",
@@ -854,7 +832,7 @@ fn a_parent_that_leaves_sixty_children_unreaped_holds_zombies_as_nobody() {
     let dir = shared_dir("proc-zombies");
     let mut subjects = Subjects::default();
     let name = unique("pzmb");
-    let python = named(&dir, &name, PYTHON);
+    let python = named_link(&dir, &name, PYTHON);
     subjects.name(&name);
     let hupwatch = watch_as_nobody(&[]);
     let pty = Pty::open();

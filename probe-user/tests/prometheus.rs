@@ -3,6 +3,14 @@
 //! every dashboard panel must return data, the shipped alert rules meant to fire for the
 //! scenario must be firing in Prometheus's own API (and the one that must not, must not),
 //! and 2,000 short-lived flagged processes must keep the per-session series under the cap.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/prometheus.rs"]
+mod prometheus;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -12,13 +20,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use harness::{Hupwatch, metric, raised, session_of, tracefs_without};
+use processes::{named_program, named_python, orphan, wait_for_sighup_handler};
+use prometheus::Prometheus;
+use pty::Pty;
 use serde_json::Value;
-use support::{
-    Hupwatch, kill, metric, named_program, named_python,
-    prometheus::{Prometheus, free_port},
-    pty::Pty,
-    raised, scratch_dir, session_of, tracefs_without, unique, wait_for_sighup_handler,
-};
+use support::{free_port, kill, scratch_dir, unique};
 
 const DASHBOARD: &str = include_str!("../../dashboards/hupwatch.json");
 const RULES: &str = include_str!("../../dashboards/alerts.yml");
@@ -227,11 +234,6 @@ fn prometheus_answers_every_panel_and_fires_the_intended_alerts() {
 
     // An orphan that spins: cpu_spin. A parent that does not reap 60 children: zombies. An
     // orphan that is stopped: stopped.
-    let orphan = |program: &PathBuf, args: &str| -> u32 {
-        let script = format!("'{}' {args} >/dev/null 2>&1 & echo $!", program.display());
-        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
     let spinner_pid = orphan(&named_python(&dir, spinner), "-c 'while True: pass'");
     reaper.pids.push(spinner_pid);
     let unreaping = "import os, time

@@ -1,5 +1,7 @@
 //! `hupwatch reap` against real processes: orphans started here, one of them another
 //! user's. Runs as root (another user's process needs setpriv); no eBPF is loaded.
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -8,14 +10,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use processes::{orphan_script, running, stat_fields};
 use serde_json::Value;
 use support::{HUPWATCH, require_root};
 
 /// Starts `script` in the background of a shell that exits at once, so the process is
 /// reparented (orphaned); returns its pid. `user`: run it as this uid via setpriv.
 fn orphan(script: &str, user: Option<u32>) -> u32 {
-    let inner = format!("{script} </dev/null >/dev/null 2>&1 & echo $!");
-    let mut cmd = match user {
+    let mut shell = match user {
         Some(uid) => {
             let mut c = Command::new("setpriv");
             c.args([
@@ -23,23 +25,13 @@ fn orphan(script: &str, user: Option<u32>) -> u32 {
                 format!("--regid={uid}"),
                 "--clear-groups".into(),
                 "sh".into(),
-                "-c".into(),
-                inner,
             ]);
             c
         }
-        None => {
-            let mut c = Command::new("sh");
-            c.args(["-c", &inner]);
-            c
-        }
+        None => Command::new("sh"),
     };
-    let out = cmd.output().expect("sh runs");
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("the shell prints the pid");
-    // Its parent shell has exited once output() returned; wait until it is adopted.
+    let pid = orphan_script(&mut shell, script);
+    // Its parent shell has exited once orphan_script() returned; wait until it is adopted.
     let deadline = Instant::now() + Duration::from_secs(5);
     while parent(pid) != Some(1) && !is_adopted_by_subreaper(pid) {
         assert!(Instant::now() < deadline, "{pid} was never reparented");
@@ -48,23 +40,12 @@ fn orphan(script: &str, user: Option<u32>) -> u32 {
     pid
 }
 
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    Some(after.split_whitespace().map(String::from).collect())
-}
-
 fn parent(pid: u32) -> Option<u32> {
     stat_fields(pid)?.get(1)?.parse().ok()
 }
 
 fn is_adopted_by_subreaper(pid: u32) -> bool {
     parent(pid).is_some_and(|p| p != std::process::id() && p > 1)
-}
-
-/// Alive and not a zombie (init here may be slow to reap, or not reap at all).
-fn running(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|f| f[0] != "Z" && f[0] != "X")
 }
 
 fn wait_until_gone(pid: u32) -> bool {
@@ -200,7 +181,7 @@ fn a_process_without_the_verdict_is_not_touched() {
     let out = reap(&["--pid", &pid.to_string(), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(log_lines(&out).is_empty(), "{out:?}");
-    assert!(support::alive(&mut child));
+    assert!(processes::alive(&mut child));
     // Asked for by a verdict it has not got, even when named: still untouched.
     let out = reap(&["--pid", &pid.to_string(), "--verdict", "detached"]);
     assert!(

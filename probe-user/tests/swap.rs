@@ -3,6 +3,10 @@
 //! the kernel's map (rss_stat's MM_SWAPENTS) and from /proc (VmSwap) where rss_stat is
 //! missing, while its RSS stays under the limit; and one that grows into swap is
 //! `rss_growth`, though its RSS alone never grows past the limit.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -12,8 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use harness::{Hupwatch, tracefs_without};
+use processes::{PYTHON, named_link};
 use serde_json::Value;
-use support::{Hupwatch, require_root, scratch_dir, tracefs_without, unique};
+use support::{require_root, scratch_dir, unique};
 
 const LIMIT: u64 = 64 << 20;
 const TOUCHED: u64 = 192 << 20;
@@ -110,7 +116,7 @@ fn session_when(hupwatch: &Hupwatch, pid: u32, pred: impl Fn(&Value) -> bool) ->
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let sessions = hupwatch.sessions_json();
-        if let Some(p) = support::session_of(&sessions, pid).filter(|p| pred(p)) {
+        if let Some(p) = harness::session_of(&sessions, pid).filter(|p| pred(p)) {
             return p;
         }
         assert!(
@@ -155,8 +161,7 @@ fn confined(test: &str, prefix: &str) -> Confined {
     );
     let name = unique(prefix);
     let cgroup = MemoryCgroup::new(&name, LIMIT);
-    let grower = dir.join(&name);
-    std::os::unix::fs::symlink("/usr/bin/python3", &grower).unwrap();
+    let grower = named_link(&dir, &name, PYTHON);
     Confined {
         dir,
         _swap: swap,
@@ -184,7 +189,7 @@ impl Grower {
                 .spawn()
                 .unwrap(),
         );
-        assert_eq!(support::first_line(&mut grower.0).trim(), "ready");
+        assert_eq!(processes::first_line(&mut grower.0).trim(), "ready");
         grower
     }
 }

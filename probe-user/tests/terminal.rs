@@ -2,6 +2,12 @@
 //! `hupwatch run` in a tmux pane prints one readable line per alert (JSON with --json);
 //! colour only without NO_COLOR; `--ignore tmux` keeps a tmux server from raising
 //! anything while `hupwatch sessions` still lists it, marked ignored.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -10,7 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{HUPWATCH, Hupwatch, kill, named_program, pty::Pty, scratch_dir, unique};
+use harness::Hupwatch;
+use processes::{named_program, orphan};
+use pty::Pty;
+use support::{HUPWATCH, kill, scratch_dir, unique};
 
 /// A tmux server of its own, on a 220x50 window, killed when dropped.
 struct Tmux {
@@ -92,9 +101,7 @@ fn orphan_on_screen(test: &str, flags: &str, env: &[(&str, &str)]) -> (Tmux, u32
         assert!(Instant::now() < deadline, "hupwatch never got ready");
         thread::sleep(Duration::from_millis(50));
     }
-    let script = format!("{} 1000 >/dev/null 2>&1 & echo $!", sleeper.display());
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    let pid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let pid = orphan(&sleeper, "1000");
     (tmux, pid)
 }
 

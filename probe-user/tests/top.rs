@@ -2,6 +2,10 @@
 //! the command and keys into it and reads the pane as a person would see it. The process
 //! shown is an orphaned copy of `sleep` with a name unique to the test, started here.
 //! Runs as root: the in-process watcher loads the eBPF programs.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -11,7 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{HUPWATCH, Hupwatch, named_program, require_root, scaled, scratch_dir, unique};
+use harness::Hupwatch;
+use processes::{named_program, orphan, running, stat_fields};
+use support::{HUPWATCH, require_root, scaled, scratch_dir, unique};
 
 /// How long a test waits for the screen to show something.
 fn patience() -> Duration {
@@ -127,16 +133,8 @@ struct Orphan {
 impl Orphan {
     fn start(dir: &Path, name: &str) -> Self {
         let program = named_program(dir, name, "sleep");
-        let script = format!(
-            "{} 600 </dev/null >/dev/null 2>&1 & echo $!",
-            program.display()
-        );
-        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-        let pid: u32 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("the shell prints the pid");
-        // output() returned once the shell exited, which reparented its child.
+        let pid = orphan(&program, "600");
+        // orphan() returned once the shell exited, which reparented its child.
         let ppid = stat_fields(pid).map(|f| f[1].clone());
         assert!(
             ppid.is_some_and(|p| p != std::process::id().to_string()),
@@ -149,7 +147,7 @@ impl Orphan {
     }
 
     fn running(&self) -> bool {
-        stat_fields(self.pid).is_some_and(|f| f[0] != "Z" && f[0] != "X")
+        running(self.pid)
     }
 }
 
@@ -161,13 +159,6 @@ impl Drop for Orphan {
             support::kill(self.pid, libc::SIGKILL);
         }
     }
-}
-
-/// The fields of /proc/PID/stat after the name: state, ppid, ...
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    Some(after.split_whitespace().map(String::from).collect())
 }
 
 /// The table's row of `pid`, when it shows one.

@@ -2,6 +2,10 @@
 //! a tracked process leaves behind, and pids above the pid_max hupwatch sized its per-pid
 //! flags for. They steer the kernel's pid allocation (ns_last_pid, pid_max), so they take
 //! turns, and put pid_max back however they end.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
 mod support;
 
 use std::{
@@ -11,8 +15,10 @@ use std::{
     time::Duration,
 };
 
+use harness::Hupwatch;
+use processes::{named_program, wait_for_exec};
 use serde_json::Value;
-use support::{Hupwatch, named_program, scratch_dir, unique, wait_for_exec};
+use support::{scratch_dir, unique};
 
 const PID_MAX: &str = "/proc/sys/kernel/pid_max";
 const LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";

@@ -1,6 +1,12 @@
 //! End to end, as root: `hupwatch run` with the real eBPF programs watches real processes
 //! (tmux, nohup on a terminal that hangs up, a SIGHUP handler, a shell, a growing process,
 //! an orphan) and must raise the right alert lines within the grace period plus 2 s.
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::{
@@ -10,18 +16,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use harness::{Hupwatch, metric, raised};
+use processes::{alive, named_program, orphan, wait_for_sighup_handler};
+use pty::Pty;
 use serde_json::Value;
-use support::{
-    Hupwatch, alive, kill, metric, named_program, pty::Pty, raised, scaled, scratch_dir, unique,
-    wait_for_sighup_handler,
-};
+use support::{kill, scaled, scratch_dir, unique, verdict_deadline};
 
 const GRACE: Duration = Duration::from_secs(2);
-/// The bound for a verdict: the grace period plus 2 s after what caused it
-/// (stretched only in the kernel matrix's emulated guests).
-fn verdict_deadline() -> Duration {
-    scaled(Duration::from_secs(4))
-}
 
 /// The growth test times an allocation ramp against the clock. In an emulated guest the
 /// other tests' hupwatch start-ups (the verifier loading 11 programs) starve it: a 6.1
@@ -39,19 +40,7 @@ fn cpu_to_itself() -> RwLockWriteGuard<'static, ()> {
 
 /// `hupwatch run` watching this test process and everything it starts.
 fn watch(extra: &[&str]) -> Hupwatch {
-    let me = std::process::id().to_string();
-    let mut args = vec!["--pid", me.as_str(), "--hup-grace", "2s"];
-    args.extend_from_slice(extra);
-    Hupwatch::run(&args)
-}
-
-fn alerts_for(hupwatch: &Hupwatch, pid: u32) -> Vec<String> {
-    hupwatch
-        .events_of(pid)
-        .iter()
-        .filter(|a| a["status"] == "raised")
-        .map(|a| a["alert"].as_str().unwrap_or_default().to_string())
-        .collect()
+    Hupwatch::watching_me("2s", extra)
 }
 
 /// `promtool check metrics` (installed by `cargo xtask setup`) finds nothing to say.
@@ -132,7 +121,7 @@ fn a_tmux_server_is_detached_and_the_shell_in_its_window_is_not() {
     // The window's shell took a new terminal: attaching, not detaching.
     thread::sleep(Duration::from_millis(500));
     assert!(
-        !alerts_for(&hupwatch, pane).contains(&"detached".to_string()),
+        !hupwatch.raised_for(pane).contains(&"detached".to_string()),
         "the shell in the tmux window was called detached: {:?}",
         hupwatch.events_of(pane)
     );
@@ -259,7 +248,7 @@ fn a_sighup_handler_that_does_nothing_survived_the_hangup() {
     );
     assert!(value("hupwatch_processes_with_verdict{verdict=\"hangup_survived\"}") >= 1.0);
     if !metrics.contains(&format!("pid=\"{pid}\"")) {
-        let process = support::session_of(&hupwatch.sessions_json(), pid);
+        let process = harness::session_of(&hupwatch.sessions_json(), pid);
         panic!("no series for the flagged process: {alert}\nits session: {process:?}\n{metrics}");
     }
     assert_promtool_accepts(&metrics);
@@ -280,7 +269,7 @@ fn a_shell_that_exits_on_hangup_gets_no_verdict_and_its_latency_is_recorded() {
     let pid = child.id();
     // The shell, not the child still setting up its terminal, must be what hangs up (in
     // an emulated guest a fixed 300 ms was not always enough).
-    support::wait_for_exec(pid, &name);
+    processes::wait_for_exec(pid, &name);
     thread::sleep(Duration::from_millis(300));
     pty.hang_up();
     let status = child.wait().unwrap();
@@ -304,7 +293,7 @@ fn a_shell_that_exits_on_hangup_gets_no_verdict_and_its_latency_is_recorded() {
     let latency = exit["latency_seconds"].as_f64().unwrap();
     assert!((0.0..2.0).contains(&latency), "latency {latency}");
     thread::sleep(deadline.saturating_duration_since(Instant::now()));
-    assert_eq!(alerts_for(&hupwatch, pid), Vec::<String>::new());
+    assert_eq!(hupwatch.raised_for(pid), Vec::<String>::new());
     hupwatch.stop();
 }
 
@@ -325,7 +314,7 @@ fn steady_growth_is_flagged_with_its_slope() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    assert_eq!(support::first_line(&mut child).trim(), "ready");
+    assert_eq!(processes::first_line(&mut child).trim(), "ready");
     // The alert comes once the fit exceeds 128 MiB, about 32 steps in, and the growth has
     // gone on for a quarter of the window (3 s): well before the ramp ends at 10 s, so the
     // fit is over growth, and the sample hupwatch took at its start weighs little in it.
@@ -371,10 +360,8 @@ fn a_process_whose_parent_exits_is_orphaned() {
     let hupwatch = watch(&[]);
     let dir = scratch_dir("orphaned");
     let sleeper = named_program(&dir, &unique("orp"), "sleep");
-    let script = format!("{} 1000 >/dev/null 2>&1 & echo $!", sleeper.display());
     let started = Instant::now();
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let pid = orphan(&sleeper, "1000");
     let alert = hupwatch.wait_for_within(
         "an orphaned alert",
         started + verdict_deadline(),
@@ -497,7 +484,7 @@ fn sessions_needs_no_root_and_lists_the_matched_process() {
     let mut child = pty.spawn(Command::new("setsid").arg("-w").arg(&sleeper).arg("1000"));
     thread::sleep(Duration::from_millis(300));
     let name = sleeper.file_name().unwrap().to_str().unwrap().to_string();
-    let view = support::sessions_as_nobody(&["--match", &name]);
+    let view = harness::sessions_as_nobody(&["--match", &name]);
     let process = view["processes"]
         .as_array()
         .unwrap()

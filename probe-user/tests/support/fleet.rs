@@ -23,7 +23,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::{HUPWATCH, kill, which};
+use crate::support::{HUPWATCH, free_port, kill, which};
 
 /// Network namespaces are `hwfleet-PID-N`, veth ends `hwfPIDrN` (root side) and
 /// `hwfPIDmN` (machine side), PID being the test process's: a later run recognises the
@@ -866,11 +866,6 @@ fn receive(stream: TcpStream) -> Received {
     }
 }
 
-/// A loopback port nothing listens on (free when this returns).
-pub fn free_port() -> u16 {
-    super::prometheus::free_port()
-}
-
 /// A Prometheus server behind TLS and basic auth (its own web config), asked through
 /// curl.
 pub struct Central {
@@ -939,14 +934,6 @@ impl Central {
             .collect()
     }
 
-    /// Alerts as its rules see them (pending and firing).
-    pub fn alerts(&self) -> Vec<Value> {
-        self.api("/api/v1/alerts", &[])["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
     /// Every scrape target's instance and health (up, down, unknown), sorted.
     pub fn targets(&self) -> Vec<(String, String)> {
         let mut targets: Vec<(String, String)> = self.api("/api/v1/targets", &[])["activeTargets"]
@@ -985,10 +972,6 @@ impl Alertmanager {
             .arg("--cluster.listen-address=");
         let daemon = Daemon::spawn("Alertmanager", command, dir.join("alertmanager.log"));
         Self { daemon, address }
-    }
-
-    pub fn ready(&self) -> bool {
-        http_get(&self.address, "/-/ready").is_some_and(|(status, _)| status == 200)
     }
 
     pub fn url(&self) -> String {

@@ -3,7 +3,7 @@
 use std::{
     fs::File,
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
@@ -12,21 +12,12 @@ use std::{
 
 use serde_json::Value;
 
-use super::which;
+use crate::support::{free_port, which};
 
 pub struct Prometheus {
     child: Child,
     address: String,
     log: PathBuf,
-}
-
-/// A loopback port nothing listens on (free when this returns).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Prometheus {

@@ -1,5 +1,9 @@
 //! A pseudo-terminal whose slave becomes a child's controlling terminal, as a terminal
 //! emulator does it, so tests can hang it up by closing the master.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::{
     ffi::CStr,
     fs::File,
