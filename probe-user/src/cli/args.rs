@@ -89,6 +89,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub metrics_only: bool,
 
+    /// The local sessions API's Unix socket, where each user sees only their own
+    /// processes and root all; `none` serves none [default: /run/hupwatch/api.sock as
+    /// root, none otherwise]
+    #[arg(long, value_name = "PATH")]
+    pub api_socket: Option<PathBuf>,
+
     /// Append alert lines to this file instead of writing them to stdout (reopened on
     /// SIGHUP when running as a service, for log rotation)
     #[arg(long, value_name = "PATH")]

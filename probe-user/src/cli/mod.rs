@@ -4,7 +4,7 @@ mod args;
 mod generate;
 mod report;
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 
@@ -96,6 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: args.listen,
                 web_config: args.web_config,
                 metrics_only: args.metrics_only,
+                api_socket_asked: args.api_socket.is_some(),
+                api_socket: api_socket(args.api_socket),
                 alerts_file: args.alerts_file,
                 json: args.json,
                 notify: notify_options(&args.notify),
@@ -153,6 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     cwd: args.cwd.map(|path| crate::reap::absolute(&path)),
                     all_users: args.all_users,
                     ignore: crate::matching::Ignored::new(&args.ignore),
+                    named: !args.matching.names.is_empty()
+                        || args.matching.cmdline.is_some()
+                        || !args.matching.pids.is_empty(),
                 },
                 signal: args.signal,
                 grace: args.grace,
@@ -181,6 +186,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// What `--notify` and its flags ask for; None without `--notify`.
+/// `--api-socket`: as given (`none` for none), else root's default; a user's daemon serves
+/// no socket unless asked, since a socket in a folder of their own serves only them.
+fn api_socket(asked: Option<PathBuf>) -> Option<PathBuf> {
+    match asked {
+        Some(path) if path.as_os_str() == "none" => None,
+        Some(path) => Some(path),
+        // SAFETY: geteuid has no preconditions.
+        None if unsafe { libc::geteuid() } == 0 => Some(crate::sink::http::DEFAULT_SOCKET.into()),
+        None => None,
+    }
+}
+
 fn notify_options(args: &args::NotifyArgs) -> Option<crate::notify::NotifyOptions> {
     args.notify.then(|| crate::notify::NotifyOptions {
         min_process_bytes: args.notify_min_memory,

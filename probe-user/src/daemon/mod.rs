@@ -46,6 +46,12 @@ pub struct RunOptions {
     pub web_config: Option<PathBuf>,
     /// `--metrics-only`: no /api/sessions.
     pub metrics_only: bool,
+    /// `--api-socket`: the local sessions API on a Unix socket (root's default
+    /// /run/hupwatch/api.sock), where each peer sees what its uid may.
+    pub api_socket: Option<PathBuf>,
+    /// The socket was asked for (`--api-socket`): failing to serve it is an error. The
+    /// default one is served when it can be, with a warning when it cannot.
+    pub api_socket_asked: bool,
     pub alerts_file: Option<PathBuf>,
     /// JSON alert lines even on a terminal.
     pub json: bool,
@@ -83,6 +89,17 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         None => WebConfig::open(),
     };
     let listener = http::bind(&options.listen).await?;
+    let socket = match &options.api_socket {
+        Some(path) => match http::bind_unix(path) {
+            Ok(api) => Some(Arc::new(api)),
+            Err(why) if !options.api_socket_asked => {
+                eprintln!("hupwatch: warning: {why}; serving no local API socket");
+                None
+            }
+            Err(why) => return Err(why.into()),
+        },
+        None => None,
+    };
     if let Some(warning) = http::exposure_warning(&listener, &web, options.metrics_only) {
         eprintln!("hupwatch: warning: {warning}");
     }
@@ -132,6 +149,13 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         about,
         metrics_only: options.metrics_only,
     });
+    let local_api = socket.as_ref().map(|api| {
+        tokio::spawn(http::serve_unix(
+            Arc::clone(api),
+            Arc::clone(&pages) as Arc<dyn http::Pages>,
+            http::ServerLimits::default(),
+        ))
+    });
     tokio::spawn(http::serve(listener, pages, web.clone()));
     let scheme = if web.current().is_tls() {
         "https"
@@ -143,7 +167,11 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     } else {
         format!("sessions at {scheme}://{address}/api/sessions")
     };
-    eprintln!("{}; {served}", source.ready_line());
+    let local = socket
+        .as_ref()
+        .map(|api| format!("; local API at unix:{}", api.path().display()))
+        .unwrap_or_default();
+    eprintln!("{}{local}; {served}", source.ready_line());
     if let Some(ready) = options.ready {
         let _ = ready.send(address);
     }
@@ -189,6 +217,12 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         failed => failed,
     };
     source.report_losses();
+    // The socket's file goes with its listener, once no connection task holds it.
+    if let Some(task) = local_api {
+        task.abort();
+        let _ = task.await;
+    }
+    drop(socket);
     if let Some(n) = alerts.notify.take() {
         // What is queued goes out, within a bound: leaving must not hang on a desktop.
         let _ = tokio::time::timeout(Duration::from_secs(5), n.close()).await;

@@ -5,7 +5,7 @@ use super::lock::lock;
 use crate::{
     decode::Clock,
     sink::{
-        http::{Page, Pages},
+        http::{Page, Pages, Viewer},
         metrics::Metrics,
     },
     tracker::Tracker,
@@ -32,9 +32,16 @@ pub(super) struct About {
 }
 
 impl Pages for SessionPages {
-    fn get(&self, path: &str) -> Option<Page> {
+    fn get(&self, path: &str, viewer: Viewer) -> Option<Page> {
         match path {
             "/api/sessions" if !self.metrics_only => {
+                if viewer == Viewer::Unknown {
+                    return Some(Page::forbidden(
+                        "the sessions name every command line here, and this client is \
+                         nobody the server can name: use the local socket (hupwatch sessions), \
+                         or basic_auth_users or client certificates in --web-config",
+                    ));
+                }
                 let mut view = lock(&self.tracker).view(self.clock.epoch_now_ns());
                 view.source = Some(self.about.source.to_string());
                 view.unavailable = self
@@ -44,24 +51,29 @@ impl Pages for SessionPages {
                     .map(|w| w.to_string())
                     .collect();
                 view.events_lost = Some(lock(&self.metrics).events_lost());
-                Some(Page {
-                    content_type: "application/json",
-                    body: serde_json::to_vec(&view).ok()?,
-                })
+                if let Viewer::Own(uid) = viewer {
+                    // What that user's own /proc shows: their processes, read now, so a pid
+                    // that changed hands since it was judged is not shown.
+                    view.keep_only(|p| {
+                        crate::host::identity(p.pid)
+                            .is_some_and(|now| now.uid == uid && now.started_at(p.started_ns))
+                    });
+                }
+                Some(Page::new(
+                    "application/json",
+                    serde_json::to_vec(&view).ok()?,
+                ))
             }
             "/metrics" => {
                 // One lock at a time: the event loop takes the tracker's, then the metrics'.
                 let limit = lock(&self.metrics).max_session_series();
                 let view = lock(&self.tracker).metrics_view(self.clock.epoch_now_ns(), limit);
-                Some(Page {
-                    content_type: "text/plain; version=0.0.4; charset=utf-8",
-                    body: lock(&self.metrics).render(&view),
-                })
+                Some(Page::new(
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    lock(&self.metrics).render(&view),
+                ))
             }
-            "/" => Some(Page {
-                content_type: "text/plain; charset=utf-8",
-                body: INDEX.to_vec(),
-            }),
+            "/" => Some(Page::new("text/plain; charset=utf-8", INDEX.to_vec())),
             _ => None,
         }
     }

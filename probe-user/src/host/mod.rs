@@ -10,6 +10,8 @@ pub mod darwin_exits;
 mod darwin_memory;
 pub mod linux;
 pub mod linux_memory;
+#[cfg(target_os = "linux")]
+mod linux_sockets;
 mod machine;
 mod process;
 
@@ -33,6 +35,19 @@ pub struct Identity {
     /// Linux), to hold against a sessions view's `started_ns`.
     pub started_epoch_ns: u64,
     pub kernel_thread: bool,
+}
+
+/// How far a start time taken earlier (a sessions view's) and the live one may differ and
+/// still be one life of the pid: /proc counts in clock ticks, and each reading turned boot
+/// time into epoch time with the clocks' offset as it stood then (NTP moves it by
+/// milliseconds).
+pub const SAME_START_NS: u64 = 1_000_000_000;
+
+impl Identity {
+    /// This is the life of its pid that started at `epoch_ns` (a view's `started_ns`).
+    pub fn started_at(&self, epoch_ns: u64) -> bool {
+        self.started_epoch_ns.abs_diff(epoch_ns) <= SAME_START_NS
+    }
 }
 
 /// Every process with all the fields of [`ProcSnapshot`]; `started_boot_ns` plus
@@ -173,6 +188,18 @@ pub fn machine_memory() -> MachineMemory {
     return linux_memory::read();
     #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     return MachineMemory::default();
+}
+
+/// The uid of the local process on the other end of a loopback TCP connection to `server`
+/// from `peer`; None where the OS does not say (macOS) or the connection is not listed.
+pub fn tcp_peer_uid(server: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    return linux_sockets::tcp_peer_uid(server, peer);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = (server, peer);
+        None
+    };
 }
 
 /// What SIGHUP does to the process now.

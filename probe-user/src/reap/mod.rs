@@ -17,7 +17,9 @@ pub use select::Criteria;
 use crate::{
     error::UserError,
     matching::Matcher,
-    output, signals,
+    output,
+    sessions::remote::is_socket,
+    signals,
     units::{format_duration, format_size},
 };
 
@@ -31,18 +33,29 @@ pub struct ReapOptions {
 }
 
 pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
-    if options.criteria.idle_at_least.is_some() && options.from.is_none() {
+    let from = options
+        .from
+        .clone()
+        .or_else(crate::sessions::running_daemon);
+    if options.criteria.idle_at_least.is_some() && from.is_none() {
         return Err(UserError::new(
-            "--idle needs CPU readings taken over time, which a one-shot look has not got; add --from http://127.0.0.1:9464 (a running `hupwatch run`)",
+            "--idle needs CPU readings taken over time, which a one-shot look has not got; run `hupwatch run` as root (reap then asks it through unix:/run/hupwatch/api.sock) or add --from (its address)",
         )
         .into());
     }
-    let view = crate::sessions::gather(
-        options.from.as_deref(),
-        &options.matcher,
-        &options.criteria.ignore,
-    )
-    .await?;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let Some(url) = from
+        .as_deref()
+        .filter(|url| root && options.yes && !is_socket(url))
+    {
+        return Err(UserError::new(format!(
+            "--from {url}: as root, reap --yes acts only on what root's own hupwatch says through its socket, which no other user can serve; use --from unix:/run/hupwatch/api.sock (the default when `hupwatch run` serves it), or drop --yes for a dry run"
+        ))
+        .into());
+    }
+    let view = crate::sessions::gather(from.as_deref(), &options.matcher, &options.criteria.ignore)
+        .await?;
     let reaper = identity::reaper();
     let (targets, spared) = select::choose(&view, &options.criteria, &reaper, identity::look);
     let mut out = io::stdout().lock();

@@ -27,6 +27,9 @@ pub struct Criteria {
     pub all_users: bool,
     /// Programs never to end (`--ignore`), beside those the view marks ignored.
     pub ignore: crate::matching::Ignored,
+    /// The user named what to end (`--match`, `--match-cmdline`, `--pid`, top's `k`): the
+    /// session keepers and the processes that asked to survive a hangup are theirs to end.
+    pub named: bool,
 }
 
 impl Criteria {
@@ -90,6 +93,18 @@ pub fn choose(
             spared.push(spare("ignored (--ignore): meant to outlive its terminal"));
             continue;
         }
+        if !criteria.named && keeps_sessions(&p.comm, p.cmdline.as_deref().unwrap_or_default()) {
+            spared.push(spare(
+                "a session keeper (tmux, screen, zellij, dtach, abduco, mosh-server, emacs --daemon, an agent): meant to outlive its terminal; name it with --match to end it",
+            ));
+            continue;
+        }
+        if !criteria.named && asked_to_survive(p, criteria) {
+            spared.push(spare(
+                "it set SIGHUP to SIG_IGN before the hangup (nohup): it asked to outlive its terminal; name it with --match or ask for --verdict hangup_ignored to end it",
+            ));
+            continue;
+        }
         if p.started_ns == 0 {
             spared.push(spare(
                 "its start time is unknown, so its pid cannot be tied to it",
@@ -102,7 +117,7 @@ pub fn choose(
         };
         if identity.kernel_thread {
             spared.push(spare("a kernel thread"));
-        } else if identity.comm != p.comm || !same_life(p.started_ns, identity.started_epoch_ns) {
+        } else if identity.comm != p.comm || !identity.started_at(p.started_ns) {
             // The view is older than this look: its pid now names something else.
             spared.push(spare("its pid now belongs to another process"));
         } else if identity.uid != reaper.uid && !criteria.all_users {
@@ -117,13 +132,57 @@ pub fn choose(
     (targets, spared)
 }
 
-/// How far the view's start time and the live one may differ and still be one life of the
-/// pid: /proc counts in clock ticks, and the view and this look each turned boot time into
-/// epoch time with the clocks' offset as it stood then (NTP moves it by milliseconds).
-pub const SAME_START_NS: u64 = 1_000_000_000;
+/// Programs whose job is to keep sessions alive after their terminal closes, matched as
+/// `--ignore` matches names (docs/commands.md lists them; `--ignore` adds more).
+pub const SESSION_KEEPERS: [&str; 8] = [
+    "tmux",
+    "screen",
+    "zellij",
+    "dtach",
+    "abduco",
+    "mosh-server",
+    "ssh-agent",
+    "gpg-agent",
+];
 
-fn same_life(view_ns: u64, live_ns: u64) -> bool {
-    view_ns.abs_diff(live_ns) <= SAME_START_NS
+/// A session keeper: one of [`SESSION_KEEPERS`], or Emacs running as a server.
+fn keeps_sessions(comm: &str, cmdline: &str) -> bool {
+    let keepers: Vec<String> = SESSION_KEEPERS.iter().map(|k| k.to_string()).collect();
+    if crate::matching::Ignored::new(&keepers)
+        .matches(comm, cmdline)
+        .is_some()
+    {
+        return true;
+    }
+    let emacs = crate::matching::Ignored::new(&["emacs".to_string()]);
+    emacs.matches(comm, cmdline).is_some()
+        && cmdline.split_whitespace().any(|arg| {
+            ["--daemon", "--bg-daemon", "--fg-daemon"]
+                .iter()
+                .any(|flag| arg == *flag || arg.starts_with(&format!("{flag}=")))
+        })
+}
+
+/// It ignored SIGHUP already when its terminal hung up (SIG_IGN set before, as nohup
+/// does): what it asked for, unless the user asked for such processes by verdict.
+fn asked_to_survive(p: &ProcessView, criteria: &Criteria) -> bool {
+    if criteria.verdicts.contains(&VerdictKind::HangupIgnored) {
+        return false;
+    }
+    let at = |kind| {
+        p.verdicts
+            .iter()
+            .find(|v| v.kind == kind)
+            .map(|v| v.time_ns)
+    };
+    match (
+        at(VerdictKind::HangupIgnored),
+        at(VerdictKind::TerminalLost),
+    ) {
+        (Some(ignored), Some(lost)) => ignored <= lost,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 fn qualifies(p: &ProcessView, criteria: &Criteria) -> bool {
@@ -159,6 +218,7 @@ fn within(cwd: &str, dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Verdict;
 
     /// When the test's processes started, as the views and the live looks both say.
     const STARTED_NS: u64 = 1_780_000_000_000_000_000;
@@ -181,6 +241,7 @@ mod tests {
             cwd: None,
             all_users: false,
             ignore: Default::default(),
+            named: false,
         }
     }
 
@@ -378,5 +439,75 @@ mod tests {
             spared[0].reason,
             "its start time is unknown, so its pid cannot be tied to it"
         );
+    }
+
+    #[test]
+    fn session_keepers_and_nohup_jobs_are_spared_unless_named() {
+        let with = |pid, comm: &str, cmdline: &str| ProcessView {
+            comm: comm.into(),
+            cmdline: Some(cmdline.into()),
+            ..process(pid, VerdictKind::Orphaned, 1.0, 1)
+        };
+        let v = SessionsView::with_sessions(vec![
+            with(10, "tmux: server", "tmux new -d"),
+            with(11, "mosh-server", "mosh-server new"),
+            with(12, "emacs", "emacs --daemon"),
+            with(13, "emacs", "emacs notes.txt"),
+            with(14, "node", "node server.js"),
+        ]);
+        let look = |pid| {
+            v.processes.iter().find(|p| p.pid == pid).and_then(|p| {
+                mine(pid).map(|i| Identity {
+                    comm: p.comm.clone(),
+                    ..i
+                })
+            })
+        };
+        let (targets, spared) = choose(&v, &criteria(), &REAPER, look);
+        assert_eq!(pids(&targets), [13, 14]);
+        assert_eq!(
+            spared.iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [10, 11, 12]
+        );
+        assert!(
+            spared[0].reason.starts_with("a session keeper"),
+            "{spared:?}"
+        );
+        let named = Criteria {
+            named: true,
+            ..criteria()
+        };
+        assert_eq!(
+            pids(&choose(&v, &named, &REAPER, look).0),
+            [10, 11, 12, 13, 14]
+        );
+
+        // SIG_IGN before the hangup (nohup) is spared; set after it, it is not.
+        let lost_at = |pid, ignored_ns: u64| {
+            let mut p = process(pid, VerdictKind::TerminalLost, 1.0, 1);
+            let lost = p.verdicts[0].clone();
+            p.verdicts.push(Verdict {
+                kind: VerdictKind::HangupIgnored,
+                time_ns: ignored_ns,
+                ..lost
+            });
+            p
+        };
+        let lost_ns = ProcessView::example(1, 1, VerdictKind::TerminalLost).verdicts[0].time_ns;
+        let v = SessionsView::with_sessions(vec![
+            lost_at(20, lost_ns.saturating_sub(10_000_000_000)),
+            lost_at(21, lost_ns + 1),
+        ]);
+        let (targets, spared) = choose(&v, &criteria(), &REAPER, mine);
+        assert_eq!(pids(&targets), [21]);
+        assert!(
+            spared[0].reason.contains("SIG_IGN before the hangup"),
+            "{spared:?}"
+        );
+        let asked = Criteria {
+            verdicts: vec![VerdictKind::TerminalLost, VerdictKind::HangupIgnored],
+            ..criteria()
+        };
+        assert_eq!(pids(&choose(&v, &asked, &REAPER, mine).0), [20, 21]);
     }
 }

@@ -49,16 +49,25 @@ fn home() -> Option<String> {
         .filter(|h| h.starts_with('/') && h.len() > 1)
 }
 
-/// The live sessions: from a running `hupwatch run` at `from`, or a one-shot /proc look.
+/// The live sessions: from a running `hupwatch run` at `from`; without it, from root's
+/// `hupwatch run` through its socket when one answers there, else a one-shot /proc look.
 pub async fn gather(
     from: Option<&str>,
     matcher: &Matcher,
     ignore: &crate::matching::Ignored,
 ) -> anyhow::Result<SessionsView> {
-    match from {
-        Some(url) => fetch(url).await,
+    match from.map(str::to_string).or_else(running_daemon) {
+        Some(url) => fetch(&url).await,
         None => look_at_proc(matcher, ignore),
     }
+}
+
+/// `unix:` and the default socket, when a server answers on it.
+pub fn running_daemon() -> Option<String> {
+    let path = crate::sink::http::DEFAULT_SOCKET;
+    std::os::unix::net::UnixStream::connect(path)
+        .is_ok()
+        .then(|| format!("unix:{path}"))
 }
 
 async fn fetch(url: &str) -> anyhow::Result<SessionsView> {

@@ -1,12 +1,14 @@
 //! The sessions of a running `hupwatch run`, read over HTTP (`sessions --from`, `reap
-//! --from`): a plain HTTP/1.1 GET with a bounded answer and time.
+//! --from`): a plain HTTP/1.1 GET with a bounded answer and time, over TCP or the daemon's
+//! Unix socket (`unix:/run/hupwatch/api.sock`). A socket's server must be root or this
+//! user: the kernel names it, so no other user can stand in for root's hupwatch there.
 use std::{io, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// Errors from fetching a running hupwatch's page. Each displays as one line naming the URL
 /// and, where there is one, the fix.
@@ -20,6 +22,10 @@ pub enum FetchError {
         "cannot fetch {url}: the server answered {status}; give the --listen address of `hupwatch run`"
     )]
     Status { url: String, status: StatusCode },
+    #[error(
+        "{url}: the socket is served by uid {uid}, not by root or you; only a hupwatch run by root (or by yourself) is believed"
+    )]
+    Untrusted { url: String, uid: u32 },
 }
 
 /// The responses `get` reads are JSON documents; this only stops a wrong URL from filling
@@ -54,15 +60,23 @@ pub async fn get_with(
 struct Target {
     /// The URL as fetched, for messages.
     url: String,
-    /// For connecting: the host without IPv6 brackets.
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     /// For the Host header: host and port as the user wrote them.
     authority: String,
     path: String,
 }
 
-const NOT_A_URL: &str = "not a URL like http://127.0.0.1:9464";
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint {
+    /// The host without IPv6 brackets, and the port.
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Unix(std::path::PathBuf),
+}
+
+const NOT_A_URL: &str = "not a URL like http://127.0.0.1:9464 or unix:/run/hupwatch/api.sock";
 
 impl Target {
     fn parse(url: &str, default_path: &str) -> Result<Self, FetchError> {
@@ -71,9 +85,31 @@ impl Target {
             reason,
         };
         let trimmed = url.trim();
+        let default_path = if default_path.starts_with('/') {
+            default_path.to_string()
+        } else {
+            format!("/{default_path}")
+        };
+        if let Some(socket) = trimmed.strip_prefix("unix:") {
+            if !socket.starts_with('/') {
+                return Err(bad(
+                    "a socket is an absolute path, like unix:/run/hupwatch/api.sock",
+                ));
+            }
+            return Ok(Self {
+                url: format!("unix:{socket}"),
+                endpoint: Endpoint::Unix(socket.into()),
+                authority: "localhost".to_string(),
+                path: default_path,
+            });
+        }
         let with_scheme = match trimmed.split_once("://") {
             Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => trimmed.to_string(),
-            Some(_) => return Err(bad("only http:// is supported, like http://127.0.0.1:9464")),
+            Some(_) => {
+                return Err(bad(
+                    "only http:// and unix: are supported, like http://127.0.0.1:9464",
+                ));
+            }
             None => format!("http://{trimmed}"),
         };
         let uri: Uri = with_scheme.parse().map_err(|_| bad(NOT_A_URL))?;
@@ -91,13 +127,14 @@ impl Target {
         }
         let path = match uri.path_and_query().map(|pq| pq.as_str()) {
             Some(pq) if pq != "/" => pq.to_string(),
-            _ if default_path.starts_with('/') => default_path.to_string(),
-            _ => format!("/{default_path}"),
+            _ => default_path,
         };
         Ok(Self {
             url: format!("http://{authority}{path}"),
-            host: host.to_string(),
-            port: authority.port_u16().unwrap_or(80),
+            endpoint: Endpoint::Tcp {
+                host: host.to_string(),
+                port: authority.port_u16().unwrap_or(80),
+            },
             authority: authority.to_string(),
             path,
         })
@@ -111,11 +148,48 @@ impl Target {
     }
 }
 
+/// Whether `url` names a Unix socket (`unix:PATH`), the channel only root's hupwatch (or
+/// the user's own) can serve.
+pub fn is_socket(url: &str) -> bool {
+    url.trim().starts_with("unix:")
+}
+
 async fn fetch(target: &Target) -> Result<Vec<u8>, FetchError> {
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|err| target.error(connect_reason(&err)))?;
-    let _ = stream.set_nodelay(true);
+    match &target.endpoint {
+        Endpoint::Tcp { host, port } => {
+            let stream = TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(|err| target.error(connect_reason(&err)))?;
+            let _ = stream.set_nodelay(true);
+            exchange(stream, target).await
+        }
+        Endpoint::Unix(path) => {
+            let stream = UnixStream::connect(path)
+                .await
+                .map_err(|err| target.error(socket_reason(&err)))?;
+            let server = stream
+                .peer_cred()
+                .map_err(|err| target.error(format!("cannot tell who serves it: {err}")))?
+                .uid();
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if server != 0 && server != me {
+                return Err(FetchError::Untrusted {
+                    url: target.url.clone(),
+                    uid: server,
+                });
+            }
+            exchange(stream, target).await
+        }
+    }
+}
+
+/// One GET over `io` and its answer, bounded.
+async fn exchange<I>(io: I, target: &Target) -> Result<Vec<u8>, FetchError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let stream = io;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
@@ -167,6 +241,18 @@ fn not_hupwatch(err: &dyn std::fmt::Display) -> String {
     format!("{err}; check that it is the --listen address of a running `hupwatch run`")
 }
 
+fn socket_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            "no hupwatch serves it; start `hupwatch run` as root (it serves /run/hupwatch/api.sock), or give its --api-socket".to_string()
+        }
+        io::ErrorKind::PermissionDenied => {
+            "permission denied; check the socket's folder".to_string()
+        }
+        _ => err.to_string(),
+    }
+}
+
 fn connect_reason(err: &io::Error) -> String {
     match err.kind() {
         io::ErrorKind::ConnectionRefused => {
@@ -190,14 +276,23 @@ mod tests {
             target,
             Target {
                 url: "http://[::1]:9464/api/sessions".into(),
-                host: "::1".into(),
-                port: 9464,
+                endpoint: Endpoint::Tcp {
+                    host: "::1".into(),
+                    port: 9464,
+                },
                 authority: "[::1]:9464".into(),
                 path: "/api/sessions".into(),
             }
         );
         let target = Target::parse("HTTP://host/x?y=1", "/api/sessions").unwrap();
         assert_eq!(target.url, "http://host/x?y=1");
-        assert_eq!(target.port, 80);
+        assert!(matches!(target.endpoint, Endpoint::Tcp { port: 80, .. }));
+        let target = Target::parse("unix:/run/hupwatch/api.sock", "/api/sessions").unwrap();
+        assert_eq!(
+            target.endpoint,
+            Endpoint::Unix("/run/hupwatch/api.sock".into())
+        );
+        assert_eq!(target.path, "/api/sessions");
+        assert!(Target::parse("unix:api.sock", "/api/sessions").is_err());
     }
 }

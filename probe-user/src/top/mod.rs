@@ -97,6 +97,10 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                 listen: "127.0.0.1:0".into(),
                 web_config: None,
                 metrics_only: false,
+                // top reads its watcher over loopback; the system's socket is the
+                // system daemon's.
+                api_socket: None,
+                api_socket_asked: false,
                 alerts_file: Some("/dev/null".into()),
                 json: true,
                 tracker: TrackerConfig {
@@ -327,6 +331,7 @@ fn end_one(app: &mut App, pid: u32, ignore: &Ignored, done: &mpsc::UnboundedSend
         cwd: None,
         all_users: false,
         ignore: ignore.clone(),
+        named: true,
     };
     let (targets, spared) = select::choose(&one, &criteria, &identity::reaper(), identity::look);
     if let Some(s) = spared.first() {

@@ -255,6 +255,14 @@ impl SessionsView {
         self.group_by = by;
     }
 
+    /// Only the processes `keep` accepts, with the groups made of them alone; the exits
+    /// after a hangup, which name processes no longer there to ask about, are left out.
+    pub fn keep_only(&mut self, keep: impl Fn(&ProcessView) -> bool) {
+        self.processes.retain(|p| keep(p));
+        self.hangup_exits.clear();
+        self.regroup(self.group_by);
+    }
+
     /// The metrics of this view (a `sessions --from` result, or a test's).
     pub fn metrics(&self, limit: usize) -> MetricsView {
         let mut out = MetricsView {

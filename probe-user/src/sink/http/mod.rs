@@ -22,11 +22,13 @@ mod respond;
 mod security;
 mod server;
 mod tls;
+mod unix;
 mod watched;
 pub mod web_config;
 
 pub use security::{Security, WebConfig};
 pub use server::{serve, serve_with};
+pub use unix::{DEFAULT_SOCKET, UnixApi, bind_unix, serve_unix};
 pub use web_config::WebConfigError;
 
 /// One response body and its media type.
@@ -34,12 +36,54 @@ pub use web_config::WebConfigError;
 pub struct Page {
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Not this viewer's to read: answered 403 with the body as the reason.
+    pub forbidden: bool,
+}
+
+impl Page {
+    pub fn new(content_type: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            content_type,
+            body,
+            forbidden: false,
+        }
+    }
+
+    /// A refusal, with the reason and the way around it.
+    pub fn forbidden(reason: &str) -> Self {
+        Self {
+            content_type: "text/plain; charset=utf-8",
+            body: format!("forbidden: {reason}\n").into_bytes(),
+            forbidden: true,
+        }
+    }
+}
+
+/// Who asks, as far as the server can tell: it decides how much of the sessions a client
+/// sees (docs/service.md, "Who can see what").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// Root on this machine, or a client the web config authenticated: everything.
+    All,
+    /// A local user, known by the kernel (a Unix socket's peer, a loopback connection's
+    /// owner in the socket table): that user's own processes only.
+    Own(u32),
+    /// Nobody the server can name (off loopback without authentication, or a loopback
+    /// client the OS does not name): no sessions.
+    Unknown,
+}
+
+impl Viewer {
+    /// The viewer a local user's uid makes.
+    pub fn local(uid: u32) -> Self {
+        if uid == 0 { Self::All } else { Self::Own(uid) }
+    }
 }
 
 /// What the server serves; implemented by the collector. Called for GET and HEAD only,
-/// with the path alone (no query string).
+/// with the path alone (no query string) and who asks.
 pub trait Pages: Send + Sync + 'static {
-    fn get(&self, path: &str) -> Option<Page>;
+    fn get(&self, path: &str, viewer: Viewer) -> Option<Page>;
 }
 
 /// Errors from binding the listener. Each displays as one line naming the address and,
@@ -50,6 +94,11 @@ pub enum HttpError {
     BadAddress(String),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("--api-socket {}: {reason}", path.display())]
+    Socket {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// Bounds on what one client can make the server hold.

@@ -9,7 +9,7 @@ use hyper::{
     header::{self, HeaderValue},
 };
 
-use super::{Pages, auth::Users, security::Security};
+use super::{Pages, Viewer, auth::Users, security::Security};
 
 /// Everything a request is answered from.
 #[derive(Clone)]
@@ -17,14 +17,47 @@ pub(super) struct Access {
     pages: Arc<dyn Pages>,
     loopback: bool,
     users: Option<Arc<Users>>,
+    /// Who the connection is from, before any password: see `viewer`.
+    peer: Viewer,
+    /// Every client showed a certificate a configured CA signed.
+    clients_verified: bool,
 }
 
 impl Access {
-    pub(super) fn new(pages: Arc<dyn Pages>, loopback: bool, security: &Security) -> Self {
+    pub(super) fn new(
+        pages: Arc<dyn Pages>,
+        loopback: bool,
+        security: &Security,
+        peer: Viewer,
+    ) -> Self {
         Self {
             pages,
             loopback,
             users: security.users.clone(),
+            peer,
+            clients_verified: security.verifies_clients(),
+        }
+    }
+
+    /// A Unix socket's connection: no host to check, no password; the kernel named the
+    /// peer.
+    pub(super) fn local(pages: Arc<dyn Pages>, peer: Viewer) -> Self {
+        Self {
+            pages,
+            loopback: false,
+            users: None,
+            peer,
+            clients_verified: false,
+        }
+    }
+
+    /// A client that passed the web config's authentication sees everything; otherwise
+    /// what the kernel says of the peer decides.
+    fn viewer(&self) -> Viewer {
+        if self.users.is_some() || self.clients_verified {
+            Viewer::All
+        } else {
+            self.peer
         }
     }
 
@@ -59,7 +92,12 @@ impl Access {
         }
         // For HEAD the whole page is still built: hyper takes Content-Length from it and
         // drops the body, so HEAD and GET agree.
-        match self.pages.get(request.uri().path()) {
+        match self.pages.get(request.uri().path(), self.viewer()) {
+            Some(page) if page.forbidden => response(
+                StatusCode::FORBIDDEN,
+                page.content_type,
+                Bytes::from(page.body),
+            ),
             Some(page) => response(StatusCode::OK, page.content_type, Bytes::from(page.body)),
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         }

@@ -22,7 +22,7 @@ use tokio::{
 
 use super::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, ACCEPT_LOG_INTERVAL, LONGEST_TIMEOUT, Listener,
-    MAX_BUF_SIZE, Pages, ServerLimits,
+    MAX_BUF_SIZE, Pages, ServerLimits, Viewer,
     respond::Access,
     security::{Security, WebConfig},
     watched::Watched,
@@ -61,12 +61,19 @@ pub async fn serve_with(
             continue;
         }
         match listener.inner.accept().await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 // One reading for both: a reload in between must not pair one file's users
                 // with another's TLS.
                 let security = web.current();
-                let access = Access::new(Arc::clone(&pages), loopback, &security);
+                let viewer = if loopback {
+                    // The client's socket is listed by now: the connection is established.
+                    crate::host::tcp_peer_uid(listener.local, peer)
+                        .map_or(Viewer::Unknown, Viewer::local)
+                } else {
+                    Viewer::Unknown
+                };
+                let access = Access::new(Arc::clone(&pages), loopback, &security, viewer);
                 connections.spawn(connection(stream, access, limits, security));
             }
             // The client gave up between the handshake and accept; nothing to wait for.
@@ -151,8 +158,13 @@ async fn starts_a_tls_handshake(stream: &TcpStream, limits: ServerLimits) -> boo
 const PLAIN_HTTP_ON_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server: use https://\n";
 
 /// HTTP/1.1 over `io` until the client is done, fails or goes idle.
-async fn http<I>(io: I, access: Access, limits: ServerLimits, start: Instant, activity: &AtomicU64)
-where
+pub(super) async fn http<I>(
+    io: I,
+    access: Access,
+    limits: ServerLimits,
+    start: Instant,
+    activity: &AtomicU64,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| {

@@ -19,22 +19,20 @@ const NEVER: Duration = Duration::MAX;
 struct TestPages;
 
 impl Pages for TestPages {
-    fn get(&self, path: &str) -> Option<Page> {
+    fn get(&self, path: &str, viewer: Viewer) -> Option<Page> {
         match path {
-            "/api/sessions" => Some(Page {
-                content_type: "application/json",
-                body: br#"{"sessions":[]}"#.to_vec(),
-            }),
-            "/metrics" => Some(Page {
-                content_type: "text/plain; version=0.0.4",
-                body: b"hupwatch_up 1\n".to_vec(),
-            }),
+            "/api/sessions" => Some(Page::new(
+                "application/json",
+                br#"{"sessions":[]}"#.to_vec(),
+            )),
+            "/metrics" => Some(Page::new(
+                "text/plain; version=0.0.4",
+                b"hupwatch_up 1\n".to_vec(),
+            )),
             // Larger than loopback's socket buffers, so a client that does not read
             // leaves the server stuck writing.
-            "/big" => Some(Page {
-                content_type: "application/octet-stream",
-                body: vec![b'x'; 64 << 20],
-            }),
+            "/big" => Some(Page::new("application/octet-stream", vec![b'x'; 64 << 20])),
+            "/viewer" => Some(Page::new("text/plain", format!("{viewer:?}").into_bytes())),
             _ => None,
         }
     }
@@ -288,7 +286,10 @@ async fn the_client_gives_up_on_a_server_that_never_answers() {
 #[tokio::test]
 async fn the_client_refuses_what_is_not_an_http_url() {
     for (url, needle) in [
-        ("https://127.0.0.1:9464", "only http:// is supported"),
+        (
+            "https://127.0.0.1:9464",
+            "only http:// and unix: are supported",
+        ),
         ("http://", "not a URL like http://127.0.0.1:9464"),
         ("http://a b:1", "not a URL like http://127.0.0.1:9464"),
         ("http://me:pw@127.0.0.1:9464", "passwords in URLs"),
@@ -453,4 +454,68 @@ async fn dropping_the_server_closes_its_connections() {
     server.abort();
     closed(stream).await;
     assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+}
+
+/// A folder of this test's own for a socket, owned by this user and writable by nobody else.
+fn socket_folder(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("hupwatch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn me() -> Viewer {
+    // SAFETY: geteuid has no preconditions.
+    Viewer::local(unsafe { libc::geteuid() })
+}
+
+#[tokio::test]
+async fn a_loopback_client_is_named_by_the_kernel() {
+    let addr = start_default().await;
+    let body = get(&format!("http://{addr}/viewer"), "/").await.unwrap();
+    assert_eq!(String::from_utf8(body).unwrap(), format!("{:?}", me()));
+}
+
+#[tokio::test]
+async fn the_socket_names_its_peer_and_its_file_goes_with_it() {
+    let folder = socket_folder("api-socket");
+    let path = folder.join("api.sock");
+    let api = Arc::new(bind_unix(&path).unwrap());
+    let server = tokio::spawn(serve_unix(
+        Arc::clone(&api),
+        Arc::new(TestPages),
+        ServerLimits::default(),
+    ));
+    let url = format!("unix:{}", path.display());
+    let body = get(&url, "/viewer").await.unwrap();
+    assert_eq!(String::from_utf8(body).unwrap(), format!("{:?}", me()));
+    let sessions = get(&url, "/api/sessions").await.unwrap();
+    assert_eq!(sessions, br#"{"sessions":[]}"#);
+    // A second server on the same path while the first answers is refused.
+    let err = bind_unix(&path).unwrap_err().to_string();
+    assert!(err.contains("another hupwatch is serving it"), "{err}");
+    server.abort();
+    let _ = server.await;
+    drop(api);
+    assert!(!path.exists(), "the socket file outlived its server");
+    // A socket file nothing listens on any more is replaced.
+    let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(stale);
+    assert!(path.exists());
+    drop(bind_unix(&path).expect("a stale socket is replaced"));
+}
+
+#[tokio::test]
+async fn a_socket_folder_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = socket_folder("api-open");
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = bind_unix(&folder.join("api.sock")).unwrap_err().to_string();
+    assert!(
+        err.contains("another user could replace the socket"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
 }

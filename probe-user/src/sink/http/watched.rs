@@ -11,20 +11,20 @@ use std::{
 
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
     time::Instant,
 };
 
-/// A connection's stream, noting when it last moved a byte for the idle timeout.
-pub(super) struct Watched {
-    inner: TcpStream,
+/// A connection's stream (TCP or a Unix socket), noting when it last moved a byte for the
+/// idle timeout.
+pub(super) struct Watched<S> {
+    inner: S,
     start: Instant,
     /// Milliseconds from `start`.
     last_activity: Arc<AtomicU64>,
 }
 
-impl Watched {
-    pub(super) fn new(inner: TcpStream, start: Instant, last_activity: Arc<AtomicU64>) -> Self {
+impl<S> Watched<S> {
+    pub(super) fn new(inner: S, start: Instant, last_activity: Arc<AtomicU64>) -> Self {
         Self {
             inner,
             start,
@@ -38,7 +38,7 @@ impl Watched {
     }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -53,7 +53,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
