@@ -494,6 +494,38 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "\"ftp://127.0.0.1:9464\": only http:// and unix: are supported",
             "like http://127.0.0.1:9464",
         ),
+        // The local API's socket and its clients.
+        row(
+            &["sessions", "--from", "unix:api.sock"],
+            "a socket is an absolute path",
+            "like unix:/run/hupwatch/api.sock",
+        ),
+        row(
+            &["sessions", "--from", "unix:/nonexistent/hupwatch/api.sock"],
+            "cannot fetch unix:/nonexistent/hupwatch/api.sock: no hupwatch serves it",
+            "start `hupwatch run` as root",
+        ),
+        row(
+            &["reap", "--from", "http://127.0.0.1:1", "--yes"],
+            "--from http://127.0.0.1:1: as root, reap --yes acts only on what root's own hupwatch says through its socket",
+            "use --from unix:/run/hupwatch/api.sock",
+        ),
+        row(
+            &["run", "--listen", "127.0.0.1:0", "--api-socket", "api.sock"],
+            "--api-socket api.sock: give an absolute path",
+            "like /run/hupwatch/api.sock",
+        ),
+        row(
+            &[
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--api-socket",
+                "/tmp/api.sock",
+            ],
+            "--api-socket /tmp/api.sock: its folder /tmp belongs to uid 0 with mode 1777",
+            "use a folder only you can write",
+        ),
         // `.invalid` never resolves (RFC 6761).
         row(
             &["sessions", "--from", "http://no-such-host.invalid:9464"],

@@ -282,28 +282,41 @@ fn the_reap_timer_and_its_service_pass_systemds_own_verification() {
     );
 }
 
-/// The timer's command, as a dry run against a running `hupwatch run`: it parses, asks
-/// the daemon, and ends nothing that has not been idle for its two hours.
+/// The timer's command, with its --yes, against a running `hupwatch run` through its
+/// socket: it parses, asks the daemon, and ends nothing that has not been idle for its two
+/// hours. The same command pointed at a TCP address is refused (root acts only on what
+/// root's own hupwatch says through the socket).
 #[test]
-fn the_reap_timers_command_asks_the_running_daemon() {
+fn the_reap_timers_command_asks_the_running_daemon_through_its_socket() {
     require_root();
     let line = REAP_SERVICE
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("the reap service has an ExecStart");
-    let mut args: Vec<&str> = line.split_whitespace().collect();
+    let mut args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
     assert_eq!(args[..2], ["/usr/bin/hupwatch", "reap"]);
-    assert_eq!(args.pop(), Some("--yes"), "--yes comes last in the unit");
-    let hupwatch = Hupwatch::run(&["--pid", "1"]);
-    let url = hupwatch.api_url();
-    let from = args.iter().position(|a| *a == "--from").unwrap() + 1;
-    args[from] = &url;
+    assert_eq!(
+        args.last().map(String::as_str),
+        Some("--yes"),
+        "--yes comes last in the unit"
+    );
+    let from = args.iter().position(|a| a == "--from").unwrap() + 1;
+    assert_eq!(args[from], "unix:/run/hupwatch/api.sock");
+    let dir = scratch_dir("reap-socket");
+    let socket = dir.join("api.sock").display().to_string();
+    let hupwatch = Hupwatch::run(&["--pid", "1", "--api-socket", &socket]);
+    args[from] = hupwatch.socket_url();
     let out = Command::new(HUPWATCH).args(&args[1..]).output().unwrap();
-    hupwatch.stop();
     let said =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(!said.contains("error"), "{said}");
+    args[from] = hupwatch.api_url();
+    let tcp = Command::new(HUPWATCH).args(&args[1..]).output().unwrap();
+    hupwatch.stop();
+    let said = String::from_utf8_lossy(&tcp.stderr);
+    assert_eq!(tcp.status.code(), Some(2), "{said}");
+    assert!(said.contains("as root, reap --yes acts only on"), "{said}");
 }
 
 #[test]
@@ -313,7 +326,7 @@ fn the_reap_launchd_plist_runs_reap_idle_from_the_daemon() {
                  args = p['ProgramArguments']\n\
                  assert p['Label'] == 'com.hupwatch.reap', p['Label']\n\
                  assert args[:2] == ['/usr/local/bin/hupwatch', 'reap'], args\n\
-                 assert args[args.index('--from') + 1] == 'http://127.0.0.1:9464', args\n\
+                 assert args[args.index('--from') + 1] == 'unix:/var/run/hupwatch/api.sock', args\n\
                  assert '--idle' in args and args[-1] == '--yes', args\n\
                  assert p['StartInterval'] == 3600, p\n";
     check_plist(REAP_PLIST, check);

@@ -52,6 +52,11 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("prometheus-process-exporter", "prometheus-process-exporter"),
     // tests/notify.rs: a private session bus, an X server without a screen, and a real
     // notification server on them, read back with dunstctl (same package as dunst).
+    // tests/local_api.rs: the session keepers reap must spare, as Debian packages them
+    // (tmux is above; abduco is not packaged for Debian 12).
+    ("screen", "screen"),
+    ("dtach", "dtach"),
+    ("mosh-server", "mosh"),
     ("dbus-daemon", "dbus"),
     ("Xvfb", "xvfb"),
     ("dunst", "dunst"),

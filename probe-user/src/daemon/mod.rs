@@ -88,6 +88,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         Some(file) => WebConfig::load(file)?,
         None => WebConfig::open(),
     };
+    warn_about(&web);
     let listener = http::bind(&options.listen).await?;
     let socket = match &options.api_socket {
         Some(path) => match http::bind_unix(path) {
@@ -320,7 +321,14 @@ fn replay(
 /// A web config that no longer loads leaves the one in force: a typo must not open the
 /// listener, nor close it to the fleet's scrapers.
 fn reload_web_config(web: &WebConfig) {
-    if let Err(why) = web.reload() {
-        eprintln!("hupwatch: warning: {why}; keeping the web config in force");
+    match web.reload() {
+        Ok(()) => warn_about(web),
+        Err(why) => eprintln!("hupwatch: warning: {why}; keeping the web config in force"),
+    }
+}
+
+fn warn_about(web: &WebConfig) {
+    for warning in web.current().warnings() {
+        eprintln!("hupwatch: warning: {warning}");
     }
 }

@@ -51,11 +51,11 @@ impl Hupwatch {
     /// Starts `hupwatch run ARGS` with its API on a free loopback port; the collected lines
     /// are its alerts.
     pub fn run(args: &[&str]) -> Self {
-        Self::spawn(&["run", "--listen", "127.0.0.1:0"], args, &[])
+        Self::spawn(run_args(args), args, &[])
     }
 
     pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::spawn(&["run", "--listen", "127.0.0.1:0"], args, env)
+        Self::spawn(run_args(args), args, env)
     }
 
     /// `hupwatch run` watching this test process and everything it starts, with
@@ -73,7 +73,15 @@ impl Hupwatch {
         let mut setpriv = as_user(uid, HUPWATCH);
         // Not the test's directory, which that user may not be allowed into.
         setpriv.current_dir("/");
-        Self::spawn_through(setpriv, &["run", "--listen", "127.0.0.1:0"], args, &[])
+        Self::spawn_through(setpriv, run_args(args), args, &[])
+    }
+
+    /// The path of the local API socket this `hupwatch run` serves (`--api-socket` in its
+    /// arguments), as its ready line names it.
+    pub fn socket_url(&self) -> String {
+        let line = self.wait_for_stderr("the ready line", |l| l.contains("local API at unix:"));
+        let from = line.split("local API at ").nth(1).unwrap();
+        from.split(';').next().unwrap().to_string()
     }
 
     /// host:port of `hupwatch run`'s HTTP server, as a scrape target.
@@ -434,4 +442,15 @@ fn sessions_through(mut command: Command, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("sessions --json prints JSON")
+}
+
+/// `run` on a free loopback port. Tests run many daemons at once as root: each serves no
+/// local API socket unless the test names one, so none takes the system's default path
+/// and a one-shot `sessions` or `reap` in another test never reaches a test's daemon.
+fn run_args(args: &[&str]) -> &'static [&'static str] {
+    if args.contains(&"--api-socket") {
+        &["run", "--listen", "127.0.0.1:0"]
+    } else {
+        &["run", "--listen", "127.0.0.1:0", "--api-socket", "none"]
+    }
 }

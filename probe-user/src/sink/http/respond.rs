@@ -9,14 +9,22 @@ use hyper::{
     header::{self, HeaderValue},
 };
 
-use super::{Pages, Viewer, auth::Users, security::Security};
+use super::{
+    Pages, Viewer,
+    auth::Users,
+    security::{Security, WebConfig},
+};
 
 /// Everything a request is answered from.
 #[derive(Clone)]
 pub(super) struct Access {
     pages: Arc<dyn Pages>,
     loopback: bool,
+    /// The users when the connection was accepted, for a connection with no web config
+    /// to follow (the socket's).
     users: Option<Arc<Users>>,
+    /// The web config in force, read again for each request's users.
+    web: Option<WebConfig>,
     /// Who the connection is from, before any password: see `viewer`.
     peer: Viewer,
     /// Every client showed a certificate a configured CA signed.
@@ -28,12 +36,14 @@ impl Access {
         pages: Arc<dyn Pages>,
         loopback: bool,
         security: &Security,
+        web: WebConfig,
         peer: Viewer,
     ) -> Self {
         Self {
             pages,
             loopback,
             users: security.users.clone(),
+            web: Some(web),
             peer,
             clients_verified: security.verifies_clients(),
         }
@@ -46,15 +56,25 @@ impl Access {
             pages,
             loopback: false,
             users: None,
+            web: None,
             peer,
             clients_verified: false,
         }
     }
 
+    /// The users a request must be one of: those in force now (a reload since the
+    /// connection was accepted counts).
+    fn users(&self) -> Option<Arc<Users>> {
+        match &self.web {
+            Some(web) => web.current().users.clone(),
+            None => self.users.clone(),
+        }
+    }
+
     /// A client that passed the web config's authentication sees everything; otherwise
     /// what the kernel says of the peer decides.
-    fn viewer(&self) -> Viewer {
-        if self.users.is_some() || self.clients_verified {
+    fn viewer(&self, authenticated: bool) -> Viewer {
+        if authenticated || self.clients_verified {
             Viewer::All
         } else {
             self.peer
@@ -69,7 +89,8 @@ impl Access {
                  http://localhost\n",
             );
         }
-        if let Some(users) = &self.users {
+        let users = self.users();
+        if let Some(users) = &users {
             let header = request.headers().get(header::AUTHORIZATION).cloned();
             if !Arc::clone(users).allow(header).await {
                 let mut response = text(
@@ -92,7 +113,10 @@ impl Access {
         }
         // For HEAD the whole page is still built: hyper takes Content-Length from it and
         // drops the body, so HEAD and GET agree.
-        match self.pages.get(request.uri().path(), self.viewer()) {
+        match self
+            .pages
+            .get(request.uri().path(), self.viewer(users.is_some()))
+        {
             Some(page) if page.forbidden => response(
                 StatusCode::FORBIDDEN,
                 page.content_type,

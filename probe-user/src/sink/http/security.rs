@@ -9,7 +9,7 @@ use std::{
 use super::{
     auth::Users,
     tls,
-    web_config::{ClientAuth, File, WebConfigError},
+    web_config::{ClientAuth, File, TlsVersion, WebConfigError},
 };
 
 /// What the listener enforces, built from one reading of the file.
@@ -19,6 +19,8 @@ pub struct Security {
     /// Every client must show a certificate a configured CA signed.
     clients_verified: bool,
     pub(super) users: Option<Arc<Users>>,
+    /// What the file asks for that hupwatch does otherwise, one sentence each.
+    warnings: Vec<String>,
 }
 
 impl Security {
@@ -40,11 +42,30 @@ impl Security {
             .tls_server_config
             .as_ref()
             .is_some_and(|c| c.client_auth_type == ClientAuth::RequireAndVerifyClientCert);
+        let warnings = parsed
+            .tls_server_config
+            .as_ref()
+            .and_then(|c| c.min_version)
+            .filter(|min| *min < TlsVersion::TLS12)
+            .map(|min| {
+                format!(
+                    "--web-config {}: tls_server_config.min_version {min:?} is below what hupwatch speaks; connections use TLS 1.2 or newer (say TLS12 to quiet this)",
+                    file.display()
+                )
+            })
+            .into_iter()
+            .collect();
         Ok(Self {
             tls,
             clients_verified,
             users,
+            warnings,
         })
+    }
+
+    /// What the file asks for that hupwatch does otherwise; said once per load.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn is_tls(&self) -> bool {
@@ -60,8 +81,10 @@ impl Security {
     }
 }
 
-/// The listener's security as it stands, replaced whole by a reload; each connection keeps
-/// the one it was accepted under.
+/// The listener's security as it stands, replaced whole by a reload. A connection keeps
+/// the TLS it was accepted under, and each request on it is checked against the users in
+/// force when it comes (respond.rs), so a reload that removes a user reaches kept-alive
+/// connections too.
 #[derive(Clone, Default)]
 pub struct WebConfig {
     file: Option<PathBuf>,
@@ -203,5 +226,45 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         config.reload().unwrap();
         assert!(!config.current().has_users());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_tls_minimum_below_what_hupwatch_speaks_is_said() {
+        let dir = std::env::temp_dir().join(format!("hupwatch-web-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1"])
+            .args(["-subj", "/CN=localhost"])
+            .output()
+            .expect("openssl runs (cargo xtask setup installs it)");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let tls = |min: &str| {
+            let file = dir.join(format!("{min}.yml"));
+            std::fs::write(
+                &file,
+                format!("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  min_version: {min}\n"),
+            )
+            .unwrap();
+            Security::load(&file).unwrap()
+        };
+        let old = tls("TLS10");
+        assert!(old.is_tls());
+        assert_eq!(old.warnings().len(), 1);
+        assert!(old.warnings()[0].contains("min_version TLS10 is below what hupwatch speaks"));
+        assert!(tls("TLS12").warnings().is_empty());
     }
 }

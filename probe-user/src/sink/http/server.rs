@@ -73,7 +73,8 @@ pub async fn serve_with(
                 } else {
                     Viewer::Unknown
                 };
-                let access = Access::new(Arc::clone(&pages), loopback, &security, viewer);
+                let access =
+                    Access::new(Arc::clone(&pages), loopback, &security, web.clone(), viewer);
                 connections.spawn(connection(stream, access, limits, security));
             }
             // The client gave up between the handshake and accept; nothing to wait for.

@@ -519,3 +519,67 @@ async fn a_socket_folder_others_can_write_is_refused() {
     );
     assert!(!err.contains('\n'), "{err}");
 }
+
+/// One response read off a kept-alive connection: its status and body.
+async fn next_response(stream: &mut TcpStream) -> (u16, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                return (status, got[end + 4..end + 4 + length].to_vec());
+            }
+        }
+        let n = tokio::time::timeout(GENEROUS, stream.read(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(n > 0, "closed before a whole response");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_a_user_reaches_kept_alive_connections() {
+    let dir = socket_folder("web-reload");
+    let file = dir.join("web.yml");
+    let write = |user: &str| {
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        std::fs::write(&file, format!("basic_auth_users:\n  {user}: '{hash}'\n")).unwrap();
+    };
+    write("alice");
+    let web = WebConfig::load(&file).unwrap();
+    let listener = bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let server = tokio::spawn(serve_with(
+        listener,
+        Arc::new(TestPages),
+        ServerLimits::default(),
+        web.clone(),
+    ));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // alice:secret
+    let request =
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(next_response(&mut stream).await.0, 200);
+    write("bob");
+    web.reload().unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(
+        next_response(&mut stream).await.0,
+        401,
+        "a removed user still reads on a connection opened before the reload"
+    );
+    server.abort();
+}
