@@ -150,14 +150,11 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         about,
         metrics_only: options.metrics_only,
     });
-    let local_api = socket.as_ref().map(|api| {
-        tokio::spawn(http::serve_unix(
-            Arc::clone(api),
-            Arc::clone(&pages) as Arc<dyn http::Pages>,
-            http::ServerLimits::default(),
-        ))
-    });
-    tokio::spawn(http::serve(listener, pages, web.clone()));
+    let local = socket
+        .as_ref()
+        .map(|api| format!("; local API at unix:{}", api.path().display()))
+        .unwrap_or_default();
+    let servers = http::spawn_servers(listener, socket, pages, web.clone())?;
     let scheme = if web.current().is_tls() {
         "https"
     } else {
@@ -168,10 +165,6 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     } else {
         format!("sessions at {scheme}://{address}/api/sessions")
     };
-    let local = socket
-        .as_ref()
-        .map(|api| format!("; local API at unix:{}", api.path().display()))
-        .unwrap_or_default();
     eprintln!("{}{local}; {served}", source.ready_line());
     if let Some(ready) = options.ready {
         let _ = ready.send(address);
@@ -218,12 +211,8 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         failed => failed,
     };
     source.report_losses();
-    // The socket's file goes with its listener, once no connection task holds it.
-    if let Some(task) = local_api {
-        task.abort();
-        let _ = task.await;
-    }
-    drop(socket);
+    // The servers stop with their thread; the socket's file goes with its last holder.
+    drop(servers);
     if let Some(n) = alerts.notify.take() {
         // What is queued goes out, within a bound: leaving must not hang on a desktop.
         let _ = tokio::time::timeout(Duration::from_secs(5), n.close()).await;

@@ -18,9 +18,11 @@ use std::{
 use tokio::net::TcpListener;
 
 mod auth;
+mod clients;
 mod respond;
 mod security;
 mod server;
+mod thread;
 mod tls;
 mod unix;
 mod watched;
@@ -28,6 +30,7 @@ pub mod web_config;
 
 pub use security::{Security, WebConfig};
 pub use server::{serve, serve_with};
+pub use thread::{ServerThread, spawn_servers};
 pub use unix::{DEFAULT_SOCKET, UnixApi, bind_unix, serve_unix};
 pub use web_config::WebConfigError;
 
@@ -107,20 +110,28 @@ pub struct ServerLimits {
     /// Connections served at once. At the limit the server stops accepting; new connections
     /// wait in the kernel's backlog until one ends.
     pub max_connections: usize,
+    /// Connections one client holds at once (one local user, or one remote address);
+    /// more are closed as they come, so no one client can take every slot.
+    pub max_per_client: usize,
     /// Time a client has to send a complete request head, counted from the connection's
     /// start and, on a kept-alive connection, from the end of the previous response.
     pub header_read_timeout: Duration,
     /// Time a connection may go without a byte read or written before it is closed; this is
     /// what ends a client that stops reading a response.
     pub idle_timeout: Duration,
+    /// Time a connection may last at all, however busy: a client that trickles requests
+    /// or reads a response a byte at a time gives its slot back then (clients reconnect).
+    pub max_lifetime: Duration,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_connections: 64,
+            max_per_client: 8,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(60),
         }
     }
 }

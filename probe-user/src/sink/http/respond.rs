@@ -101,6 +101,10 @@ impl Access {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"hupwatch\", charset=\"UTF-8\""),
                 );
+                // A client guessing passwords gives its slot back after each guess.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 return response;
             }
         }

@@ -23,6 +23,7 @@ use tokio::{
 use super::{
     ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, ACCEPT_LOG_INTERVAL, LONGEST_TIMEOUT, Listener,
     MAX_BUF_SIZE, Pages, ServerLimits, Viewer,
+    clients::{Client, Clients},
     respond::Access,
     security::{Security, WebConfig},
     watched::Watched,
@@ -46,9 +47,11 @@ pub async fn serve_with(
     let limits = ServerLimits {
         header_read_timeout: limits.header_read_timeout.min(LONGEST_TIMEOUT),
         idle_timeout: limits.idle_timeout.min(LONGEST_TIMEOUT),
+        max_lifetime: limits.max_lifetime.min(LONGEST_TIMEOUT),
         ..limits
     };
     let loopback = listener.is_loopback();
+    let clients = Clients::default();
     // Owning the connection tasks here is what lets dropping `serve` end them.
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -73,9 +76,26 @@ pub async fn serve_with(
                 } else {
                     Viewer::Unknown
                 };
+                let client = match viewer {
+                    Viewer::All => Client::Uid(0),
+                    Viewer::Own(uid) => Client::Uid(uid),
+                    Viewer::Unknown => Client::Address(peer.ip().to_canonical()),
+                };
+                // Over its share: closed at once, which it sees as a reset. Root is this
+                // machine's owner: only the overall bound holds it.
+                let slot = match viewer {
+                    Viewer::All => None,
+                    _ => match clients.take(client, limits.max_per_client) {
+                        Some(slot) => Some(slot),
+                        None => continue,
+                    },
+                };
                 let access =
                     Access::new(Arc::clone(&pages), loopback, &security, web.clone(), viewer);
-                connections.spawn(connection(stream, access, limits, security));
+                connections.spawn(async move {
+                    connection(stream, access, limits, security).await;
+                    drop(slot);
+                });
             }
             // The client gave up between the handshake and accept; nothing to wait for.
             Err(err)
@@ -181,7 +201,8 @@ pub(super) async fn http<I>(
     );
     // hyper has no timeout for a stalled write, nor for a body it is not reading; this one
     // counts any progress in either direction.
-    let mut deadline = start + limits.idle_timeout;
+    let end_of_life = start + limits.max_lifetime;
+    let mut deadline = (start + limits.idle_timeout).min(end_of_life);
     loop {
         tokio::select! {
             // An error here is the client's doing (reset, malformed request, timeout) and
@@ -190,10 +211,10 @@ pub(super) async fn http<I>(
             () = tokio::time::sleep_until(deadline) => {
                 let last = start + Duration::from_millis(activity.load(Ordering::Relaxed));
                 let next = last + limits.idle_timeout;
-                if next <= Instant::now() {
+                if next <= Instant::now() || Instant::now() >= end_of_life {
                     return;
                 }
-                deadline = next;
+                deadline = next.min(end_of_life);
             }
         }
     }

@@ -395,6 +395,7 @@ async fn beyond_the_connection_cap_nothing_is_accepted_until_one_ends() {
         max_connections: 2,
         header_read_timeout,
         idle_timeout: NEVER,
+        ..ServerLimits::default()
     };
     let (addr, _server) = start(limits).await;
     // Two kept-alive connections, proven accepted by their answers, fill the cap until
@@ -483,8 +484,10 @@ async fn the_socket_names_its_peer_and_its_file_goes_with_it() {
     let folder = socket_folder("api-socket");
     let path = folder.join("api.sock");
     let api = Arc::new(bind_unix(&path).unwrap());
+    let listener = tokio::net::UnixListener::from_std(api.std_listener().unwrap()).unwrap();
     let server = tokio::spawn(serve_unix(
         Arc::clone(&api),
+        listener,
         Arc::new(TestPages),
         ServerLimits::default(),
     ));
@@ -582,4 +585,20 @@ async fn a_reload_that_removes_a_user_reaches_kept_alive_connections() {
         "a removed user still reads on a connection opened before the reload"
     );
     server.abort();
+}
+
+#[tokio::test]
+async fn a_busy_connection_ends_at_its_lifetime() {
+    let limits = ServerLimits {
+        idle_timeout: NEVER,
+        header_read_timeout: NEVER,
+        max_lifetime: Duration::from_secs(1),
+        ..ServerLimits::default()
+    };
+    let (addr, _server) = start(limits).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    closed(stream).await;
+    let lived = started.elapsed();
+    assert!(lived < Duration::from_secs(10), "lived {lived:?}");
 }

@@ -19,7 +19,10 @@ use tokio::{
 };
 
 use super::{
-    HttpError, LONGEST_TIMEOUT, Pages, ServerLimits, Viewer, respond::Access, server::http,
+    HttpError, LONGEST_TIMEOUT, Pages, ServerLimits, Viewer,
+    clients::{Client, Clients},
+    respond::Access,
+    server::http,
     watched::Watched,
 };
 
@@ -32,13 +35,20 @@ pub const DEFAULT_SOCKET: &str = "/var/run/hupwatch/api.sock";
 /// A bound socket; its file is removed when this is dropped.
 #[derive(Debug)]
 pub struct UnixApi {
-    listener: UnixListener,
+    listener: std::os::unix::net::UnixListener,
     path: PathBuf,
 }
 
 impl UnixApi {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The socket, non-blocking, for the runtime that serves it.
+    pub(super) fn std_listener(&self) -> io::Result<std::os::unix::net::UnixListener> {
+        let listener = self.listener.try_clone()?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
     }
 }
 
@@ -91,7 +101,7 @@ pub fn bind_unix(path: &Path) -> Result<UnixApi, HttpError> {
             std::fs::remove_file(path).map_err(|e| fail(format!("cannot replace it: {e}")))?;
         }
     }
-    let listener = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
     let api = UnixApi {
         listener,
         path: path.to_path_buf(),
@@ -102,14 +112,23 @@ pub fn bind_unix(path: &Path) -> Result<UnixApi, HttpError> {
     Ok(api)
 }
 
-/// Serves `pages` on `api` until the future is dropped; each peer sees what its uid may.
-pub async fn serve_unix(api: Arc<UnixApi>, pages: Arc<dyn Pages>, limits: ServerLimits) {
+/// Serves `pages` on `listener` (`api`'s socket on this runtime) until the future is
+/// dropped; each peer sees what its uid may. `api` is held so its file stays meanwhile.
+pub async fn serve_unix(
+    api: Arc<UnixApi>,
+    listener: UnixListener,
+    pages: Arc<dyn Pages>,
+    limits: ServerLimits,
+) {
+    let _file = api;
     let max_connections = limits.max_connections.max(1);
     let limits = ServerLimits {
         header_read_timeout: limits.header_read_timeout.min(LONGEST_TIMEOUT),
         idle_timeout: limits.idle_timeout.min(LONGEST_TIMEOUT),
+        max_lifetime: limits.max_lifetime.min(LONGEST_TIMEOUT),
         ..limits
     };
+    let clients = Clients::default();
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -117,9 +136,30 @@ pub async fn serve_unix(api: Arc<UnixApi>, pages: Arc<dyn Pages>, limits: Server
             connections.join_next().await;
             continue;
         }
-        match api.listener.accept().await {
+        match listener.accept().await {
             Ok((stream, _)) => {
-                connections.spawn(connection(stream, Arc::clone(&pages), limits));
+                // A peer the kernel cannot name reads nothing.
+                let viewer = stream
+                    .peer_cred()
+                    .map_or(Viewer::Unknown, |cred| Viewer::local(cred.uid()));
+                let client = match viewer {
+                    Viewer::Own(uid) => Client::Uid(uid),
+                    Viewer::All => Client::Uid(0),
+                    Viewer::Unknown => Client::Uid(u32::MAX),
+                };
+                // Root is this machine's owner: only the overall bound holds it.
+                let slot = match viewer {
+                    Viewer::All => None,
+                    _ => match clients.take(client, limits.max_per_client) {
+                        Some(slot) => Some(slot),
+                        None => continue,
+                    },
+                };
+                let pages = Arc::clone(&pages);
+                connections.spawn(async move {
+                    connection(stream, viewer, pages, limits).await;
+                    drop(slot);
+                });
             }
             // Out of descriptors: the TCP listener's loop logs and backs off; here a pause
             // is enough, since the socket is for this machine's own clients.
@@ -128,11 +168,12 @@ pub async fn serve_unix(api: Arc<UnixApi>, pages: Arc<dyn Pages>, limits: Server
     }
 }
 
-async fn connection(stream: UnixStream, pages: Arc<dyn Pages>, limits: ServerLimits) {
-    // A peer the kernel cannot name reads nothing.
-    let viewer = stream
-        .peer_cred()
-        .map_or(Viewer::Unknown, |cred| Viewer::local(cred.uid()));
+async fn connection(
+    stream: UnixStream,
+    viewer: Viewer,
+    pages: Arc<dyn Pages>,
+    limits: ServerLimits,
+) {
     let start = Instant::now();
     let activity = Arc::new(AtomicU64::new(0));
     let watched = Watched::new(stream, start, Arc::clone(&activity));
