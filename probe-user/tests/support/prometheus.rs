@@ -24,10 +24,16 @@ impl Prometheus {
     /// Starts the server with its data in `dir`, scraping `targets` (host:port) as the job
     /// `hupwatch`, with the alert rules in `rules` if given; returns once it is ready.
     pub fn start(dir: &Path, targets: &[String], rules: Option<&str>) -> Self {
+        Self::start_with(dir, targets, rules, "")
+    }
+
+    /// `start`, with `job` (indented YAML, like `    basic_auth: ...\n`) added to the
+    /// scrape job.
+    pub fn start_with(dir: &Path, targets: &[String], rules: Option<&str>, job: &str) -> Self {
         let quoted: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let mut config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: hupwatch\n    static_configs:\n      - targets: [{}]\n",
+             scrape_configs:\n  - job_name: hupwatch\n{job}    static_configs:\n      - targets: [{}]\n",
             quoted.join(", ")
         );
         if let Some(rules) = rules {
