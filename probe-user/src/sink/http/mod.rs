@@ -136,6 +136,21 @@ impl Default for ServerLimits {
     }
 }
 
+impl ServerLimits {
+    /// The limits as a server applies them: at least one connection each, and times no
+    /// longer than a day (deadlines are an Instant plus these, which panics on overflow; a
+    /// day is forever here).
+    fn bounded(self) -> Self {
+        Self {
+            max_connections: self.max_connections.max(1),
+            max_per_client: self.max_per_client.max(1),
+            header_read_timeout: self.header_read_timeout.min(LONGEST_TIMEOUT),
+            idle_timeout: self.idle_timeout.min(LONGEST_TIMEOUT),
+            max_lifetime: self.max_lifetime.min(LONGEST_TIMEOUT),
+        }
+    }
+}
+
 /// hyper's default (~400 KiB) is far more than any GET for a handful of pages needs, and it
 /// is per connection.
 const MAX_BUF_SIZE: usize = 16 * 1024;

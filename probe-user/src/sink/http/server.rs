@@ -21,8 +21,8 @@ use tokio::{
 };
 
 use super::{
-    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, ACCEPT_LOG_INTERVAL, LONGEST_TIMEOUT, Listener,
-    MAX_BUF_SIZE, Pages, ServerLimits, Viewer,
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, ACCEPT_LOG_INTERVAL, Listener, MAX_BUF_SIZE, Pages,
+    ServerLimits, Viewer,
     clients::{Client, Clients},
     respond::Access,
     security::{Security, WebConfig},
@@ -42,14 +42,8 @@ pub async fn serve_with(
     limits: ServerLimits,
     web: WebConfig,
 ) {
-    let max_connections = limits.max_connections.max(1);
-    // Deadlines are an Instant plus these, which panics on overflow; a day is forever here.
-    let limits = ServerLimits {
-        header_read_timeout: limits.header_read_timeout.min(LONGEST_TIMEOUT),
-        idle_timeout: limits.idle_timeout.min(LONGEST_TIMEOUT),
-        max_lifetime: limits.max_lifetime.min(LONGEST_TIMEOUT),
-        ..limits
-    };
+    let limits = limits.bounded();
+    let max_connections = limits.max_connections;
     let loopback = listener.is_loopback();
     let clients = Clients::default();
     // Owning the connection tasks here is what lets dropping `serve` end them.

@@ -19,7 +19,7 @@ use tokio::{
 };
 
 use super::{
-    HttpError, LONGEST_TIMEOUT, Pages, ServerLimits, Viewer,
+    HttpError, Pages, ServerLimits, Viewer,
     clients::{Client, Clients},
     respond::Access,
     server::http,
@@ -121,13 +121,8 @@ pub async fn serve_unix(
     limits: ServerLimits,
 ) {
     let _file = api;
-    let max_connections = limits.max_connections.max(1);
-    let limits = ServerLimits {
-        header_read_timeout: limits.header_read_timeout.min(LONGEST_TIMEOUT),
-        idle_timeout: limits.idle_timeout.min(LONGEST_TIMEOUT),
-        max_lifetime: limits.max_lifetime.min(LONGEST_TIMEOUT),
-        ..limits
-    };
+    let limits = limits.bounded();
+    let max_connections = limits.max_connections;
     let clients = Clients::default();
     let mut connections = JoinSet::new();
     loop {
