@@ -28,9 +28,10 @@ pub struct ProbeConfig {
     pub newtask_clone_flags: u32,
     // syscalls/sys_exit_setsid
     pub setsid_ret: u32,
-    // syscalls/sys_enter_rt_sigaction
+    // syscalls/sys_enter_rt_sigaction and sys_exit_rt_sigaction
     pub sigaction_sig: u32,
     pub sigaction_act: u32,
+    pub sigaction_ret: u32,
     // syscalls/sys_enter_ioctl
     pub ioctl_fd: u32,
     pub ioctl_cmd: u32,
@@ -53,6 +54,10 @@ pub struct ProbeConfig {
     pub task_sighand: u32,
     /// Offset of `sighand_struct.action[SIGHUP - 1].sa.sa_handler`.
     pub sighand_hup_handler: u32,
+    /// Offset of `sighand_struct.action`, and `sizeof(struct k_sigaction)`: where signal
+    /// N's action is, as the kernel holds it after rt_sigaction(2) returned.
+    pub sighand_action: u32,
+    pub ksigaction_size: u32,
     // rss_stat is BTF-typed (tp_btf): it is handed the mm and the counter's index and loads
     // the counter itself
     pub task_mm: u32,
@@ -73,6 +78,7 @@ pub struct ProbeConfig {
     pub ksigaction_handler: u32,
     /// Offset of `k_sigaction.sa.sa_flags`.
     pub ksigaction_flags: u32,
+    pub _pad2: u32,
 }
 
 impl ProbeConfig {
@@ -91,6 +97,7 @@ impl ProbeConfig {
             setsid_ret: U,
             sigaction_sig: U,
             sigaction_act: U,
+            sigaction_ret: U,
             ioctl_fd: U,
             ioctl_cmd: U,
             prctl_option: U,
@@ -106,6 +113,8 @@ impl ProbeConfig {
             task_start_boottime: U,
             task_sighand: U,
             sighand_hup_handler: U,
+            sighand_action: U,
+            ksigaction_size: U,
             task_mm: U,
             rss_count_arg: 0,
             mm_rss_count: U,
@@ -115,6 +124,7 @@ impl ProbeConfig {
             siginfo_code: U,
             ksigaction_handler: U,
             ksigaction_flags: U,
+            _pad2: 0,
         }
     }
 }
@@ -125,4 +135,4 @@ impl Default for ProbeConfig {
     }
 }
 
-const _: () = assert!(size_of::<ProbeConfig>() == 36 * 4);
+const _: () = assert!(size_of::<ProbeConfig>() == 40 * 4);

@@ -85,6 +85,24 @@ pub static SETSID_SLOTS: Array<SetsidSlot> = Array::with_max_entries(SETSID_SLOT
 
 pub const SETSID_SLOTS_LEN: u32 = 4_096;
 
+/// The signal a thread is setting the action of, by `tid % SIGACTION_SLOTS_LEN`, from
+/// rt_sigaction's entry to its return, where the action is read as the kernel then holds
+/// it. An array slot, like SETSID_SLOTS; two threads a multiple apart in rt_sigaction at
+/// once share a slot, and the later one's signal is the one read for both (each read is
+/// still the kernel's own).
+#[map]
+pub static SIGACTION_SLOTS: Array<SigactionSlot> = Array::with_max_entries(SIGACTION_SLOTS_LEN, 0);
+
+pub const SIGACTION_SLOTS_LEN: u32 = 4_096;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct SigactionSlot {
+    /// The thread in rt_sigaction(); 0 when the slot is free.
+    pub tid: u32,
+    pub sig: u32,
+}
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 

@@ -2,7 +2,7 @@
 //! it), delivery (what the target's disposition was when it acted on it), and the
 //! dispositions processes install for the hangup-related signals.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    helpers::bpf_get_current_pid_tgid,
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
@@ -11,7 +11,7 @@ use probe_common::{SigactionRecord, SignalDeliverRecord, SignalRecord, kind};
 use crate::{
     config::{btf_load, config, field, probe_load},
     emit::{current_comm, header, send},
-    maps::is_tracked,
+    maps::{SIGACTION_SLOTS, SIGACTION_SLOTS_LEN, is_tracked},
     task,
 };
 
@@ -96,6 +96,11 @@ fn si_code(info: *const u8) -> Result<i32, u32> {
     }
 }
 
+/// rt_sigaction(2)'s entry only notes which signal a tracked process is setting the
+/// action of; the action is read at the return, from the kernel's own copy, and only when
+/// the call succeeded. Read here from user memory, before the kernel copies it, a racing
+/// thread could change it in between, and a failing call (a bad sigset size) would be
+/// reported as if it had taken effect: either could fake or hide a SIG_IGN.
 #[tracepoint]
 pub fn sys_enter_rt_sigaction(ctx: TracePointContext) -> u32 {
     match try_sys_enter_rt_sigaction(&ctx) {
@@ -113,22 +118,66 @@ fn try_sys_enter_rt_sigaction(ctx: &TracePointContext) -> Result<u32, u32> {
         // A query of the current disposition changes nothing.
         return Ok(0);
     }
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !is_tracked(tgid) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !is_tracked((pid_tgid >> 32) as u32) {
         return Ok(0);
     }
-    // The kernel's struct sigaction as rt_sigaction(2) takes it: handler, then flags.
-    let act = act as *const u64;
-    let handler = unsafe { bpf_probe_read_user(act) }.map_err(|_| 0u32)?;
-    let sa_flags = unsafe { bpf_probe_read_user(act.add(1)) }.unwrap_or(0);
+    let tid = pid_tgid as u32;
+    let slot = SIGACTION_SLOTS
+        .get_ptr_mut(tid % SIGACTION_SLOTS_LEN)
+        .ok_or(0u32)?;
+    // SAFETY: an array slot the map owns; a thread is in one syscall at a time.
+    let slot = unsafe { &mut *slot };
+    slot.tid = tid;
+    slot.sig = sig as u32;
+    Ok(0)
+}
+
+#[tracepoint]
+pub fn sys_exit_rt_sigaction(ctx: TracePointContext) -> u32 {
+    match try_sys_exit_rt_sigaction(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_sys_exit_rt_sigaction(ctx: &TracePointContext) -> Result<u32, u32> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let slot = SIGACTION_SLOTS
+        .get_ptr_mut(tid % SIGACTION_SLOTS_LEN)
+        .ok_or(0u32)?;
+    // SAFETY: as in sys_enter_rt_sigaction.
+    let slot = unsafe { &mut *slot };
+    if slot.tid != tid {
+        return Ok(0);
+    }
+    slot.tid = 0;
+    let sig = slot.sig;
+    if field!(ctx, sigaction_ret: i64 = 16)? != 0 {
+        // Refused: the action in force is the one before the call.
+        return Ok(0);
+    }
+    // The kernel's copy: current->sighand->action[sig - 1].sa. The signal is a runtime
+    // value, so the address is computed and read with a helper rather than a typed load.
+    let sighand = probe_load::<u64>(task::current(), config!(task_sighand))?;
+    let action = u64::from(config!(sighand_action))
+        + u64::from(sig.saturating_sub(1)) * u64::from(config!(ksigaction_size));
+    if sighand == 0
+        || config!(sighand_action) == probe_common::UNKNOWN_OFFSET
+        || config!(ksigaction_size) == probe_common::UNKNOWN_OFFSET
+    {
+        return Ok(0);
+    }
+    let at = (sighand + action) as *const u8;
+    let tgid = (pid_tgid >> 32) as u32;
     send(
         kind::SIGACTION,
         SigactionRecord {
             header: header(kind::SIGACTION, tgid, current_comm()),
-            sig: sig as u32,
+            sig,
             _pad: 0,
-            handler,
-            sa_flags,
+            handler: probe_load::<u64>(at, config!(ksigaction_handler))?,
+            sa_flags: probe_load::<u64>(at, config!(ksigaction_flags)).unwrap_or(0),
         },
     );
     Ok(0)

@@ -121,7 +121,7 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
     let status = hupwatch.wait().unwrap();
     let said = said.join("\n");
     assert!(
-        said.contains("hupwatch: ready: 11 programs attached") && !said.contains("warning"),
+        said.contains("hupwatch: ready: 12 programs attached") && !said.contains("warning"),
         "with only {caps:?}:\n{said}"
     );
     assert!(status.success(), "exit {status} on SIGTERM:\n{said}");

@@ -38,7 +38,7 @@ fn a_missing_tracepoint_is_a_warning_and_the_rest_works() {
     assert!(
         stderr
             .iter()
-            .any(|l| l.starts_with("hupwatch: ready: 10 programs attached")),
+            .any(|l| l.starts_with("hupwatch: ready: 11 programs attached")),
         "{stderr:?}"
     );
     let mut child = Command::new("true").spawn().unwrap();
@@ -414,8 +414,8 @@ fn sigterm_and_sigint_end_it_cleanly_and_leave_nothing_attached() {
             _ => Hupwatch::run(&["--pid", "1"]),
         };
         let (programs, links) = bpf_objects_of(hupwatch.pid());
-        assert_eq!(programs.len(), 11, "{command}: programs {programs:?}");
-        assert_eq!(links.len(), 11, "{command}: links {links:?}");
+        assert_eq!(programs.len(), 12, "{command}: programs {programs:?}");
+        assert_eq!(links.len(), 12, "{command}: links {links:?}");
         assert!(
             bpftool_knows("prog", programs[0]),
             "bpftool sees a live program"

@@ -268,6 +268,75 @@ fn a_terminal_that_hangs_up_kills_its_session_leader() {
     hupwatch.stop();
 }
 
+/// A SIGHUP disposition is reported as the kernel holds it once rt_sigaction(2) returned:
+/// a call the kernel refuses (a bad sigset size, with SIG_IGN in its struct) reports
+/// nothing, and a process flipping the struct (in shared memory) between SIG_IGN and
+/// SIG_DFL while another installs it cannot make a report differ from what the kernel
+/// took. The script records
+/// what each of its calls left in force (a query, which is not reported) and prints the
+/// sequence; the reports must be exactly that sequence.
+#[test]
+fn sigaction_reports_what_the_kernel_took_not_what_user_memory_said() {
+    let hupwatch = watch_my_children(&[]);
+    let script = r#"
+import ctypes, mmap, os, platform
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+NR = {'x86_64': 13, 'aarch64': 134}[platform.machine()]
+class Act(ctypes.Structure):
+    _fields_ = [('handler', ctypes.c_ulong), ('flags', ctypes.c_ulong),
+                ('restorer', ctypes.c_ulong), ('mask', ctypes.c_ulong)]
+# The struct the calls hand the kernel lives in memory shared with a second process, which
+# flips its handler between SIG_DFL and SIG_IGN as fast as it can.
+shared = mmap.mmap(-1, 4096)
+act, old = Act.from_buffer(shared), Act()
+act.handler = 1
+assert libc.syscall(NR, 1, ctypes.byref(act), None, 7) == -1, 'a bad sigset size is refused'
+flipper = os.fork()
+if flipper == 0:
+    handler = ctypes.c_ulong.from_buffer(shared)
+    while True:
+        handler.value = 1
+        handler.value = 0
+seen = set()
+while len(seen) < 2:
+    seen.add(act.handler)
+took = []
+# Until each has been taken a few times (on a busy machine the flipper may share a core).
+while len(took) < 5000 and min(took.count('ignore'), took.count('default')) < 20:
+    assert libc.syscall(NR, 1, ctypes.byref(act), None, 8) == 0
+    assert libc.syscall(NR, 1, None, ctypes.byref(old), 8) == 0
+    took.append('ignore' if old.handler == 1 else 'default')
+os.kill(flipper, 9)
+os.waitpid(flipper, 0)
+print(' '.join(took), flush=True)
+"#;
+    let (mut child, took) = python_and_its_first_line(script);
+    let pid = child.id();
+    child.wait().unwrap();
+    hupwatch.wait_for("its exit", |e| is(e, "exit", pid));
+    let took: Vec<&str> = took.split_whitespace().collect();
+    assert!(
+        took.contains(&"ignore") && took.contains(&"default"),
+        "the flipping process never raced in {} calls",
+        took.len()
+    );
+    // From the exec into python on: a launcher before it (pyenv's shim is a shell) sets
+    // dispositions of its own.
+    let events = hupwatch.events_of(pid);
+    let python = events
+        .iter()
+        .rposition(|e| e["event"] == "exec")
+        .unwrap_or(0);
+    let reported: Vec<String> = events[python..]
+        .iter()
+        .filter(|e| e["event"] == "sigaction" && e["signal"] == 1)
+        .map(|e| e["disposition"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(reported, took, "reports differ from what the kernel took");
+    hupwatch.stop();
+}
+
 #[test]
 fn a_sighup_handler_catches_the_hangup_and_the_process_lives_on() {
     let hupwatch = watch_my_children(&[]);
@@ -401,7 +470,7 @@ fn a_process_that_touches_256_mib_reports_at_least_that_rss_from_the_kernel() {
     // where it reads the count the tracepoint passes): the sizes come from its map.
     let stderr = hupwatch.stderr();
     assert!(
-        stderr[0].starts_with("hupwatch: ready: 11 programs attached"),
+        stderr[0].starts_with("hupwatch: ready: 12 programs attached"),
         "{stderr:?}"
     );
     touches_256_mib(&hupwatch);
@@ -429,7 +498,7 @@ fn without_rss_stat_the_rss_comes_from_proc_and_one_line_says_so() {
             ),
         "{stderr:?}"
     );
-    assert!(stderr[1].starts_with("hupwatch: ready: 10 programs attached"));
+    assert!(stderr[1].starts_with("hupwatch: ready: 11 programs attached"));
     touches_256_mib(&hupwatch);
     hupwatch.stop();
 }

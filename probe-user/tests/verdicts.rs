@@ -25,7 +25,7 @@ use support::{kill, scaled, scratch_dir, unique, verdict_deadline};
 const GRACE: Duration = Duration::from_secs(2);
 
 /// The growth test times an allocation ramp against the clock. In an emulated guest the
-/// other tests' hupwatch start-ups (the verifier loading 11 programs) starve it: a 6.1
+/// other tests' hupwatch start-ups (the verifier loading 12 programs) starve it: a 6.1
 /// guest's ramp once came in one burst late in the window, r² 0.50. It runs alone; the
 /// others share the CPU with each other.
 static CPU: RwLock<()> = RwLock::new(());

@@ -63,7 +63,7 @@ const fn spec(
     }
 }
 
-pub const PROGRAMS: [ProgramSpec; 11] = [
+pub const PROGRAMS: [ProgramSpec; 12] = [
     spec(
         "task_newtask",
         "task",
@@ -92,6 +92,7 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
         ..spec("signal_deliver", "signal", "signal_deliver events")
     },
     spec("sys_enter_rt_sigaction", "syscalls", "sigaction events"),
+    spec("sys_exit_rt_sigaction", "syscalls", "sigaction events"),
     ProgramSpec {
         hook: Hook::Btf,
         replaced_by: Some("RSS and swap are read from /proc every --rss-interval instead"),
@@ -118,14 +119,16 @@ pub fn resolve(tracefs: &Path, btf: Option<&Btf>) -> Resolved {
             Err(err) => warnings.push(format!("{err}; {}", spec.loss())),
         }
     }
-    // A setsid event needs both halves of the syscall.
-    if programs
-        .iter()
-        .filter(|p| p.program.ends_with("_setsid"))
-        .count()
-        == 1
-    {
-        programs.retain(|p| !p.program.ends_with("_setsid"));
+    // A setsid or sigaction event needs both halves of the syscall.
+    for syscall in ["_setsid", "_rt_sigaction"] {
+        if programs
+            .iter()
+            .filter(|p| p.program.ends_with(syscall))
+            .count()
+            == 1
+        {
+            programs.retain(|p| !p.program.ends_with(syscall));
+        }
     }
     match btf {
         Some(btf) => {
@@ -193,6 +196,7 @@ fn fill(c: &mut ProbeConfig, program: &str, f: &Format) -> Result<(), TracefsErr
             c.sigaction_sig = f.offset("sig")?;
             c.sigaction_act = f.offset("act")?;
         }
+        "sys_exit_rt_sigaction" => c.sigaction_ret = f.offset("ret")?,
         // BTF-typed: their formats only show that this kernel has them (see fill_typed).
         "rss_stat" | "signal_generate" | "signal_deliver" => {}
         other => unreachable!("no tracepoint fields listed for program {other}"),
@@ -221,6 +225,13 @@ fn fill_struct_offsets(c: &mut ProbeConfig, btf: &Btf) -> Result<(), String> {
     c.sighand_hup_handler = member("sighand_struct", "action")?
         + member("k_sigaction", "sa")?
         + member("sigaction", "sa_handler")?;
+    c.sighand_action = member("sighand_struct", "action")?;
+    c.ksigaction_size = btf
+        .struct_size("k_sigaction")
+        .ok_or("struct k_sigaction's size")?;
+    let sa = member("k_sigaction", "sa")?;
+    c.ksigaction_handler = sa + member("sigaction", "sa_handler")?;
+    c.ksigaction_flags = sa + member("sigaction", "sa_flags")?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ pub enum Memory {
 pub trait Tracer {
     fn kind(&self) -> SourceKind;
 
-    /// What it is doing, for the ready line: "11 programs attached".
+    /// What it is doing, for the ready line: "12 programs attached".
     fn describe(&self) -> String;
 
     /// What the ready line adds after what is traced.

@@ -375,6 +375,7 @@ pub fn tracefs_without(dir: &Path, skip: &str) {
         "signal/signal_generate",
         "signal/signal_deliver",
         "syscalls/sys_enter_rt_sigaction",
+        "syscalls/sys_exit_rt_sigaction",
         "kmem/rss_stat",
     ] {
         if tracepoint == skip {

@@ -110,6 +110,7 @@ const TRACEPOINTS: &[&str] = &[
     "signal_generate",
     "signal_deliver",
     "sys_enter_rt_sigaction",
+    "sys_exit_rt_sigaction",
     "rss_stat",
 ];
 

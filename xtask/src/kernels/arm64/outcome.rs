@@ -4,7 +4,7 @@ use std::{fmt::Write as _, fs, time::Duration};
 use super::{lib_tests, qemu::Boot, script, script::VERDICTS, serial::Said};
 use crate::kernels::{libtest, panic, report, report::Line};
 
-/// The guest's line: `kernel 6.1.0-57-arm64 (arm64 guest): 5/5 verdicts, 11/11 programs,
+/// The guest's line: `kernel 6.1.0-57-arm64 (arm64 guest): 5/5 verdicts, 12/12 programs,
 /// lib tests 267 passed, 0 failed, 0 skipped; 37 s`, then each problem. It fails on any
 /// problem: a verdict not raised, a program not attached, a warning from hupwatch, a unit
 /// test failing (when they were handed in), a guest that did not get to its end.

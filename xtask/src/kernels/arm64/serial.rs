@@ -104,7 +104,7 @@ impl Said {
             .collect()
     }
 
-    /// "11" of `hupwatch: ready: 11 programs attached, ...`.
+    /// "12" of `hupwatch: ready: 12 programs attached, ...`.
     pub fn ready_count(&self) -> Option<usize> {
         self.stderr.iter().find_map(|line| {
             let rest = line.strip_prefix("hupwatch: ready: ")?;
@@ -153,7 +153,7 @@ mod tests {
     const CONSOLE: &str = "[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x000f0510]\r
 hupwatch-arm64: release 6.1.0-57-arm64\r
 hupwatch-arm64: progress booted\r
-hupwatch-arm64: stderr hupwatch: ready: 11 programs attached, tracing every process; sessions at http://127.0.0.1:9464/api/sessions\r
+hupwatch-arm64: stderr hupwatch: ready: 12 programs attached, tracing every process; sessions at http://127.0.0.1:9464/api/sessions\r
 hupwatch-arm64: metric hupwatch_probe_attached{program=\"rss_stat\"} 1\r
 hupwatch-arm64: metric hupwatch_probe_attached{program=\"signal_deliver\"} 0\r
 hupwatch-arm64: subject rss_growth 120\r
@@ -177,7 +177,7 @@ hupwatch-arm64: done\r
         let said = Said::read(CONSOLE);
         assert_eq!(said.release.as_deref(), Some("6.1.0-57-arm64"));
         assert_eq!(said.stderr.len(), 1);
-        assert_eq!(said.ready_count(), Some(11));
+        assert_eq!(said.ready_count(), Some(12));
         assert_eq!(said.programs_attached(), (1, 2));
         assert_eq!(said.programs_refused(), ["signal_deliver"]);
         assert_eq!(
