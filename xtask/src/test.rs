@@ -155,6 +155,7 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
     ] {
         step(&fleet, title, Command::new(tool).args(args))?;
     }
+    unit_exposure(root)?;
     // The benchmark harness, small: it fails when a figure cannot be measured, never on
     // what a figure is (timings on a shared CI machine prove nothing).
     let xtask = std::env::current_exe().context("the xtask binary")?;
@@ -170,6 +171,37 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
         "bench/ablation/parts.py --check",
         Command::new("python3").args(["bench/ablation/parts.py", "--check"]),
     )
+}
+
+/// The units' exposure as `systemd-analyze security` rates it (0 best, 10 worst), printed
+/// for the record and held under a ceiling: hardening must not slip unnoticed. What keeps
+/// them from lower is in docs/service.md.
+fn unit_exposure(root: &Path) -> Result<()> {
+    eprintln!("==> systemd-analyze security (the units' exposure)");
+    for (unit, ceiling) in [("hupwatch.service", 4.3), ("hupwatch-reap.service", 3.5)] {
+        let path = root.join("deploy").join(unit);
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(&path)
+            .output()
+            .context("systemd-analyze runs (cargo xtask setup installs systemd)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let overall = text
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .with_context(|| format!("systemd-analyze said no exposure for {unit}: {text}"))?;
+        eprintln!("{}", overall.trim_start_matches(['→', ' ']));
+        let level: f64 = overall
+            .split(':')
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no number in {overall:?}"))?;
+        if level > ceiling {
+            bail!("{unit}'s exposure {level} is above its ceiling {ceiling}");
+        }
+    }
+    Ok(())
 }
 
 /// `cargo test ARGS` as root (the integration tests load eBPF programs), its output passed
