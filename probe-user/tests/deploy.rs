@@ -232,6 +232,40 @@ fn as_root_it_drops_all_but_two_capabilities_once_attached_and_still_works() {
     hupwatch.stop();
 }
 
+/// Polling (`--source proc`, also the fallback) keeps the same two capabilities: it only
+/// reads /proc.
+#[test]
+fn polling_as_root_drops_all_but_two_capabilities_and_still_works() {
+    let name = unique("capproc");
+    let dir = scratch_dir("cap-proc");
+    let program = named_program(&dir, &name, "sleep");
+    let hupwatch = Hupwatch::run(&[
+        "--source",
+        "proc",
+        "--poll-interval",
+        "100ms",
+        "--match",
+        &name,
+    ]);
+    assert_eq!(capabilities(hupwatch.pid()), AFTER_ATTACH);
+    let mut child = Command::new(&program).arg("30").spawn().unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + support::event_timeout();
+    while !hupwatch.sessions_json()["processes"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["pid"] == pid))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poll never saw {pid}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    hupwatch.stop();
+}
+
 #[test]
 fn the_launchd_plist_is_well_formed_and_runs_hupwatch_run() {
     let check = "import plistlib, sys\n\

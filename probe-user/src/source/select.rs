@@ -39,15 +39,17 @@ async fn tracer(
     clock: Clock,
 ) -> anyhow::Result<Box<dyn Tracer>> {
     match kind {
-        SourceKind::Proc => Ok(Box::new(PollSource::start(options, clock)?)),
+        SourceKind::Proc => {
+            let source = PollSource::start(options, clock)?;
+            // Polling needs only to read /proc: the same two capabilities as after attaching.
+            #[cfg(target_os = "linux")]
+            drop_privileges();
+            Ok(Box::new(source))
+        }
         #[cfg(target_os = "linux")]
         SourceKind::Ebpf => {
             let source = super::live::LiveSource::start(options, clock)?;
-            if let Err(why) = crate::privileges::drop_after_attach() {
-                eprintln!(
-                    "hupwatch: warning: could not drop privileges after attaching ({why}); going on with them"
-                );
-            }
+            drop_privileges();
             Ok(Box::new(source))
         }
         #[cfg(not(target_os = "linux"))]
@@ -64,5 +66,14 @@ async fn tracer(
             "--source dtrace runs macOS's DTrace and its script reads macOS kernel structures; on Linux use --source ebpf (the default) or --source proc",
         )
         .into()),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn drop_privileges() {
+    if let Err(why) = crate::privileges::drop_after_attach() {
+        eprintln!(
+            "hupwatch: warning: could not drop privileges after starting ({why}); going on with them"
+        );
     }
 }
