@@ -186,22 +186,29 @@ fn unit_exposure(root: &Path) -> Result<()> {
             .output()
             .context("systemd-analyze runs (cargo xtask setup installs systemd)")?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let overall = text
-            .lines()
-            .find(|l| l.contains("Overall exposure level"))
+        let (line, level) = exposure(&text)
             .with_context(|| format!("systemd-analyze said no exposure for {unit}: {text}"))?;
-        eprintln!("{}", overall.trim_start_matches(['→', ' ']));
-        let level: f64 = overall
-            .split(':')
-            .nth(1)
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no number in {overall:?}"))?;
+        eprintln!("{line}");
         if level > ceiling {
             bail!("{unit}'s exposure {level} is above its ceiling {ceiling}");
         }
     }
     Ok(())
+}
+
+/// The "Overall exposure level" line of `systemd-analyze security` and its figure.
+fn exposure(text: &str) -> Option<(&str, f64)> {
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))?;
+    let level = line
+        .split(':')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((line.trim_start_matches(['→', ' ']), level))
 }
 
 /// `cargo test ARGS` as root (the integration tests load eBPF programs), its output passed
@@ -250,4 +257,23 @@ fn step(dir: &Path, title: &str, cmd: &mut Command) -> Result<()> {
     // From the root, so that cargo acts on the workspace's default members rather than on
     // whichever package the caller's directory is in.
     sh::run(cmd.current_dir(dir)).with_context(|| format!("step `{title}` failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_overall_exposure() {
+        let said = "✗ UMask= Files created by service are world-readable by default 0.1\n\
+                    → Overall exposure level for hupwatch-reap.service: 3.2 OK 🙂\n";
+        assert_eq!(
+            exposure(said),
+            Some((
+                "Overall exposure level for hupwatch-reap.service: 3.2 OK 🙂",
+                3.2
+            ))
+        );
+        assert_eq!(exposure("nothing here\n"), None);
+    }
 }
