@@ -9,7 +9,7 @@ use std::{
 use super::{
     auth::Users,
     tls,
-    web_config::{ClientAuth, File, TlsVersion, WebConfigError},
+    web_config::{ClientAuth, File, WebConfigError},
 };
 
 /// What the listener enforces, built from one reading of the file.
@@ -28,6 +28,7 @@ impl Security {
     pub fn load(file: &Path) -> Result<Self, WebConfigError> {
         let fail = |reason: String| WebConfigError::new(file, reason);
         let parsed = File::read(file)?;
+        let warnings = parsed.warnings(file);
         let folder = file.parent().unwrap_or(Path::new("."));
         let tls = match &parsed.tls_server_config {
             Some(config) => Some(tls::acceptor(config, folder).map_err(fail)?),
@@ -42,19 +43,6 @@ impl Security {
             .tls_server_config
             .as_ref()
             .is_some_and(|c| c.client_auth_type == ClientAuth::RequireAndVerifyClientCert);
-        let warnings = parsed
-            .tls_server_config
-            .as_ref()
-            .and_then(|c| c.min_version)
-            .filter(|min| *min < TlsVersion::TLS12)
-            .map(|min| {
-                format!(
-                    "--web-config {}: tls_server_config.min_version {min:?} is below what hupwatch speaks; connections use TLS 1.2 or newer (say TLS12 to quiet this)",
-                    file.display()
-                )
-            })
-            .into_iter()
-            .collect();
         Ok(Self {
             tls,
             clients_verified,
@@ -226,45 +214,5 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         config.reload().unwrap();
         assert!(!config.current().has_users());
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn a_tls_minimum_below_what_hupwatch_speaks_is_said() {
-        let dir = std::env::temp_dir().join(format!("hupwatch-web-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let made = std::process::Command::new("openssl")
-            .current_dir(&dir)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1"])
-            .args(["-subj", "/CN=localhost"])
-            .output()
-            .expect("openssl runs (cargo xtask setup installs it)");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        let tls = |min: &str| {
-            let file = dir.join(format!("{min}.yml"));
-            std::fs::write(
-                &file,
-                format!("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  min_version: {min}\n"),
-            )
-            .unwrap();
-            Security::load(&file).unwrap()
-        };
-        let old = tls("TLS10");
-        assert!(old.is_tls());
-        assert_eq!(old.warnings().len(), 1);
-        assert!(old.warnings()[0].contains("min_version TLS10 is below what hupwatch speaks"));
-        assert!(tls("TLS12").warnings().is_empty());
     }
 }

@@ -87,6 +87,25 @@ impl File {
     }
 }
 
+impl File {
+    /// What the file asks for that hupwatch does otherwise, one sentence each, said at
+    /// start and on each reload.
+    pub(super) fn warnings(&self, file: &Path) -> Vec<String> {
+        self.tls_server_config
+            .as_ref()
+            .and_then(|c| c.min_version)
+            .filter(|min| *min < TlsVersion::TLS12)
+            .map(|min| {
+                format!(
+                    "--web-config {}: tls_server_config.min_version {min:?} is below what hupwatch speaks; connections use TLS 1.2 or newer (say TLS12 to quiet this)",
+                    file.display()
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
 impl WebConfigError {
     pub(super) fn new(file: &Path, reason: String) -> Self {
         Self {
@@ -98,4 +117,28 @@ impl WebConfigError {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_minimum_below_what_hupwatch_speaks_is_said() {
+        let file = Path::new("web.yml");
+        let with = |min: &str| -> File {
+            serde_yaml_ng::from_str(&format!(
+                "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  min_version: {min}\n"
+            ))
+            .unwrap()
+        };
+        let said = with("TLS10").warnings(file);
+        assert_eq!(said.len(), 1);
+        assert!(
+            said[0].contains("min_version TLS10 is below what hupwatch speaks"),
+            "{said:?}"
+        );
+        assert!(with("TLS12").warnings(file).is_empty());
+        assert!(File::default().warnings(file).is_empty());
+    }
 }
