@@ -194,7 +194,7 @@ fn in_process_top_shows_sorts_filters_details_ends_and_quits() {
         row_of(s, orphan.pid, &name).is_some_and(|r| r.contains("orphaned"))
     });
     assert!(screen.contains("sort: memory"), "{screen}");
-    assert!(screen.contains("in-process, http://127.0.0.1:"), "{screen}");
+    assert!(screen.contains("in-process, unix:/"), "{screen}");
     assert!(
         screen.contains("source: ebpf"),
         "as root it traces: {screen}"

@@ -74,6 +74,30 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
 
 type Joined = Result<anyhow::Result<()>, JoinError>;
 
+/// A fresh folder only this user can enter, removed with what is in it when dropped.
+struct PrivateFolder(std::path::PathBuf);
+
+impl PrivateFolder {
+    fn new() -> anyhow::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("hupwatch-top-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot make {} for top's watcher: {e}", path.display())
+            })?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PrivateFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 async fn run_here(options: TopOptions) -> anyhow::Result<()> {
     // Before anything else: from here on these are requests to leave, not the default end.
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -86,10 +110,17 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
         mut live,
         notify,
     } = options;
+    let mut _private = None;
     let (url, origin, daemon) = match from {
         Some(url) => (url.clone(), url, None),
         None => {
             live.cpu_interval = CPU_READ_EVERY.max(live.rss_interval);
+            // The watcher's sessions reach this screen through a socket in a folder of
+            // its own that only this user can enter: no other user reads them, and no
+            // loopback port has to name its client (macOS cannot).
+            let folder = PrivateFolder::new()?;
+            let socket = folder.0.join("api.sock");
+            _private = Some(folder);
             let (ready, address) = oneshot::channel();
             let run = crate::daemon::RunOptions {
                 live,
@@ -97,10 +128,8 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                 listen: "127.0.0.1:0".into(),
                 web_config: None,
                 metrics_only: false,
-                // top reads its watcher over loopback; the system's socket is the
-                // system daemon's.
-                api_socket: None,
-                api_socket_asked: false,
+                api_socket: Some(socket.clone()),
+                api_socket_asked: true,
                 alerts_file: Some("/dev/null".into()),
                 json: true,
                 tracker: TrackerConfig {
@@ -113,9 +142,9 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
             };
             let task = tokio::task::spawn_local(crate::daemon::run(run));
             // Loading the probes takes a moment; a stop request meanwhile is a clean end.
-            let address = tokio::select! {
+            tokio::select! {
                 address = address => match address {
-                    Ok(address) => address,
+                    Ok(_address) => {}
                     // It ended before it was ready: an error, or a stop request it took.
                     Err(_) => return watcher_ended(task.await),
                 },
@@ -123,7 +152,7 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                 _ = sighup.recv() => return Ok(()),
                 _ = sigint.recv() => return Ok(()),
             };
-            let url = format!("http://{address}");
+            let url = format!("unix:{}", socket.display());
             let origin = format!("in-process, {url}");
             (url, origin, Some(task))
         }
