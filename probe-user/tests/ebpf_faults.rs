@@ -487,11 +487,22 @@ fn as_a_service_sighup_reopens_the_alerts_file() {
         !old.contains(&format!("\"pid\":{}", second.id())),
         "written to the rotated file: {old}"
     );
-    for child in [&mut first, &mut second] {
+    // A reopen that fails (the path is now a folder) keeps the file that is open, says so
+    // once, and the daemon goes on writing there.
+    let kept = dir.join("alerts.jsonl.2");
+    std::fs::rename(&alerts, &kept).unwrap();
+    std::fs::create_dir(&alerts).unwrap();
+    support::kill(hupwatch.pid(), libc::SIGHUP);
+    hupwatch.wait_for_stderr("the failed reopen's warning", |l| {
+        l.contains("keeping the alerts file that was open")
+    });
+    let mut third = nohup("602");
+    wait_in(&kept, third.id());
+    for child in [&mut first, &mut second, &mut third] {
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    // Still running after the SIGHUP, and it stops cleanly.
+    // Still running after the SIGHUPs, and it stops cleanly.
     hupwatch.stop();
 }
 

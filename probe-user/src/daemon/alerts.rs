@@ -54,24 +54,38 @@ impl AlertSink {
             return Ok(Box::new(io::stdout()));
         };
         // Alert lines carry command lines, which hold tokens: readable by the owner only,
-        // and never through a symlink planted where the file is expected.
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| {
-                let why = if e.raw_os_error() == Some(libc::ELOOP) {
-                    "it is a symbolic link, which hupwatch does not follow".to_string()
-                } else {
-                    e.to_string()
-                };
-                UserError::new(format!(
-                    "--alerts-file {}: cannot open it for appending ({why}); choose a writable path",
-                    path.display()
-                ))
-            })?;
+        // and never through a symlink another user planted where the file is expected. A
+        // link root or this user made (/dev/stdout, a logrotate setup) is theirs to follow.
+        let open = |follow: bool| {
+            let mut options = OpenOptions::new();
+            options.create(true).append(true).mode(0o600);
+            if !follow {
+                options.custom_flags(libc::O_NOFOLLOW);
+            }
+            options.open(path)
+        };
+        let cannot = |why: String| {
+            UserError::new(format!(
+                "--alerts-file {}: cannot open it for appending ({why}); choose a writable path",
+                path.display()
+            ))
+        };
+        let file = match open(false) {
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                let owner = std::fs::symlink_metadata(path)
+                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                    .map_err(|e| cannot(e.to_string()))?;
+                // SAFETY: geteuid has no preconditions.
+                if owner != 0 && owner != unsafe { libc::geteuid() } {
+                    return Err(cannot(format!(
+                        "it is a symbolic link owned by uid {owner}, which hupwatch does not follow: another user could point it anywhere"
+                    ))
+                    .into());
+                }
+                open(true).map_err(|e| cannot(e.to_string()))?
+            }
+            opened => opened.map_err(|e| cannot(e.to_string()))?,
+        };
         Ok(Box::new(file))
     }
 
