@@ -65,7 +65,13 @@ pub fn setsid_on_a_pty_is_detached(place: &Place, scratch_inside: &str) -> Resul
     let stderr = lines(hupwatch.stderr.take().expect("piped"));
     let outcome = scenario(place, &sleeper, &name, &stdout, &stderr);
     let stopped = stop(&mut hupwatch);
-    let after = hupwatch_programs_loaded()?;
+    // The kernel frees a closed program after an RCU grace period: give it a moment.
+    let mut after = hupwatch_programs_loaded()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while after > before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        after = hupwatch_programs_loaded()?;
+    }
     let alert = outcome?;
     stopped?;
     if after > before {
