@@ -1,6 +1,6 @@
 //! `hupwatch reap`: lists the sessions that should be gone and, with --yes, ends them. A
-//! dry run by default. Sessions come from a one-shot /proc look or from a running
-//! `hupwatch run` (--from); whose they are, whether they are kernel threads and whether
+//! dry run by default. Sessions come from a running `hupwatch run` (--from, or root's socket
+//! when one answers there) or else from a one-shot /proc look; whose they are, whether they are kernel threads and whether
 //! their pid still names them is checked against the OS right before acting.
 pub(crate) mod end;
 pub(crate) mod identity;

@@ -1,5 +1,6 @@
 //! `hupwatch sessions`: what is alive, its state, age, RSS and verdicts. Without `--from` it
-//! judges a one-shot /proc snapshot (no root, no eBPF), so everything it says is inferred.
+//! asks root's `hupwatch run` through its socket when one answers there; else it judges a
+//! one-shot /proc snapshot (no root, no eBPF), so everything it says is inferred.
 pub mod remote;
 
 use std::{
