@@ -3,6 +3,8 @@
 //! fds it already holds, and /proc, where other users' environ needs CAP_SYS_PTRACE and
 //! their unreadable files CAP_DAC_READ_SEARCH. Everything else is dropped for good, so a
 //! bug in the HTTP server or a parser cannot load programs or write anywhere root can.
+//! `run --user` goes further: hupwatch also stops being root, so root's files are out of
+//! reach too, keeping only the two capabilities across the change of user.
 
 /// The capabilities kept after attaching (linux/capability.h numbers).
 #[cfg(target_os = "linux")]
@@ -14,11 +16,30 @@ const CAP_SETPCAP: u32 = 8;
 #[cfg(target_os = "linux")]
 const CAP_SYS_PTRACE: u32 = 19;
 
-/// Drops every capability but `KEPT` from the effective, permitted and inheritable sets
-/// and, where allowed, from the bounding set, and sets no_new_privs. An error says what
-/// could not be dropped; hupwatch goes on (it has at most what it started with).
+/// The user hupwatch becomes after attaching (`run --user`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchTo {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What could not be given up.
+#[derive(Debug, thiserror::Error)]
+pub enum DropError {
+    /// The change of user failed: hupwatch would run with more than it was asked to.
+    #[error("cannot become uid {uid}: {why}")]
+    Switch { uid: u32, why: String },
+    /// Capabilities could not be dropped; hupwatch has at most what it started with.
+    #[error("{0}")]
+    Capabilities(String),
+}
+
+/// Becomes `switch`'s user if given (keeping `KEPT` across the change), drops every
+/// capability but `KEPT` from the effective, permitted and inheritable sets and, where
+/// allowed, from the bounding set, and sets no_new_privs.
 #[cfg(target_os = "linux")]
-pub fn drop_after_attach() -> Result<(), String> {
+pub fn drop_after_attach(switch: Option<SwitchTo>) -> Result<(), DropError> {
+    let caps = DropError::Capabilities;
     let keep: u64 = KEPT.iter().fold(0, |mask, cap| mask | 1 << cap);
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -27,7 +48,7 @@ pub fn drop_after_attach() -> Result<(), String> {
     let mut data = [CapData::default(); 2];
     // SAFETY: header and two data slots, as capget(2) version 3 expects.
     if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
-        return Err(format!("capget: {}", std::io::Error::last_os_error()));
+        return Err(caps(format!("capget: {}", std::io::Error::last_os_error())));
     }
     let permitted = u64::from(data[0].permitted) | u64::from(data[1].permitted) << 32;
     if permitted & 1 << CAP_SETPCAP != 0 {
@@ -40,6 +61,9 @@ pub fn drop_after_attach() -> Result<(), String> {
             }
         }
     }
+    if let Some(to) = switch {
+        become_user(to).map_err(|why| DropError::Switch { uid: to.uid, why })?;
+    }
     let kept = permitted & keep;
     let set = |word: usize| CapData {
         effective: (kept >> (32 * word)) as u32,
@@ -49,13 +73,72 @@ pub fn drop_after_attach() -> Result<(), String> {
     let data = [set(0), set(1)];
     // SAFETY: as above; the kernel only reads.
     if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
-        return Err(format!("capset: {}", std::io::Error::last_os_error()));
+        return Err(caps(format!("capset: {}", std::io::Error::last_os_error())));
     }
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
+        return Err(caps(format!(
+            "no_new_privs: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     Ok(())
+}
+
+/// setresuid clears the effective set and, without PR_SET_KEEPCAPS, the permitted one:
+/// with it the permitted set survives, and the caller's capset raises `KEPT` again.
+#[cfg(target_os = "linux")]
+fn become_user(to: SwitchTo) -> Result<(), String> {
+    let last = || std::io::Error::last_os_error();
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("keepcaps: {}", last()));
+    }
+    let groups = [to.gid];
+    // SAFETY: one gid, as the length says. Root's supplementary groups must not stay.
+    if unsafe { libc::setgroups(1, groups.as_ptr()) } != 0 {
+        return Err(format!(
+            "setgroups: {} (CAP_SETGID is needed until then)",
+            last()
+        ));
+    }
+    // SAFETY: setresgid/setresuid take plain ids; the group first, while still root.
+    if unsafe { libc::setresgid(to.gid, to.gid, to.gid) } != 0 {
+        return Err(format!("setresgid: {}", last()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(to.uid, to.uid, to.uid) } != 0 {
+        return Err(format!(
+            "setresuid: {} (CAP_SETUID is needed until then)",
+            last()
+        ));
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    Ok(())
+}
+
+/// Whether this process may read every process's /proc files: root before the drop, or
+/// any user holding both `KEPT` capabilities (hupwatch after `run --user`).
+pub fn reads_every_process() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let effective = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            })
+            .unwrap_or(0);
+        KEPT.iter().all(|cap| effective & 1 << cap != 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 #[cfg(target_os = "linux")]

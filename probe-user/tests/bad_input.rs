@@ -511,6 +511,21 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "use --from unix:/run/hupwatch/api.sock",
         ),
         row(
+            &["run", "--user", "no-such-user-hw"],
+            "--user no-such-user-hw: no such user",
+            "create it (useradd --system",
+        ),
+        as_nobody(
+            &["run", "--user", "nobody"],
+            "--user nobody: hupwatch switches user after attaching, which needs it started as root",
+            "run it with sudo or drop --user",
+        ),
+        row(
+            &["run", "--api-group", "no-such-group-hw"],
+            "--api-group no-such-group-hw: no such group",
+            "groupadd no-such-group-hw",
+        ),
+        row(
             &["run", "--listen", "127.0.0.1:0", "--api-socket", "api.sock"],
             "--api-socket api.sock: give an absolute path",
             "like /run/hupwatch/api.sock",

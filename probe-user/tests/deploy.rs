@@ -9,6 +9,7 @@ mod processes;
 mod support;
 
 use std::{
+    collections::BTreeSet,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -23,9 +24,9 @@ const PLIST: &str = "../deploy/com.hupwatch.plist";
 const REAP_SERVICE: &str = include_str!("../../deploy/hupwatch-reap.service");
 const REAP_TIMER: &str = include_str!("../../deploy/hupwatch-reap.timer");
 const REAP_PLIST: &str = "../deploy/com.hupwatch.reap.plist";
-/// `systemd-analyze security` rates the unit 4.3 ("OK") out of 10; this is that score on
+/// `systemd-analyze security` rates the unit 3.0 ("OK") out of 10; this ceiling, 3.1, is on
 /// its 0–100 scale, so loosening the unit fails here.
-const MAX_EXPOSURE: &str = "43";
+const MAX_EXPOSURE: &str = "31";
 
 /// The unit with its ExecStart pointing at the binary under test, as systemd-analyze
 /// checks that the command exists and is executable.
@@ -80,19 +81,42 @@ fn unit_capabilities() -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_units_capabilities_are_enough_to_attach_every_program() {
-    require_root();
-    // Under systemd tracefs is mounted before hupwatch starts (the unit wants
-    // sys-kernel-tracing.mount); here a first run mounts it.
-    Hupwatch::start(&["--pid", "1"]).stop();
-    let caps: Vec<String> = unit_capabilities();
-    assert!(caps.contains(&"bpf".to_string()), "{caps:?}");
+/// The unit's `hupwatch run` arguments as this test can run them: the user the .deb
+/// creates is `nobody` here, the port is a free one and the socket goes to `dir`.
+fn unit_run_args(dir: &Path) -> Vec<String> {
+    let line = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/bin/hupwatch "))
+        .expect("the unit runs /usr/bin/hupwatch");
+    let mut args: Vec<String> = line
+        .split_whitespace()
+        .map(|arg| match arg {
+            "hupwatch" => "nobody".into(),
+            "127.0.0.1:9464" => "127.0.0.1:0".into(),
+            other => other.into(),
+        })
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--user", "nobody"]),
+        "the unit names a user: {line}"
+    );
+    args.push("--api-socket".into());
+    args.push(dir.join("api.sock").display().to_string());
+    args
+}
+
+/// `hupwatch ARGS` as systemd starts the unit: root, only the unit's bounding set, no
+/// new privileges; with `wrap` (strace) in front when given. Returns the child once
+/// hupwatch said it is ready, and what it said.
+fn start_as_the_unit(
+    binary: &str,
+    args: &[String],
+    wrap: &[&str],
+) -> (std::process::Child, Vec<String>) {
     let bounding = std::iter::once("-all".to_string())
-        .chain(caps.iter().map(|c| format!("+{c}")))
+        .chain(unit_capabilities().iter().map(|c| format!("+{c}")))
         .collect::<Vec<_>>()
         .join(",");
-    // As systemd starts it: root, only those capabilities, no new privileges.
     let mut hupwatch = Command::new(which("setpriv"))
         .args([
             "--bounding-set",
@@ -100,14 +124,17 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
             "--inh-caps=-all",
             "--no-new-privs",
         ])
-        .args([HUPWATCH, "run", "--listen", "127.0.0.1:0", "--pid", "1"])
+        .args(wrap)
+        .arg(binary)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut said = Vec::new();
-    for line in BufReader::new(hupwatch.stderr.take().unwrap()).lines() {
+    let mut lines = BufReader::new(hupwatch.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let ready = line.starts_with("hupwatch: ready:");
         said.push(line);
@@ -115,16 +142,46 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
             break;
         }
     }
+    // Drained from here on, so hupwatch never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (hupwatch, said)
+}
+
+fn uid_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn the_units_capabilities_are_enough_to_attach_every_program_and_become_its_user() {
+    require_root();
+    // Under systemd tracefs is mounted before hupwatch starts (the unit wants
+    // sys-kernel-tracing.mount); here a first run mounts it.
+    Hupwatch::start(&["--pid", "1"]).stop();
+    let caps: Vec<String> = unit_capabilities();
+    assert!(caps.contains(&"bpf".to_string()), "{caps:?}");
+    let dir = scratch_dir("unit-caps");
+    let mut args = unit_run_args(&dir);
+    args.extend(["--pid".into(), "1".into()]);
+    let (mut hupwatch, said) = start_as_the_unit(HUPWATCH, &args, &[]);
     // setpriv execs hupwatch, so the child is hupwatch itself.
     let kept = capabilities(hupwatch.id());
+    let uid = uid_of(hupwatch.id());
     kill(hupwatch.id(), libc::SIGTERM);
     let status = hupwatch.wait().unwrap();
     let said = said.join("\n");
     assert!(
-        said.contains("hupwatch: ready: 12 programs attached") && !said.contains("warning"),
+        said.contains("hupwatch: ready: 12 programs attached")
+            && said.contains("running as user nobody")
+            && !said.contains("warning"),
         "with only {caps:?}:\n{said}"
     );
     assert!(status.success(), "exit {status} on SIGTERM:\n{said}");
+    assert_eq!(uid, 65534, "hupwatch is no longer root once attached");
     // Without CAP_SETPCAP (the unit leaves it out) the bounding set stays the unit's.
     let (permitted, effective, _, no_new_privs) = kept;
     let (want_permitted, want_effective, _, _) = AFTER_ATTACH;
@@ -133,6 +190,169 @@ fn the_units_capabilities_are_enough_to_attach_every_program() {
         (want_permitted, want_effective, 1),
         "capabilities once attached, under the unit's set"
     );
+}
+
+/// The calls the unit's `SystemCallFilter=` lets through, its groups expanded by
+/// systemd's own table (`systemd-analyze syscall-filter`).
+fn unit_allowed_calls() -> BTreeSet<String> {
+    let mut allowed = BTreeSet::new();
+    let mut pending: Vec<String> = UNIT
+        .lines()
+        .filter_map(|l| l.strip_prefix("SystemCallFilter="))
+        .flat_map(|l| l.split_whitespace().map(str::to_string))
+        .collect();
+    assert!(!pending.is_empty(), "the unit has a SystemCallFilter=");
+    assert!(
+        pending.iter().all(|item| !item.starts_with('~')),
+        "an allow list, as this check assumes: {pending:?}"
+    );
+    let mut seen = BTreeSet::new();
+    while let Some(item) = pending.pop() {
+        if !item.starts_with('@') {
+            allowed.insert(item);
+            continue;
+        }
+        if !seen.insert(item.clone()) {
+            continue;
+        }
+        let (ok, said) = analyze(&["syscall-filter", &item], &[]);
+        assert!(ok, "systemd-analyze syscall-filter {item}: {said}");
+        for line in said.lines().skip(1).map(str::trim) {
+            if !line.is_empty() && !line.starts_with('#') {
+                pending.push(line.to_string());
+            }
+        }
+    }
+    allowed
+}
+
+/// Every system call `binary` makes, started as the unit starts it with `source`, through
+/// a start, a detached process, requests on both listeners, a reload and a stop.
+fn calls_made(binary: &str, source: &str) -> BTreeSet<String> {
+    let dir = scratch_dir(&format!("syscalls-{source}"));
+    let trace = dir.join("strace.out");
+    let mut args = unit_run_args(&dir);
+    args.extend(["--source".into(), source.into()]);
+    args.extend([
+        "--alerts-file".into(),
+        dir.join("alerts").display().to_string(),
+    ]);
+    args.extend(["--hup-grace".into(), "1s".into()]);
+    let out = trace.display().to_string();
+    let (mut hupwatch, said) = start_as_the_unit(
+        binary,
+        &args,
+        &[
+            which("strace").to_str().unwrap(),
+            "-f",
+            "-qq",
+            "-o",
+            &out,
+            "--",
+        ],
+    );
+    assert!(
+        said.last()
+            .is_some_and(|l| l.starts_with("hupwatch: ready:")),
+        "{binary} under strace:\n{}",
+        said.join("\n")
+    );
+    let address = said
+        .last()
+        .and_then(|l| l.split("http://").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .expect("the ready line names the listener")
+        .to_string();
+    let mut detached = Command::new(which("setsid"))
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    for path in ["/metrics", "/api/sessions"] {
+        let got = Command::new(HUPWATCH)
+            .args(["sessions", "--json", "--from"])
+            .arg(format!("http://{address}{path}"))
+            .output()
+            .unwrap();
+        drop(got);
+    }
+    let socket = format!("unix:{}", dir.join("api.sock").display());
+    let listed = Command::new(HUPWATCH)
+        .args(["sessions", "--json", "--from", &socket])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    // The strace process is setpriv's child: hupwatch is strace's.
+    let pid = std::fs::read_to_string(format!("/proc/{}/task/{0}/children", hupwatch.id()))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .map(|p| p.parse::<u32>().unwrap())
+        .expect("strace started hupwatch");
+    kill(pid, libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    detached.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    kill(pid, libc::SIGTERM);
+    let status = hupwatch.wait().unwrap();
+    assert!(status.success(), "{binary} exit {status} on SIGTERM");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let made: BTreeSet<String> = text
+        .lines()
+        .filter_map(|line| {
+            let call = line.split_once(' ')?.1.trim_start();
+            let name: String = call
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty() && call[name.len()..].starts_with('(')).then_some(name)
+        })
+        .collect();
+    assert!(made.contains("bpf") || source == "proc", "{made:?}");
+    made
+}
+
+/// The binaries to trace: the one under test, and the static one users install (what
+/// `cargo xtask dist` built; CI builds it before the tests, so there it must be found).
+fn installed_binaries() -> Vec<String> {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-musl/release-dist/hupwatch");
+    let mut binaries = vec![HUPWATCH.to_string()];
+    if cfg!(target_arch = "x86_64") {
+        if dist.is_file() {
+            binaries.push(dist.display().to_string());
+        } else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} is missing: `cargo xtask test` runs dist before the tests",
+                dist.display()
+            );
+            eprintln!(
+                "note: no {}, so only the test build is traced (`cargo xtask dist` makes it)",
+                dist.display()
+            );
+        }
+    }
+    binaries
+}
+
+/// A call outside the unit's allow list fails with EPERM under systemd: a daemon that
+/// made one would misbehave in a way no other test here would show (no CI machine here
+/// runs systemd as init). So: trace the daemon as the unit starts it, for each source and
+/// each binary, and hold every call it made against the list.
+#[test]
+fn the_units_system_call_filter_allows_every_call_the_daemon_makes() {
+    require_root();
+    let allowed = unit_allowed_calls();
+    for binary in installed_binaries() {
+        for source in ["ebpf", "proc"] {
+            let made = calls_made(&binary, source);
+            let refused: Vec<&String> = made.difference(&allowed).collect();
+            assert!(
+                refused.is_empty(),
+                "{binary} --source {source} made calls the unit's SystemCallFilter= refuses: {refused:?}"
+            );
+        }
+    }
 }
 
 /// Why hupwatch keeps CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE: another user's

@@ -139,6 +139,60 @@ fn each_user_sees_only_their_own_processes_through_the_socket_and_loopback() {
     );
 }
 
+/// A daemon that gave up root (`--user nobody`) still sees and serves root's processes,
+/// and root's clients still believe its socket (it was bound as root, before the switch);
+/// `--api-group` lets that group's members see everything, as root does.
+#[test]
+fn a_daemon_run_as_its_own_user_serves_root_and_its_api_group_sees_everything() {
+    require_root();
+    let dir = scratch_dir("local-api-group");
+    let name = unique("lgrp");
+    let program = named_program(&dir, &name, "sleep");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mine = orphan(&program, "611");
+    let _cleanup = Killed(vec![mine]);
+    for (group, nobody_sees_root) in [(Some("nogroup"), true), (None, false)] {
+        let socket = dir.join("api.sock").display().to_string();
+        let mut args = vec![
+            "--source",
+            "proc",
+            "--poll-interval",
+            "250ms",
+            "--match",
+            &name,
+            "--api-socket",
+            &socket,
+            "--user",
+            "nobody",
+        ];
+        if let Some(group) = group {
+            args.extend(["--api-group", group]);
+        }
+        let hupwatch = Hupwatch::run(&args);
+        let ready = hupwatch.wait_for_stderr("the ready line", |l| l.contains("ready:"));
+        assert!(ready.contains("running as user nobody"), "{ready}");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", hupwatch.pid())).unwrap();
+        assert!(
+            status.lines().any(|l| l.starts_with("Uid:\t65534\t")),
+            "{status}"
+        );
+        let unix = hupwatch.socket_url();
+        // Root's client: the socket's server was root when it listened.
+        wait_listed(&unix, &[mine]);
+        for from in [&unix, &hupwatch.api_url()] {
+            let seen = pids(&sessions_from(from, Some(NOBODY)));
+            assert_eq!(
+                seen.contains(&mine),
+                nobody_sees_root,
+                "{from} with --api-group {group:?}: nobody (in nogroup) sees {seen:?}"
+            );
+        }
+        hupwatch.stop();
+        // nobody cannot unlink root's socket; the next daemon replaces it.
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
 /// A one-shot look's document about `victim`, as a real hupwatch writes it: what an
 /// impostor would serve so that root's reap ends `victim`.
 fn bait(victim_name: &str) -> String {

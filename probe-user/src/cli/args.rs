@@ -42,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Watch processes, raise alerts (JSON lines) and serve the live sessions over HTTP
     /// (needs root: it loads eBPF programs)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print live events of the matched processes (needs root: it loads eBPF programs)
     Trace(TraceArgs),
     /// Show the live sessions: a one-shot look at /proc (no root needed), or what a running
@@ -94,6 +94,17 @@ pub struct RunArgs {
     /// root, none otherwise]
     #[arg(long, value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
+
+    /// A group whose members see every process through the local API, as root does
+    /// (others see only their own)
+    #[arg(long, value_name = "GROUP")]
+    pub api_group: Option<String>,
+
+    /// The user to run as once the programs are attached, keeping only the two
+    /// capabilities that read other users' /proc (Linux; `root` stays root) [default:
+    /// hupwatch, when root and that user exists]
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 
     /// Append alert lines to this file instead of writing them to stdout (reopened on
     /// SIGHUP when running as a service, for log rotation)

@@ -2,6 +2,7 @@
 //! dispatching to the commands.
 mod args;
 mod generate;
+mod identity;
 mod report;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -88,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let recording = Recording::from_flags(args.replay, args.dtrace_input);
             recording_is_alone(recording.as_ref(), &matcher)?;
             let mut live = live(matcher, &args.live);
+            let (run_as, running_as) = identity::run_as(args.user.as_deref())?;
+            live.run_as = run_as;
             // Five reads per CPU window at least, so a spin shows within a fifth of it.
             live.cpu_interval = (args.cpu_window / 5).clamp(args.live.rss_interval, CPU_READ_MOST);
             let options = crate::daemon::RunOptions {
@@ -98,6 +101,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 metrics_only: args.metrics_only,
                 api_socket_asked: args.api_socket.is_some(),
                 api_socket: api_socket(args.api_socket),
+                api_group: identity::api_group(args.api_group.as_deref())?,
+                running_as,
                 alerts_file: args.alerts_file,
                 json: args.json,
                 notify: notify_options(&args.notify),
@@ -222,6 +227,7 @@ fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
         rss_step: args.rss_step,
         ring_bytes: args.ring_buffer_size,
         verbose: args.verbose,
+        run_as: None,
     }
 }
 

@@ -124,6 +124,22 @@ impl AlertSink {
         Ok(())
     }
 
+    /// Gives the alerts file to the user hupwatch is about to become, so that reopening it
+    /// after rotation still works. Only a regular file, and not through a link: a link
+    /// (/dev/stdout, say) leads to something that is not hupwatch's to give away.
+    pub(super) fn hand_to(&self, uid: u32, gid: u32) {
+        let Some(path) = self.path.as_deref() else {
+            return;
+        };
+        let regular = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+        if regular && let Err(why) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
+            eprintln!(
+                "hupwatch: warning: --alerts-file {}: cannot give it to uid {uid} ({why}); reopening it after rotation will fail",
+                path.display()
+            );
+        }
+    }
+
     pub(super) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

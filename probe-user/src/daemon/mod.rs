@@ -52,6 +52,10 @@ pub struct RunOptions {
     /// The socket was asked for (`--api-socket`): failing to serve it is an error. The
     /// default one is served when it can be, with a warning when it cannot.
     pub api_socket_asked: bool,
+    /// `--api-group`: a gid whose members see every process through the API.
+    pub api_group: Option<u32>,
+    /// How the ready line ends, saying which user hupwatch runs as (`--user`).
+    pub running_as: String,
     pub alerts_file: Option<PathBuf>,
     /// JSON alert lines even on a terminal.
     pub json: bool,
@@ -117,6 +121,9 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     if let Some(notify) = &options.notify {
         alerts.notify = Notifications::start(notify).await;
     }
+    if let Some(to) = options.live.run_as {
+        alerts.hand_to(to.uid, to.gid);
+    }
     let mut source = select::start(options.live).await?;
     let clock = source.clock();
     let tracker = Arc::new(Mutex::new(Tracker::new(tracker_config)));
@@ -149,6 +156,7 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
         clock,
         about,
         metrics_only: options.metrics_only,
+        all_group: options.api_group,
     });
     let local = socket
         .as_ref()
@@ -165,7 +173,11 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     } else {
         format!("sessions at {scheme}://{address}/api/sessions")
     };
-    eprintln!("{}{local}; {served}", source.ready_line());
+    eprintln!(
+        "{}{}{local}; {served}",
+        source.ready_line(),
+        options.running_as
+    );
     if let Some(ready) = options.ready {
         let _ = ready.send(address);
     }

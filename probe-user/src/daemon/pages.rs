@@ -23,6 +23,8 @@ pub(super) struct SessionPages {
     pub about: About,
     /// `--metrics-only`: /api/sessions is not found.
     pub metrics_only: bool,
+    /// `--api-group`: its members see every process, as root does.
+    pub all_group: Option<u32>,
 }
 
 /// Which source the sessions come from and what it cannot see.
@@ -51,7 +53,11 @@ impl Pages for SessionPages {
                     .map(|w| w.to_string())
                     .collect();
                 view.events_lost = Some(lock(&self.metrics).events_lost());
-                if let Viewer::Own(uid) = viewer {
+                if let Viewer::Own(uid) = viewer
+                    && !self
+                        .all_group
+                        .is_some_and(|gid| crate::host::users::belongs_to(uid, gid))
+                {
                     // What that user's own /proc shows: their processes, read now, so a pid
                     // that changed hands since it was judged is not shown.
                     view.keep_only(|p| {

@@ -14,6 +14,7 @@ pub mod linux_memory;
 mod linux_sockets;
 mod machine;
 mod process;
+pub mod users;
 
 pub use machine::MachineMemory;
 pub use process::{ProcInfo, ProcSnapshot, ProcessTree, Usage, disposition};
@@ -69,10 +70,10 @@ pub fn states() -> Vec<ProcSnapshot> {
 }
 
 /// Whether a process's files and memory are readable to this hupwatch: all of them for
-/// root; for anyone else, their own.
+/// root or a user holding the capabilities `run --user` keeps; for anyone else, their own.
 pub fn readable_uid() -> Option<u32> {
-    // SAFETY: geteuid and getuid have no preconditions.
-    (unsafe { libc::geteuid() } != 0).then(|| unsafe { libc::getuid() })
+    // SAFETY: getuid has no preconditions.
+    (!crate::privileges::reads_every_process()).then(|| unsafe { libc::getuid() })
 }
 
 /// Every process, with only what matching and trees need (cheaper than [`processes`]).

@@ -66,6 +66,8 @@ pub struct LiveOptions {
     pub ring_bytes: u32,
     /// Print a refused program's verifier log instead of writing it to a file.
     pub verbose: bool,
+    /// The user to become once attached (`run --user`); None stays who it is.
+    pub run_as: Option<crate::privileges::SwitchTo>,
 }
 
 use crate::{event::Event, event::EventKind, watch::Watch};

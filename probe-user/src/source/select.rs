@@ -43,13 +43,13 @@ async fn tracer(
             let source = PollSource::start(options, clock)?;
             // Polling needs only to read /proc: the same two capabilities as after attaching.
             #[cfg(target_os = "linux")]
-            drop_privileges();
+            drop_privileges(options.run_as)?;
             Ok(Box::new(source))
         }
         #[cfg(target_os = "linux")]
         SourceKind::Ebpf => {
             let source = super::live::LiveSource::start(options, clock)?;
-            drop_privileges();
+            drop_privileges(options.run_as)?;
             Ok(Box::new(source))
         }
         #[cfg(not(target_os = "linux"))]
@@ -69,11 +69,22 @@ async fn tracer(
     }
 }
 
+/// A capability that cannot be dropped is a warning (hupwatch has at most what it started
+/// with); a change of user asked for and refused is an error, since going on would run
+/// with more than asked.
 #[cfg(target_os = "linux")]
-fn drop_privileges() {
-    if let Err(why) = crate::privileges::drop_after_attach() {
-        eprintln!(
-            "hupwatch: warning: could not drop privileges after starting ({why}); going on with them"
-        );
+fn drop_privileges(run_as: Option<crate::privileges::SwitchTo>) -> Result<(), UserError> {
+    use crate::privileges::{DropError, drop_after_attach};
+    match drop_after_attach(run_as) {
+        Ok(()) => Ok(()),
+        Err(DropError::Capabilities(why)) => {
+            eprintln!(
+                "hupwatch: warning: could not drop privileges after starting ({why}); going on with them"
+            );
+            Ok(())
+        }
+        Err(why @ DropError::Switch { .. }) => Err(UserError::new(format!(
+            "--user: {why}; start hupwatch as root with CAP_SETUID and CAP_SETGID, or pass --user root"
+        ))),
     }
 }

@@ -130,6 +130,8 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                 metrics_only: false,
                 api_socket: Some(socket.clone()),
                 api_socket_asked: true,
+                api_group: None,
+                running_as: String::new(),
                 alerts_file: Some("/dev/null".into()),
                 json: true,
                 tracker: TrackerConfig {

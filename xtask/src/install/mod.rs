@@ -50,6 +50,22 @@ fn deb_in_a_clean_debian(
         }
         Ok(())
     });
+    checks.record(
+        ".deb: creates the system account hupwatch runs as, with no login",
+        || {
+            let entry = run_ok(&mut inside(&["getent", "passwd", "hupwatch"]))?;
+            let fields: Vec<&str> = entry.trim().split(':').collect();
+            let uid: u32 = fields.get(2).and_then(|u| u.parse().ok()).unwrap_or(0);
+            // Debian's system range (adduser.conf's FIRST_SYSTEM_UID..LAST_SYSTEM_UID).
+            if !(100..1000).contains(&uid)
+                || fields.get(5) != Some(&"/nonexistent")
+                || fields.get(6) != Some(&"/usr/sbin/nologin")
+            {
+                bail!("getent passwd hupwatch: {entry}");
+            }
+            Ok(())
+        },
+    );
     checks.record(".deb: hupwatch --version names version and commit", || {
         version_names_commit(root, &run_ok(&mut inside(&["hupwatch", "--version"]))?)
     });
@@ -117,8 +133,12 @@ fn deb_in_a_clean_debian(
         checks.record(
             ".deb: the installed binary calls a setsid on a pty detached",
             || {
-                let alert = smoke::setsid_on_a_pty_is_detached(&place, "/tmp")?;
+                let (ready, alert) = smoke::setsid_on_a_pty_is_detached(&place, "/tmp")?;
                 eprintln!("install: {alert}");
+                // The package's account exists, so root's run switches to it by default.
+                if !ready.contains("running as user hupwatch") {
+                    bail!("the ready line does not say it runs as hupwatch: {ready}");
+                }
                 Ok(())
             },
         );
@@ -223,7 +243,8 @@ fn tarball_on_the_host(
     checks.record(
         "tarball: the binary calls a setsid on a pty detached",
         || {
-            let alert = smoke::setsid_on_a_pty_is_detached(&place, &scratch.to_string_lossy())?;
+            let (_ready, alert) =
+                smoke::setsid_on_a_pty_is_detached(&place, &scratch.to_string_lossy())?;
             eprintln!("install: {alert}");
             Ok(())
         },

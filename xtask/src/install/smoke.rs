@@ -48,7 +48,11 @@ impl Place {
 }
 
 /// The scenario: see the module's comment. Returns the alert line.
-pub fn setsid_on_a_pty_is_detached(place: &Place, scratch_inside: &str) -> Result<String> {
+/// Returns hupwatch's ready line and the alert.
+pub fn setsid_on_a_pty_is_detached(
+    place: &Place,
+    scratch_inside: &str,
+) -> Result<(String, String)> {
     let name = format!("hwsmoke{}", std::process::id() % 100_000);
     let sleeper = format!("{scratch_inside}/{name}");
     run_ok(place.command("cp").args(["/bin/sleep", &sleeper]))?;
@@ -72,7 +76,7 @@ pub fn setsid_on_a_pty_is_detached(place: &Place, scratch_inside: &str) -> Resul
         std::thread::sleep(Duration::from_millis(50));
         after = hupwatch_programs_loaded()?;
     }
-    let alert = outcome?;
+    let (ready, alert) = outcome?;
     stopped?;
     if after > before {
         bail!(
@@ -80,7 +84,7 @@ pub fn setsid_on_a_pty_is_detached(place: &Place, scratch_inside: &str) -> Resul
             after - before
         );
     }
-    Ok(alert)
+    Ok((ready, alert))
 }
 
 fn scenario(
@@ -89,7 +93,7 @@ fn scenario(
     name: &str,
     stdout: &Receiver<String>,
     stderr: &Receiver<String>,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let ready = wait_for(stderr, READY_WITHIN, |l| l.starts_with("hupwatch: ready:"))
         .context("hupwatch did not say it was ready")?;
     let expected = format!("{} programs attached", program_count());
@@ -122,9 +126,10 @@ fn scenario(
     let _ = Command::new("pkill").args(["-x", name]).status();
     let _ = terminal.kill();
     let _ = terminal.wait();
-    Ok(alert
+    let alert = alert
         .with_context(|| format!("no detached alert for {name} within {ALERT_WITHIN:?}"))?
-        .line)
+        .line;
+    Ok((ready.line, alert))
 }
 
 /// SIGTERM, then its exit status must be 0 within 10 s.
