@@ -39,8 +39,10 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     ("curl", "curl"),
     ("prometheus-alertmanager", "prometheus-alertmanager"),
-    // tests/deploy.rs checks the systemd unit with systemd's own analyzer.
+    // tests/deploy.rs checks the systemd unit with systemd's own analyzer, and traces the
+    // daemon with strace to hold its system calls against the unit's allow list.
     ("systemd-analyze", "systemd"),
+    ("strace", "strace"),
     // cargo xtask bench: the comparison probe, the kernel's per-program statistics, and a
     // terminal for the setsid latency.
     ("bpftrace", "bpftrace"),
