@@ -12,6 +12,7 @@ pub mod origin;
 pub mod output;
 pub mod privileges;
 pub mod reap;
+pub mod selftest;
 pub mod sessions;
 pub mod signals;
 pub mod sink;

@@ -55,6 +55,12 @@ pub enum Command {
     /// verdicts; Enter shows one in full, k ends one as `reap --yes` would. Watches
     /// in-process (as `run` does) unless --from names a running `hupwatch run`
     Top(TopArgs),
+    /// Check on this machine that hupwatch catches what it claims: starts test processes on
+    /// a pseudo-terminal of its own (one calls setsid, one runs under nohup, one catches
+    /// SIGHUP, one grows, one is orphaned), hangs it up and reports per verdict whether the
+    /// source in use caught it and how fast, with memory beside the OS's figures; exits 1
+    /// when an expected verdict is missed. Takes a few seconds; ends every process it started
+    Selftest(SelftestArgs),
     /// Print a shell completion script: `hupwatch completions bash > /etc/bash_completion.d/hupwatch`
     Completions {
         #[arg(value_enum)]
@@ -67,6 +73,22 @@ pub enum Command {
     /// by `run --notify` when it runs as root
     #[command(name = "__notify-helper", hide = true)]
     NotifyHelper { bus: String },
+    /// One of `selftest`'s test processes (the launcher, the shell on its terminal, ...)
+    #[command(name = "__selftest-child", hide = true)]
+    SelftestChild { role: String, args: Vec<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct SelftestArgs {
+    /// The report as one JSON object (for a bug report) instead of tables
+    #[arg(long)]
+    pub json: bool,
+
+    /// The source to test: ebpf (Linux) or dtrace (macOS), or proc, polling the process
+    /// table. By default the one `run` would use: this OS's tracer, and proc when it
+    /// cannot start
+    #[arg(long, value_enum)]
+    pub source: Option<SourceKind>,
 }
 
 #[derive(Debug, Args)]

@@ -176,6 +176,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ManPages { dir } => Ok(generate::man_pages(&dir)?),
         Command::NotifyHelper { bus } => runtime()?.block_on(crate::notify::helper_main(&bus)),
+        Command::Selftest(args) => {
+            let options = crate::selftest::SelftestOptions {
+                json: args.json,
+                source: args.source,
+            };
+            runtime()?.block_on(crate::selftest::run(options))
+        }
+        Command::SelftestChild { role, args } => crate::selftest::child::main(&role, &args),
         Command::Top(args) => {
             let matcher = matcher(&args.matching)?;
             let options = crate::top::TopOptions {
