@@ -1,12 +1,18 @@
 //! `cargo xtask dist`: the release artifacts a user installs, in target/dist/: a static,
 //! stripped binary per architecture (eBPF programs inside) as a tarball with the man pages,
 //! completions, systemd unit, dashboards and licences, the same as a .deb (cargo-deb, from
-//! probe-user's `[package.metadata.deb]`), and SHA256SUMS over the four.
+//! probe-user's `[package.metadata.deb]`), a universal macOS binary as a tarball with the
+//! launchd plists instead (macos.rs, checked by macho.rs) and the Homebrew formula that
+//! installs it (formula.rs), and SHA256SUMS over the five archives.
 //!
 //! The man pages and completions come from the x86_64 binary just built (`hupwatch
 //! __man-pages`, `hupwatch completions`), so they are generated from the same clap
 //! definitions as `--help`; they hold no architecture-specific text, so both packages
-//! carry the same files.
+//! carry the same files (the clap definitions are the same on macOS).
+mod formula;
+mod macho;
+mod macos;
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -82,6 +88,15 @@ impl Artifacts {
     pub fn deb(&self, platform: Platform) -> PathBuf {
         self.dir.join(deb_name(platform))
     }
+
+    pub fn macos_tarball(&self) -> PathBuf {
+        self.dir.join(format!("{}.tar.gz", macos::tarball_stem()))
+    }
+
+    /// The Homebrew formula, rendered for the macOS tarball.
+    pub fn formula(&self) -> PathBuf {
+        self.dir.join("hupwatch.rb")
+    }
 }
 
 fn tarball_stem(platform: Platform) -> String {
@@ -98,6 +113,7 @@ fn deb_name(platform: Platform) -> String {
 pub fn dist(root: &Path) -> Result<Artifacts> {
     setup::setup()?;
     setup::dist_tools()?;
+    setup::macos_dist_tools(root)?;
     let started = Instant::now();
     let target = target_dir(root);
     let dir = target.join("dist");
@@ -115,6 +131,15 @@ pub fn dist(root: &Path) -> Result<Artifacts> {
             step.elapsed().as_secs_f64()
         );
     }
+    let step = Instant::now();
+    let universal = macos::build(root)?;
+    eprintln!(
+        "dist: universal macOS binary built in {:.0} s",
+        step.elapsed().as_secs_f64()
+    );
+    // A check failing fails dist: the tarball is not written.
+    let checked = macho::check(&universal, macos::MACOS_MIN)?;
+    eprintln!("dist: macOS binary checked: {checked}");
     let artifacts = Artifacts { dir, binaries };
     let generated = target.join("dist-generated");
     generate_docs(artifacts.binary(X86_64), &generated)?;
@@ -124,9 +149,64 @@ pub fn dist(root: &Path) -> Result<Artifacts> {
         tarball(root, platform, binary, &generated, &artifacts)?;
         deb(root, platform, &generated, &artifacts)?;
     }
+    macos_release(root, &universal, &generated, &artifacts)?;
     checksums(&artifacts)?;
-    report(&artifacts, started)?;
+    report(&artifacts, &universal, started)?;
     Ok(artifacts)
+}
+
+/// The macOS tarball and the Homebrew formula rendered with its checksum, both checked.
+fn macos_release(
+    root: &Path,
+    universal: &Path,
+    generated: &Path,
+    artifacts: &Artifacts,
+) -> Result<()> {
+    let tarball = artifacts.macos_tarball();
+    pack(
+        root,
+        &macos::tarball_stem(),
+        universal,
+        generated,
+        &macos::plists(root)?,
+        &tarball,
+    )?;
+    let sha256 = sha256(&tarball)?;
+    let tarball_name = file_name(&tarball);
+    formula::write(
+        root,
+        &artifacts.formula(),
+        &formula::Release {
+            version: VERSION,
+            tarball: &tarball_name,
+            sha256: &sha256,
+        },
+    )?;
+    formula::check_syntax(&root.join(formula::TEMPLATE))?;
+    formula::check_syntax(&artifacts.formula())?;
+    formula::check_paths(
+        &fs::read_to_string(artifacts.formula())?,
+        &formula::tarball_entries(&tarball)?,
+    )?;
+    eprintln!(
+        "dist: {} rendered for {} (sha256 {sha256}); ruby -c and its paths checked",
+        artifacts.formula().display(),
+        formula::release_url()
+    );
+    Ok(())
+}
+
+/// The file's SHA-256 in hex, as sha256sum prints it.
+fn sha256(file: &Path) -> Result<String> {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .context("could not run sha256sum")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(sum) if out.status.success() && sum.len() == 64 => Ok(sum.to_owned()),
+        _ => bail!("sha256sum {} failed ({})", file.display(), out.status),
+    }
 }
 
 /// `cargo build --profile dist --target TRIPLE -p probe-user`, and the binary's path.
@@ -205,12 +285,37 @@ fn tarball(
     generated: &Path,
     artifacts: &Artifacts,
 ) -> Result<()> {
-    let stem = tarball_stem(platform);
-    let stage = target_dir(root).join("dist-stage").join(platform.triple);
+    let units = [
+        "hupwatch.service",
+        "hupwatch-reap.service",
+        "hupwatch-reap.timer",
+    ]
+    .map(|unit| (root.join("deploy").join(unit), format!("systemd/{unit}")));
+    pack(
+        root,
+        &tarball_stem(platform),
+        binary,
+        generated,
+        &units,
+        &artifacts.tarball(platform),
+    )
+}
+
+/// The tarball `out`: the folder `stem` holding the binary, man pages, completions, the
+/// `services` files (source, path in the folder), dashboards, docs and licences.
+fn pack(
+    root: &Path,
+    stem: &str,
+    binary: &Path,
+    generated: &Path,
+    services: &[(PathBuf, String)],
+    out: &Path,
+) -> Result<()> {
+    let stage = target_dir(root).join("dist-stage").join(stem);
     if stage.exists() {
         fs::remove_dir_all(&stage)?;
     }
-    let top = stage.join(&stem);
+    let top = stage.join(stem);
     let copy = |from: &Path, to: &str| -> Result<()> {
         let to = top.join(to);
         fs::create_dir_all(to.parent().expect("a file under the top folder"))?;
@@ -228,12 +333,8 @@ fn tarball(
             &format!("completions/{file}"),
         )?;
     }
-    for unit in [
-        "hupwatch.service",
-        "hupwatch-reap.service",
-        "hupwatch-reap.timer",
-    ] {
-        copy(&root.join("deploy").join(unit), &format!("systemd/{unit}"))?;
+    for (from, to) in services {
+        copy(from, to)?;
     }
     for file in sorted_files(&root.join("dashboards"))? {
         copy(&file, &format!("dashboards/{}", file_name(&file)))?;
@@ -261,8 +362,8 @@ fn tarball(
             .args(["--owner=0", "--group=0", "--numeric-owner", "--sort=name"])
             .arg(format!("--mtime={mtime}"))
             .arg("-czf")
-            .arg(artifacts.tarball(platform))
-            .arg(&stem),
+            .arg(out)
+            .arg(stem),
     )?;
     fs::remove_dir_all(&stage)?;
     Ok(())
@@ -316,6 +417,11 @@ fn checksums(artifacts: &Artifacts) -> Result<()> {
             names.push(file_name(&path));
         }
     }
+    let macos = artifacts.macos_tarball();
+    if !macos.is_file() {
+        bail!("{} was not written", macos.display());
+    }
+    names.push(file_name(&macos));
     let sums = Command::new("sha256sum")
         .args(&names)
         .current_dir(&artifacts.dir)
@@ -328,7 +434,7 @@ fn checksums(artifacts: &Artifacts) -> Result<()> {
     Ok(())
 }
 
-fn report(artifacts: &Artifacts, started: Instant) -> Result<()> {
+fn report(artifacts: &Artifacts, universal: &Path, started: Instant) -> Result<()> {
     for (platform, binary) in &artifacts.binaries {
         eprintln!(
             "dist: {} binary {} (static, stripped)",
@@ -336,6 +442,10 @@ fn report(artifacts: &Artifacts, started: Instant) -> Result<()> {
             mib(fs::metadata(binary)?.len())
         );
     }
+    eprintln!(
+        "dist: universal macOS binary {} (arm64 and x86_64, stripped)",
+        mib(fs::metadata(universal)?.len())
+    );
     for file in sorted_files(&artifacts.dir)? {
         eprintln!(
             "dist: {} {}",

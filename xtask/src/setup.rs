@@ -83,8 +83,19 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 pub const RELEASE_TARGETS: [&str; 2] = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
 /// The install test builds a clean Debian 12 root with debootstrap.
 const INSTALL_TEST_TOOLS: &[(&str, &str)] = &[("debootstrap", "debootstrap")];
-/// `cargo xtask test` type-checks the user-space crates for macOS with these.
+/// `cargo xtask test` type-checks the user-space crates for macOS with these, and
+/// `cargo xtask dist` links them.
 pub const MACOS_TARGETS: [&str; 2] = ["aarch64-apple-darwin", "x86_64-apple-darwin"];
+/// `cargo xtask dist` links the macOS binaries with cargo-zigbuild (Zig's linker, no Apple
+/// SDK) and merges them into one universal binary; the version dist was measured with.
+const CARGO_ZIGBUILD_VERSION: &str = "0.24.1";
+/// Zig, from PyPI's `ziglang` wheel (the Zig project's own build, packaged); installed
+/// under target/ with `pip --target` (no root, nothing in the system's python) and
+/// found by cargo-zigbuild as `python3 -m ziglang` through PYTHONPATH.
+pub const ZIG_VERSION: &str = "0.17.0";
+/// What checks the macOS artifacts: LLVM's Mach-O reader (llvm-objdump-22, the LLVM
+/// bpf-linker is built against) and Ruby's syntax check of the Homebrew formula.
+const MACOS_CHECK_TOOLS: &[(&str, &str)] = &[("llvm-objdump-22", "llvm-22"), ("ruby", "ruby")];
 
 /// What building and running hupwatch needs (`cargo xtask run`), plus the host's test tools.
 pub fn setup() -> Result<()> {
@@ -100,6 +111,7 @@ pub fn setup() -> Result<()> {
 pub fn setup_for_tests() -> Result<()> {
     setup()?;
     dist_tools()?;
+    macos_dist_tools(&workspace_root())?;
     install_missing(INSTALL_TEST_TOOLS, "install-test tools")?;
     guest_tools()
 }
@@ -129,7 +141,103 @@ pub fn dist_tools() -> Result<()> {
     ]))
 }
 
-/// The standard library for macOS, so `cargo check --target` works here (no linking).
+/// What `cargo xtask dist` needs for the macOS artifacts: cargo-zigbuild and Zig, pinned,
+/// and the tools that check them. Each fails loudly when it cannot be installed.
+pub fn macos_dist_tools(root: &Path) -> Result<()> {
+    install_missing(MACOS_CHECK_TOOLS, "macOS artifact checks (llvm-22, ruby)")?;
+    cargo_zigbuild()?;
+    ziglang(root)
+}
+
+fn cargo_zigbuild() -> Result<()> {
+    if sh::probe(Command::new("cargo").args(["zigbuild", "--version"]))
+        .is_some_and(|v| v.split_whitespace().any(|w| w == CARGO_ZIGBUILD_VERSION))
+    {
+        eprintln!("setup: cargo-zigbuild ok");
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-zigbuild {CARGO_ZIGBUILD_VERSION} (about a minute)");
+    sh::run(Command::new("cargo").args([
+        "install",
+        "cargo-zigbuild",
+        "--locked",
+        "--version",
+        CARGO_ZIGBUILD_VERSION,
+    ]))
+}
+
+/// Where Zig's wheel is unpacked: target/tools/ziglang-VERSION, kept between runs.
+pub fn ziglang_dir(root: &Path) -> PathBuf {
+    crate::run::target_dir(root)
+        .join("tools")
+        .join(format!("ziglang-{ZIG_VERSION}"))
+}
+
+/// The Zig `python3 -m ziglang` runs from `dir`, if any.
+fn zig_version(dir: &Path) -> Option<String> {
+    sh::probe(
+        Command::new("python3")
+            .args(["-m", "ziglang", "version"])
+            .env("PYTHONPATH", dir),
+    )
+    .map(|v| v.trim().to_owned())
+}
+
+fn ziglang(root: &Path) -> Result<()> {
+    let dir = ziglang_dir(root);
+    if zig_version(&dir).as_deref() == Some(ZIG_VERSION) {
+        eprintln!("setup: zig {ZIG_VERSION} ok ({})", dir.display());
+        return Ok(());
+    }
+    // Debian's own python3 comes without pip.
+    if sh::probe(Command::new("python3").args(["-m", "pip", "--version"])).is_none() {
+        apt_install(&["python3-pip"])?;
+    }
+    eprintln!(
+        "setup: installing zig {ZIG_VERSION} (PyPI's ziglang) into {}",
+        dir.display()
+    );
+    // Unpacked beside the final folder and renamed, so an interrupted install leaves no
+    // half a Zig that looks installed.
+    let partial = dir.with_file_name(format!("ziglang-{ZIG_VERSION}.partial"));
+    for stale in [&dir, &partial] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale)?;
+        }
+    }
+    sh::run(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "--disable-pip-version-check",
+            ])
+            .arg("--target")
+            .arg(&partial)
+            .arg(format!("ziglang=={ZIG_VERSION}"))
+            .env("PIP_ROOT_USER_ACTION", "ignore"),
+    )?;
+    std::fs::rename(&partial, &dir)?;
+    match zig_version(&dir) {
+        Some(v) if v == ZIG_VERSION => Ok(()),
+        found => bail!(
+            "pip installed ziglang {ZIG_VERSION} into {}, but `python3 -m ziglang version` there says {found:?}",
+            dir.display()
+        ),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The standard library for macOS, so `cargo check --target` works here and dist links.
 fn macos_targets() -> Result<()> {
     rust_targets(&MACOS_TARGETS)
 }
