@@ -460,6 +460,28 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "--source dtrace runs macOS's DTrace",
             "on Linux use --source ebpf (the default)",
         ),
+        // selftest: its --source is run's, refused the same way (its test processes,
+        // started first, are ended again).
+        row(
+            &["selftest", "--source", "kprobes"],
+            "invalid value 'kprobes' for '--source <SOURCE>'",
+            "use one of: ebpf, dtrace, proc",
+        ),
+        row(
+            &["selftest", "--source", "dtrace"],
+            "--source dtrace runs macOS's DTrace",
+            "on Linux use --source ebpf (the default)",
+        ),
+        as_nobody(
+            &["selftest", "--source", "ebpf"],
+            "loading eBPF programs needs root",
+            "run it with sudo",
+        ),
+        row(
+            &["selftest", "--jsn"],
+            "unexpected argument '--jsn'",
+            "did you mean --json?",
+        ),
         // --alerts-file.
         row(
             &[
