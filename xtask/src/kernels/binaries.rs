@@ -82,6 +82,12 @@ pub const GUEST_TESTS: &[GuestTests] = &[
         target: "rss_batch",
         filter: Filter::Skip(&[]),
     },
+    GuestTests {
+        // `hupwatch selftest` as a user runs it: eBPF as root, polling as nobody, and its
+        // test processes ended when it is interrupted or killed.
+        target: "selftest",
+        filter: Filter::Skip(&[]),
+    },
 ];
 
 /// One test binary to run in a guest.

@@ -1,5 +1,6 @@
-//! The arm64 guest's two Debian packages, downloaded and unpacked (never installed) into
-//! the cache: Debian 12's stock arm64 kernel and busybox-static for arm64. apt serves arm64
+//! The arm64 guest's Debian packages, downloaded and unpacked (never installed) into the
+//! cache: Debian 12's stock arm64 kernel, busybox-static for arm64, and coreutils' nohup
+//! with the libc it runs on. apt serves arm64
 //! packages once dpkg knows the architecture; adding it installs nothing by itself.
 use std::{
     fs,
@@ -48,6 +49,54 @@ pub fn busybox(cache: &Path) -> Result<PathBuf> {
     }
     Ok(busybox)
 }
+
+/// The system's nohup for `hupwatch selftest`, which runs the real one (busybox has no
+/// nohup applet): coreutils' /usr/bin/nohup for arm64 and the two files of libc6 it needs
+/// (the dynamic loader and libc), as (path in the guest, path here) pairs. Once unpacked
+/// they are reused as they are.
+pub fn nohup(cache: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
+    let mut files = Vec::new();
+    for (package, wanted) in NOHUP_FILES {
+        let dir = cache.join(format!("{package}-{ARCH}"));
+        let missing = |dir: &Path| wanted.iter().any(|(_, from)| !dir.join(from).is_file());
+        if missing(&dir) {
+            foreign_architecture()?;
+            eprintln!(
+                "kernels: downloading and unpacking {package}:{ARCH} (for the guest's nohup)"
+            );
+            let spec = format!("{package}:{ARCH}");
+            if images::fetch_deb(&spec, cache, &dir).is_err() {
+                setup::apt_update()?;
+                images::fetch_deb(&spec, cache, &dir)?;
+            }
+            if missing(&dir) {
+                bail!("{spec} lacks one of {wanted:?}");
+            }
+        }
+        files.extend(wanted.iter().map(|(to, from)| (*to, dir.join(from))));
+    }
+    Ok(files)
+}
+
+/// What nohup needs, by package: where each file goes in the guest, and where the
+/// package has it (the loader at the path nohup's ELF header names, as a copy of the file
+/// the package's symlink points at; libc where that loader looks first).
+const NOHUP_FILES: [(&str, &[(&str, &str)]); 2] = [
+    ("coreutils", &[("usr/bin/nohup", "usr/bin/nohup")]),
+    (
+        "libc6",
+        &[
+            (
+                "lib/ld-linux-aarch64.so.1",
+                "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+            ),
+            (
+                "lib/aarch64-linux-gnu/libc.so.6",
+                "lib/aarch64-linux-gnu/libc.so.6",
+            ),
+        ],
+    ),
+];
 
 /// Adds arm64 to dpkg's foreign architectures, and updates apt's lists for it, unless
 /// it is there already.

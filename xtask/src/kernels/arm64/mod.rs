@@ -2,7 +2,8 @@
 //! an initramfs of busybox, the static aarch64 hupwatch and, when handed in, the library's
 //! unit tests built for aarch64. In the guest, `hupwatch run` watches a scenario of real
 //! processes on a terminal that must raise detached, hangup_ignored, orphaned,
-//! terminal_lost and rss_growth, with every eBPF program attached; then the unit tests run.
+//! terminal_lost and rss_growth, with every eBPF program attached; then `hupwatch selftest
+//! --json` must pass (it brings coreutils' nohup for it), then the unit tests run.
 //!
 //! The x86 guests run the root integration tests over the host's root filesystem (vng);
 //! those need python3, tmux and util-linux, and an arm64 guest cannot run the host's
@@ -41,6 +42,7 @@ const GUEST_TIMEOUT: Duration = Duration::from_secs(
         + script::ALERT_SECS
         + script::STOP_SECS
         + script::LIB_TESTS_SECS
+        + script::SELFTEST_SECS
         + 120) as u64,
 );
 
@@ -54,6 +56,8 @@ struct Parts {
     qemu: PathBuf,
     vmlinuz: PathBuf,
     busybox: PathBuf,
+    /// The system's nohup and its libc, for `hupwatch selftest`: (path in the guest, file).
+    nohup: Vec<(&'static str, PathBuf)>,
 }
 
 /// Runs the arm64 guest and gives its line. `hupwatch` is a static aarch64 hupwatch (dist's
@@ -109,6 +113,7 @@ fn parts(cache: &Path, hupwatch: &Path, lib_tests: Option<&Path>) -> Result<Part
         qemu: qemu?,
         vmlinuz: debs::kernel(cache)?,
         busybox: debs::busybox(cache)?,
+        nohup: debs::nohup(cache)?,
     })
 }
 
@@ -136,7 +141,7 @@ fn boot(
     let _ = fs::remove_dir_all(run_dir);
     fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let initrd = run_dir.join("initramfs.cpio");
-    initramfs(&initrd, &parts.busybox, hupwatch, lib_tests)?;
+    initramfs(&initrd, parts, hupwatch, lib_tests)?;
     qemu::boot(
         &parts.qemu,
         &parts.vmlinuz,
@@ -150,17 +155,23 @@ fn boot(
 /// The guest's root: busybox (its applets linked at boot), hupwatch, the scripts, and the
 /// unit tests if any. Not compressed: qemu hands the file to the guest as it is, and a
 /// gzipped one (25 MB to 10 MB) reached the guest's userspace no sooner (5.7-6.6 s both).
-fn initramfs(path: &Path, busybox: &Path, hupwatch: &Path, lib_tests: Option<&Path>) -> Result<()> {
+fn initramfs(path: &Path, parts: &Parts, hupwatch: &Path, lib_tests: Option<&Path>) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut cpio = newc::Newc::new(BufWriter::new(file));
     // Busybox links its applets into /bin at boot (script.rs).
     for dir in ["bin", "dev", "proc", "sys", "tmp", "root", "etc"] {
         cpio.dir(dir)?;
     }
+    for dir in ["usr", "usr/bin", "lib", "lib/aarch64-linux-gnu"] {
+        cpio.dir(dir)?;
+    }
+    for (to, from) in &parts.nohup {
+        cpio.executable_from(to, from)?;
+    }
     // Users as every system has them: the library looks root up (its home, its group).
     cpio.file("etc/passwd", 0o644, PASSWD.as_bytes())?;
     cpio.file("etc/group", 0o644, GROUP.as_bytes())?;
-    cpio.executable_from("bin/busybox", busybox)?;
+    cpio.executable_from("bin/busybox", &parts.busybox)?;
     cpio.executable_from(script::HUPWATCH, hupwatch)?;
     let skip = lib_tests.map(|_| lib_tests::skip_args());
     if let Some(tests) = lib_tests {

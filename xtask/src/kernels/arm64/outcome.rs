@@ -1,6 +1,8 @@
 //! The arm64 guest's line in the matrix, and the evidence printed when it fails.
 use std::{fmt::Write as _, fs, time::Duration};
 
+use serde_json::Value;
+
 use super::{lib_tests, qemu::Boot, script, script::VERDICTS, serial::Said};
 use crate::kernels::{libtest, panic, report, report::Line};
 
@@ -68,6 +70,7 @@ fn summary(
         Some(status) => problems.push(format!("hupwatch's exit status {status} after SIGTERM")),
         None => problems.push("hupwatch's exit status is missing".into()),
     }
+    selftest(said, &mut text, &mut problems);
     for warning in said.warnings() {
         problems.push(format!("hupwatch said: {warning}"));
     }
@@ -126,6 +129,54 @@ fn summary(
         let _ = write!(text, "; {problem}");
     }
     (text, problems)
+}
+
+/// `hupwatch selftest --json`: every verdict it expects caught, with the eBPF source
+/// (root in the guest), and exit 0.
+fn selftest(said: &Said, text: &mut String, problems: &mut Vec<String>) {
+    let Some(report) = said.selftest_report() else {
+        text.push_str(", selftest gave no report");
+        problems.push(format!(
+            "hupwatch selftest printed no JSON report (stderr: {})",
+            said.selftest_stderr.join(" | ")
+        ));
+        return;
+    };
+    let rows = report["verdicts"].as_array().cloned().unwrap_or_default();
+    let expected: Vec<&Value> = rows.iter().filter(|r| r["expected"] == true).collect();
+    let missed: Vec<&str> = expected
+        .iter()
+        .filter(|r| r["caught"] != true)
+        .map(|r| r["verdict"].as_str().unwrap_or("?"))
+        .collect();
+    let source = report["source"]["used"].as_str().unwrap_or("unknown");
+    let _ = write!(
+        text,
+        ", selftest {}/{} caught ({source})",
+        expected.len() - missed.len(),
+        expected.len()
+    );
+    if !missed.is_empty() {
+        problems.push(format!("selftest missed {}", missed.join(", ")));
+    }
+    if expected.len() != rows.len() || rows.is_empty() {
+        problems.push(format!(
+            "selftest expected {} of its {} verdicts (eBPF gives them all)",
+            expected.len(),
+            rows.len()
+        ));
+    }
+    if source != "ebpf" {
+        problems.push(format!("selftest ran with --source {source}, not ebpf"));
+    }
+    match said.selftest_status {
+        Some(0) => {}
+        Some(status) => problems.push(format!(
+            "selftest's exit status {status} (stderr: {})",
+            said.selftest_stderr.join(" | ")
+        )),
+        None => problems.push("selftest's exit status is missing".into()),
+    }
 }
 
 /// When each stage of the guest ended, from qemu's start: the guests are slow (emulated),
@@ -199,6 +250,9 @@ hupwatch-arm64: alert {\"status\":\"raised\",\"alert\":\"hangup_ignored\",\"pid\
 hupwatch-arm64: alert {\"status\":\"raised\",\"alert\":\"terminal_lost\",\"pid\":12}
 hupwatch-arm64: alert {\"status\":\"raised\",\"alert\":\"orphaned\",\"pid\":13}
 hupwatch-arm64: hupwatch-exit 0
+hupwatch-arm64: selftest {\"passed\":true,\"source\":{\"used\":\"ebpf\"},\"verdicts\":[{\"verdict\":\"detached\",\"expected\":true,\"caught\":true},{\"verdict\":\"orphaned\",\"expected\":true,\"caught\":true}]}
+hupwatch-arm64: selftest-stderr hupwatch: ready: 12 programs attached
+hupwatch-arm64: selftest-exit 0
 hupwatch-arm64: done
 ";
 
@@ -221,7 +275,7 @@ hupwatch-arm64: done
         assert_eq!(problems, Vec::<String>::new());
         assert_eq!(
             text,
-            "kernel 6.1.0-57-arm64 (arm64 guest): 5/5 verdicts, 2/2 programs; 95 s"
+            "kernel 6.1.0-57-arm64 (arm64 guest): 5/5 verdicts, 2/2 programs, selftest 2/2 caught (ebpf); 95 s"
         );
     }
 
@@ -238,7 +292,9 @@ hupwatch-arm64: done
             );
         let (text, problems) = summary("arm64", &Said::read(&console), &guest(), false);
         assert!(
-            text.starts_with("kernel arm64: 4/5 verdicts, 1/2 programs; 95 s; "),
+            text.starts_with(
+                "kernel arm64: 4/5 verdicts, 1/2 programs, selftest 2/2 caught (ebpf); 95 s; "
+            ),
             "{text}"
         );
         assert!(
@@ -277,6 +333,38 @@ hupwatch-arm64: done
         assert_eq!(
             problems,
             ["1 lib tests failed", "lib tests' exit status 101"]
+        );
+    }
+
+    #[test]
+    fn a_selftest_that_missed_a_verdict_or_gave_no_report_fails() {
+        let missed = PASSING
+            .replace(
+                "\"orphaned\",\"expected\":true,\"caught\":true",
+                "\"orphaned\",\"expected\":true,\"caught\":false",
+            )
+            .replace("selftest-exit 0", "selftest-exit 1");
+        let (text, problems) = summary("arm64", &Said::read(&missed), &guest(), false);
+        assert!(text.contains(", selftest 1/2 caught (ebpf)"), "{text}");
+        assert_eq!(
+            problems,
+            [
+                "selftest missed orphaned",
+                "selftest's exit status 1 (stderr: hupwatch: ready: 12 programs attached)"
+            ]
+        );
+        let silent: String = PASSING
+            .lines()
+            .filter(|l| !l.contains(" selftest "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (text, problems) = summary("arm64", &Said::read(&silent), &guest(), false);
+        assert!(text.contains(", selftest gave no report"), "{text}");
+        assert_eq!(
+            problems,
+            [
+                "hupwatch selftest printed no JSON report (stderr: hupwatch: ready: 12 programs attached)"
+            ]
         );
     }
 

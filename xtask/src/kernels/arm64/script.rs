@@ -44,6 +44,8 @@ pub const ALERT_SECS: u32 = 60;
 pub const SCENARIO_SECS: u32 = 300;
 pub const STOP_SECS: u32 = 30;
 pub const LIB_TESTS_SECS: u32 = 300;
+/// How long `hupwatch selftest` may take there (it took NN s; seconds on the host).
+pub const SELFTEST_SECS: u32 = 180;
 /// libtest threads: the guest's CPUs, as the x86 guests run theirs (guest.rs).
 const TEST_THREADS: u32 = 2;
 
@@ -60,6 +62,9 @@ mark() {{ echo "{MARK} $*"; }}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# The pseudo-terminals `hupwatch selftest` opens.
+mkdir -p /dev/pts
+mount -t devpts devpts /dev/pts
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t tmpfs tmpfs /tmp
 # hupwatch serves its API (and the metrics read below) on loopback.
@@ -109,6 +114,13 @@ tail -n +$((said + 1)) /tmp/hupwatch.err | while IFS= read -r line; do mark "std
 # alerts, it fails the line). tail looks at the alerts once a second.
 while IFS= read -r line; do mark "alert $line"; done </tmp/hupwatch.out
 sleep 2
+
+# `hupwatch selftest` as a user runs it, once the watcher above has stopped: its report is
+# one JSON line.
+mark "progress selftest"
+(timeout {SELFTEST_SECS} /{HUPWATCH} selftest --json </dev/null 2>/tmp/selftest.err; echo $? >/tmp/selftest.rc) | while IFS= read -r line; do mark "selftest $line"; done
+while IFS= read -r line; do mark "selftest-stderr $line"; done </tmp/selftest.err
+mark "selftest-exit $(cat /tmp/selftest.rc)"
 "#
     );
     if let Some(args) = lib_tests {

@@ -26,6 +26,10 @@ pub struct Said {
     /// The library's unit tests' output and exit status, when they ran.
     pub lib_tests: Vec<String>,
     pub lib_tests_status: Option<i32>,
+    /// `hupwatch selftest --json`'s stdout (one JSON line), its stderr and exit status.
+    pub selftest: Vec<String>,
+    pub selftest_stderr: Vec<String>,
+    pub selftest_status: Option<i32>,
     /// /init got to its end.
     pub done: bool,
 }
@@ -53,6 +57,9 @@ impl Said {
                 "libtest" => said.lib_tests.push(rest.to_owned()),
                 "hupwatch-exit" => said.hupwatch_status = rest.trim().parse().ok(),
                 "libtest-exit" => said.lib_tests_status = rest.trim().parse().ok(),
+                "selftest" => said.selftest.push(rest.to_owned()),
+                "selftest-stderr" => said.selftest_stderr.push(rest.to_owned()),
+                "selftest-exit" => said.selftest_status = rest.trim().parse().ok(),
                 "done" => said.done = true,
                 _ => {}
             }
@@ -125,6 +132,14 @@ impl Said {
     }
 
     /// The library tests' `test result:` counts, if they got to the end.
+    /// The self-test's report: its first line that is a JSON object.
+    pub fn selftest_report(&self) -> Option<Value> {
+        self.selftest
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(Value::is_object)
+    }
+
     pub fn lib_test_counts(&self) -> Option<Counts> {
         libtest::results(&self.lib_tests.join("\n"))
     }
