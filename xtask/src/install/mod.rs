@@ -142,6 +142,14 @@ fn deb_in_a_clean_debian(
                 Ok(())
             },
         );
+        checks.record(
+            ".deb: the installed `hupwatch selftest` passes with the eBPF source",
+            || {
+                let table = smoke::selftest_passes(&place)?;
+                eprintln!("install: {}", table.lines().next().unwrap_or_default());
+                Ok(())
+            },
+        );
     }
     checks.record(
         ".deb: dpkg -r leaves no binary, unit or BPF program",

@@ -1,6 +1,7 @@
 //! The smoke test a user's first run amounts to: an installed hupwatch, run as root, gets
 //! ready with every program attached and no warning, calls a `setsid` typed at a shell on
-//! a pty `detached`, exits 0 on SIGTERM, and leaves no BPF program behind.
+//! a pty `detached`, exits 0 on SIGTERM, and leaves no BPF program behind; and its
+//! `hupwatch selftest` passes.
 use std::{
     ffi::OsString,
     io::{BufRead, BufReader},
@@ -130,6 +131,23 @@ fn scenario(
         .with_context(|| format!("no detached alert for {name} within {ALERT_WITHIN:?}"))?
         .line;
     Ok((ready.line, alert))
+}
+
+/// `hupwatch selftest` as a user types it after installing, as root: it must pass (exit 0,
+/// its table says so) with the eBPF source. Returns its table.
+pub fn selftest_passes(place: &Place) -> Result<String> {
+    let table = run_ok(
+        place
+            .command(&place.hupwatch)
+            .arg("selftest")
+            .stdin(Stdio::null()),
+    )?;
+    for said in ["hupwatch selftest: passed", "source      ebpf"] {
+        if !table.contains(said) {
+            bail!("hupwatch selftest's table lacks `{said}`:\n{table}");
+        }
+    }
+    Ok(table)
 }
 
 /// SIGTERM, then its exit status must be 0 within 10 s.
