@@ -9,6 +9,7 @@
 //! __man-pages`, `hupwatch completions`), so they are generated from the same clap
 //! definitions as `--help`; they hold no architecture-specific text, so both packages
 //! carry the same files (the clap definitions are the same on macOS).
+mod codesign;
 mod formula;
 mod macho;
 mod macos;
@@ -139,7 +140,11 @@ pub fn dist(root: &Path) -> Result<Artifacts> {
     );
     // A check failing fails dist: the tarball is not written.
     let checked = macho::check(&universal, macos::MACOS_MIN)?;
-    eprintln!("dist: macOS binary checked: {checked}");
+    let signature = codesign::check(&universal)?;
+    eprintln!(
+        "dist: macOS binary checked: {checked}; arm64 signature holds ({} pages of {} bytes, ad hoc: {}, by the linker: {})",
+        signature.pages, signature.page_size, signature.ad_hoc, signature.linker_signed
+    );
     let artifacts = Artifacts { dir, binaries };
     let generated = target.join("dist-generated");
     generate_docs(artifacts.binary(X86_64), &generated)?;

@@ -150,7 +150,8 @@ pub fn macos_dist_tools(root: &Path) -> Result<()> {
 }
 
 fn cargo_zigbuild() -> Result<()> {
-    if sh::probe(Command::new("cargo").args(["zigbuild", "--version"]))
+    // `cargo zigbuild --version` is refused; the binary itself answers.
+    if sh::probe(Command::new("cargo-zigbuild").arg("--version"))
         .is_some_and(|v| v.split_whitespace().any(|w| w == CARGO_ZIGBUILD_VERSION))
     {
         eprintln!("setup: cargo-zigbuild ok");
