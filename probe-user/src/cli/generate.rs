@@ -59,6 +59,7 @@ mod tests {
                 "hupwatch-completions.1",
                 "hupwatch-reap.1",
                 "hupwatch-run.1",
+                "hupwatch-selftest.1",
                 "hupwatch-sessions.1",
                 "hupwatch-top.1",
                 "hupwatch-trace.1",
