@@ -133,6 +133,15 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         footprint_bytes: Option<u64>,
     },
+    /// Its proportional memory (Linux's smaps_rollup), read at its own slower cadence
+    /// (`--pss-interval`): every resident page divided by the processes that map it, what
+    /// totals add up. RSS stays in `rss`, the growth signal.
+    Pss {
+        pss_bytes: u64,
+        /// Its share of what is in swap; null where the kernel does not say.
+        #[serde(default)]
+        swap_pss_bytes: Option<u64>,
+    },
     /// Its parent changed (the old one exited unseen, because it was not watched), as
     /// /proc showed when hupwatch looked.
     Reparented {
@@ -205,7 +214,7 @@ impl Existing {
 
 impl EventKind {
     /// Every `name()`, for metrics that should show zero rather than nothing.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 18] = [
         "exec",
         "fork",
         "exit",
@@ -217,6 +226,7 @@ impl EventKind {
         "signal_deliver",
         "sigaction",
         "rss",
+        "pss",
         "reparented",
         "stopped",
         "continued",
@@ -238,6 +248,7 @@ impl EventKind {
             Self::SignalDeliver { .. } => "signal_deliver",
             Self::Sigaction { .. } => "sigaction",
             Self::Rss { .. } => "rss",
+            Self::Pss { .. } => "pss",
             Self::Reparented { .. } => "reparented",
             Self::Stopped {} => "stopped",
             Self::Continued {} => "continued",

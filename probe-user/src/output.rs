@@ -203,6 +203,16 @@ pub fn write_human(out: &mut impl Write, event: &Event) -> io::Result<()> {
                 None => Ok(()),
             }
         }
+        EventKind::Pss {
+            pss_bytes,
+            swap_pss_bytes,
+        } => {
+            write!(out, " pss={}", mib(*pss_bytes))?;
+            match swap_pss_bytes {
+                Some(swap) => write!(out, " swap_pss={}", mib(*swap)),
+                None => Ok(()),
+            }
+        }
     }?;
     out.write_all(b"\n")
 }

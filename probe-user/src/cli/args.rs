@@ -364,6 +364,13 @@ pub struct LiveArgs {
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size, allow_hyphen_values = true)]
     pub rss_step: u64,
 
+    /// How often each watched process's proportional memory (PSS and SwapPss, from
+    /// /proc/PID/smaps_rollup) is read, for the totals (Linux). Reading it makes the kernel
+    /// walk the process's page tables, so it is read far less often than RSS; a process
+    /// whose RSS moved by a quarter since is read sooner
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub pss_interval: Duration,
+
     /// Size of the kernel's event ring buffer (a power of two, at least 4KiB; eBPF only);
     /// events that do not fit while hupwatch is busy are counted as lost and reported
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_ring_size, allow_hyphen_values = true)]

@@ -232,6 +232,7 @@ fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
         matcher,
         rss_interval: args.rss_interval,
         cpu_interval: CPU_READ_MOST,
+        pss_interval: args.pss_interval,
         rss_step: args.rss_step,
         ring_bytes: args.ring_buffer_size,
         verbose: args.verbose,

@@ -10,6 +10,7 @@ pub mod darwin_exits;
 mod darwin_memory;
 pub mod linux;
 pub mod linux_memory;
+pub mod linux_pss;
 #[cfg(target_os = "linux")]
 mod linux_sockets;
 mod machine;
@@ -17,7 +18,7 @@ mod process;
 pub mod users;
 
 pub use machine::MachineMemory;
-pub use process::{ProcInfo, ProcSnapshot, ProcessTree, Usage, disposition};
+pub use process::{ProcInfo, ProcSnapshot, ProcessTree, Pss, Usage, disposition};
 
 use crate::{
     decode::Clock,
@@ -132,6 +133,23 @@ pub fn usage(pid: u32) -> Option<Usage> {
         let _ = pid;
         None
     };
+}
+
+/// Proportional memory now (Linux's smaps_rollup); None when gone, unreadable, or where
+/// the OS has no such figure (macOS, whose footprint stands in for it).
+pub fn pss(pid: u32) -> Option<Pss> {
+    #[cfg(target_os = "linux")]
+    return linux_pss::read(pid);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = pid;
+        None
+    };
+}
+
+/// Whether [`pss`] can ever answer here: Linux with smaps_rollup (4.14+).
+pub fn pss_supported() -> bool {
+    cfg!(target_os = "linux") && linux_pss::supported()
 }
 
 /// CPU time for a reading that had none (on macOS [`usage`] carries it already).

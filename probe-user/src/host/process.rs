@@ -101,3 +101,24 @@ pub struct Usage {
     /// macOS's physical footprint (what Activity Monitor shows as Memory); None elsewhere.
     pub footprint_bytes: Option<u64>,
 }
+
+/// A process's proportional memory (Linux's smaps_rollup): what it holds with every
+/// shared page divided among the processes that map it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pss {
+    pub pss_bytes: u64,
+    /// Its share of what is in swap; None where the kernel does not say.
+    pub swap_pss_bytes: Option<u64>,
+    /// `pss_bytes` split into anonymous, file-backed and shared-memory pages (Linux 5.6+).
+    pub pss_anon_bytes: Option<u64>,
+    pub pss_file_bytes: Option<u64>,
+    pub pss_shmem_bytes: Option<u64>,
+}
+
+impl Pss {
+    /// What it holds in RAM and swap together, its share of each.
+    pub fn total_bytes(&self) -> u64 {
+        self.pss_bytes
+            .saturating_add(self.swap_pss_bytes.unwrap_or(0))
+    }
+}

@@ -5,9 +5,8 @@
 //! Pure; the policy (policy.rs) passes what it decides through its rate limit.
 use super::message::{Notification, Urgency};
 use crate::{
-    sink::forecast,
+    sink::{forecast, groups},
     tracker::{MemoryForecast, SessionGroup},
-    units::format_size,
 };
 
 const NS_PER_SECOND: u64 = 1_000_000_000;
@@ -125,7 +124,11 @@ pub fn notification(
             } else {
                 String::new()
             };
-            format!("{count}{} ({})", p.name, format_size(p.memory_bytes))
+            format!(
+                "{count}{} ({})",
+                p.name,
+                groups::sized(p.memory_bytes, p.memory_measure)
+            )
         })
         .collect();
     if !largest.is_empty() {
@@ -268,6 +271,8 @@ pub(super) mod tests {
             name: name.into(),
             sessions,
             memory_bytes,
+            memory_measure: Default::default(),
+            rss_memory_bytes: Some(memory_bytes),
             flagged: 0,
             oldest_started_ns: None,
             terminal_programs: Default::default(),
@@ -289,7 +294,7 @@ pub(super) mod tests {
         assert_eq!(
             n.body,
             "8.0 GiB of 16.0 GiB available; the watched sessions grow +6.7 GiB/h together.\n\
-             Largest: 23 claude (19.5 GiB), node (1.1 GiB), 2 python3 (800.0 MiB).\n\
+             Largest: 23 claude (19.5 GiB RSS), node (1.1 GiB RSS), 2 python3 (800.0 MiB RSS).\n\
              hupwatch sessions"
         );
         assert_eq!(n.urgency, Urgency::Critical);

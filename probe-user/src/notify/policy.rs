@@ -679,7 +679,7 @@ mod tests {
         let n = policy
             .on_memory(T0 + MINUTE, &full_in(59.0, None), programs)
             .expect("the warning comes once there is room");
-        assert!(n.body.contains("2 claude (3.0 GiB)"), "{}", n.body);
+        assert!(n.body.contains("2 claude (3.0 GiB RSS)"), "{}", n.body);
         assert_eq!(
             policy.on_memory(T0 + 2 * MINUTE, &full_in(58.0, None), programs),
             None

@@ -38,6 +38,7 @@ impl Watcher {
             matcher: Matcher::new(&[], None, &[shell])?,
             rss_interval: RSS_INTERVAL,
             cpu_interval: CPU_INTERVAL,
+            pss_interval: crate::source::DEFAULT_PSS_INTERVAL,
             rss_step: RSS_STEP,
             ring_bytes: 8 << 20,
             verbose: false,

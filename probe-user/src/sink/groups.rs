@@ -1,5 +1,5 @@
 //! Session groups and origins in the few words a person reads at once: `claude  23
-//! sessions  19.5 GiB (122% of RAM)  20 flagged  oldest 6d18h  vscode 15, iTerm.app 8`,
+//! sessions  19.5 GiB PSS (122% of RAM)  20 flagged  oldest 6d18h  vscode 15, iTerm.app 8`,
 //! and a directory as `~/proj`. Everything a process chose for itself (its name, its
 //! directory, a TERM_PROGRAM) is escaped: with `--from` the document comes from whatever
 //! answers at that address.
@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use crate::{
     output::escape_unsafe,
-    tracker::{GroupBy, SessionGroup, SessionsView},
+    tracker::{GroupBy, MemoryMeasure, SessionGroup, SessionsView},
     units::{format_duration, format_size},
 };
 
@@ -82,7 +82,7 @@ pub fn group_cells(g: &SessionGroup, view: &SessionsView, home: Option<&str>) ->
             g.sessions,
             if g.sessions == 1 { "" } else { "s" }
         ),
-        memory(g.memory_bytes, view.memory.ram_bytes),
+        memory(g.memory_bytes, g.memory_measure, view.memory.ram_bytes),
         format!("{} flagged", g.flagged),
     ];
     cells.push(g.oldest_started_ns.map_or(String::new(), |started| {
@@ -97,15 +97,30 @@ pub fn group_cells(g: &SessionGroup, view: &SessionsView, home: Option<&str>) ->
     cells
 }
 
-/// `19.5 GiB (122% of RAM)`; the share only when RAM is known.
-pub fn memory(bytes: u64, total: Option<u64>) -> String {
+/// `19.5 GiB PSS (122% of RAM)`: the total, the measure it is by, and its share of RAM
+/// when RAM is known.
+pub fn memory(bytes: u64, measure: MemoryMeasure, total: Option<u64>) -> String {
+    let size = sized(bytes, measure);
     match total.filter(|t| *t > 0) {
         Some(total) => format!(
-            "{} ({:.0}% of RAM)",
-            format_size(bytes),
+            "{size} ({:.0}% of RAM)",
             bytes as f64 * 100.0 / total as f64
         ),
-        None => format_size(bytes),
+        None => size,
+    }
+}
+
+/// `19.5 GiB PSS`: a total with the measure it is by, as a person reads it.
+pub fn sized(bytes: u64, measure: MemoryMeasure) -> String {
+    format!("{} {}", format_size(bytes), measure_word(measure))
+}
+
+/// PSS and RSS as people write them; `footprint` as Activity Monitor's help does.
+pub fn measure_word(measure: MemoryMeasure) -> &'static str {
+    match measure {
+        MemoryMeasure::Pss => "PSS",
+        MemoryMeasure::Rss => "RSS",
+        MemoryMeasure::Footprint => "footprint",
     }
 }
 
@@ -165,6 +180,8 @@ mod tests {
             name: "claude".into(),
             sessions: 23,
             memory_bytes: 19_500 << 20,
+            memory_measure: MemoryMeasure::Pss,
+            rss_memory_bytes: Some(41_000 << 20),
             flagged: 20,
             oldest_started_ns: Some(HOUR),
             terminal_programs: BTreeMap::from([
@@ -203,6 +220,8 @@ mod tests {
             name: "node".into(),
             sessions: 1,
             memory_bytes: 300 << 20,
+            memory_measure: MemoryMeasure::Rss,
+            rss_memory_bytes: Some(300 << 20),
             flagged: 0,
             oldest_started_ns: None,
             terminal_programs: BTreeMap::new(),
@@ -212,8 +231,8 @@ mod tests {
             lines,
             [
                 "by program:",
-                "claude  23 sessions  19.0 GiB (119% of RAM)  20 flagged  oldest 6d18h  vscode 15, iTerm.app 8",
-                "node    1 session    300.0 MiB (2% of RAM)   0 flagged",
+                "claude  23 sessions  19.0 GiB PSS (119% of RAM)  20 flagged  oldest 6d18h  vscode 15, iTerm.app 8",
+                "node    1 session    300.0 MiB RSS (2% of RAM)   0 flagged",
             ]
         );
     }
@@ -225,7 +244,7 @@ mod tests {
         v.groups[0].name = "vscode".into();
         assert_eq!(
             lines(&v)[1],
-            "vscode  23 sessions  19.0 GiB  20 flagged  oldest 6d18h"
+            "vscode  23 sessions  19.0 GiB PSS  20 flagged  oldest 6d18h"
         );
     }
 

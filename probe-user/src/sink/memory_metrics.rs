@@ -11,6 +11,7 @@ pub struct MemoryGauges {
     available: GaugeVec,
     growth: Gauge,
     exhaustion: GaugeVec,
+    flagged: GaugeVec,
 }
 
 /// A gauge with no labels that can also have no sample.
@@ -38,11 +39,24 @@ impl MemoryGauges {
                 "hupwatch_memory_exhaustion_seconds",
                 "Seconds until memory runs out at that pace (available / growth); absent when nothing grows.",
             ),
+            flagged: GaugeVec::new(
+                Opts::new(
+                    "hupwatch_flagged_memory_bytes",
+                    "What ending the sessions with a verdict would free: the memory they hold together, by the measure the label names: pss (PSS + SwapPss, Linux, once every one has been read), rss (RSS + swap) or footprint (macOS).",
+                ),
+                &["measure"],
+            )
+            .expect("valid metric"),
         }
     }
 
     pub fn register(&self, registry: &Registry) {
-        for gauge in [&self.total, &self.available, &self.exhaustion] {
+        for gauge in [
+            &self.total,
+            &self.available,
+            &self.exhaustion,
+            &self.flagged,
+        ] {
             registry
                 .register(Box::new(gauge.clone()))
                 .expect("unique metric names");
@@ -62,6 +76,11 @@ impl MemoryGauges {
         set(&self.total, m.total_bytes.map(|b| b as f64));
         set(&self.available, m.available_bytes.map(|b| b as f64));
         set(&self.exhaustion, m.exhausted_in_seconds);
+        // One series, its label the measure in use.
+        self.flagged.reset();
+        self.flagged
+            .with_label_values(&[m.flagged_memory_measure.name()])
+            .set(m.flagged_memory_bytes as f64);
         self.growth.set(m.growth_bytes_per_second);
     }
 }
@@ -97,7 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn a_forecast_is_four_samples() {
+    fn a_forecast_is_five_samples() {
         let machine = MachineMemory {
             ram_bytes: None,
             total_bytes: Some(16 << 30),
@@ -108,6 +127,7 @@ mod tests {
         assert_eq!(
             samples(&text),
             [
+                "hupwatch_flagged_memory_bytes{measure=\"rss\"} 0",
                 "hupwatch_memory_available_bytes 8589934592",
                 "hupwatch_memory_exhaustion_seconds 2048",
                 "hupwatch_memory_growth_bytes_per_second 4194304",
@@ -136,7 +156,10 @@ mod tests {
         let unread = scrape(&MemoryForecast::default());
         assert_eq!(
             samples(&unread),
-            ["hupwatch_memory_growth_bytes_per_second 0"]
+            [
+                "hupwatch_flagged_memory_bytes{measure=\"rss\"} 0",
+                "hupwatch_memory_growth_bytes_per_second 0"
+            ]
         );
     }
 

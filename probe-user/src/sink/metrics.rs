@@ -41,6 +41,8 @@ pub struct Metrics {
     session_rss: IntGaugeVec,
     session_swap: IntGaugeVec,
     session_footprint: IntGaugeVec,
+    session_pss: IntGaugeVec,
+    session_swap_pss: IntGaugeVec,
     session_growth: prometheus::GaugeVec,
     program_sessions: IntGaugeVec,
     program_memory: IntGaugeVec,
@@ -153,6 +155,16 @@ impl Metrics {
                 "macOS only: physical footprint of a process with a verdict, the figure Activity Monitor shows as Memory (compressed and swapped pages included), beside its RSS.",
                 &["pid", "comm", "verdicts"],
             ),
+            session_pss: gauge_vec(
+                "hupwatch_session_pss_bytes",
+                "Linux only: proportional set size (smaps_rollup's Pss) of a process with a verdict, its share of the pages it shares with others, read every --pss-interval; no sample until read.",
+                &["pid", "comm", "verdicts"],
+            ),
+            session_swap_pss: gauge_vec(
+                "hupwatch_session_swap_pss_bytes",
+                "Linux only: its share of what is in swap (smaps_rollup's SwapPss), read with hupwatch_session_pss_bytes.",
+                &["pid", "comm", "verdicts"],
+            ),
             session_growth: prometheus::GaugeVec::new(
                 Opts::new(
                     "hupwatch_session_rss_growth_bytes_per_second",
@@ -168,8 +180,8 @@ impl Metrics {
             ),
             program_memory: gauge_vec(
                 "hupwatch_program_memory_bytes",
-                "Memory the sessions of a program hold together: RSS + swap (macOS: the footprint) of those whose memory is known.",
-                &["program"],
+                "Memory the sessions of a program hold together, of those whose memory is known, by the measure the label names: pss (PSS + SwapPss, Linux, once every session of it has been read), rss (RSS + swap, shared pages counted once per process) or footprint (macOS).",
+                &["program", "measure"],
             ),
             program_flagged: gauge_vec(
                 "hupwatch_program_flagged",
@@ -217,6 +229,8 @@ impl Metrics {
             Box::new(self.session_rss.clone()),
             Box::new(self.session_swap.clone()),
             Box::new(self.session_footprint.clone()),
+            Box::new(self.session_pss.clone()),
+            Box::new(self.session_swap_pss.clone()),
             Box::new(self.session_growth.clone()),
             Box::new(self.program_sessions.clone()),
             Box::new(self.program_memory.clone()),
@@ -398,6 +412,8 @@ impl Metrics {
         self.session_rss.reset();
         self.session_swap.reset();
         self.session_footprint.reset();
+        self.session_pss.reset();
+        self.session_swap_pss.reset();
         self.session_growth.reset();
         // `flagged` is sorted by RSS, largest first.
         for p in view.flagged.iter().take(self.max_session_series) {
@@ -417,6 +433,14 @@ impl Metrics {
                 self.session_swap
                     .with_label_values(&labels)
                     .set(swap as i64);
+            }
+            if let Some(pss) = p.pss_bytes {
+                self.session_pss.with_label_values(&labels).set(pss as i64);
+            }
+            if let Some(swap_pss) = p.swap_pss_bytes {
+                self.session_swap_pss
+                    .with_label_values(&labels)
+                    .set(swap_pss as i64);
             }
             if let Some(growth) = &p.growth {
                 self.session_growth
@@ -440,7 +464,7 @@ impl Metrics {
                 .with_label_values(&label)
                 .set(g.sessions as i64);
             self.program_memory
-                .with_label_values(&label)
+                .with_label_values(&[g.name.as_str(), g.memory_measure.name()])
                 .set(i64::try_from(g.memory_bytes).unwrap_or(i64::MAX));
             self.program_flagged
                 .with_label_values(&label)
@@ -646,12 +670,12 @@ mod tests {
         let out = text(&mut metrics, &view(processes, vec![], 0));
         for line in [
             "hupwatch_program_sessions{program=\"prog00\"} 2",
-            "hupwatch_program_memory_bytes{program=\"prog00\"} 116391936",
+            "hupwatch_program_memory_bytes{measure=\"rss\",program=\"prog00\"} 116391936",
             "hupwatch_program_flagged{program=\"prog00\"} 1",
             "hupwatch_program_flagged{program=\"prog01\"} 0",
             // prog20..prog24, the five smallest: 80 + 79 + 78 + 77 + 76 MiB.
             "hupwatch_program_sessions{program=\"other\"} 5",
-            "hupwatch_program_memory_bytes{program=\"other\"} 408944640",
+            "hupwatch_program_memory_bytes{measure=\"rss\",program=\"other\"} 408944640",
         ] {
             assert!(out.contains(line), "{line} missing in\n{out}");
         }
@@ -663,6 +687,45 @@ mod tests {
         let out = text(&mut metrics, &view(vec![flagged(1, 5)], vec![], 0));
         assert_eq!(series(&out, "hupwatch_program_sessions"), 1, "{out}");
         assert!(out.contains("hupwatch_program_sessions{program=\"p1\"} 1"));
+    }
+
+    #[test]
+    fn program_memory_says_its_measure_and_sessions_have_pss_series() {
+        let mut metrics = Metrics::new(50, &groups());
+        // Three node processes sharing most of 300 MiB: RSS says 900 MiB, PSS 330 MiB.
+        let node = |pid: u32, pss: Option<u64>| ProcessView {
+            comm: "node".into(),
+            pss_bytes: pss.map(|mib| mib << 20),
+            swap_pss_bytes: pss.map(|_| 0),
+            ..flagged(pid, 300 << 20)
+        };
+        let all = vec![node(1, Some(110)), node(2, Some(110)), node(3, Some(110))];
+        let out = text(&mut metrics, &view(all, vec![], 0));
+        let pss = 330u64 << 20;
+        for line in [
+            format!("hupwatch_program_memory_bytes{{measure=\"pss\",program=\"node\"}} {pss}"),
+            format!(
+                "hupwatch_session_pss_bytes{{comm=\"node\",pid=\"1\",verdicts=\"orphaned\"}} {}",
+                110u64 << 20
+            ),
+            "hupwatch_session_swap_pss_bytes{comm=\"node\",pid=\"1\",verdicts=\"orphaned\"} 0"
+                .to_string(),
+        ] {
+            assert!(out.contains(&line), "{line} missing in\n{out}");
+        }
+        // One not read yet: the whole program counts by RSS, and says so.
+        let some = vec![node(1, Some(110)), node(2, Some(110)), node(3, None)];
+        let out = text(&mut metrics, &view(some, vec![], 0));
+        let rss = 900u64 << 20;
+        let line =
+            format!("hupwatch_program_memory_bytes{{measure=\"rss\",program=\"node\"}} {rss}");
+        assert!(out.contains(&line), "{line} missing in\n{out}");
+        assert_eq!(series(&out, "hupwatch_program_memory_bytes"), 1);
+        assert_eq!(
+            series(&out, "hupwatch_session_pss_bytes"),
+            2,
+            "unknown has no sample"
+        );
     }
 
     #[test]

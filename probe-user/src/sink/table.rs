@@ -260,8 +260,8 @@ mod tests {
             &lines[5..],
             [
                 "by program:",
-                "claude  2 sessions  1.6 GiB (39% of RAM)   2 flagged  oldest 2h  iTerm.app 1, vscode 1",
-                "node    1 session   100.0 MiB (2% of RAM)  0 flagged",
+                "claude  2 sessions  1.6 GiB RSS (39% of RAM)   2 flagged  oldest 2h  iTerm.app 1, vscode 1",
+                "node    1 session   100.0 MiB RSS (2% of RAM)  0 flagged",
             ],
             "{text}"
         );

@@ -6,6 +6,7 @@ mod late_origin;
 pub mod live;
 pub mod memory;
 pub mod poll;
+pub mod pss;
 pub mod recording;
 pub mod replay;
 pub mod select;
@@ -48,6 +49,10 @@ impl SourceKind {
     }
 }
 
+/// `--pss-interval`'s default: smaps_rollup walks page tables, and totals move slowly
+/// next to the growth RSS shows every tick (bench/RESULTS.md has the cost).
+pub const DEFAULT_PSS_INTERVAL: Duration = Duration::from_secs(30);
+
 /// What a live source is asked to watch and how.
 #[derive(Clone)]
 pub struct LiveOptions {
@@ -60,6 +65,8 @@ pub struct LiveOptions {
     pub rss_interval: Duration,
     /// How often CPU time is read for every watched process (for `cpu_spin`).
     pub cpu_interval: Duration,
+    /// How often each watched process's proportional memory (PSS) is read, on Linux.
+    pub pss_interval: Duration,
     /// Smallest RSS change reported as an `rss` event.
     pub rss_step: u64,
     /// Size of the kernel's event ring buffer in bytes (eBPF only).

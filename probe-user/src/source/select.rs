@@ -29,7 +29,8 @@ pub async fn start(options: LiveOptions) -> anyhow::Result<Source> {
     let cpu_every = options.cpu_interval.as_nanos() / options.rss_interval.as_nanos().max(1);
     Ok(
         Source::new(tracer, clock, options.rss_interval, options.rss_step)
-            .with_cpu_every(u32::try_from(cpu_every).unwrap_or(u32::MAX)),
+            .with_cpu_every(u32::try_from(cpu_every).unwrap_or(u32::MAX))
+            .with_pss_every(options.pss_interval, options.rss_interval),
     )
 }
 

@@ -13,6 +13,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::{
     Rescan, SourceKind,
     memory::{Reading, RssSampler},
+    pss::PssSampler,
     snapshot,
     tracer::{Memory, Tracer},
 };
@@ -45,6 +46,9 @@ pub struct Source {
     clock: Clock,
     rss: RssSampler,
     rss_tick: Interval,
+    /// Reads PSS at its own pace on the RSS ticks; None where there is none to read
+    /// (macOS, a kernel without smaps_rollup) or it was not asked for.
+    pss: Option<PssSampler>,
     check_tick: Interval,
     /// pid -> ppid of the processes the events named, for the parent checks.
     parents: HashMap<u32, u32>,
@@ -79,6 +83,7 @@ impl Source {
             clock,
             rss: RssSampler::new(rss_step),
             rss_tick: tokio::time::interval(rss_interval),
+            pss: None,
             check_tick,
             parents: HashMap::new(),
             parent_checks: true,
@@ -95,6 +100,14 @@ impl Source {
     /// Reads every watched process's CPU time every `samples` memory samples.
     pub fn with_cpu_every(mut self, samples: u32) -> Self {
         self.rss = self.rss.with_cpu_every(samples);
+        self
+    }
+
+    /// Reads each watched process's PSS every `every` (spread over the memory ticks,
+    /// `rss_interval` apart), where this OS and kernel have it.
+    pub fn with_pss_every(mut self, every: Duration, rss_interval: Duration) -> Self {
+        self.pss = crate::host::pss_supported()
+            .then(|| PssSampler::new(nanos(every), nanos(rss_interval)));
         self
     }
 
@@ -138,6 +151,9 @@ impl Source {
         }
         for event in &mut events {
             self.rss.follow(event);
+            if let Some(pss) = &mut self.pss {
+                pss.follow(event);
+            }
             note_parent(&mut self.parents, event);
         }
         events
@@ -230,6 +246,9 @@ impl Source {
             read_origin(event);
             self.origins.follow(event, &mut late);
             self.rss.follow(event);
+            if let Some(pss) = &mut self.pss {
+                pss.follow(event);
+            }
             note_parent(&mut self.parents, event);
             if let EventKind::Exit { ppid, .. } = event.kind
                 && self.exited.len() < MAX_PARENTS
@@ -263,6 +282,9 @@ impl Source {
                         && let Some((_, comm)) = host::parent_of(pid)
                     {
                         self.rss.watch(pid, &comm);
+                        if let Some(pss) = &mut self.pss {
+                            pss.watch(pid, &comm);
+                        }
                     }
                 }
                 let read = |pid| match known.get(&pid) {
@@ -271,6 +293,14 @@ impl Source {
                 };
                 self.rss.sample(now, read, host::cpu_ns, &mut events);
             }
+        }
+        if let Some(pss) = &mut self.pss {
+            for event in &events {
+                pss.follow(event);
+            }
+            let rss = &self.rss;
+            pss.retain(|pid| rss.is_watched(pid));
+            pss.sample(now, host::pss, &mut events);
         }
         out.extend(events.into_iter().map(Update::Event));
         out.push(Update::Machine(host::machine_memory()));
@@ -426,6 +456,10 @@ fn parent(event: &Event) -> Option<u32> {
         | EventKind::Existing(Existing { ppid, .. }) => Some(*ppid),
         _ => None,
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Whether the kernel counts time spent in eBPF programs (sysctl kernel.bpf_stats_enabled).

@@ -3,7 +3,7 @@
 //! on. Pure state: no terminal, no I/O.
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::tracker::{ProcessView, SessionsView};
+use crate::tracker::{ProcessView, SessionsView, Total};
 
 /// How many readings of each process are kept (one a second: the last minute).
 pub const HISTORY: usize = 60;
@@ -264,12 +264,13 @@ impl App {
         self.selected = Some(pid);
     }
 
-    /// Memory held by the shown processes that have a verdict.
-    pub fn flagged_memory(&self) -> (usize, u64) {
+    /// The flagged rows shown, and what they hold together by one measure (PSS once
+    /// every one of them has a reading; see tracker/measure.rs).
+    pub fn flagged_memory(&self) -> (usize, Total) {
         let rows = self.rows();
         let flagged: Vec<&&ProcessView> = rows.iter().filter(|p| !p.verdicts.is_empty()).collect();
-        let bytes = flagged.iter().filter_map(|p| memory(p)).sum();
-        (flagged.len(), bytes)
+        let total = flagged.iter().map(|p| p.held()).collect();
+        (flagged.len(), total)
     }
 }
 

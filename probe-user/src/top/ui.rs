@@ -17,7 +17,10 @@ use super::{
 use crate::{
     notify::exhaustion::DEFAULT_EXHAUSTION_NS,
     output::{escape_unsafe, shown},
-    sink::{forecast, groups::group_cells},
+    sink::{
+        forecast,
+        groups::{group_cells, sized},
+    },
     tracker::{ProcessView, SessionsView},
     units::{format_duration, format_size, rfc3339},
 };
@@ -75,7 +78,7 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
             escape_unsafe(&source),
             app.origin,
             rows.len(),
-            format_size(held),
+            sized(held.bytes(), held.measure()),
             app.sort.name(),
         )),
     ];

@@ -3,7 +3,7 @@
 //! Pure: the reading comes in through [`super::Tracker::set_machine_memory`].
 use serde::{Deserialize, Serialize};
 
-use super::{Tracker, rules::is_session};
+use super::{MemoryMeasure, Total, Tracker, rules::is_session, view::held};
 use crate::host::MachineMemory;
 
 /// The `memory` object of the sessions document.
@@ -25,6 +25,13 @@ pub struct MemoryForecast {
     pub exhausted_in_seconds: Option<f64>,
     /// See [`MachineMemory::pressure_some_avg10`].
     pub pressure_some_avg10: Option<f64>,
+    /// What ending the flagged sessions (those with a verdict) would free: what they hold
+    /// together, by `flagged_memory_measure` (PSS once every one of them has a reading,
+    /// so memory they share is counted once; see measure.rs). 0 where none is flagged.
+    #[serde(default)]
+    pub flagged_memory_bytes: u64,
+    #[serde(default)]
+    pub flagged_memory_measure: MemoryMeasure,
 }
 
 impl MemoryForecast {
@@ -40,7 +47,15 @@ impl MemoryForecast {
                 .filter(|_| growth > 0.0)
                 .map(|available| available as f64 / growth),
             pressure_some_avg10: machine.pressure_some_avg10,
+            flagged_memory_bytes: 0,
+            flagged_memory_measure: MemoryMeasure::Rss,
         }
+    }
+
+    /// Takes what the flagged sessions hold together.
+    pub fn set_flagged(&mut self, flagged: Total) {
+        self.flagged_memory_bytes = flagged.bytes();
+        self.flagged_memory_measure = flagged.measure();
     }
 }
 
@@ -57,7 +72,13 @@ pub(super) fn forecast(t: &Tracker, now_ns: u64) -> MemoryForecast {
             p.growth()?.forecast_rate(window, since_rise)
         })
         .sum();
-    MemoryForecast::new(t.machine, growth)
+    let mut forecast = MemoryForecast::new(t.machine, growth);
+    let flagged = t
+        .processes
+        .values()
+        .filter(|p| !p.verdicts.is_empty() && is_session(t, p));
+    forecast.set_flagged(flagged.map(held).collect());
+    forecast
 }
 
 #[cfg(test)]
@@ -106,7 +127,8 @@ mod tests {
             serde_json::json!({
                 "ram_bytes": null, "total_bytes": null, "available_bytes": null,
                 "growth_bytes_per_second": 0.0, "exhausted_in_seconds": null,
-                "pressure_some_avg10": null
+                "pressure_some_avg10": null, "flagged_memory_bytes": 0,
+                "flagged_memory_measure": "rss"
             })
         );
     }
@@ -185,6 +207,76 @@ mod tests {
             (0.0, None)
         );
         assert_eq!(f.available_bytes, Some(6 * GIB));
+    }
+
+    /// A yesterday's orphan of 300 MiB RSS, as a start-up look finds it: flagged at once.
+    fn orphan(pid: u32) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "event": "existing", "ppid": 1, "sid": pid, "tty": null, "started_ns": T0,
+            "cmdline": "node server.js", "hangup": "default", "rss_bytes": 300 * MIB,
+            "swap_bytes": 0, "cpu_ns": 0, "from_terminal": true, "reparented": true,
+            "session_leader_alive": false, "time_ns": T0, "pid": pid, "comm": "node"
+        }))
+        .unwrap()
+    }
+
+    fn pss(pid: u32, mib: u64) -> Event {
+        Event {
+            kind: EventKind::Pss {
+                pss_bytes: mib * MIB,
+                swap_pss_bytes: Some(0),
+            },
+            time_ns: T0 + SECOND,
+            pid,
+            comm: "node".into(),
+        }
+    }
+
+    /// Three node processes sharing most of their 300 MiB: ending them frees what PSS
+    /// says, once every one has a reading; until then the totals say RSS, and say so.
+    #[test]
+    fn totals_take_pss_once_every_member_is_read() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        for pid in [10, 20, 30] {
+            t.apply(&orphan(pid));
+        }
+        t.apply(&pss(10, 110));
+        t.apply(&pss(20, 110));
+        let now = T0 + 2 * SECOND;
+        t.advance(now);
+        assert!(t.view(now).processes.iter().all(|p| !p.verdicts.is_empty()));
+        let m = t.memory(now);
+        assert_eq!(
+            (m.flagged_memory_bytes, m.flagged_memory_measure),
+            (900 * MIB, MemoryMeasure::Rss),
+            "one not read yet: RSS throughout"
+        );
+        t.apply(&pss(30, 110));
+        let m = t.memory(now);
+        assert_eq!(
+            (m.flagged_memory_bytes, m.flagged_memory_measure),
+            (330 * MIB, MemoryMeasure::Pss)
+        );
+        let view = t.view(now);
+        let node = &view.groups[0];
+        assert_eq!(
+            (
+                node.memory_bytes,
+                node.memory_measure,
+                node.rss_memory_bytes
+            ),
+            (330 * MIB, MemoryMeasure::Pss, Some(900 * MIB))
+        );
+        let p = &view.processes[0];
+        assert_eq!((p.pss_bytes, p.swap_pss_bytes), (Some(110 * MIB), Some(0)));
+        assert!(
+            p.timeline.iter().all(|e| e.kind.name() != "pss"),
+            "a reading for totals is not part of its story"
+        );
+        // A user who sees only one of them gets totals of that one.
+        let mut mine = view.clone();
+        mine.keep_only(|p| p.pid == 10);
+        assert_eq!(mine.memory.flagged_memory_bytes, 110 * MIB);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::measure::{Held, MemoryMeasure, Total};
 use crate::origin::program_name;
 
 /// What sessions are grouped by.
@@ -48,8 +49,16 @@ pub const OTHER: &str = "other";
 pub struct SessionGroup {
     pub name: String,
     pub sessions: u64,
-    /// RSS + swap (macOS: the footprint) of the sessions whose memory is known, summed.
+    /// What the sessions whose memory is known hold together, by `memory_measure`.
     pub memory_bytes: u64,
+    /// `pss` (PSS + SwapPss, Linux, once every one of them has been read), `rss` (RSS +
+    /// swap) or `footprint` (macOS): see measure.rs.
+    #[serde(default)]
+    pub memory_measure: MemoryMeasure,
+    /// RSS + swap of the same sessions, summed whatever the measure: what RSS alone says,
+    /// shared pages counted once per process. Null from a daemon older than the field.
+    #[serde(default)]
+    pub rss_memory_bytes: Option<u64>,
     /// Sessions with a verdict.
     pub flagged: u64,
     /// When the longest-running of them started, Unix-epoch ns; null when none is known.
@@ -65,7 +74,7 @@ pub struct Member<'a> {
     pub comm: &'a str,
     pub cwd: Option<&'a str>,
     pub terminal_program: Option<&'a str>,
-    pub memory_bytes: Option<u64>,
+    pub memory: Held,
     pub flagged: bool,
     /// 0 when unknown.
     pub started_ns: u64,
@@ -94,19 +103,14 @@ pub fn memory_bytes(
 /// The members grouped `by` their key, largest memory first (then most sessions, then by
 /// name).
 pub fn group<'a>(members: impl IntoIterator<Item = Member<'a>>, by: GroupBy) -> Vec<SessionGroup> {
-    let mut groups: HashMap<&str, SessionGroup> = HashMap::new();
+    let mut groups: HashMap<&str, (SessionGroup, Total)> = HashMap::new();
     for m in members {
         let key = m.key(by);
-        let g = groups.entry(key).or_insert_with(|| SessionGroup {
-            name: key.to_string(),
-            sessions: 0,
-            memory_bytes: 0,
-            flagged: 0,
-            oldest_started_ns: None,
-            terminal_programs: BTreeMap::new(),
-        });
+        let (g, total) = groups
+            .entry(key)
+            .or_insert_with(|| (empty(key.to_string()), Total::default()));
         g.sessions += 1;
-        g.memory_bytes = g.memory_bytes.saturating_add(m.memory_bytes.unwrap_or(0));
+        total.add(m.memory);
         g.flagged += u64::from(m.flagged);
         if m.started_ns != 0 {
             g.oldest_started_ns = Some(
@@ -125,9 +129,30 @@ pub fn group<'a>(members: impl IntoIterator<Item = Member<'a>>, by: GroupBy) -> 
             }
         }
     }
-    let mut groups: Vec<SessionGroup> = groups.into_values().collect();
+    let mut groups: Vec<SessionGroup> = groups
+        .into_values()
+        .map(|(mut g, total)| {
+            g.memory_bytes = total.bytes();
+            g.memory_measure = total.measure();
+            g.rss_memory_bytes = Some(total.rss_bytes());
+            g
+        })
+        .collect();
     sort(&mut groups);
     groups
+}
+
+fn empty(name: String) -> SessionGroup {
+    SessionGroup {
+        name,
+        sessions: 0,
+        memory_bytes: 0,
+        memory_measure: MemoryMeasure::Rss,
+        rss_memory_bytes: Some(0),
+        flagged: 0,
+        oldest_started_ns: None,
+        terminal_programs: BTreeMap::new(),
+    }
 }
 
 fn sort(groups: &mut [SessionGroup]) {
@@ -146,17 +171,28 @@ pub fn bounded(mut groups: Vec<SessionGroup>, keep: usize) -> Vec<SessionGroup> 
         return groups;
     }
     let rest = groups.split_off(keep);
-    let mut other = SessionGroup {
-        name: OTHER.to_string(),
-        sessions: 0,
-        memory_bytes: 0,
-        flagged: 0,
-        oldest_started_ns: None,
-        terminal_programs: BTreeMap::new(),
+    let mut other = empty(OTHER.to_string());
+    // One measure for the sum, as within a group: PSS only if every group used it.
+    let measure = if rest
+        .iter()
+        .any(|g| g.memory_measure == MemoryMeasure::Footprint)
+    {
+        MemoryMeasure::Footprint
+    } else if rest.iter().all(|g| g.memory_measure == MemoryMeasure::Pss) {
+        MemoryMeasure::Pss
+    } else {
+        MemoryMeasure::Rss
     };
+    other.memory_measure = measure;
     for g in rest {
+        let rss = g.rss_memory_bytes.unwrap_or(g.memory_bytes);
+        let bytes = match measure {
+            MemoryMeasure::Rss => rss,
+            _ => g.memory_bytes,
+        };
         other.sessions += g.sessions;
-        other.memory_bytes = other.memory_bytes.saturating_add(g.memory_bytes);
+        other.memory_bytes = other.memory_bytes.saturating_add(bytes);
+        other.rss_memory_bytes = other.rss_memory_bytes.map(|sum| sum.saturating_add(rss));
         other.flagged += g.flagged;
         other.oldest_started_ns = match (other.oldest_started_ns, g.oldest_started_ns) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -184,7 +220,7 @@ mod tests {
             comm,
             cwd,
             terminal_program: from,
-            memory_bytes: mib.map(|m| m << 20),
+            memory: Held::new(mib.map(|m| m << 20), None, None, None, None),
             flagged: false,
             started_ns: 0,
         }

@@ -7,6 +7,7 @@ mod forecast;
 pub mod groups;
 mod idle;
 mod latency;
+mod measure;
 mod parents;
 mod process;
 mod resync;
@@ -24,6 +25,7 @@ use std::{
 pub use forecast::MemoryForecast;
 pub use groups::{GroupBy, SessionGroup};
 pub use latency::{BUCKETS as LATENCY_BUCKETS, LatencyCounts};
+pub use measure::{Held, MemoryMeasure, Total};
 pub use process::{Finding, Process, Terminal};
 pub use resync::Resync;
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
@@ -213,6 +215,16 @@ impl Tracker {
             EventKind::SignalDeliver { .. } => self.on_deliver(event),
             EventKind::Sigaction { .. } => self.on_sigaction(event),
             EventKind::Rss { .. } => self.on_rss(event),
+            EventKind::Pss {
+                pss_bytes,
+                swap_pss_bytes,
+            } => {
+                // Read for the totals only: no timeline entry, no finding.
+                if let Some(p) = self.processes.get_mut(&event.pid) {
+                    p.pss_bytes = Some(*pss_bytes);
+                    p.swap_pss_bytes = *swap_pss_bytes;
+                }
+            }
             EventKind::Reparented { ppid, .. } => self.on_reparented(event, *ppid),
             EventKind::Pdeathsig { .. } => self.with_process(event, |_| ()),
             EventKind::Stopped {} => self.on_stopped(event),

@@ -76,6 +76,10 @@ pub struct Process {
     pub swap_bytes: Option<u64>,
     /// macOS's physical footprint, as last read; None elsewhere.
     pub footprint_bytes: Option<u64>,
+    /// PSS and SwapPss (Linux's smaps_rollup) as last read, every `--pss-interval`: what
+    /// totals add up. None until read, and always off Linux.
+    pub pss_bytes: Option<u64>,
+    pub swap_pss_bytes: Option<u64>,
     pub cpu_ns: Option<u64>,
     pub timeline: VecDeque<Event>,
     pub findings: BTreeMap<VerdictKind, Finding>,
@@ -134,6 +138,8 @@ impl Process {
             peak_rss_bytes: None,
             swap_bytes: None,
             footprint_bytes: None,
+            pss_bytes: None,
+            swap_pss_bytes: None,
             cpu_ns: None,
             timeline: VecDeque::new(),
             findings: BTreeMap::new(),
@@ -287,7 +293,7 @@ impl Process {
 pub fn is_lifecycle(event: &Event) -> bool {
     // By name: DTrace reports macOS's numbers, which differ from Linux's past SIGTERM.
     match &event.kind {
-        EventKind::Rss { .. } => false,
+        EventKind::Rss { .. } | EventKind::Pss { .. } => false,
         EventKind::Signal { signal_name, .. } | EventKind::SignalDeliver { signal_name, .. } => {
             signal_name == "SIGHUP"
                 || signal_name == "SIGCONT"

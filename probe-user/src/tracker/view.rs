@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    LatencyCounts, Process, Tracker,
+    Held, LatencyCounts, Process, Tracker,
     groups::{self, GroupBy, Member, SessionGroup},
     rules::is_session,
 };
@@ -93,6 +93,12 @@ pub struct ProcessView {
     /// Linux.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footprint_bytes: Option<u64>,
+    /// PSS and SwapPss (Linux's smaps_rollup), read every `--pss-interval`: its share of
+    /// the pages it shares with others, what totals add up; null until read, and off Linux.
+    #[serde(default)]
+    pub pss_bytes: Option<u64>,
+    #[serde(default)]
+    pub swap_pss_bytes: Option<u64>,
     pub cpu_seconds: Option<f64>,
     pub growth: Option<Growth>,
     pub verdicts: Vec<Verdict>,
@@ -140,6 +146,8 @@ impl ProcessView {
             peak_rss_bytes: Some(rss_bytes),
             swap_bytes: None,
             footprint_bytes: None,
+            pss_bytes: None,
+            swap_pss_bytes: None,
             ignored: false,
             cpu_seconds: None,
             growth: None,
@@ -261,6 +269,9 @@ impl SessionsView {
         self.processes.retain(|p| keep(p));
         self.hangup_exits.clear();
         self.regroup(self.group_by);
+        let flagged = self.processes.iter().filter(|p| !p.verdicts.is_empty());
+        self.memory
+            .set_flagged(flagged.map(ProcessView::held).collect());
     }
 
     /// The metrics of this view (a `sessions --from` result, or a test's).
@@ -301,12 +312,23 @@ impl ProcessView {
         groups::memory_bytes(self.rss_bytes, self.swap_bytes, self.footprint_bytes)
     }
 
+    /// What it holds by each measure read, for totals ([`super::Total`]).
+    pub fn held(&self) -> Held {
+        Held::new(
+            self.rss_bytes,
+            self.swap_bytes,
+            self.pss_bytes,
+            self.swap_pss_bytes,
+            self.footprint_bytes,
+        )
+    }
+
     fn member(&self) -> Member<'_> {
         Member {
             comm: &self.comm,
             cwd: self.cwd.as_deref(),
             terminal_program: self.terminal_program.as_deref(),
-            memory_bytes: self.memory_bytes(),
+            memory: self.held(),
             flagged: !self.verdicts.is_empty(),
             started_ns: self.started_ns,
         }
@@ -347,10 +369,21 @@ fn member(p: &Process) -> Member<'_> {
         comm: &p.comm,
         cwd: p.cwd.as_deref(),
         terminal_program: p.terminal_program.as_deref(),
-        memory_bytes: groups::memory_bytes(p.rss_bytes, p.swap_bytes, p.footprint_bytes),
+        memory: held(p),
         flagged: !p.verdicts.is_empty(),
         started_ns: p.started_ns,
     }
+}
+
+/// What `p` holds by each measure read ([`ProcessView::held`]).
+pub(super) fn held(p: &Process) -> Held {
+    Held::new(
+        p.rss_bytes,
+        p.swap_bytes,
+        p.pss_bytes,
+        p.swap_pss_bytes,
+        p.footprint_bytes,
+    )
 }
 
 fn group_name<'a>(p: &Process, group_names: &'a [String]) -> &'a str {
@@ -384,6 +417,8 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         peak_rss_bytes: p.peak_rss_bytes,
         swap_bytes: p.swap_bytes,
         footprint_bytes: p.footprint_bytes,
+        pss_bytes: p.pss_bytes,
+        swap_pss_bytes: p.swap_pss_bytes,
         ignored: p.ignored,
         cpu_seconds: p.cpu_ns.map(|ns| ns as f64 / 1e9),
         growth: p.growth().cloned(),
