@@ -234,6 +234,17 @@ pub struct SessionsArgs {
     #[arg(long, value_name = "KEY", default_value = "name", value_parser = parse_group_by)]
     pub group_by: GroupBy,
 
+    /// Show session trees: each tree a session started (the command typed at a terminal
+    /// and everything under it, also what moved to a session of its own) with its totals,
+    /// members indented
+    #[arg(long)]
+    pub tree: bool,
+
+    /// The sessions alive at the end of a recording (`hupwatch trace --json > FILE`),
+    /// judged as `run --replay` judges it, instead of live ones
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "names", "cmdline", "pids"])]
+    pub replay: Option<PathBuf>,
+
     #[command(flatten)]
     pub matching: MatchArgs,
 }
@@ -312,6 +323,13 @@ pub struct ReapArgs {
     #[arg(long)]
     pub all_users: bool,
 
+    /// End whole session trees: a qualifying process brings every member of the tree it
+    /// was started in (wrappers, servers, those that moved to a session of their own), so
+    /// nothing of the session survives; a tree with a member still on its terminal is
+    /// left alone, and --idle and --min-rss apply to the tree as a whole
+    #[arg(long)]
+    pub tree: bool,
+
     /// Take the sessions and verdicts from a running `hupwatch run` (http://127.0.0.1:9464)
     /// instead of a one-shot look at /proc
     #[arg(long, value_name = "URL")]
@@ -367,8 +385,9 @@ pub struct LiveArgs {
     /// How often each watched process's proportional memory (PSS and SwapPss, from
     /// /proc/PID/smaps_rollup) is read, for the totals (Linux). Reading it makes the kernel
     /// walk the process's page tables, so it is read far less often than RSS; a process
-    /// whose RSS moved by a quarter since is read sooner
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    /// whose RSS moved by a quarter since is read sooner. 0 turns it off: totals then add
+    /// up RSS
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub pss_interval: Duration,
 
     /// Size of the kernel's event ring buffer (a power of two, at least 4KiB; eBPF only);

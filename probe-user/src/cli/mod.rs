@@ -139,6 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 matcher: matcher(&args.matching)?,
                 ignore: crate::matching::Ignored::new(&args.ignore),
                 group_by: args.group_by,
+                tree: args.tree,
+                replay: args.replay,
             };
             runtime()?.block_on(crate::sessions::run(options))
         }
@@ -163,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     named: !args.matching.names.is_empty()
                         || args.matching.cmdline.is_some()
                         || !args.matching.pids.is_empty(),
+                    tree: args.tree,
                 },
                 signal: args.signal,
                 grace: args.grace,

@@ -83,6 +83,25 @@ pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tree claude (pid 200): 3 processes, 1.2 GiB`: the tree the next rows belong to, with
+/// what ending them frees (of those that would be ended).
+fn tree_heading(tree: &crate::tracker::TreeRef, targets: &[select::Target]) -> String {
+    let members: Vec<&select::Target> = targets
+        .iter()
+        .filter(|t| t.process.tree.as_ref() == Some(tree))
+        .collect();
+    let memory: crate::tracker::Total = members.iter().map(|t| t.process.held()).collect();
+    format!(
+        "tree {} (pid {}): {} process{}, {} {}",
+        output::shown(&tree.root_comm),
+        tree.root_pid,
+        members.len(),
+        if members.len() == 1 { "" } else { "es" },
+        format_size(memory.bytes()),
+        memory.measure().name().to_uppercase()
+    )
+}
+
 /// `path` as `--cwd` compares it with working directories: absolute (relative to where
 /// reap runs) and with its symlinks resolved, as the OS reports a process's directory.
 pub fn absolute(path: &Path) -> PathBuf {
@@ -120,8 +139,15 @@ fn dry_run(
             "{:>8}  {:<15}  {:>8}  {:>9}  {:<28}  COMMAND",
             "PID", "COMM", "AGE", "RSS", "VERDICTS"
         )?;
+        let mut tree_shown = None;
         for t in targets {
             let p = &t.process;
+            if options.criteria.tree && p.tree.as_ref() != tree_shown {
+                tree_shown = p.tree.as_ref();
+                if let Some(tree) = tree_shown {
+                    writeln!(out, "{}", tree_heading(tree, targets))?;
+                }
+            }
             let verdicts: Vec<&str> = p.verdicts.iter().map(|v| v.kind.name()).collect();
             let command: String = p
                 .cmdline

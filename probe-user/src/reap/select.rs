@@ -30,6 +30,9 @@ pub struct Criteria {
     /// The user named what to end (`--match`, `--match-cmdline`, `--pid`, top's `k`): the
     /// session keepers and the processes that asked to survive a hangup are theirs to end.
     pub named: bool,
+    /// `--tree`: a qualifying process brings its whole session tree (wrappers, servers,
+    /// members that moved to a session of their own), so nothing of the session survives.
+    pub tree: bool,
 }
 
 impl Criteria {
@@ -72,7 +75,15 @@ pub fn choose(
 ) -> (Vec<Target>, Vec<Spared>) {
     let mut targets = Vec::new();
     let mut spared = Vec::new();
-    for p in view.processes.iter().filter(|p| qualifies(p, criteria)) {
+    let candidates = if criteria.tree {
+        whole_trees(view, criteria, &mut spared)
+    } else {
+        view.processes
+            .iter()
+            .filter(|p| qualifies(p, criteria))
+            .collect()
+    };
+    for p in candidates {
         let spare = |reason| Spared {
             pid: p.pid,
             comm: p.comm.clone(),
@@ -130,6 +141,60 @@ pub fn choose(
         }
     }
     (targets, spared)
+}
+
+/// With `--tree`: every member of each tree that has a qualifying member, tree by tree
+/// (the processes in no tree stand alone, as without it). A tree is judged whole: one
+/// with a member still on its terminal is in use, and `--idle` and `--min-rss` take the
+/// tree's idle time (its least idle member's) and total.
+fn whole_trees<'v>(
+    view: &'v SessionsView,
+    criteria: &Criteria,
+    spared: &mut Vec<Spared>,
+) -> Vec<&'v ProcessView> {
+    let per_process = Criteria {
+        idle_at_least: None,
+        min_rss_bytes: None,
+        ..criteria.clone()
+    };
+    let mut out = Vec::new();
+    let mut taken = std::collections::HashSet::new();
+    for tree in crate::tracker::trees::trees(&view.processes) {
+        let members: Vec<&ProcessView> = tree
+            .members
+            .iter()
+            .filter_map(|pid| view.processes.iter().find(|p| p.pid == *pid))
+            .collect();
+        if !members.iter().any(|p| qualifies(p, &per_process)) {
+            continue;
+        }
+        if members.iter().any(|p| p.tty.is_some()) {
+            let reason = "its session tree has a member still on a terminal: in use";
+            spared.extend(members.iter().map(|p| Spared {
+                pid: p.pid,
+                comm: p.comm.clone(),
+                reason,
+            }));
+            continue;
+        }
+        let idle_enough = criteria.idle_at_least.is_none_or(|idle| {
+            tree.idle_seconds
+                .is_some_and(|seconds| seconds >= idle.as_secs_f64())
+        });
+        let large_enough = criteria
+            .min_rss_bytes
+            .is_none_or(|min| tree.memory_bytes >= min);
+        if idle_enough && large_enough {
+            taken.extend(members.iter().map(|p| p.pid));
+            out.extend(members);
+        }
+    }
+    out.extend(
+        view.processes
+            .iter()
+            .filter(|p| p.tree.is_none() && !taken.contains(&p.pid) && qualifies(p, criteria)),
+    );
+    out
 }
 
 /// Programs whose job is to keep sessions alive after their terminal closes, matched as
@@ -242,6 +307,7 @@ mod tests {
             all_users: false,
             ignore: Default::default(),
             named: false,
+            tree: false,
         }
     }
 

@@ -14,8 +14,11 @@ use crate::{
     host::ProcInfo,
     matching::Matcher,
     output,
-    sink::table::write_table,
-    source::snapshot::{existing_events, scan_host},
+    sink::{table::write_table, trees::write_trees},
+    source::{
+        recording::{RecordedEvents, Recording},
+        snapshot::{existing_events, scan_host},
+    },
     tracker::{GroupBy, SessionsView, Tracker, TrackerConfig},
 };
 
@@ -26,15 +29,25 @@ pub struct SessionsOptions {
     pub ignore: crate::matching::Ignored,
     /// What the closing totals (and the document's `groups`) add up by.
     pub group_by: GroupBy,
+    /// `--tree`: the session trees, members under each.
+    pub tree: bool,
+    /// `--replay FILE`: the sessions alive at the end of a recording (`trace --json`).
+    pub replay: Option<std::path::PathBuf>,
 }
 
 pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
-    let mut view = gather(options.from.as_deref(), &options.matcher, &options.ignore).await?;
+    let mut view = match &options.replay {
+        Some(file) => replayed(file, &options.ignore)?,
+        None => gather(options.from.as_deref(), &options.matcher, &options.ignore).await?,
+    };
     // Also for a document from an older hupwatch, which has no groups.
     view.regroup(options.group_by);
+    view.trees = crate::tracker::trees::trees(&view.processes);
     let mut out = io::stdout().lock();
     let written = if options.json {
         output::write_json_line(&mut out, &view)
+    } else if options.tree {
+        write_trees(&mut out, &view)
     } else {
         write_table(&mut out, &view, home().as_deref())
     };
@@ -79,6 +92,32 @@ async fn fetch(url: &str) -> anyhow::Result<SessionsView> {
         ))
         .into()
     })
+}
+
+/// The sessions a recording leaves alive at its end, judged as `run --replay` judges it.
+fn replayed(
+    file: &std::path::Path,
+    ignore: &crate::matching::Ignored,
+) -> anyhow::Result<SessionsView> {
+    let recording = Recording::Trace(file.to_path_buf());
+    let mut tracker = Tracker::new(TrackerConfig {
+        require_terminal: true,
+        ignore: ignore.clone(),
+        ..TrackerConfig::default()
+    });
+    let mut last = 0;
+    let mut recorded = RecordedEvents::open(&recording)?;
+    for event in recorded.by_ref() {
+        let event = event?;
+        tracker.advance(event.time_ns);
+        tracker.apply(&event);
+        last = last.max(event.time_ns);
+    }
+    if let Some(warning) = recorded.skipped_report(&recording) {
+        eprintln!("{warning}");
+    }
+    tracker.advance(last.saturating_add(crate::tracker::SETTLE_NS));
+    Ok(tracker.view(last))
 }
 
 fn look_at_proc(

@@ -9,3 +9,4 @@ pub mod memory_metrics;
 pub mod metrics;
 pub mod reason;
 pub mod table;
+pub mod trees;

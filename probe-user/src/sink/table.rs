@@ -123,7 +123,7 @@ fn row(p: &ProcessView, home: Option<&str>) -> [String; COLUMNS] {
 }
 
 /// How long it has sat idle: `-` until known, `busy` while it uses a CPU.
-fn idle(seconds: Option<f64>) -> String {
+pub fn idle(seconds: Option<f64>) -> String {
     match seconds {
         None => "-".into(),
         Some(s) if s < 1.0 => "busy".into(),
@@ -135,7 +135,7 @@ fn idle(seconds: Option<f64>) -> String {
 /// mostly spaces); characters a terminal would act on are escaped as `\n`, `\u{1b}` and
 /// so on ([`escaped`]), never cut in the middle, so a hostile argument cannot add rows,
 /// move the cursor, colour the terminal or reorder the line.
-fn printable(text: &str, width: usize) -> String {
+pub fn printable(text: &str, width: usize) -> String {
     let pieces: Vec<std::borrow::Cow<'_, str>> = text
         .char_indices()
         .map(|(i, c)| match escaped(c) {

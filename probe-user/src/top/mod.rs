@@ -363,6 +363,7 @@ fn end_one(app: &mut App, pid: u32, ignore: &Ignored, done: &mpsc::UnboundedSend
         all_users: false,
         ignore: ignore.clone(),
         named: true,
+        tree: false,
     };
     let (targets, spared) = select::choose(&one, &criteria, &identity::reaper(), identity::look);
     if let Some(s) = spared.first() {

@@ -1,5 +1,5 @@
 //! How each kind of event changes the tracker's state and which findings it opens.
-use super::{Ending, HangupExit, SETTLE_NS, Tracker, process, process::Memory};
+use super::{Ending, HangupExit, SETTLE_NS, Tracker, process, process::Memory, trees};
 use crate::{
     event::{Disposition, Event, EventKind, Origin, SignalResult},
     signals::SIGHUP,
@@ -75,6 +75,7 @@ impl Tracker {
             .groups
             .own_group(pid, &event.comm, &e.cmdline)
             .or_else(|| self.processes.get(&e.ppid).and_then(|q| q.group));
+        p.tree = trees::tree_of(&p, self.processes.get(&e.ppid));
         p.sample_memory(
             event.time_ns,
             Memory::of_existing(e),
@@ -139,6 +140,7 @@ impl Tracker {
                 p
             }
         };
+        child.tree = trees::tree_of(&child, self.processes.get(&ppid));
         child.record(event);
         let detach = child.detach.clone();
         let ignores = child.hangup == Disposition::Ignore;
@@ -258,6 +260,14 @@ impl Tracker {
             self.open_detached(pid, event);
         }
         self.by_parent.moved(pid, old_ppid, *ppid);
+        let parent = self.processes.get(ppid).filter(|q| q.pid != pid);
+        let tree = self
+            .processes
+            .get(&pid)
+            .and_then(|p| trees::tree_of(p, parent));
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.tree = tree;
+        }
         if newly_ignoring {
             self.open_hangup_ignored(pid, event.time_ns, Ignoring::StartedIgnoring);
         }

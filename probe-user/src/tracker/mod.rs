@@ -15,6 +15,7 @@ mod rules;
 mod states;
 #[cfg(test)]
 mod tests;
+pub mod trees;
 mod view;
 
 use std::{
@@ -28,6 +29,7 @@ pub use latency::{BUCKETS as LATENCY_BUCKETS, LatencyCounts};
 pub use measure::{Held, MemoryMeasure, Total};
 pub use process::{Finding, Process, Terminal};
 pub use resync::Resync;
+pub use trees::{SessionTree, TreeRef};
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
 
 use crate::verdict::reason::Reason;
@@ -208,7 +210,11 @@ impl Tracker {
             EventKind::AttachTty { sid, .. } => {
                 let sid = *sid;
                 self.with_process(event, |p| {
-                    p.attach(Some(sid).filter(|s| *s != 0), "?".into())
+                    p.attach(Some(sid).filter(|s| *s != 0), "?".into());
+                    // A pane or a login of its own: it leaves the tree it was started in.
+                    if trees::leads_a_terminal(p) {
+                        p.tree = None;
+                    }
                 });
             }
             EventKind::Signal { .. } => self.on_signal(event),

@@ -104,6 +104,8 @@ pub struct Process {
     pub terminal_program: Option<String>,
     /// Its working directory when its source read it (at its exec, or when first seen).
     pub cwd: Option<String>,
+    /// The session tree it was started in (trees.rs), kept through reparenting.
+    pub tree: Option<super::trees::TreeRef>,
 }
 
 /// One reading of a process's memory, as an event carries it.
@@ -154,6 +156,7 @@ impl Process {
             idle: Idle::default(),
             terminal_program: None,
             cwd: None,
+            tree: None,
         }
     }
 

@@ -1038,3 +1038,4 @@ fn the_metrics_view_counts_what_the_full_view_shows() {
 
 mod origin;
 mod resync;
+mod trees;

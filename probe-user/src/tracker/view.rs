@@ -6,6 +6,7 @@ use super::{
     Held, LatencyCounts, Process, Tracker,
     groups::{self, GroupBy, Member, SessionGroup},
     rules::is_session,
+    trees::{self, SessionTree, TreeRef},
 };
 use crate::{
     event::{Disposition, Event},
@@ -45,6 +46,10 @@ pub struct SessionsView {
     pub groups: Vec<SessionGroup>,
     #[serde(default)]
     pub group_by: GroupBy,
+    /// The session trees the processes make, the most memory first (empty from a daemon
+    /// older than this field).
+    #[serde(default)]
+    pub trees: Vec<SessionTree>,
 }
 
 #[cfg(test)]
@@ -64,6 +69,7 @@ impl SessionsView {
             memory: Default::default(),
             groups: Vec::new(),
             group_by: Default::default(),
+            trees: Vec::new(),
         }
     }
 }
@@ -121,6 +127,9 @@ pub struct ProcessView {
     /// (a one-shot look never knows).
     #[serde(default)]
     pub idle_seconds: Option<f64>,
+    /// The session tree it belongs to; null when it is in none (not from a terminal).
+    #[serde(default)]
+    pub tree: Option<TreeRef>,
     /// What happened to it, oldest first; given only for processes with a verdict.
     pub timeline: Vec<Event>,
 }
@@ -164,6 +173,7 @@ impl ProcessView {
             terminal_program: None,
             cwd: None,
             idle_seconds: None,
+            tree: None,
             timeline: Vec::new(),
         }
     }
@@ -192,6 +202,7 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
     let groups = groups::group(processes.iter().map(ProcessView::member), GroupBy::Name);
     SessionsView {
         time_ns: now_ns,
+        trees: trees::trees(&processes),
         groups,
         group_by: GroupBy::Name,
         processes,
@@ -272,6 +283,7 @@ impl SessionsView {
         let flagged = self.processes.iter().filter(|p| !p.verdicts.is_empty());
         self.memory
             .set_flagged(flagged.map(ProcessView::held).collect());
+        self.trees = trees::trees(&self.processes);
     }
 
     /// The metrics of this view (a `sessions --from` result, or a test's).
@@ -433,6 +445,7 @@ fn process_view(p: &Process, now_ns: u64, group_names: &[String]) -> ProcessView
         terminal_program: p.terminal_program.clone(),
         cwd: p.cwd.clone(),
         idle_seconds: p.idle.seconds(now_ns),
+        tree: p.tree.clone(),
     }
 }
 

@@ -1,0 +1,167 @@
+//! Session trees: what a person calls "a session" of an agent CLI is the tree it started
+//! (npm or uv wrappers, MCP and language servers under them), and that whole tree is what
+//! leaks when the terminal goes. Membership is decided once, when a process is first seen
+//! or starts, and never from its current parent: a member that was reparented to init or
+//! called setsid stays in the tree it was started in. Pure.
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::{MemoryMeasure, Process, Total, view::ProcessView};
+
+/// Which tree a process belongs to: its root's identity (pid and start time name one life
+/// of a pid) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeRef {
+    pub root_pid: u32,
+    pub root_started_ns: u64,
+    /// The root's name when this member joined (the root's own entry says it now).
+    pub root_comm: String,
+}
+
+impl TreeRef {
+    fn rooted_at(p: &Process) -> Self {
+        Self {
+            root_pid: p.pid,
+            root_started_ns: p.started_ns,
+            root_comm: p.comm.clone(),
+        }
+    }
+
+    /// The tree's name in the API and metrics: `PID-START`, one life of the root's pid.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.root_pid, self.root_started_ns)
+    }
+}
+
+/// A process leading a terminal session of its own (a shell in a terminal window, a tmux
+/// pane, an ssh login): it is the terminal, not a session that could outlive it, and the
+/// commands typed there each start a tree.
+pub(super) fn leads_a_terminal(p: &Process) -> bool {
+    p.sid == Some(p.pid) && p.tty.is_some()
+}
+
+/// The tree `p` belongs to, given its parent when hupwatch tracks the parent. A tree once
+/// joined is kept (through reparenting, setsid, the root's exit); a process that starts
+/// leading a terminal of its own leaves it. A command typed at a terminal's shell roots a
+/// tree, and so does a process that came from a terminal whose parent hupwatch never saw.
+pub fn tree_of(p: &Process, parent: Option<&Process>) -> Option<TreeRef> {
+    if leads_a_terminal(p) {
+        return None;
+    }
+    if let Some(tree) = &p.tree {
+        let mut tree = tree.clone();
+        if tree.root_pid == p.pid && tree.root_started_ns == p.started_ns {
+            // The root after exec: `bash` became `claude`.
+            tree.root_comm = p.comm.clone();
+        }
+        return Some(tree);
+    }
+    match parent {
+        Some(parent) if parent.tree.is_some() => parent.tree.clone(),
+        Some(parent) if leads_a_terminal(parent) => Some(TreeRef::rooted_at(p)),
+        _ if p.lineage.is_some() => Some(TreeRef::rooted_at(p)),
+        _ => None,
+    }
+}
+
+/// A tree's members added up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionTree {
+    /// `PID-START` of the root ([`TreeRef::id`]).
+    pub id: String,
+    pub root_pid: u32,
+    pub root_started_ns: u64,
+    /// The root's name: its own, while it lives, else as its members last knew it.
+    pub root_comm: String,
+    /// The root is still among the live sessions.
+    pub root_alive: bool,
+    /// The live members' pids, the most memory first.
+    pub members: Vec<u32>,
+    /// What the members whose memory is known hold together, by `memory_measure`.
+    pub memory_bytes: u64,
+    /// PSS + SwapPss once every such member has a PSS reading (Linux), else RSS + swap;
+    /// the footprint on macOS ([`MemoryMeasure`]).
+    pub memory_measure: MemoryMeasure,
+    /// The members' growth summed, bytes per second; null when none has a fit yet.
+    pub growth_bytes_per_second: Option<f64>,
+    /// When the longest-running member started, Unix-epoch ns.
+    pub oldest_started_ns: Option<u64>,
+    /// How long the whole tree has been idle: its least idle member's figure; null when
+    /// any member's is unknown (a busy one would make it 0).
+    pub idle_seconds: Option<f64>,
+    /// How many members have each verdict.
+    pub verdicts: BTreeMap<String, u64>,
+    /// Members with any verdict.
+    pub flagged: u64,
+}
+
+/// The trees the processes of a view make, the most memory first; processes in no tree
+/// are in none of them.
+pub fn trees(processes: &[ProcessView]) -> Vec<SessionTree> {
+    let mut by_root: HashMap<(u32, u64), Vec<&ProcessView>> = HashMap::new();
+    for p in processes {
+        if let Some(tree) = &p.tree {
+            by_root
+                .entry((tree.root_pid, tree.root_started_ns))
+                .or_default()
+                .push(p);
+        }
+    }
+    let mut out: Vec<SessionTree> = by_root
+        .into_iter()
+        .map(|((root_pid, root_started_ns), mut members)| {
+            members.sort_by(|a, b| {
+                b.memory_bytes()
+                    .cmp(&a.memory_bytes())
+                    .then(a.pid.cmp(&b.pid))
+            });
+            let root = members
+                .iter()
+                .find(|p| p.pid == root_pid && p.started_ns == root_started_ns);
+            let root_comm = match root {
+                Some(root) => root.comm.clone(),
+                None => members[0]
+                    .tree
+                    .as_ref()
+                    .map(|t| t.root_comm.clone())
+                    .unwrap_or_default(),
+            };
+            let mut verdicts = BTreeMap::new();
+            for v in members.iter().flat_map(|p| &p.verdicts) {
+                *verdicts.entry(v.kind.name().to_string()).or_insert(0) += 1;
+            }
+            let slopes: Vec<f64> = members
+                .iter()
+                .filter_map(|p| p.growth.as_ref().map(|g| g.slope_bytes_per_second))
+                .collect();
+            let idle: Option<Vec<f64>> = members.iter().map(|p| p.idle_seconds).collect();
+            let total: Total = members.iter().map(|p| p.held()).collect();
+            SessionTree {
+                id: format!("{root_pid}-{root_started_ns}"),
+                root_pid,
+                root_started_ns,
+                root_comm,
+                root_alive: root.is_some(),
+                memory_bytes: total.bytes(),
+                memory_measure: total.measure(),
+                growth_bytes_per_second: (!slopes.is_empty()).then(|| slopes.iter().sum()),
+                oldest_started_ns: members
+                    .iter()
+                    .map(|p| p.started_ns)
+                    .filter(|&s| s != super::process::UNKNOWN_START)
+                    .min(),
+                idle_seconds: idle.and_then(|all| all.into_iter().reduce(f64::min)),
+                flagged: members.iter().filter(|p| !p.verdicts.is_empty()).count() as u64,
+                verdicts,
+                members: members.iter().map(|p| p.pid).collect(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.memory_bytes
+            .cmp(&a.memory_bytes)
+            .then(a.root_pid.cmp(&b.root_pid))
+    });
+    out
+}
