@@ -45,7 +45,8 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
         /// Measure only this section again, at full size, into bench/results.json and
-        /// RESULTS.md, keeping the other figures (those that can: sampling, poll, scale)
+        /// RESULTS.md, keeping the other figures (those that can: sampling, poll, scale,
+        /// pss)
         #[arg(long, value_name = "SECTION", conflicts_with = "quick")]
         only: Option<String>,
     },

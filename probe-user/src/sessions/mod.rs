@@ -139,6 +139,9 @@ fn look_at_proc(
             .collect();
         events.retain(|e| keep.contains(&e.pid));
     }
+    // Totals by PSS where it can be read (Linux; this user's processes without root).
+    let pss = crate::source::pss::read_existing(&events, now, crate::host::pss);
+    events.extend(pss);
     let mut tracker = Tracker::new(TrackerConfig {
         require_terminal: matcher.traces_everything(),
         groups: matcher.clone(),

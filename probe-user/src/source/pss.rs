@@ -179,6 +179,31 @@ impl PssSampler {
     }
 }
 
+/// A `pss` event for each process an `existing` event names whose PSS `read` can say, for
+/// a one-shot look (`hupwatch sessions` without a daemon): read once, at `now_ns`.
+pub fn read_existing(
+    events: &[Event],
+    now_ns: u64,
+    mut read: impl FnMut(u32) -> Option<Pss>,
+) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Existing(_)))
+        .filter_map(|e| {
+            let pss = read(e.pid)?;
+            Some(Event {
+                kind: EventKind::Pss {
+                    pss_bytes: pss.pss_bytes,
+                    swap_pss_bytes: pss.swap_pss_bytes,
+                },
+                time_ns: now_ns,
+                pid: e.pid,
+                comm: e.comm.clone(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick]` (root): what hupwatch costs, measured against no probe
 //! and against the same tracing in bpftrace, and its /proc polling source against
 //! process-exporter (poll.rs), and how its costs grow from 1,000 to 50,000 tracked
-//! processes (scale.rs). Writes `bench/RESULTS.md` and
+//! processes (scale.rs), and what reading PSS costs at 1,000 and 10,000 (pss.rs). Writes
+//! `bench/RESULTS.md` and
 //! `bench/results.json`; `--quick` writes them under `target/bench-quick/` and checks
 //! only that every figure was measured, never how good it is.
 //!
@@ -16,6 +17,7 @@ mod loss;
 mod overhead;
 mod poll;
 pub mod probe;
+mod pss;
 mod report;
 mod sampling;
 mod scale;
@@ -53,6 +55,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     let sampling = section(sampling::measure(&hupwatch, quick).map(|s| s.json()));
     let poll = section(poll::measure(&hupwatch, quick).map(|p| p.json()));
     let scale = section(scale::measure(&hupwatch, quick).map(|s| s.json()));
+    let pss = section(pss::measure(&hupwatch, quick).map(|p| p.json()));
 
     let command = if quick {
         "cargo xtask bench --quick"
@@ -70,6 +73,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         "sampling": sampling,
         "poll": poll,
         "scale": scale,
+        "pss": pss,
     });
     let missing = unmeasured(&figures);
     let out_dir = write_results(root, quick, &figures)?;
@@ -95,9 +99,10 @@ pub fn bench_only(root: &Path, name: &str) -> Result<()> {
         "sampling" => sampling::measure(&hupwatch, quick)?.json(),
         "poll" => poll::measure(&hupwatch, quick)?.json(),
         "scale" => scale::measure(&hupwatch, quick)?.json(),
+        "pss" => pss::measure(&hupwatch, quick)?.json(),
         other => {
             bail!(
-                "no bench section {other:?} can run alone; the ones that can: sampling, poll, scale"
+                "no bench section {other:?} can run alone; the ones that can: sampling, poll, scale, pss"
             )
         }
     };
@@ -199,6 +204,7 @@ fn unmeasured(figures: &Value) -> Vec<String> {
         }
     }
     missing.extend(scale::unmeasured(figures));
+    missing.extend(pss::unmeasured(figures));
     // A full run also measures polling at 10,000 processes.
     if figures["quick"] != true {
         for p in [

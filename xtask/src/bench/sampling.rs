@@ -53,6 +53,9 @@ fn cpu_us_per_sample(
         &me,
         "--rss-interval",
         &interval,
+        // The RSS sampler alone: PSS has its own section (pss.rs).
+        "--pss-interval",
+        "0s",
         "--alerts-file",
         "/dev/null",
     ];

@@ -6,6 +6,7 @@ mod growth;
 // Seen from bench/: poll.rs's test renders this section from its own figures.
 pub(super) mod poll;
 mod programs;
+mod pss;
 mod scale;
 mod targets;
 
@@ -31,6 +32,7 @@ pub fn markdown(f: &Value, parts: Option<&str>) -> String {
     collector::sampling(f, &mut out);
     poll::markdown(f, &mut out);
     scale::markdown(f, &mut out);
+    pss::markdown(f, &mut out);
     out
 }
 
@@ -71,6 +73,7 @@ fn failed_sections(f: &Value, out: &mut String) {
         "sampling",
         "poll",
         "scale",
+        "pss",
     ] {
         if let Some(error) = f[section]["error"].as_str() {
             let _ = writeln!(out, "**The {section} section failed**: {error}\n");

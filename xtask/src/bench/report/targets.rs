@@ -16,6 +16,30 @@ pub fn table(f: &Value, out: &mut String) {
     workload_rows(f, out);
     collector_rows(f, out);
     response_rows(f, out);
+    pss_rows(f, out);
+}
+
+/// What PSS costs hupwatch at its default interval, at the largest scale measured.
+fn pss_rows(f: &Value, out: &mut String) {
+    let largest = f
+        .pointer("/pss/points")
+        .and_then(Value::as_array)
+        .and_then(|points| points.last());
+    let percent = largest.and_then(|p| p["default_interval_cpu_percent"].as_f64());
+    target(
+        out,
+        "PSS (smaps_rollup) at the default --pss-interval, 10,000 processes: ≤ 1 % of one CPU",
+        percent,
+        match (largest, percent) {
+            (Some(p), Some(percent)) => format!(
+                "{percent:.2} % at {} ({:.1} µs a read)",
+                p["processes"],
+                p["hupwatch_cpu_us_per_read"].as_f64().unwrap_or(f64::NAN)
+            ),
+            _ => "not measured".into(),
+        },
+        |p| p <= 1.0,
+    );
 }
 
 /// One target row: what it asks, the figure, and whether the figure meets it.
