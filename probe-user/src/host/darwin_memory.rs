@@ -11,7 +11,7 @@ pub fn read() -> MachineMemory {
         ram_bytes: ram,
         total_bytes: ram,
         available_bytes: available(),
-        pressure_some_avg10: None,
+        ..MachineMemory::default()
     }
 }
 

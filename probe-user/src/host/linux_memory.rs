@@ -10,9 +10,10 @@ pub fn read() -> MachineMemory {
     let mut memory = fs::read_to_string("/proc/meminfo")
         .map(|text| parse_meminfo(&text))
         .unwrap_or_default();
-    memory.pressure_some_avg10 = fs::read_to_string("/proc/pressure/memory")
-        .ok()
-        .and_then(|text| parse_pressure(&text));
+    if let Ok(text) = fs::read_to_string("/proc/pressure/memory") {
+        memory.pressure_some_avg10 = parse_pressure(&text);
+        memory.pressure_full_avg10 = parse_pressure_full(&text);
+    }
     memory
 }
 
@@ -34,13 +35,22 @@ pub fn parse_meminfo(text: &str) -> MachineMemory {
         ram_bytes: field("MemTotal"),
         total_bytes: field("MemTotal").map(|ram| ram.saturating_add(swap_total)),
         available_bytes: field("MemAvailable").map(|ram| ram.saturating_add(swap_free)),
-        pressure_some_avg10: None,
+        ..MachineMemory::default()
     }
 }
 
 /// `some avg10` of /proc/pressure/memory, in percent.
 pub fn parse_pressure(text: &str) -> Option<f64> {
-    let some = text.lines().find_map(|line| line.strip_prefix("some "))?;
+    avg10(text, "some ")
+}
+
+/// `full avg10` of /proc/pressure/memory, in percent.
+pub fn parse_pressure_full(text: &str) -> Option<f64> {
+    avg10(text, "full ")
+}
+
+fn avg10(text: &str, line: &str) -> Option<f64> {
+    let some = text.lines().find_map(|l| l.strip_prefix(line))?;
     some.split_whitespace()
         .find_map(|pair| pair.strip_prefix("avg10="))?
         .parse::<f64>()
@@ -105,6 +115,7 @@ mod tests {
     fn reads_some_avg10_of_memory_pressure() {
         let psi = "some avg10=12.34 avg60=3.00 avg300=0.50 total=123456\nfull avg10=1.00 avg60=0.00 avg300=0.00 total=100\n";
         assert_eq!(parse_pressure(psi), Some(12.34));
+        assert_eq!(parse_pressure_full(psi), Some(1.0));
         assert_eq!(
             parse_pressure("full avg10=1.00 avg60=0.00 avg300=0.00 total=1\n"),
             None

@@ -1,9 +1,13 @@
 //! The machine's memory as a whole, as one read finds it: what there is, what is left and
-//! whether tasks already stall waiting for it. Each OS reads it in its own file
-//! (`linux_memory.rs`, `darwin_memory.rs`); the tracker keeps the latest reading.
+//! whether tasks already stall waiting for it, and the OOM killers that act when it runs
+//! short. Each OS reads it in its own file (`linux_memory.rs`, `darwin_memory.rs`); the
+//! killers are looked for far less often (source/killer.rs) and ride along with each
+//! reading; the tracker keeps the latest.
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+use super::OomKillers;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineMemory {
     /// The machine's RAM (Linux MemTotal, macOS hw.memsize): what "% of RAM" is of.
     #[serde(default)]
@@ -18,4 +22,12 @@ pub struct MachineMemory {
     /// at least one task stalled waiting for memory. None where the kernel has no PSI
     /// (macOS, a kernel built or booted without it).
     pub pressure_some_avg10: Option<f64>,
+    /// PSI's `full avg10`: the share in which every task stalled at once, the figure
+    /// systemd-oomd's pressure limits are set in. None where there is no PSI.
+    #[serde(default)]
+    pub pressure_full_avg10: Option<f64>,
+    /// The OOM killers the source last found (see [`OomKillers`]); None until looked for
+    /// (a recording, a one-shot read that did not look, a daemon older than the field).
+    #[serde(default)]
+    pub killers: Option<OomKillers>,
 }

@@ -8,16 +8,24 @@ pub mod darwin_data;
 pub mod darwin_exits;
 #[cfg(target_os = "macos")]
 mod darwin_memory;
+#[cfg(target_os = "macos")]
+mod darwin_pressure;
 pub mod linux;
+pub mod linux_earlyoom;
 pub mod linux_memory;
+#[cfg(target_os = "linux")]
+pub mod linux_oom;
+pub mod linux_oomd;
 pub mod linux_pss;
 #[cfg(target_os = "linux")]
 mod linux_sockets;
 mod machine;
+mod oom_killer;
 mod process;
 pub mod users;
 
 pub use machine::MachineMemory;
+pub use oom_killer::{Candidate, Earlyoom, ManagedUnit, OomKillers, SystemdOomd};
 pub use process::{ProcInfo, ProcSnapshot, ProcessTree, Pss, Usage, disposition};
 
 use crate::{
@@ -207,6 +215,18 @@ pub fn machine_memory() -> MachineMemory {
     return linux_memory::read();
     #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     return MachineMemory::default();
+}
+
+/// The OOM killers in force now and whom the kernel's order picks first (Linux: a pass
+/// over /proc and the killers' own files; macOS: the memory pressure level). Costs a read
+/// or two per process: the source calls it every 30 s, not with every memory reading.
+pub fn oom_killers() -> OomKillers {
+    #[cfg(target_os = "macos")]
+    return darwin_pressure::read();
+    #[cfg(target_os = "linux")]
+    return linux_oom::read(std::path::Path::new("/"));
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    return OomKillers::default();
 }
 
 /// The uid of the local process on the other end of a loopback TCP connection to `server`

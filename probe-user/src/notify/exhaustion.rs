@@ -173,6 +173,7 @@ pub(super) mod tests {
                 total_bytes: Some(16 * GIB),
                 available_bytes: Some(available),
                 pressure_some_avg10: pressure,
+                ..crate::host::MachineMemory::default()
             },
             growth,
         )

@@ -72,6 +72,7 @@ mod tests {
                 total_bytes: Some(16 * GIB),
                 available_bytes: available,
                 pressure_some_avg10: pressure,
+                ..crate::host::MachineMemory::default()
             },
             growth,
         )

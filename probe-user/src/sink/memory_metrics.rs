@@ -122,6 +122,7 @@ mod tests {
             total_bytes: Some(16 << 30),
             available_bytes: Some(8 << 30),
             pressure_some_avg10: Some(3.0),
+            ..crate::host::MachineMemory::default()
         };
         let text = scrape(&MemoryForecast::new(machine, 4.0 * 1048576.0));
         assert_eq!(
@@ -143,6 +144,7 @@ mod tests {
             total_bytes: Some(16 << 30),
             available_bytes: Some(8 << 30),
             pressure_some_avg10: None,
+            ..crate::host::MachineMemory::default()
         };
         let text = scrape(&MemoryForecast::new(machine, 0.0));
         assert!(
@@ -173,8 +175,9 @@ mod tests {
             total_bytes: Some(1 << 30),
             available_bytes: Some(1 << 29),
             pressure_some_avg10: None,
+            ..crate::host::MachineMemory::default()
         };
-        gauges.set(&MemoryForecast::new(machine, 1.0));
+        gauges.set(&MemoryForecast::new(machine.clone(), 1.0));
         gauges.set(&MemoryForecast::new(machine, 0.0));
         let families = registry.gather();
         let exhaustion = families

@@ -1,6 +1,7 @@
 //! Where events come from: the kernel (eBPF), /proc (processes that already exist) and
 //! recorded files (replay). Each produces the same [`crate::event::Event`] stream.
 pub mod dtrace;
+pub mod killer;
 mod late_origin;
 #[cfg(target_os = "linux")]
 pub mod live;

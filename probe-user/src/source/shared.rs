@@ -49,6 +49,9 @@ pub struct Source {
     /// Reads PSS at its own pace on the RSS ticks; None where there is none to read
     /// (macOS, a kernel without smaps_rollup) or it was not asked for.
     pss: Option<PssSampler>,
+    /// The OOM killers, looked for at their own pace and handed on with each machine
+    /// reading.
+    killers: super::killer::KillerSampler,
     check_tick: Interval,
     /// pid -> ppid of the processes the events named, for the parent checks.
     parents: HashMap<u32, u32>,
@@ -84,6 +87,7 @@ impl Source {
             rss: RssSampler::new(rss_step),
             rss_tick: tokio::time::interval(rss_interval),
             pss: None,
+            killers: Default::default(),
             check_tick,
             parents: HashMap::new(),
             parent_checks: true,
@@ -104,9 +108,9 @@ impl Source {
     }
 
     /// Reads each watched process's PSS every `every` (spread over the memory ticks,
-    /// `rss_interval` apart), where this OS and kernel have it; never when `every` is 0.
+    /// `rss_interval` apart), where this OS and kernel have it.
     pub fn with_pss_every(mut self, every: Duration, rss_interval: Duration) -> Self {
-        self.pss = (!every.is_zero() && crate::host::pss_supported())
+        self.pss = crate::host::pss_supported()
             .then(|| PssSampler::new(nanos(every), nanos(rss_interval)));
         self
     }
@@ -303,7 +307,9 @@ impl Source {
             pss.sample(now, host::pss, &mut events);
         }
         out.extend(events.into_iter().map(Update::Event));
-        out.push(Update::Machine(host::machine_memory()));
+        let mut machine = host::machine_memory();
+        machine.killers = Some(self.killers.latest(now, host::oom_killers));
+        out.push(Update::Machine(machine));
     }
 
     /// Losses (and the re-sync they call for), parents that changed unseen, and the

@@ -534,6 +534,7 @@ mod tests {
                 total_bytes: Some(16 << 30),
                 available_bytes: Some(available),
                 pressure_some_avg10: Some(0.0),
+                ..crate::host::MachineMemory::default()
             },
             growth,
         );

@@ -1,9 +1,16 @@
 //! How long until the machine's memory runs out at the pace the watched sessions grow: the
-//! latest machine reading the source handed on, divided by the growth their fits show.
-//! Pure: the reading comes in through [`super::Tracker::set_machine_memory`].
+//! latest machine reading the source handed on, divided by the growth their fits show;
+//! and before that, when the OOM killer in force acts (killer.rs). Pure: the reading
+//! comes in through [`super::Tracker::set_machine_memory`].
 use serde::{Deserialize, Serialize};
 
-use super::{MemoryMeasure, Total, Tracker, rules::is_session, view::held};
+use super::{
+    MemoryMeasure, Total, Tracker,
+    killer::{self, KillerForecast, KillerName},
+    rules::is_session,
+    trees,
+    view::held,
+};
 use crate::host::MachineMemory;
 
 /// The `memory` object of the sessions document.
@@ -32,12 +39,29 @@ pub struct MemoryForecast {
     pub flagged_memory_bytes: u64,
     #[serde(default)]
     pub flagged_memory_measure: MemoryMeasure,
+    /// What ending the flagged session trees would free: every member of each tree with
+    /// any flagged member, added up by `flagged_trees_memory_measure` (as trees' totals
+    /// are). 0 where no tree has a flagged member.
+    #[serde(default)]
+    pub flagged_trees_memory_bytes: u64,
+    #[serde(default)]
+    pub flagged_trees_memory_measure: MemoryMeasure,
+    /// The OOM killer expected to act first, its rule, level, time and likely victims;
+    /// null until the source has looked for killers (a recording, an older daemon).
+    #[serde(default)]
+    pub killer: Option<KillerForecast>,
+    /// The other killers in force, in the order they would act (the kernel's last).
+    #[serde(default)]
+    pub other_killers: Vec<KillerName>,
 }
 
 impl MemoryForecast {
     pub fn new(machine: MachineMemory, growth_bytes_per_second: f64) -> Self {
         let growth = growth_bytes_per_second.max(0.0);
+        let mut killers = killer::killers(&machine, growth).into_iter();
         Self {
+            killer: killers.next(),
+            other_killers: killers.map(|k| k.name).collect(),
             ram_bytes: machine.ram_bytes,
             total_bytes: machine.total_bytes,
             available_bytes: machine.available_bytes,
@@ -49,7 +73,25 @@ impl MemoryForecast {
             pressure_some_avg10: machine.pressure_some_avg10,
             flagged_memory_bytes: 0,
             flagged_memory_measure: MemoryMeasure::Rss,
+            flagged_trees_memory_bytes: 0,
+            flagged_trees_memory_measure: MemoryMeasure::Rss,
         }
+    }
+
+    /// Seconds until memory runs short enough for something to be killed: when the killer
+    /// in force acts, where that is known, else when memory is exhausted (null when
+    /// neither is: nothing grows, or nothing was read).
+    pub fn acts_in_seconds(&self) -> Option<f64> {
+        self.killer
+            .as_ref()
+            .and_then(|k| k.acts_in_seconds)
+            .or(self.exhausted_in_seconds)
+    }
+
+    /// Takes what the members of the flagged trees hold together.
+    pub fn set_flagged_trees(&mut self, members: Total) {
+        self.flagged_trees_memory_bytes = members.bytes();
+        self.flagged_trees_memory_measure = members.measure();
     }
 
     /// Takes what the flagged sessions hold together.
@@ -72,12 +114,13 @@ pub(super) fn forecast(t: &Tracker, now_ns: u64) -> MemoryForecast {
             p.growth()?.forecast_rate(window, since_rise)
         })
         .sum();
-    let mut forecast = MemoryForecast::new(t.machine, growth);
-    let flagged = t
-        .processes
-        .values()
-        .filter(|p| !p.verdicts.is_empty() && is_session(t, p));
+    let mut forecast = MemoryForecast::new(t.machine.clone(), growth);
+    let sessions = || t.processes.values().filter(|p| is_session(t, p));
+    let flagged = sessions().filter(|p| !p.verdicts.is_empty());
     forecast.set_flagged(flagged.map(held).collect());
+    forecast.set_flagged_trees(trees::flagged_trees_total(
+        sessions().map(|p| (p.tree.as_ref(), !p.verdicts.is_empty(), held(p))),
+    ));
     forecast
 }
 
@@ -100,6 +143,7 @@ mod tests {
             total_bytes: Some(16 * GIB),
             available_bytes: available,
             pressure_some_avg10: Some(0.5),
+            ..MachineMemory::default()
         }
     }
 
@@ -128,7 +172,8 @@ mod tests {
                 "ram_bytes": null, "total_bytes": null, "available_bytes": null,
                 "growth_bytes_per_second": 0.0, "exhausted_in_seconds": null,
                 "pressure_some_avg10": null, "flagged_memory_bytes": 0,
-                "flagged_memory_measure": "rss"
+                "flagged_memory_measure": "rss", "flagged_trees_memory_bytes": 0,
+                "flagged_trees_memory_measure": "rss", "killer": null, "other_killers": []
             })
         );
     }

@@ -6,6 +6,7 @@ mod existing;
 mod forecast;
 pub mod groups;
 mod idle;
+pub mod killer;
 mod latency;
 mod measure;
 mod parents;

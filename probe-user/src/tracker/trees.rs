@@ -3,7 +3,7 @@
 //! leaks when the terminal goes. Membership is decided once, when a process is first seen
 //! or starts, and never from its current parent: a member that was reparented to init or
 //! called setsid stays in the tree it was started in. Pure.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,25 @@ pub fn tree_of(p: &Process, parent: Option<&Process>) -> Option<TreeRef> {
         _ if p.lineage.is_some() => Some(TreeRef::rooted_at(p)),
         _ => None,
     }
+}
+
+/// What every member of the trees with a flagged member holds together, given each
+/// session's (tree, flagged, held): what ending those trees whole would free, by one
+/// measure for all of them ([`Total`]). Sessions in no tree add nothing.
+pub fn flagged_trees_total<'a, I>(members: I) -> Total
+where
+    I: Iterator<Item = (Option<&'a TreeRef>, bool, super::Held)> + Clone,
+{
+    let key = |t: &TreeRef| (t.root_pid, t.root_started_ns);
+    let flagged: HashSet<(u32, u64)> = members
+        .clone()
+        .filter(|(_, flagged, _)| *flagged)
+        .filter_map(|(tree, _, _)| tree.map(key))
+        .collect();
+    members
+        .filter(|(tree, _, _)| tree.is_some_and(|t| flagged.contains(&key(t))))
+        .map(|(_, _, held)| held)
+        .collect()
 }
 
 /// A tree's members added up.

@@ -283,6 +283,11 @@ impl SessionsView {
         let flagged = self.processes.iter().filter(|p| !p.verdicts.is_empty());
         self.memory
             .set_flagged(flagged.map(ProcessView::held).collect());
+        self.memory.set_flagged_trees(trees::flagged_trees_total(
+            self.processes
+                .iter()
+                .map(|p| (p.tree.as_ref(), !p.verdicts.is_empty(), p.held())),
+        ));
         self.trees = trees::trees(&self.processes);
     }
 
