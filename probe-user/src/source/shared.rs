@@ -108,9 +108,9 @@ impl Source {
     }
 
     /// Reads each watched process's PSS every `every` (spread over the memory ticks,
-    /// `rss_interval` apart), where this OS and kernel have it.
+    /// `rss_interval` apart), where this OS and kernel have it; never when `every` is 0.
     pub fn with_pss_every(mut self, every: Duration, rss_interval: Duration) -> Self {
-        self.pss = crate::host::pss_supported()
+        self.pss = (!every.is_zero() && crate::host::pss_supported())
             .then(|| PssSampler::new(nanos(every), nanos(rss_interval)));
         self
     }
