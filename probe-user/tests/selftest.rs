@@ -240,26 +240,31 @@ fn pids_in_reports(conductor: u32) -> HashSet<u32> {
         .collect()
 }
 
-/// Starts `selftest --json` and waits until every test process has started.
-fn selftest_midway() -> (Child, HashSet<u32>) {
-    let child = Command::new(HUPWATCH)
+/// `selftest --json`, its output piped.
+fn start_selftest() -> Child {
+    Command::new(HUPWATCH)
         .args(["selftest", "--json"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits until every test process of `child`, a self-test, has started: their pids.
+fn all_started(child: &mut Child) -> HashSet<u32> {
     let deadline = Instant::now() + scaled(Duration::from_secs(20));
     loop {
         let pids = pids_in_reports(child.id());
         // shell, setsid, nohup, catcher, grower and orphan: all started.
         if pids.len() >= 6 {
-            return (child, pids);
+            return pids;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the test processes did not all start: {pids:?}"
-        );
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the test processes did not all start: {pids:?}");
+        }
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -268,7 +273,8 @@ fn selftest_midway() -> (Child, HashSet<u32>) {
 fn interrupted_midway_it_ends_every_test_process() {
     require_root();
     let _alone = alone();
-    let (child, pids) = selftest_midway();
+    let mut child = start_selftest();
+    let pids = all_started(&mut child);
     let conductor = child.id();
     kill(conductor, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
@@ -287,7 +293,8 @@ fn interrupted_midway_it_ends_every_test_process() {
 fn killed_midway_its_launcher_ends_every_test_process() {
     require_root();
     let _alone = alone();
-    let (mut child, pids) = selftest_midway();
+    let mut child = start_selftest();
+    let pids = all_started(&mut child);
     let conductor = child.id();
     kill(conductor, libc::SIGKILL);
     let status = child.wait().unwrap();

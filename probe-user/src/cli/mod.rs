@@ -186,7 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime()?.block_on(crate::selftest::run(options))
         }
-        Command::SelftestChild { role, args } => crate::selftest::child::main(&role, &args),
+        Command::SelftestChild { role, args } => crate::selftest::child(&role, &args),
         Command::Top(args) => {
             let matcher = matcher(&args.matching)?;
             let options = crate::top::TopOptions {

@@ -1,11 +1,9 @@
-//! The test processes: hupwatch itself, run again under the hidden command
-//! `__selftest-child ROLE`, so that the self-test needs nothing but the binary and the
-//! system's nohup. Each does the one thing its verdict is about, tells the reports file
-//! when, and waits to be ended.
+//! The test processes, each hupwatch run again in its role (again.rs): each does the one
+//! thing its verdict is about, tells the reports file when, and waits to be ended.
 use std::{
     io::BufRead,
     os::unix::process::CommandExt,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
     thread::sleep,
@@ -13,54 +11,24 @@ use std::{
 };
 
 use super::{
+    again::{COMMAND, again},
     plan::{GROW_EVERY, GROW_STEP, GROW_STEPS, ORPHAN_PARENT_LIVES},
     reports::{now_ns, tell, what},
 };
-
-/// The hidden command's name (cli/args.rs).
-pub const COMMAND: &str = "__selftest-child";
 
 /// The longest a test process lives, whatever happens to the self-test and its launcher:
 /// a safety net, not the way they end (the launcher ends them within a second).
 const LIFETIME: Duration = Duration::from_secs(600);
 
-/// Runs role `role` with its arguments; returns when the role is done (most never are).
-pub fn main(role: &str, args: &[String]) -> anyhow::Result<()> {
-    let arg = |i: usize| -> anyhow::Result<PathBuf> {
-        args.get(i)
-            .map(PathBuf::from)
-            .ok_or_else(|| anyhow::anyhow!("{COMMAND} {role}: argument {} is missing", i + 1))
-    };
-    match role {
-        "launch" => super::launcher::launch(&arg(0)?, &arg(1)?, &arg(2)?),
-        "launcher" => super::launcher::run(&arg(0)?, &arg(1)?, &arg(2)?),
-        "shell" => shell(&arg(0)?, &arg(1)?),
-        "setsid" => detach(&arg(0)?),
-        "catcher" => catcher(&arg(0)?),
-        "grower" => grower(&arg(0)?),
-        "orphan-parent" => orphan_parent(&arg(0)?),
-        "sleep" => sleep_out(),
-        other => Err(anyhow::anyhow!("{COMMAND}: unknown role {other:?}")),
-    }
-}
-
-/// hupwatch again, in role `role`.
-pub fn again(role: &str, folder: Option<&Path>) -> anyhow::Result<Command> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command.args([COMMAND, role]);
-    command.args(folder);
-    Ok(command)
-}
-
 /// Waits to be ended; exits on its own after [`LIFETIME`].
-fn sleep_out() -> anyhow::Result<()> {
+pub fn sleep_out() -> anyhow::Result<()> {
     sleep(LIFETIME);
     Ok(())
 }
 
 /// The terminal's session leader, as a login shell: when a line is typed, it starts the
 /// others as a shell's commands would, then waits for them; the hangup ends it.
-fn shell(folder: &Path, nohup: &Path) -> anyhow::Result<()> {
+pub fn shell(folder: &Path, nohup: &Path) -> anyhow::Result<()> {
     tell(folder, what::SHELL, std::process::id(), now_ns())?;
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line)? == 0 {
@@ -105,7 +73,7 @@ fn shell(folder: &Path, nohup: &Path) -> anyhow::Result<()> {
 }
 
 /// Leaves the terminal's session with setsid() and lives on: `detached`.
-fn detach(folder: &Path) -> anyhow::Result<()> {
+pub fn detach(folder: &Path) -> anyhow::Result<()> {
     let before = now_ns();
     // SAFETY: setsid has no preconditions; it fails only for a process group leader.
     if unsafe { libc::setsid() } < 0 {
@@ -123,7 +91,7 @@ extern "C" fn on_hangup(_signal: libc::c_int) {
 }
 
 /// Catches SIGHUP and stays: `hangup_survived` once it lives a grace period past it.
-fn catcher(folder: &Path) -> anyhow::Result<()> {
+pub fn catcher(folder: &Path) -> anyhow::Result<()> {
     // SAFETY: a zeroed sigaction with a handler that only stores to an atomic.
     let installed = unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
@@ -148,7 +116,7 @@ fn catcher(folder: &Path) -> anyhow::Result<()> {
 }
 
 /// Touches 2 MiB more every 40 ms up to 128 MiB, then holds it: `rss_growth`.
-fn grower(folder: &Path) -> anyhow::Result<()> {
+pub fn grower(folder: &Path) -> anyhow::Result<()> {
     let pid = std::process::id();
     tell(folder, what::GROW, pid, now_ns())?;
     let mut kept: Vec<Vec<u8>> = Vec::with_capacity(GROW_STEPS);
@@ -164,7 +132,7 @@ fn grower(folder: &Path) -> anyhow::Result<()> {
 
 /// Starts the orphan, lives a few polls and exits without waiting for it: the orphan is
 /// reparented, `orphaned`.
-fn orphan_parent(folder: &Path) -> anyhow::Result<()> {
+pub fn orphan_parent(folder: &Path) -> anyhow::Result<()> {
     let orphan = again("sleep", None)?.stdin(Stdio::null()).spawn()?;
     tell(folder, what::ORPHAN, orphan.id(), now_ns())?;
     sleep(ORPHAN_PARENT_LIVES);

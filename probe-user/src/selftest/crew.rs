@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::{
-    child::again,
+    again::again,
     launcher::{ENDED_LINE, SHELL_LINE},
     reports::Reports,
 };

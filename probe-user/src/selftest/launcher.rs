@@ -16,7 +16,7 @@ use std::{
 };
 
 use super::{
-    child::again,
+    again::again,
     reports::{Reports, what},
 };
 use crate::host::{self, ProcInfo, ProcessTree};

@@ -5,13 +5,16 @@
 //! reports per verdict whether it was caught and how long it took, with the source,
 //! privileges, OS and each process's memory beside the OS's own figure (report.rs,
 //! witness.rs). It ends every test process it started, also when interrupted.
-pub mod child;
+mod again;
+mod child;
 mod crew;
+mod error;
 mod launcher;
 mod plan;
 mod pty;
 mod report;
 mod reports;
+mod stops;
 mod watcher;
 mod witness;
 
@@ -22,13 +25,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
-
 use crate::{error::UserError, source::SourceKind, tracker::SessionsView, verdict::VerdictKind};
 use crew::Crew;
+pub use error::SelftestError;
 use plan::{CHECKS, Cause, Check, Role};
 use report::{MemoryRow, ProcessRow, Report, Settings, SourceInUse, VerdictRow};
 use reports::{Reports, what};
+use stops::Stops;
 use watcher::Watcher;
 
 pub struct SelftestOptions {
@@ -37,12 +40,28 @@ pub struct SelftestOptions {
     pub source: Option<SourceKind>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SelftestError {
-    #[error("selftest: {} expected verdict(s) missed: {}", .0.len(), .0.join(", "))]
-    Missed(Vec<String>),
-    #[error("selftest interrupted by {0}; its test processes were ended")]
-    Interrupted(&'static str),
+/// One of the test processes (`__selftest-child ROLE ARGS`); returns when its role is
+/// done (most never are).
+pub fn child(role: &str, args: &[String]) -> anyhow::Result<()> {
+    let arg = |i: usize| -> anyhow::Result<PathBuf> {
+        args.get(i).map(PathBuf::from).ok_or_else(|| {
+            anyhow::anyhow!("{} {role}: argument {} is missing", again::COMMAND, i + 1)
+        })
+    };
+    match role {
+        "launch" => launcher::launch(&arg(0)?, &arg(1)?, &arg(2)?),
+        "launcher" => launcher::run(&arg(0)?, &arg(1)?, &arg(2)?),
+        "shell" => child::shell(&arg(0)?, &arg(1)?),
+        "setsid" => child::detach(&arg(0)?),
+        "catcher" => child::catcher(&arg(0)?),
+        "grower" => child::grower(&arg(0)?),
+        "orphan-parent" => child::orphan_parent(&arg(0)?),
+        "sleep" => child::sleep_out(),
+        other => Err(anyhow::anyhow!(
+            "{}: unknown role {other:?}",
+            again::COMMAND
+        )),
+    }
 }
 
 /// Runs the self-test and prints its report; an error when an expected verdict was missed.
@@ -328,31 +347,6 @@ fn memory_row(ours: Option<u64>, theirs: Option<u64>) -> MemoryRow {
         difference_bytes: ours.zip(theirs).map(|(o, t)| {
             i64::try_from(t).unwrap_or(i64::MAX) - i64::try_from(o).unwrap_or(i64::MAX)
         }),
-    }
-}
-
-/// The requests to stop: each ends the test, its processes ended first.
-pub(crate) struct Stops {
-    interrupt: Signal,
-    terminate: Signal,
-    hangup: Signal,
-}
-
-impl Stops {
-    fn new() -> io::Result<Self> {
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    pub(crate) async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.hangup.recv() => "SIGHUP",
-        }
     }
 }
 

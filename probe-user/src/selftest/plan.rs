@@ -158,7 +158,7 @@ pub fn not_expected(verdict: VerdictKind, source: &str, unavailable: &[String]) 
     unavailable
         .iter()
         .any(|what| what == verdict.name())
-        .then(|| format!("not expected from this source: --source {source} cannot see it"))
+        .then(|| format!("not expected from this source: --source {source} names it unavailable"))
 }
 
 /// The nohup to run: the system's own, /usr/bin/nohup, else the first on PATH (busybox's

@@ -6,8 +6,9 @@ use std::{path::Path, time::Duration};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::{
-    Stops,
+    error::SelftestError,
     plan::{HUP_GRACE, POLL_INTERVAL, RSS_GROWTH, RSS_INTERVAL, RSS_STEP, RSS_WINDOW},
+    stops::Stops,
 };
 use crate::{
     matching::{Ignored, Matcher},
@@ -80,7 +81,7 @@ impl Watcher {
                     anyhow::bail!("the watcher ended before it was ready");
                 }
             }
-            signal = stops.next() => return Err(super::SelftestError::Interrupted(signal).into()),
+            signal = stops.next() => return Err(SelftestError::Interrupted(signal).into()),
         }
         Ok(watcher)
     }
