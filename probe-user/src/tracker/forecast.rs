@@ -5,11 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MemoryMeasure, Total, Tracker,
+    MemoryMeasure, Process, Total, Tracker,
     killer::{self, KillerForecast, KillerName},
     rules::is_session,
     trees,
-    view::held,
 };
 use crate::host::MachineMemory;
 
@@ -117,9 +116,9 @@ pub(super) fn forecast(t: &Tracker, now_ns: u64) -> MemoryForecast {
     let mut forecast = MemoryForecast::new(t.machine.clone(), growth);
     let sessions = || t.processes.values().filter(|p| is_session(t, p));
     let flagged = sessions().filter(|p| !p.verdicts.is_empty());
-    forecast.set_flagged(flagged.map(held).collect());
+    forecast.set_flagged(flagged.map(Process::held).collect());
     forecast.set_flagged_trees(trees::flagged_trees_total(
-        sessions().map(|p| (p.tree.as_ref(), !p.verdicts.is_empty(), held(p))),
+        sessions().map(|p| (p.tree.as_ref(), !p.verdicts.is_empty(), p.held())),
     ));
     forecast
 }

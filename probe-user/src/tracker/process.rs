@@ -1,7 +1,7 @@
 //! What the tracker knows about one life of one process.
 use std::collections::{BTreeMap, VecDeque};
 
-use super::idle::Idle;
+use super::{idle::Idle, measure::Held};
 use crate::verdict::reason::Reason;
 use crate::{
     event::{Disposition, Event, EventKind},
@@ -287,6 +287,19 @@ impl Process {
     pub fn same_life(&self, started_ns: u64) -> bool {
         const TOLERANCE_NS: u64 = 50_000_000;
         self.started_ns == UNKNOWN_START || self.started_ns.abs_diff(started_ns) <= TOLERANCE_NS
+    }
+}
+
+impl Process {
+    /// What it holds by each measure its source has read, for totals (measure.rs).
+    pub fn held(&self) -> Held {
+        Held::new(
+            self.rss_bytes,
+            self.swap_bytes,
+            self.pss_bytes,
+            self.swap_pss_bytes,
+            self.footprint_bytes,
+        )
     }
 }
 

@@ -386,21 +386,10 @@ fn member(p: &Process) -> Member<'_> {
         comm: &p.comm,
         cwd: p.cwd.as_deref(),
         terminal_program: p.terminal_program.as_deref(),
-        memory: held(p),
+        memory: p.held(),
         flagged: !p.verdicts.is_empty(),
         started_ns: p.started_ns,
     }
-}
-
-/// What `p` holds by each measure read ([`ProcessView::held`]).
-pub(super) fn held(p: &Process) -> Held {
-    Held::new(
-        p.rss_bytes,
-        p.swap_bytes,
-        p.pss_bytes,
-        p.swap_pss_bytes,
-        p.footprint_bytes,
-    )
 }
 
 fn group_name<'a>(p: &Process, group_names: &'a [String]) -> &'a str {
