@@ -76,7 +76,10 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
         }
     }
     // The release artifacts, built once: the arm64 guest runs their aarch64 binary and the
-    // install step installs their amd64 .deb and unpacks the x86_64 tarball.
+    // install step installs their amd64 .deb and unpacks the x86_64 tarball. dist also
+    // links the universal macOS binary and fails unless its Mach-O checks, the arm64
+    // signature's page hashes, the plists' binary path and the Homebrew formula (ruby -c,
+    // every installed path in the tarball) pass: all a Linux machine can check of them.
     eprintln!("==> cargo xtask dist");
     let artifacts = dist::dist(root).context("step `cargo xtask dist` failed")?;
     if !sh::is_root() {
