@@ -1,5 +1,6 @@
 //! When the machine's memory is worth a desktop notification (`--notify`): its forecast
-//! falls under `--notify-exhaustion`, or tasks already stall waiting for memory (PSI).
+//! (when the OOM killer in force acts, else when memory runs out) falls under
+//! `--notify-exhaustion`, or tasks already stall waiting for memory (PSI).
 //! Once, then not again until memory has recovered and stayed so: a forecast that wavers
 //! around the line, or growth that pauses between bursts, must not warn at every turn.
 //! Pure; the policy (policy.rs) passes what it decides through its rate limit.
@@ -28,7 +29,8 @@ const PROGRAMS_NAMED: usize = 3;
 /// What is wrong with memory.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Trouble {
-    /// It runs out in this many seconds at the pace the sessions grow.
+    /// The killer in force acts (or, where none acts earlier, memory runs out) in this
+    /// many seconds at the pace the sessions grow.
     Exhaustion { seconds: f64 },
     /// Tasks stalled waiting for it this share (percent) of the last 10 s.
     Pressure { percent: f64 },
@@ -56,7 +58,7 @@ impl MemoryWatch {
     pub fn check(&mut self, now_ns: u64, m: &MemoryForecast) -> Option<Trouble> {
         if self.warned {
             let calm = m
-                .exhausted_in_seconds
+                .acts_in_seconds()
                 .is_none_or(|s| s >= RECOVERED_FACTOR * self.exhaustion_seconds)
                 && m.pressure_some_avg10
                     .is_none_or(|p| p < PRESSURE_PERCENT / 2.0);
@@ -71,7 +73,7 @@ impl MemoryWatch {
             }
             return None;
         }
-        let trouble = match (m.exhausted_in_seconds, m.pressure_some_avg10) {
+        let trouble = match (m.acts_in_seconds(), m.pressure_some_avg10) {
             (Some(seconds), _) if seconds < self.exhaustion_seconds => {
                 Trouble::Exhaustion { seconds }
             }
@@ -98,11 +100,23 @@ pub fn notification(
                 "{left}; the watched sessions grow {} together.",
                 forecast::per_hour(m.growth_bytes_per_second)
             ));
-            format!(
-                "Memory full in {} at {}",
-                forecast::duration(seconds),
-                forecast::per_hour(m.growth_bytes_per_second)
-            )
+            match forecast::early_killer(m) {
+                Some(k) => {
+                    body.push(format!("It acts when {}.", k.rule));
+                    // A program's name, as it spells itself: `earlyoom`, `systemd-oomd`.
+                    format!(
+                        "{} acts in {} at {}",
+                        k.name.said(),
+                        forecast::approx(seconds),
+                        forecast::per_hour(m.growth_bytes_per_second)
+                    )
+                }
+                None => format!(
+                    "Memory full in {} at {}",
+                    forecast::duration(seconds),
+                    forecast::per_hour(m.growth_bytes_per_second)
+                ),
+            }
         }
         Trouble::Pressure { percent } => {
             if let Some(line) = forecast::headline(&MemoryForecast {
@@ -114,6 +128,15 @@ pub fn notification(
             format!("Memory pressure: tasks stalled {percent:.0}% of the last 10 s")
         }
     };
+    if let Some(victims) = m.killer.as_ref().and_then(forecast::would_kill) {
+        body.push(format!("{}.", capitalized(&victims)));
+    }
+    if m.flagged_trees_memory_bytes > 0 {
+        body.push(format!(
+            "Ending the flagged session trees would free {}.",
+            groups::sized(m.flagged_trees_memory_bytes, m.flagged_trees_memory_measure)
+        ));
+    }
     let largest: Vec<String> = programs
         .iter()
         .filter(|p| p.memory_bytes > 0)
@@ -299,6 +322,44 @@ pub(super) mod tests {
              hupwatch sessions"
         );
         assert_eq!(n.urgency, Urgency::Critical);
+    }
+
+    #[test]
+    fn names_the_killer_that_acts_first() {
+        let mut m = full_in(72.0, None);
+        m.killer = Some(crate::tracker::killer::KillerForecast {
+            name: crate::tracker::killer::KillerName::Earlyoom,
+            rule: "MemAvailable ≤ 10% and SwapFree ≤ 10%".into(),
+            acts_at_available_bytes: Some(2 * GIB),
+            acts_in_seconds: Some(720.0),
+            would_kill: vec![crate::host::Candidate {
+                pid: 9,
+                comm: "firefox".into(),
+                oom_score: 812,
+            }],
+            managed_units: Vec::new(),
+            pressure_limit_percent: None,
+            pressure_full_avg10: None,
+            pressure_level: None,
+            dry_run: false,
+        });
+        m.flagged_trees_memory_bytes = 3 * GIB;
+        let mut w = watch();
+        // Memory runs out in 72 min, but earlyoom acts in 12: that is what is said.
+        let Some(Trouble::Exhaustion { seconds }) = w.check(T0, &m) else {
+            panic!("earlyoom acts within the line");
+        };
+        assert_eq!(seconds, 720.0);
+        let n = notification(Trouble::Exhaustion { seconds }, &m, &[]);
+        assert_eq!(n.summary, "earlyoom acts in ~12 min at +6.7 GiB/h");
+        assert_eq!(
+            n.body,
+            "8.0 GiB of 16.0 GiB available; the watched sessions grow +6.7 GiB/h together.\n\
+             It acts when MemAvailable ≤ 10% and SwapFree ≤ 10%.\n\
+             It would kill: firefox (oom_score 812).\n\
+             Ending the flagged session trees would free 3.0 GiB RSS.\n\
+             hupwatch sessions"
+        );
     }
 
     #[test]

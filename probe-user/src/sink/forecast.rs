@@ -1,9 +1,18 @@
 //! The memory forecast in words, for `hupwatch top`'s header and the desktop
-//! notification: "memory full in 2h10m at +1.2 GiB/h", "memory: 9.8 GiB available".
+//! notification: "memory full in 2h10m at +1.2 GiB/h", "memory: 9.8 GiB available", and
+//! when a killer other than the kernel's acts first, "earlyoom acts in ~12 min
+//! (MemAvailable ≤ 10% and SwapFree ≤ 10%); it would kill: firefox (oom_score 812)".
 use crate::{
-    tracker::MemoryForecast,
+    output::escape_unsafe,
+    tracker::{
+        MemoryForecast,
+        killer::{KillerForecast, KillerName},
+    },
     units::{format_duration, format_size},
 };
+
+/// Processes named after "it would kill:".
+const VICTIMS_NAMED: usize = 3;
 
 /// Memory pressure under this share of the last 10 s (percent) is not worth a word: a
 /// busy machine stalls for a moment now and then.
@@ -22,8 +31,84 @@ pub fn duration(seconds: f64) -> String {
     format_duration((seconds.max(0.0) * 1e9) as u64)
 }
 
+/// Seconds, roughly: `~45 s`, `~12 min`, `~2h10m`.
+pub fn approx(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    if seconds < 60.0 {
+        format!("~{seconds:.0} s")
+    } else if seconds < 3600.0 {
+        format!("~{:.0} min", seconds / 60.0)
+    } else {
+        let minutes = (seconds / 60.0).round() as u64;
+        format!("~{}h{:02}m", minutes / 60, minutes % 60)
+    }
+}
+
+/// The killer that acts first, when it is not the kernel's (whose "memory full" the
+/// headline says already).
+pub fn early_killer(m: &MemoryForecast) -> Option<&KillerForecast> {
+    m.killer.as_ref().filter(|k| k.name != KillerName::Kernel)
+}
+
+/// "earlyoom acts in ~12 min (MemAvailable ≤ 10% and SwapFree ≤ 10%)", or without a time
+/// "earlyoom acts at MemAvailable ≤ 10% ... (2.0 GiB available)", with what it reads now
+/// where its rule is pressure.
+pub fn killer(k: &KillerForecast) -> String {
+    let mut words = match (k.acts_in_seconds, k.acts_at_available_bytes) {
+        (Some(0.0), _) => format!("{} may act now ({})", k.name.said(), k.rule),
+        (Some(s), _) => format!("{} acts in {} ({})", k.name.said(), approx(s), k.rule),
+        (None, Some(at)) if at > 0 => format!(
+            "{} acts at {} (about {} available)",
+            k.name.said(),
+            k.rule,
+            format_size(at)
+        ),
+        _ => format!("{} acts at {}", k.name.said(), k.rule),
+    };
+    if let Some(now) = k.pressure_full_avg10 {
+        words.push_str(&format!(", pressure now {now:.0}%"));
+    }
+    if k.dry_run {
+        words.push_str(", --dryrun: kills nothing");
+    }
+    words
+}
+
+/// "it would kill: firefox (oom_score 812), code (oom_score 640)"; for systemd-oomd the
+/// units under which it picks; None when nobody is known.
+pub fn would_kill(k: &KillerForecast) -> Option<String> {
+    if !k.would_kill.is_empty() {
+        let named: Vec<String> = k
+            .would_kill
+            .iter()
+            .take(VICTIMS_NAMED)
+            .map(|c| format!("{} (oom_score {})", escape_unsafe(&c.comm), c.oom_score))
+            .collect();
+        return Some(format!("it would kill: {}", named.join(", ")));
+    }
+    (!k.managed_units.is_empty()).then(|| {
+        format!(
+            "it would kill a cgroup under {}",
+            escape_unsafe(&k.managed_units.join(", "))
+        )
+    })
+}
+
 /// One line on the machine's memory; None when nothing about it is known.
 pub fn headline(m: &MemoryForecast) -> Option<String> {
+    if let Some(k) = early_killer(m) {
+        let mut words = killer(k);
+        if m.growth_bytes_per_second > 0.0 {
+            words.push_str(&format!(" at {}", per_hour(m.growth_bytes_per_second)));
+        }
+        if let Some(victims) = would_kill(k) {
+            words.push_str(&format!("; {victims}"));
+        }
+        if let Some(stalled) = stalled(m) {
+            words.push_str(&format!(", {stalled}"));
+        }
+        return Some(words);
+    }
     let mut words = match (m.exhausted_in_seconds, m.available_bytes) {
         (Some(seconds), _) => format!(
             "memory full in {} at {}",
@@ -113,6 +198,64 @@ mod tests {
             Some("memory: 1.0 GiB available, tasks stalled on memory 23% of the last 10 s")
         );
         assert_eq!(stalled(&forecast(Some(GIB), 0.0, Some(0.9))), None);
+    }
+
+    fn with_earlyoom(available: u64, growth: f64) -> MemoryForecast {
+        let found = crate::host::OomKillers {
+            earlyoom: Some(crate::host::Earlyoom {
+                pid: 7,
+                memory_percent: 10.0,
+                memory_kib: None,
+                swap_percent: 10.0,
+                swap_kib: None,
+                dry_run: false,
+            }),
+            by_oom_score: ["firefox", "code", "node", "bash"]
+                .iter()
+                .zip([812, 640, 300, 10])
+                .enumerate()
+                .map(|(i, (comm, score))| crate::host::Candidate {
+                    pid: 100 + i as u32,
+                    comm: comm.to_string(),
+                    oom_score: score,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        MemoryForecast::new(
+            crate::host::MachineMemory {
+                ram_bytes: Some(16 * GIB),
+                total_bytes: Some(20 * GIB),
+                available_bytes: Some(available),
+                killers: Some(found),
+                ..crate::host::MachineMemory::default()
+            },
+            growth,
+        )
+    }
+
+    #[test]
+    fn names_the_killer_that_acts_first_and_whom_it_would_kill() {
+        // 2 GiB is earlyoom's level; 2 GiB above it at 2.8 MiB/s: about 12 minutes.
+        let growth = 2.0 * GIB as f64 / 730.0;
+        let m = with_earlyoom(4 * GIB, growth);
+        assert_eq!(
+            headline(&m).as_deref(),
+            Some(
+                "earlyoom acts in ~12 min (MemAvailable ≤ 10% and SwapFree ≤ 10%) at +9.9 GiB/h; \
+                 it would kill: firefox (oom_score 812), code (oom_score 640), node (oom_score 300)"
+            )
+        );
+        let still = with_earlyoom(4 * GIB, 0.0);
+        assert_eq!(
+            headline(&still).as_deref(),
+            Some(
+                "earlyoom acts at MemAvailable ≤ 10% and SwapFree ≤ 10% (about 2.0 GiB available); \
+                 it would kill: firefox (oom_score 812), code (oom_score 640), node (oom_score 300)"
+            )
+        );
+        assert_eq!(approx(45.2), "~45 s");
+        assert_eq!(approx(7800.0), "~2h10m");
     }
 
     #[test]

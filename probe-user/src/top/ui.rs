@@ -122,14 +122,15 @@ fn largest_groups(app: &App) -> Line<'static> {
     Line::raw(format!("largest: {}", shown.join("  |  ")))
 }
 
-/// The machine's memory and its forecast (red when it runs out within
+/// The machine's memory and its forecast, by the OOM killer that acts first where one
+/// acts before the kernel's (red when it acts, or memory runs out, within
 /// `--notify-exhaustion`'s default, yellow while something grows), then what the source
 /// cannot see.
 fn memory_line(view: &SessionsView) -> Line<'static> {
     let mut spans = Vec::new();
     if let Some(words) = forecast::headline(&view.memory) {
         let soon = DEFAULT_EXHAUSTION_NS as f64 / 1e9;
-        let style = match view.memory.exhausted_in_seconds {
+        let style = match view.memory.acts_in_seconds() {
             Some(s) if s < soon => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
             Some(_) => Style::new().fg(Color::Yellow),
             None => Style::new(),

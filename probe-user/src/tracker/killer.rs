@@ -258,7 +258,7 @@ fn acts_in(level: Option<u64>, machine: &MachineMemory, growth: f64) -> Option<f
 
 /// `pct` percent of `total`, in bytes.
 fn share(total: u64, pct: f64) -> u64 {
-    (total as f64 * pct / 100.0) as u64
+    (total as f64 * pct / 100.0).round() as u64
 }
 
 /// `10%`, `4.5%`.
@@ -373,7 +373,8 @@ mod tests {
         );
         let e = &killers(&m, 0.0)[0];
         assert_eq!(e.rule, "MemAvailable ≤ 1% (no swap)");
-        assert_eq!(e.acts_at_available_bytes, Some(16 * GIB / 100));
+        // 1% of 16 GiB, rounded to a byte.
+        assert_eq!(e.acts_at_available_bytes, Some(171_798_692));
         // Totals unknown: no level, the rule still.
         let mut unknown = m.clone();
         unknown.ram_bytes = None;
