@@ -12,6 +12,8 @@ pub const KEPT: [u32; 2] = [CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE];
 #[cfg(target_os = "linux")]
 const CAP_DAC_READ_SEARCH: u32 = 2;
 #[cfg(target_os = "linux")]
+const CAP_KILL: u32 = 5;
+#[cfg(target_os = "linux")]
 const CAP_SETPCAP: u32 = 8;
 #[cfg(target_os = "linux")]
 const CAP_SYS_PTRACE: u32 = 19;
@@ -35,12 +37,13 @@ pub enum DropError {
 }
 
 /// Becomes `switch`'s user if given (keeping `KEPT` across the change), drops every
-/// capability but `KEPT` from the effective, permitted and inheritable sets and, where
+/// capability but `KEPT` (and CAP_KILL with `keep_kill`: `--reap-before`) from the effective, permitted and inheritable sets and, where
 /// allowed, from the bounding set, and sets no_new_privs.
 #[cfg(target_os = "linux")]
-pub fn drop_after_attach(switch: Option<SwitchTo>) -> Result<(), DropError> {
+pub fn drop_after_attach(switch: Option<SwitchTo>, keep_kill: bool) -> Result<(), DropError> {
     let caps = DropError::Capabilities;
-    let keep: u64 = KEPT.iter().fold(0, |mask, cap| mask | 1 << cap);
+    let keep: u64 = KEPT.iter().fold(0, |mask, cap| mask | 1 << cap)
+        | if keep_kill { 1 << CAP_KILL } else { 0 };
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -118,6 +121,25 @@ fn become_user(to: SwitchTo) -> Result<(), String> {
     Ok(())
 }
 
+/// The effective capability set, as /proc/self/status says it (0 when unreadable).
+#[cfg(target_os = "linux")]
+fn effective() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Whether this process may signal other users' processes (root's own count anyway).
+#[cfg(target_os = "linux")]
+pub fn may_kill_others() -> bool {
+    effective() & 1 << CAP_KILL != 0
+}
+
 /// Whether this process may read every process's /proc files: root before the drop, or
 /// any user holding both `KEPT` capabilities (hupwatch after `run --user`).
 pub fn reads_every_process() -> bool {
@@ -127,14 +149,7 @@ pub fn reads_every_process() -> bool {
     }
     #[cfg(target_os = "linux")]
     {
-        let effective = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("CapEff:"))
-                    .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            })
-            .unwrap_or(0);
+        let effective = effective();
         KEPT.iter().all(|cap| effective & 1 << cap != 0)
     }
     #[cfg(not(target_os = "linux"))]

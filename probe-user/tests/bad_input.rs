@@ -543,6 +543,16 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "run it with sudo or drop --user",
         ),
         row(
+            &["run", "--dry-run"],
+            "the following required arguments were not provided",
+            HELP,
+        ),
+        row(
+            &["run", "--reap-before", "0s"],
+            "invalid value '0s' for '--reap-before <DURATION>'",
+            HELP,
+        ),
+        row(
             &["run", "--api-group", "no-such-group-hw"],
             "--api-group no-such-group-hw: no such group",
             "groupadd no-such-group-hw",

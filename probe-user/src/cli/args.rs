@@ -122,6 +122,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "GROUP")]
     pub api_group: Option<String>,
 
+    /// When the forecast says the OOM killer (or, without one, exhaustion) acts within
+    /// DURATION, end the session trees that outlived their terminal and sat idle
+    /// (--reap-idle), largest first, until it no longer does; each decision is an alert
+    /// line and a notification. Off by default
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub reap_before: Option<Duration>,
+
+    /// With --reap-before: say what it would end, end nothing
+    #[arg(long, requires = "reap_before")]
+    pub dry_run: bool,
+
+    /// With --reap-before: how long a tree must have used under 1% of a CPU to be ended
+    #[arg(long, value_name = "DURATION", default_value = "5m", requires = "reap_before", value_parser = crate::units::parse_duration)]
+    pub reap_idle: Duration,
+
+    /// With --reap-before: other users' trees too (otherwise only root's, or under sudo
+    /// those of the user who ran sudo)
+    #[arg(long, requires = "reap_before")]
+    pub all_users: bool,
+
     /// The user to run as once the programs are attached, keeping only the two
     /// capabilities that read other users' /proc (Linux; `root` stays root) [default:
     /// hupwatch, when root and that user exists]
@@ -387,7 +407,7 @@ pub struct LiveArgs {
     /// walk the process's page tables, so it is read far less often than RSS; a process
     /// whose RSS moved by a quarter since is read sooner. 0 turns it off: totals then add
     /// up RSS
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub pss_interval: Duration,
 
     /// Size of the kernel's event ring buffer (a power of two, at least 4KiB; eBPF only);

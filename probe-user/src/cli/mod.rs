@@ -91,6 +91,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut live = live(matcher, &args.live);
             let (run_as, running_as) = identity::run_as(args.user.as_deref())?;
             live.run_as = run_as;
+            // Ending other processes needs CAP_KILL after the drop.
+            live.keep_kill = args.reap_before.is_some() && !args.dry_run;
             // Five reads per CPU window at least, so a spin shows within a fifth of it.
             live.cpu_interval = (args.cpu_window / 5).clamp(args.live.rss_interval, CPU_READ_MOST);
             let options = crate::daemon::RunOptions {
@@ -103,6 +105,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 api_socket: api_socket(args.api_socket),
                 api_group: identity::api_group(args.api_group.as_deref())?,
                 running_as,
+                reap_before: args.reap_before.map(|within| crate::daemon::GuardOptions {
+                    within,
+                    dry_run: args.dry_run,
+                    criteria: crate::reap::Criteria {
+                        verdicts: crate::reap::before::OUTLIVED.to_vec(),
+                        older_than: None,
+                        min_rss_bytes: None,
+                        idle_at_least: Some(args.reap_idle),
+                        terminal_program: None,
+                        cwd: None,
+                        all_users: args.all_users,
+                        ignore: crate::matching::Ignored::new(&args.ignore),
+                        named: false,
+                        tree: true,
+                    },
+                }),
                 alerts_file: args.alerts_file,
                 json: args.json,
                 notify: notify_options(&args.notify),
@@ -240,6 +258,7 @@ fn live(matcher: Matcher, args: &LiveArgs) -> LiveOptions {
         ring_bytes: args.ring_buffer_size,
         verbose: args.verbose,
         run_as: None,
+        keep_kill: false,
     }
 }
 

@@ -140,6 +140,30 @@ impl AlertSink {
         }
     }
 
+    /// A line that is not an alert (what `--reap-before` decided): `json` as a JSON line,
+    /// or `human` for a person at a terminal.
+    pub(super) fn write_note(
+        &mut self,
+        json: &impl serde::Serialize,
+        human: &str,
+    ) -> io::Result<()> {
+        match self.human {
+            Some(_) => writeln!(self.out, "{human}")?,
+            None => crate::output::write_json_line(&mut self.out, json)?,
+        }
+        self.out.flush()
+    }
+
+    /// JSON lines written elsewhere (reap's log of what it ended) as they are, or for a
+    /// person at a terminal the one-line `summary` instead.
+    pub(super) fn write_raw(&mut self, json_lines: &[u8], summary: &str) -> io::Result<()> {
+        match self.human {
+            Some(_) => writeln!(self.out, "{summary}")?,
+            None => self.out.write_all(json_lines)?,
+        }
+        self.out.flush()
+    }
+
     pub(super) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

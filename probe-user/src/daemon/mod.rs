@@ -2,6 +2,7 @@
 //! lines, with the live sessions served read-only over HTTP. This file is the loop; the
 //! pages it serves are pages.rs, where alert lines go is alerts.rs.
 mod alerts;
+mod guard;
 mod lock;
 mod pages;
 
@@ -14,6 +15,8 @@ use std::{
 };
 
 use tokio::signal::unix::{SignalKind, signal};
+
+pub use self::guard::GuardOptions;
 
 use self::{
     alerts::AlertSink,
@@ -56,6 +59,8 @@ pub struct RunOptions {
     pub api_group: Option<u32>,
     /// How the ready line ends, saying which user hupwatch runs as (`--user`).
     pub running_as: String,
+    /// `--reap-before`: end left-over session trees before the OOM killer acts.
+    pub reap_before: Option<GuardOptions>,
     pub alerts_file: Option<PathBuf>,
     /// JSON alert lines even on a terminal.
     pub json: bool,
@@ -183,6 +188,8 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
     }
 
     let mut weigh_totals = tokio::time::interval(NOTIFY_TOTALS_EVERY);
+    let mut guard = options.reap_before.map(guard::Guard::new);
+    let mut guard_every = tokio::time::interval(guard::EVERY);
     let notifying = pipe.alerts.notify.is_some();
     let outcome: anyhow::Result<()> = loop {
         let wait = lock(&tracker)
@@ -202,6 +209,18 @@ async fn run_live(options: RunOptions, mut alerts: AlertSink) -> anyhow::Result<
                     n.on_totals(now, &flagged);
                 }
                 Ok(())
+            }
+            _ = guard_every.tick(), if guard.is_some() => {
+                if let Some(g) = guard.as_mut() {
+                    g.check(&tracker, clock.epoch_now_ns(), pipe.alerts);
+                }
+                Ok(())
+            }
+            ended = async { guard.as_mut().expect("guarded by the condition").finished().await }, if guard.is_some() => {
+                match guard.as_mut() {
+                    Some(g) => g.report(ended, pipe.alerts).map_err(Into::into),
+                    None => Ok(()),
+                }
             }
             _ = sigterm.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),

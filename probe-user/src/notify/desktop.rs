@@ -59,6 +59,16 @@ impl Notifications {
         }
     }
 
+    /// What `--reap-before` ended (or would end), said at once: it is why the user's
+    /// sessions are gone.
+    pub fn on_reap_before(&mut self, summary: String, body: String) {
+        self.notifier.notify(&super::message::Notification {
+            summary,
+            body,
+            urgency: super::message::Urgency::Critical,
+        });
+    }
+
     /// Sends what is queued and ends delivery.
     pub async fn close(self) {
         self.notifier.close().await;

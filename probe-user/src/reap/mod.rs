@@ -2,6 +2,7 @@
 //! dry run by default. Sessions come from a running `hupwatch run` (--from, or root's socket
 //! when one answers there) or else from a one-shot /proc look; whose they are, whether they are kernel threads and whether
 //! their pid still names them is checked against the OS right before acting.
+pub mod before;
 pub(crate) mod end;
 pub(crate) mod identity;
 pub(crate) mod select;
@@ -54,8 +55,11 @@ pub async fn run(options: ReapOptions) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let view = crate::sessions::gather(from.as_deref(), &options.matcher, &options.criteria.ignore)
-        .await?;
+    let mut view =
+        crate::sessions::gather(from.as_deref(), &options.matcher, &options.criteria.ignore)
+            .await?;
+    // A document from a daemon older than trees has none: make them from its processes.
+    view.rebuild_trees();
     let reaper = identity::reaper();
     let (targets, spared) = select::choose(&view, &options.criteria, &reaper, identity::look);
     let mut out = io::stdout().lock();

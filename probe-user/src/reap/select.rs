@@ -159,7 +159,7 @@ fn whole_trees<'v>(
     };
     let mut out = Vec::new();
     let mut taken = std::collections::HashSet::new();
-    for tree in crate::tracker::trees::trees(&view.processes) {
+    for tree in &view.trees {
         let members: Vec<&ProcessView> = tree
             .members
             .iter()

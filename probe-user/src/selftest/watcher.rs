@@ -44,6 +44,7 @@ impl Watcher {
             ring_bytes: 8 << 20,
             verbose: false,
             run_as: None,
+            keep_kill: false,
         };
         let (ready, address) = oneshot::channel();
         let options = crate::daemon::RunOptions {
@@ -56,6 +57,7 @@ impl Watcher {
             api_socket_asked: true,
             api_group: None,
             running_as: String::new(),
+            reap_before: None,
             alerts_file: Some("/dev/null".into()),
             json: true,
             tracker: TrackerConfig {

@@ -42,7 +42,7 @@ pub async fn run(options: SessionsOptions) -> anyhow::Result<()> {
     };
     // Also for a document from an older hupwatch, which has no groups.
     view.regroup(options.group_by);
-    view.trees = crate::tracker::trees::trees(&view.processes);
+    view.rebuild_trees();
     let mut out = io::stdout().lock();
     let written = if options.json {
         output::write_json_line(&mut out, &view)

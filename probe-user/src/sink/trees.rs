@@ -121,7 +121,7 @@ mod tests {
             })
             .collect();
         let mut view = SessionsView::with_sessions(processes);
-        view.trees = crate::tracker::trees::trees(&view.processes);
+        view.rebuild_trees();
         let mut out = Vec::new();
         write_trees(&mut out, &view).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -50,9 +50,11 @@ impl SourceKind {
     }
 }
 
-/// `--pss-interval`'s default: smaps_rollup walks page tables, and totals move slowly
-/// next to the growth RSS shows every tick (bench/RESULTS.md has the cost).
-pub const DEFAULT_PSS_INTERVAL: Duration = Duration::from_secs(30);
+/// `--pss-interval`'s default: smaps_rollup walks page tables (about 40 µs a small
+/// process and 11 ms a resident GiB in bench/RESULTS.md), so every minute keeps 10,000
+/// processes under 1 % of one CPU where 30 s did not; totals move slowly next to the
+/// growth RSS shows every tick, and new and fast-moving processes are read sooner anyway.
+pub const DEFAULT_PSS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a live source is asked to watch and how.
 #[derive(Clone)]
@@ -76,6 +78,8 @@ pub struct LiveOptions {
     pub verbose: bool,
     /// The user to become once attached (`run --user`); None stays who it is.
     pub run_as: Option<crate::privileges::SwitchTo>,
+    /// Keep CAP_KILL after attaching (`run --reap-before` ends processes).
+    pub keep_kill: bool,
 }
 
 use crate::{event::Event, event::EventKind, watch::Watch};

@@ -44,13 +44,13 @@ async fn tracer(
             let source = PollSource::start(options, clock)?;
             // Polling needs only to read /proc: the same two capabilities as after attaching.
             #[cfg(target_os = "linux")]
-            drop_privileges(options.run_as)?;
+            drop_privileges(options.run_as, options.keep_kill)?;
             Ok(Box::new(source))
         }
         #[cfg(target_os = "linux")]
         SourceKind::Ebpf => {
             let source = super::live::LiveSource::start(options, clock)?;
-            drop_privileges(options.run_as)?;
+            drop_privileges(options.run_as, options.keep_kill)?;
             Ok(Box::new(source))
         }
         #[cfg(not(target_os = "linux"))]
@@ -74,9 +74,18 @@ async fn tracer(
 /// with); a change of user asked for and refused is an error, since going on would run
 /// with more than asked.
 #[cfg(target_os = "linux")]
-fn drop_privileges(run_as: Option<crate::privileges::SwitchTo>) -> Result<(), UserError> {
+fn drop_privileges(
+    run_as: Option<crate::privileges::SwitchTo>,
+    keep_kill: bool,
+) -> Result<(), UserError> {
     use crate::privileges::{DropError, drop_after_attach};
-    match drop_after_attach(run_as) {
+    match drop_after_attach(run_as, keep_kill) {
+        Ok(()) if keep_kill && !crate::privileges::may_kill_others() => {
+            eprintln!(
+                "hupwatch: warning: --reap-before: no CAP_KILL, so only this user's processes can be ended; under systemd add CAP_KILL to the unit's CapabilityBoundingSet (docs/service.md)"
+            );
+            Ok(())
+        }
         Ok(()) => Ok(()),
         Err(DropError::Capabilities(why)) => {
             eprintln!(

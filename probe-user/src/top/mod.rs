@@ -132,6 +132,7 @@ async fn run_here(options: TopOptions) -> anyhow::Result<()> {
                 api_socket_asked: true,
                 api_group: None,
                 running_as: String::new(),
+                reap_before: None,
                 alerts_file: Some("/dev/null".into()),
                 json: true,
                 tracker: TrackerConfig {

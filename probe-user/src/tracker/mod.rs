@@ -16,6 +16,7 @@ mod rules;
 mod states;
 #[cfg(test)]
 mod tests;
+mod tree_ref;
 pub mod trees;
 mod view;
 
@@ -30,7 +31,8 @@ pub use latency::{BUCKETS as LATENCY_BUCKETS, LatencyCounts};
 pub use measure::{Held, MemoryMeasure, Total};
 pub use process::{Finding, Process, Terminal};
 pub use resync::Resync;
-pub use trees::{SessionTree, TreeRef};
+pub use tree_ref::TreeRef;
+pub use trees::SessionTree;
 pub use view::{GroupTotal, HangupExit, MetricsView, ProcessView, SessionsView};
 
 use crate::verdict::reason::Reason;

@@ -105,7 +105,7 @@ pub struct Process {
     /// Its working directory when its source read it (at its exec, or when first seen).
     pub cwd: Option<String>,
     /// The session tree it was started in (trees.rs), kept through reparenting.
-    pub tree: Option<super::trees::TreeRef>,
+    pub tree: Option<super::tree_ref::TreeRef>,
 }
 
 /// One reading of a process's memory, as an event carries it.

@@ -7,30 +7,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{MemoryMeasure, Process, Total, view::ProcessView};
+use super::{Held, MemoryMeasure, Process, Total, tree_ref::TreeRef};
 
-/// Which tree a process belongs to: its root's identity (pid and start time name one life
-/// of a pid) and name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TreeRef {
-    pub root_pid: u32,
-    pub root_started_ns: u64,
-    /// The root's name when this member joined (the root's own entry says it now).
-    pub root_comm: String,
-}
-
-impl TreeRef {
-    fn rooted_at(p: &Process) -> Self {
-        Self {
-            root_pid: p.pid,
-            root_started_ns: p.started_ns,
-            root_comm: p.comm.clone(),
-        }
-    }
-
-    /// The tree's name in the API and metrics: `PID-START`, one life of the root's pid.
-    pub fn id(&self) -> String {
-        format!("{}-{}", self.root_pid, self.root_started_ns)
+fn rooted_at(p: &Process) -> TreeRef {
+    TreeRef {
+        root_pid: p.pid,
+        root_started_ns: p.started_ns,
+        root_comm: p.comm.clone(),
     }
 }
 
@@ -59,8 +42,8 @@ pub fn tree_of(p: &Process, parent: Option<&Process>) -> Option<TreeRef> {
     }
     match parent {
         Some(parent) if parent.tree.is_some() => parent.tree.clone(),
-        Some(parent) if leads_a_terminal(parent) => Some(TreeRef::rooted_at(p)),
-        _ if p.lineage.is_some() => Some(TreeRef::rooted_at(p)),
+        Some(parent) if leads_a_terminal(parent) => Some(rooted_at(p)),
+        _ if p.lineage.is_some() => Some(rooted_at(p)),
         _ => None,
     }
 }
@@ -70,7 +53,7 @@ pub fn tree_of(p: &Process, parent: Option<&Process>) -> Option<TreeRef> {
 /// measure for all of them ([`Total`]). Sessions in no tree add nothing.
 pub fn flagged_trees_total<'a, I>(members: I) -> Total
 where
-    I: Iterator<Item = (Option<&'a TreeRef>, bool, super::Held)> + Clone,
+    I: Iterator<Item = (Option<&'a TreeRef>, bool, Held)> + Clone,
 {
     let key = |t: &TreeRef| (t.root_pid, t.root_started_ns);
     let flagged: HashSet<(u32, u64)> = members
@@ -115,47 +98,64 @@ pub struct SessionTree {
     pub flagged: u64,
 }
 
-/// The trees the processes of a view make, the most memory first; processes in no tree
-/// are in none of them.
-pub fn trees(processes: &[ProcessView]) -> Vec<SessionTree> {
-    let mut by_root: HashMap<(u32, u64), Vec<&ProcessView>> = HashMap::new();
-    for p in processes {
-        if let Some(tree) = &p.tree {
+/// What the totals need of one session (the view makes these from its processes).
+pub struct TreeMember<'a> {
+    pub pid: u32,
+    pub started_ns: u64,
+    pub comm: &'a str,
+    pub tree: Option<&'a TreeRef>,
+    pub held: Held,
+    pub growth_bytes_per_second: Option<f64>,
+    pub idle_seconds: Option<f64>,
+    pub verdicts: Vec<&'static str>,
+}
+
+impl TreeMember<'_> {
+    /// One figure to order members by: what the totals would count for it alone.
+    fn weight(&self) -> u64 {
+        self.held
+            .pss_bytes
+            .or(self.held.footprint_bytes)
+            .or(self.held.rss_bytes)
+            .unwrap_or(0)
+    }
+}
+
+/// The trees the sessions make, the most memory first; sessions in no tree are in none.
+pub fn trees(sessions: Vec<TreeMember<'_>>) -> Vec<SessionTree> {
+    let mut by_root: HashMap<(u32, u64), Vec<TreeMember<'_>>> = HashMap::new();
+    for m in sessions {
+        if let Some(tree) = m.tree {
             by_root
                 .entry((tree.root_pid, tree.root_started_ns))
                 .or_default()
-                .push(p);
+                .push(m);
         }
     }
     let mut out: Vec<SessionTree> = by_root
         .into_iter()
         .map(|((root_pid, root_started_ns), mut members)| {
-            members.sort_by(|a, b| {
-                b.memory_bytes()
-                    .cmp(&a.memory_bytes())
-                    .then(a.pid.cmp(&b.pid))
-            });
+            members.sort_by(|a, b| b.weight().cmp(&a.weight()).then(a.pid.cmp(&b.pid)));
             let root = members
                 .iter()
                 .find(|p| p.pid == root_pid && p.started_ns == root_started_ns);
             let root_comm = match root {
-                Some(root) => root.comm.clone(),
+                Some(root) => root.comm.to_string(),
                 None => members[0]
                     .tree
-                    .as_ref()
                     .map(|t| t.root_comm.clone())
                     .unwrap_or_default(),
             };
             let mut verdicts = BTreeMap::new();
             for v in members.iter().flat_map(|p| &p.verdicts) {
-                *verdicts.entry(v.kind.name().to_string()).or_insert(0) += 1;
+                *verdicts.entry(v.to_string()).or_insert(0) += 1;
             }
             let slopes: Vec<f64> = members
                 .iter()
-                .filter_map(|p| p.growth.as_ref().map(|g| g.slope_bytes_per_second))
+                .filter_map(|p| p.growth_bytes_per_second)
                 .collect();
             let idle: Option<Vec<f64>> = members.iter().map(|p| p.idle_seconds).collect();
-            let total: Total = members.iter().map(|p| p.held()).collect();
+            let total: Total = members.iter().map(|p| p.held).collect();
             SessionTree {
                 id: format!("{root_pid}-{root_started_ns}"),
                 root_pid,

@@ -6,7 +6,8 @@ use super::{
     Held, LatencyCounts, Process, Tracker,
     groups::{self, GroupBy, Member, SessionGroup},
     rules::is_session,
-    trees::{self, SessionTree, TreeRef},
+    tree_ref::TreeRef,
+    trees::{self, SessionTree, TreeMember},
 };
 use crate::{
     event::{Disposition, Event},
@@ -202,7 +203,7 @@ pub(super) fn build(t: &Tracker, now_ns: u64) -> SessionsView {
     let groups = groups::group(processes.iter().map(ProcessView::member), GroupBy::Name);
     SessionsView {
         time_ns: now_ns,
-        trees: trees::trees(&processes),
+        trees: trees::trees(processes.iter().map(ProcessView::tree_member).collect()),
         groups,
         group_by: GroupBy::Name,
         processes,
@@ -274,6 +275,17 @@ impl SessionsView {
         self.group_by = by;
     }
 
+    /// The trees again, from the processes (a document from a daemon older than them, or
+    /// after some processes were left out).
+    pub fn rebuild_trees(&mut self) {
+        self.trees = trees::trees(
+            self.processes
+                .iter()
+                .map(ProcessView::tree_member)
+                .collect(),
+        );
+    }
+
     /// Only the processes `keep` accepts, with the groups made of them alone; the exits
     /// after a hangup, which name processes no longer there to ask about, are left out.
     pub fn keep_only(&mut self, keep: impl Fn(&ProcessView) -> bool) {
@@ -288,7 +300,7 @@ impl SessionsView {
                 .iter()
                 .map(|p| (p.tree.as_ref(), !p.verdicts.is_empty(), p.held())),
         ));
-        self.trees = trees::trees(&self.processes);
+        self.rebuild_trees();
     }
 
     /// The metrics of this view (a `sessions --from` result, or a test's).
@@ -327,6 +339,19 @@ impl ProcessView {
     /// What it holds in memory ([`groups::memory_bytes`]).
     pub fn memory_bytes(&self) -> Option<u64> {
         groups::memory_bytes(self.rss_bytes, self.swap_bytes, self.footprint_bytes)
+    }
+
+    fn tree_member(&self) -> TreeMember<'_> {
+        TreeMember {
+            pid: self.pid,
+            started_ns: self.started_ns,
+            comm: &self.comm,
+            tree: self.tree.as_ref(),
+            held: self.held(),
+            growth_bytes_per_second: self.growth.as_ref().map(|g| g.slope_bytes_per_second),
+            idle_seconds: self.idle_seconds,
+            verdicts: self.verdicts.iter().map(|v| v.kind.name()).collect(),
+        }
     }
 
     /// What it holds by each measure read, for totals ([`super::Total`]).
