@@ -3,7 +3,7 @@
 //! on. Pure state: no terminal, no I/O.
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::tracker::{ProcessView, SessionsView, Total};
+use crate::tracker::{ProcessView, SessionTree, SessionsView, Total};
 
 /// How many readings of each process are kept (one a second: the last minute).
 pub const HISTORY: usize = 60;
@@ -125,6 +125,9 @@ pub struct App {
     /// The JSON log lines of the processes ended (`hupwatch reap --yes`'s), printed on
     /// stdout when top ends.
     pub ended_log: Vec<String>,
+    /// `t`: one row per session tree (its largest member by the sort, standing for it)
+    /// instead of one per process.
+    pub trees: bool,
 }
 
 impl App {
@@ -142,19 +145,24 @@ impl App {
             status: None,
             messages: VecDeque::new(),
             ending: HashSet::new(),
+            trees: false,
             ended_log: Vec::new(),
         }
     }
 
     /// A new sessions document, or why there is none this time.
     pub fn update(&mut self, got: Result<SessionsView, String>) {
-        let view = match got {
+        let mut view = match got {
             Ok(view) => view,
             Err(why) => {
                 self.error = Some(why);
                 return;
             }
         };
+        if view.trees.is_empty() {
+            // A daemon older than trees: make them from its processes.
+            view.rebuild_trees();
+        }
         self.error = None;
         let at = view.time_ns as f64 / 1e9;
         let live: HashSet<u32> = view.processes.iter().map(|p| p.pid).collect();
@@ -210,7 +218,36 @@ impl App {
             };
             order.then(a.pid.cmp(&b.pid))
         });
+        if self.trees {
+            // The first of each tree in this order stands for it.
+            let mut seen = HashSet::new();
+            rows.retain(|p| {
+                p.tree
+                    .as_ref()
+                    .is_none_or(|t| seen.insert((t.root_pid, t.root_started_ns)))
+            });
+        }
         rows
+    }
+
+    /// The session tree `p` belongs to, when the view has it.
+    pub fn tree_of(&self, p: &ProcessView) -> Option<&SessionTree> {
+        let tree = p.tree.as_ref()?;
+        self.view
+            .as_ref()?
+            .trees
+            .iter()
+            .find(|t| t.root_pid == tree.root_pid && t.root_started_ns == tree.root_started_ns)
+    }
+
+    pub fn toggle_trees(&mut self) {
+        self.trees = !self.trees;
+        self.fix_selection();
+        self.status = Some(if self.trees {
+            "one row per session tree: its largest member, the tree's totals".into()
+        } else {
+            "one row per process".into()
+        });
     }
 
     pub fn process(&self, pid: u32) -> Option<&ProcessView> {
@@ -338,6 +375,41 @@ mod tests {
 
     fn pids(app: &App) -> Vec<u32> {
         app.rows().iter().map(|p| p.pid).collect()
+    }
+
+    #[test]
+    fn t_collapses_each_session_tree_to_its_largest_member() {
+        let tree = crate::tracker::TreeRef {
+            root_pid: 9,
+            root_started_ns: 0,
+            root_comm: "claude".into(),
+        };
+        let member = |pid, mib| ProcessView {
+            tree: Some(tree.clone()),
+            ..process(pid, "node", mib, VerdictKind::Orphaned)
+        };
+        let mut app = App::new("test".into());
+        let mut got = view(
+            1,
+            vec![
+                member(10, 100),
+                member(11, 300),
+                process(12, "x", 50, VerdictKind::Orphaned),
+            ],
+        );
+        got.rebuild_trees();
+        app.update(Ok(got));
+        assert_eq!(pids(&app), [11, 10, 12]);
+        app.toggle_trees();
+        assert_eq!(
+            pids(&app),
+            [11, 12],
+            "the tree's largest member stands for it"
+        );
+        let t = app.tree_of(app.process(11).unwrap()).unwrap();
+        assert_eq!((t.members.len(), t.memory_bytes), (2, 400 << 20));
+        app.toggle_trees();
+        assert_eq!(pids(&app), [11, 10, 12]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub enum Command {
 }
 
 /// The keys, for the footer.
-pub const HELP: &str = "m memory  g growth  c cpu  a age  / filter  \u{2191}\u{2193} select  Enter details  k end  q quit";
+pub const HELP: &str = "m memory  g growth  c cpu  a age  t trees  / filter  \u{2191}\u{2193} select  Enter details  k end  q quit";
 
 pub fn handle(app: &mut App, key: KeyEvent) -> Command {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
@@ -77,6 +77,7 @@ fn list(app: &mut App, key: KeyEvent) -> Command {
         KeyCode::Char('g') => app.set_sort(SortKey::Growth),
         KeyCode::Char('c') => app.set_sort(SortKey::Cpu),
         KeyCode::Char('a') => app.set_sort(SortKey::Age),
+        KeyCode::Char('t') => app.toggle_trees(),
         KeyCode::Char('/') => {
             app.mode = Mode::Filter;
             app.status = None;

@@ -259,9 +259,34 @@ fn row<'a>(app: &App, p: &ProcessView) -> Row<'a> {
         Style::new()
     };
     let ending = app.ending.contains(&p.pid);
+    // Collapsed to trees: the tree's name, members, memory and verdicts on its row.
+    let tree = app.trees.then(|| app.tree_of(p)).flatten();
+    let (name, verdicts, memory_cell) = match tree {
+        Some(t) => (
+            format!(
+                "{} +{}",
+                shown(&t.root_comm),
+                t.members.len().saturating_sub(1)
+            ),
+            t.verdicts
+                .iter()
+                .map(|(kind, n)| format!("{kind}\u{d7}{n}"))
+                .collect(),
+            format!(
+                "{} {}",
+                format_size(t.memory_bytes),
+                t.memory_measure.name()
+            ),
+        ),
+        None => (
+            shown(&p.comm),
+            verdicts,
+            memory(p).map_or("-".into(), format_size),
+        ),
+    };
     Row::new(vec![
         Cell::from(p.pid.to_string()),
-        Cell::from(shown(&p.comm)),
+        Cell::from(name),
         Cell::from(if ending {
             "ending\u{2026}".into()
         } else {
@@ -273,7 +298,7 @@ fn row<'a>(app: &App, p: &ProcessView) -> Row<'a> {
             verdicts.join(",")
         })
         .style(verdict_style),
-        Cell::from(memory(p).map_or("-".into(), format_size)),
+        Cell::from(memory_cell),
         Cell::from(growth(p)),
         Cell::from(spark(&history, SPARK_WIDTH)).style(Style::new().fg(Color::Cyan)),
         Cell::from(
