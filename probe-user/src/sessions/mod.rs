@@ -151,8 +151,11 @@ fn look_at_proc(
     for event in &events {
         tracker.apply(event);
     }
-    // Growth needs a running `hupwatch run`; what there is and what is left is one read.
-    tracker.set_machine_memory(crate::host::machine_memory());
+    // Growth needs a running `hupwatch run`; what there is and what is left is one read,
+    // and so is which OOM killer is in force.
+    let mut machine = crate::host::machine_memory();
+    machine.killers = Some(crate::host::oom_killers());
+    tracker.set_machine_memory(machine);
     tracker.advance(now);
     Ok(tracker.view(now))
 }
