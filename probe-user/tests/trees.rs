@@ -231,6 +231,18 @@ fn a_left_behind_cli_session_is_one_tree_live_replayed_and_polled_and_reap_tree_
         "sessions --tree:\n{text}"
     );
 
+    // The tree's members counted under its root program (node: the CLI stand-in).
+    let metrics = ebpf.http_get("/metrics");
+    assert!(
+        metrics.contains("hupwatch_tree_root_sessions{root_program=\"node\"} 3"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("tree_root"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
     check_tree(&wait_for_tree(&polled, &session), &session, "proc");
 
     let file = dir.join("recording.jsonl");

@@ -249,8 +249,9 @@ pub struct SessionsArgs {
     #[arg(long = "ignore", value_name = "NAME")]
     pub ignore: Vec<String>,
 
-    /// What the totals at the end add up by: name (the program), cwd (the project) or
-    /// terminal_program (the editor or terminal that started them)
+    /// What the totals at the end add up by: name (the program), cwd (the project),
+    /// terminal_program (the editor or terminal that started them) or tree_root (the
+    /// program at the root of their session tree)
     #[arg(long, value_name = "KEY", default_value = "name", value_parser = parse_group_by)]
     pub group_by: GroupBy,
 

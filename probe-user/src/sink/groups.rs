@@ -30,6 +30,7 @@ pub fn write_groups(
         GroupBy::Name => "by program",
         GroupBy::Cwd => "by directory",
         GroupBy::TerminalProgram => "by terminal program",
+        GroupBy::TreeRoot => "by session tree's root program",
     };
     writeln!(out, "{heading}:")?;
     let rows: Vec<Vec<String>> = view

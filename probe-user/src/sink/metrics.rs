@@ -47,6 +47,8 @@ pub struct Metrics {
     program_sessions: IntGaugeVec,
     program_memory: IntGaugeVec,
     program_flagged: IntGaugeVec,
+    tree_root_sessions: IntGaugeVec,
+    tree_root_memory: IntGaugeVec,
     bpf_stats_enabled: IntGauge,
     /// The machine's memory and its forecast.
     memory: super::memory_metrics::MemoryGauges,
@@ -188,6 +190,16 @@ impl Metrics {
                 "Sessions of a program that have a verdict.",
                 &["program"],
             ),
+            tree_root_sessions: gauge_vec(
+                "hupwatch_tree_root_sessions",
+                "Live sessions in session trees, per the program at the tree's root (the command typed at the terminal; the 20 largest by memory, the rest summed as other).",
+                &["root_program"],
+            ),
+            tree_root_memory: gauge_vec(
+                "hupwatch_tree_root_memory_bytes",
+                "Memory the sessions in the trees of a root program hold together, by the measure the label names (as hupwatch_program_memory_bytes).",
+                &["root_program", "measure"],
+            ),
             bpf_stats_enabled: gauge(
                 "hupwatch_bpf_stats_enabled",
                 "1 when kernel.bpf_stats_enabled is on, so the program run-time metrics count.",
@@ -235,6 +247,8 @@ impl Metrics {
             Box::new(self.program_sessions.clone()),
             Box::new(self.program_memory.clone()),
             Box::new(self.program_flagged.clone()),
+            Box::new(self.tree_root_sessions.clone()),
+            Box::new(self.tree_root_memory.clone()),
             Box::new(self.bpf_stats_enabled.clone()),
         ];
         for collector in collectors {
@@ -469,6 +483,16 @@ impl Metrics {
             self.program_flagged
                 .with_label_values(&label)
                 .set(g.flagged as i64);
+        }
+        self.tree_root_sessions.reset();
+        self.tree_root_memory.reset();
+        for g in groups::bounded(view.tree_roots.clone(), PROGRAM_SERIES) {
+            self.tree_root_sessions
+                .with_label_values(&[g.name.as_str()])
+                .set(g.sessions as i64);
+            self.tree_root_memory
+                .with_label_values(&[g.name.as_str(), g.memory_measure.name()])
+                .set(i64::try_from(g.memory_bytes).unwrap_or(i64::MAX));
         }
     }
 }

@@ -21,10 +21,13 @@ pub enum GroupBy {
     Cwd,
     /// The program hosting the terminal it was started in.
     TerminalProgram,
+    /// The program at the root of its session tree (the command typed at the terminal);
+    /// sessions in no tree go under `(no tree)`.
+    TreeRoot,
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 3] = [Self::Name, Self::Cwd, Self::TerminalProgram];
+    pub const ALL: [GroupBy; 4] = [Self::Name, Self::Cwd, Self::TerminalProgram, Self::TreeRoot];
 
     /// The name serde and `--group-by` give it.
     pub fn name(self) -> &'static str {
@@ -32,6 +35,7 @@ impl GroupBy {
             Self::Name => "name",
             Self::Cwd => "cwd",
             Self::TerminalProgram => "terminal_program",
+            Self::TreeRoot => "tree_root",
         }
     }
 
@@ -42,6 +46,8 @@ impl GroupBy {
 
 /// The group of sessions whose directory or terminal program is not known.
 pub const UNKNOWN: &str = "(unknown)";
+/// The group of sessions in no session tree (`--group-by tree_root`).
+pub const NO_TREE: &str = "(no tree)";
 /// Where the groups past a bound are summed (the metrics keep 20).
 pub const OTHER: &str = "other";
 
@@ -78,6 +84,8 @@ pub struct Member<'a> {
     pub flagged: bool,
     /// 0 when unknown.
     pub started_ns: u64,
+    /// The name of its session tree's root; None in no tree.
+    pub tree_root: Option<&'a str>,
 }
 
 impl<'a> Member<'a> {
@@ -86,6 +94,7 @@ impl<'a> Member<'a> {
             GroupBy::Name => program_name(self.comm),
             GroupBy::Cwd => self.cwd.unwrap_or(UNKNOWN),
             GroupBy::TerminalProgram => self.terminal_program.unwrap_or(UNKNOWN),
+            GroupBy::TreeRoot => self.tree_root.map_or(NO_TREE, program_name),
         }
     }
 }
@@ -223,6 +232,7 @@ mod tests {
             memory: Held::new(mib.map(|m| m << 20), None, None, None, None),
             flagged: false,
             started_ns: 0,
+            tree_root: None,
         }
     }
 

@@ -231,6 +231,8 @@ pub struct MetricsView {
     pub flagged: Vec<ProcessView>,
     /// The sessions per program, largest memory first.
     pub programs: Vec<SessionGroup>,
+    /// The sessions in session trees, per the program at their tree's root.
+    pub tree_roots: Vec<SessionGroup>,
     /// Every hangup exit's latency so far (from a sessions document: of the exits it
     /// lists).
     pub hangup_latency: LatencyCounts,
@@ -331,6 +333,13 @@ impl SessionsView {
             self.processes.iter().map(ProcessView::member),
             GroupBy::Name,
         );
+        out.tree_roots = groups::group(
+            self.processes
+                .iter()
+                .filter(|p| p.tree.is_some())
+                .map(ProcessView::member),
+            GroupBy::TreeRoot,
+        );
         out
     }
 }
@@ -373,6 +382,7 @@ impl ProcessView {
             memory: self.held(),
             flagged: !self.verdicts.is_empty(),
             started_ns: self.started_ns,
+            tree_root: self.tree.as_ref().map(|t| t.root_comm.as_str()),
         }
     }
 }
@@ -387,6 +397,10 @@ pub(super) fn build_metrics(t: &Tracker, now_ns: u64, limit: usize) -> MetricsVi
     let mut flagged = Vec::new();
     let sessions = || t.processes.values().filter(|p| is_session(t, p));
     out.programs = groups::group(sessions().map(member), GroupBy::Name);
+    out.tree_roots = groups::group(
+        sessions().filter(|p| p.tree.is_some()).map(member),
+        GroupBy::TreeRoot,
+    );
     for p in sessions() {
         out.add(
             group_name(p, &t.group_names),
@@ -414,6 +428,7 @@ fn member(p: &Process) -> Member<'_> {
         memory: p.held(),
         flagged: !p.verdicts.is_empty(),
         started_ns: p.started_ns,
+        tree_root: p.tree.as_ref().map(|t| t.root_comm.as_str()),
     }
 }
 
