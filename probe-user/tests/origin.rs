@@ -93,7 +93,9 @@ fn origin(process: &Value) -> (Value, Value) {
     (process["terminal_program"].clone(), process["cwd"].clone())
 }
 
-/// Every group's figures are its members' added up, and every session is in one group.
+/// Every group's figures are its members' added up, and every session is in one group:
+/// its memory by the measure it names (PSS + SwapPss once every member has a PSS reading,
+/// else RSS + swap; the footprint on macOS), and its RSS total whatever the measure.
 fn assert_groups_add_up(view: &Value) {
     let processes = view["processes"].as_array().unwrap();
     let groups = view["groups"].as_array().unwrap();
@@ -102,23 +104,38 @@ fn assert_groups_add_up(view: &Value) {
         Some((name, _)) if !name.trim().is_empty() => name.trim().to_string(),
         _ => comm.to_string(),
     };
-    let mut expected: HashMap<String, (u64, u64, u64)> = HashMap::new();
+    // (sessions, by RSS or the footprint, by PSS, flagged) per program.
+    let mut expected: HashMap<String, (u64, u64, u64, u64)> = HashMap::new();
     for p in processes {
         let memory = p["footprint_bytes"]
             .as_u64()
             .or_else(|| Some(p["rss_bytes"].as_u64()? + p["swap_bytes"].as_u64().unwrap_or(0)));
+        let pss = p["pss_bytes"]
+            .as_u64()
+            .map(|pss| pss + p["swap_pss_bytes"].as_u64().unwrap_or(0));
         let entry = expected
             .entry(program(p["comm"].as_str().unwrap()))
             .or_default();
         entry.0 += 1;
         entry.1 += memory.unwrap_or(0);
-        entry.2 += u64::from(!p["verdicts"].as_array().unwrap().is_empty());
+        if memory.is_some() {
+            entry.2 += pss.unwrap_or(0);
+        }
+        entry.3 += u64::from(!p["verdicts"].as_array().unwrap().is_empty());
     }
     assert_eq!(groups.len(), expected.len(), "one group per program");
     let mut last_memory = u64::MAX;
     for g in groups {
         let name = g["name"].as_str().unwrap();
-        let (sessions, memory, flagged) = expected[name];
+        let (sessions, by_rss, by_pss, flagged) = expected[name];
+        let memory = match g["memory_measure"].as_str().unwrap() {
+            "pss" => by_pss,
+            "rss" | "footprint" => by_rss,
+            other => panic!("a measure {other:?}: {g}"),
+        };
+        if g["memory_measure"] != "footprint" {
+            assert_eq!(g["rss_memory_bytes"].as_u64(), Some(by_rss), "group {name}");
+        }
         assert_eq!(
             (
                 g["sessions"].as_u64().unwrap(),

@@ -50,8 +50,8 @@ impl SourceKind {
     }
 }
 
-/// `--pss-interval`'s default: smaps_rollup walks page tables (about 40 µs a small
-/// process and 11 ms a resident GiB in bench/RESULTS.md), so every minute keeps 10,000
+/// `--pss-interval`'s default: smaps_rollup walks page tables (about 35 µs a small
+/// process and 8 to 11 ms a resident GiB in bench/RESULTS.md), so every minute keeps 10,000
 /// processes under 1 % of one CPU where 30 s did not; totals move slowly next to the
 /// growth RSS shows every tick, and new and fast-moving processes are read sooner anyway.
 pub const DEFAULT_PSS_INTERVAL: Duration = Duration::from_secs(60);

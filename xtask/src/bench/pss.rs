@@ -24,7 +24,7 @@ use super::{footprint::kill_and_reap, probe::Probe, stats::Spread};
 const FULL: [u64; 2] = [1_000, 10_000];
 const QUICK: [u64; 1] = [200];
 /// The default `--pss-interval`, which the per-second figures are worked out for.
-pub const DEFAULT_INTERVAL_S: f64 = 30.0;
+pub const DEFAULT_INTERVAL_S: f64 = 60.0;
 
 struct Point {
     processes: u64,
