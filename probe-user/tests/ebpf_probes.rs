@@ -610,3 +610,55 @@ fn tracing_everything_never_traces_hupwatch_itself() {
     );
     hupwatch.stop();
 }
+
+/// `run --user`: once attached, hupwatch is no longer root (here `nobody`, standing for the
+/// package's `hupwatch`), keeps only the two capabilities that read /proc, and on this
+/// kernel still gets its events (a detach) and its memory readings (the RSS map, read by
+/// batch through the map's fd) for a process of root's.
+#[test]
+fn run_as_its_own_user_it_still_reads_the_ring_and_the_rss_map() {
+    support::require_root();
+    let me = std::process::id().to_string();
+    let hupwatch = Hupwatch::run(&["--pid", &me, "--user", "nobody", "--hup-grace", "1s"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", hupwatch.pid())).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t65534\t")),
+        "{status}"
+    );
+    // A terminal's session leader forks a child that leaves it: a detach.
+    let terminal = Pty::open();
+    let mut command = Command::new("python3");
+    command
+        .args([
+            "-c",
+            "import os, time\n\
+             if os.fork() == 0:\n\
+             \x20   os.setsid()\n\
+             \x20   held = bytearray(b'x' * (48 << 20))\n\
+             \x20   print(os.getpid(), flush=True)\n\
+             \x20   time.sleep(60)\n\
+             else:\n\
+             \x20   os.wait()",
+        ])
+        .stdout(Stdio::piped());
+    let mut child = terminal.spawn_keeping_output(&mut command);
+    let line = processes::first_line(&mut child);
+    let pid: u32 = line.trim().parse().unwrap();
+    hupwatch.wait_for("the detach", harness::raised("detached", pid));
+    let deadline = std::time::Instant::now() + support::event_timeout();
+    loop {
+        let sessions = hupwatch.sessions_json();
+        let rss = harness::session_of(&sessions, pid).and_then(|p| p["rss_bytes"].as_u64());
+        if rss.is_some_and(|rss| rss >= 48 << 20) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no RSS reading of 48 MiB for {pid}: {rss:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    kill(pid, libc::SIGKILL);
+    let _ = child.wait();
+    hupwatch.stop();
+}
