@@ -252,6 +252,41 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_pss_line_reads_back_and_a_missing_swap_pss_is_unknown() {
+        let line = r#"{"event":"pss","pss_bytes":261120,"swap_pss_bytes":0,"time_ns":1,"pid":7,"comm":"sleep"}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(serde_json::to_string(&event).unwrap(), line);
+        let older = r#"{"event":"pss","pss_bytes":4096,"time_ns":1,"pid":7,"comm":"sleep"}"#;
+        let event: Event = serde_json::from_str(older).unwrap();
+        assert!(matches!(
+            event.kind,
+            EventKind::Pss {
+                pss_bytes: 4096,
+                swap_pss_bytes: None
+            }
+        ));
+    }
+
+    #[test]
+    fn a_one_shot_look_reads_each_existing_process_once() {
+        let existing: Event = serde_json::from_value(serde_json::json!({
+            "event": "existing", "ppid": 1, "sid": 7, "tty": null, "started_ns": 0,
+            "cmdline": "x", "hangup": "default", "rss_bytes": 4096, "cpu_ns": null,
+            "from_terminal": false, "reparented": false, "session_leader_alive": true,
+            "time_ns": 0, "pid": 7, "comm": "x"
+        }))
+        .unwrap();
+        let events = [existing, fork(8)];
+        let read = read_existing(&events, 5, pss(MIB));
+        assert_eq!(pids(&read), [7], "existing events only");
+        assert_eq!(read[0].time_ns, 5);
+        assert!(
+            read_existing(&events, 5, |_| None).is_empty(),
+            "unknown is no event"
+        );
+    }
+
+    #[test]
     fn each_process_is_read_once_an_interval() {
         let mut sampler = PssSampler::new(30 * SECOND, SECOND);
         sampler.follow(&fork(7));

@@ -343,6 +343,68 @@ mod tests {
     }
 
     #[test]
+    fn each_group_says_its_measure_and_other_takes_pss_only_if_all_did() {
+        let with_pss = |comm, rss_mib: u64, pss_mib: Option<u64>| Member {
+            memory: Held::new(
+                Some(rss_mib << 20),
+                Some(0),
+                pss_mib.map(|p| p << 20),
+                Some(0),
+                None,
+            ),
+            ..member(comm, None, None, None)
+        };
+        let members = [
+            with_pss("node", 300, Some(110)),
+            with_pss("node", 300, Some(110)),
+            with_pss("uv", 200, Some(150)),
+            with_pss("bash", 50, None),
+        ];
+        let groups = group(members, GroupBy::Name);
+        let of = |name: &str| groups.iter().find(|g| g.name == name).unwrap().clone();
+        let node = of("node");
+        assert_eq!(
+            (
+                node.memory_bytes,
+                node.memory_measure,
+                node.rss_memory_bytes
+            ),
+            (220 << 20, MemoryMeasure::Pss, Some(600 << 20))
+        );
+        let bash = of("bash");
+        assert_eq!(
+            (bash.memory_bytes, bash.memory_measure),
+            (50 << 20, MemoryMeasure::Rss)
+        );
+        // Summed past the bound: uv (PSS) and bash (RSS) make an RSS `other`.
+        let bounded = bounded(groups.clone(), 1);
+        let other = &bounded[1];
+        assert_eq!(other.name, OTHER);
+        assert_eq!(
+            (other.memory_bytes, other.memory_measure),
+            (250 << 20, MemoryMeasure::Rss)
+        );
+        // Both PSS: the `other` is PSS.
+        let pss_only: Vec<SessionGroup> = groups
+            .into_iter()
+            .filter(|g| g.memory_measure == MemoryMeasure::Pss)
+            .collect();
+        let other = &bounded_last(pss_only);
+        assert_eq!(
+            (
+                other.memory_bytes,
+                other.memory_measure,
+                other.rss_memory_bytes
+            ),
+            (150 << 20, MemoryMeasure::Pss, Some(200 << 20))
+        );
+    }
+
+    fn bounded_last(groups: Vec<SessionGroup>) -> SessionGroup {
+        bounded(groups, 1).pop().unwrap()
+    }
+
+    #[test]
     fn memory_is_the_footprint_or_rss_and_swap() {
         assert_eq!(memory_bytes(Some(10), Some(5), None), Some(15));
         assert_eq!(memory_bytes(Some(10), None, None), Some(10));
