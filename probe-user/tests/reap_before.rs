@@ -20,9 +20,9 @@ use std::{
 };
 
 use harness::Hupwatch;
-use processes::{PYTHON, running};
+use processes::{PYTHON, running, wait_for_cmdline};
 use pty::Pty;
-use support::{event_timeout, kill, require_root, scratch_dir, unique};
+use support::{kill, require_root, scratch_dir, unique};
 
 /// Grows by 2 MiB every 100 ms (touched, so resident), stays through SIGHUP; with
 /// `spawn`, first starts a copy of itself in a session of its own.
@@ -56,28 +56,6 @@ fn typed(dir: &Path, tag: &str, spawn: bool) -> Started {
     }
 }
 
-fn pid_of(needle: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (text.trim_end().ends_with(needle) && !text.contains("/bin/sh")).then_some(pid)
-        })
-}
-
-fn wait_for_pid(needle: &str) -> u32 {
-    let deadline = Instant::now() + event_timeout();
-    loop {
-        if let Some(pid) = pid_of(needle) {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{needle} never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Runs the scenario with `extra` flags; returns the decision line, and the pids of the
 /// left-over CLI, its server and the process on its terminal.
@@ -107,9 +85,9 @@ fn scenario(extra: &[&str]) -> (serde_json::Value, [u32; 3]) {
     let hupwatch = Hupwatch::run(&args);
     let mut left = typed(&dir, &format!("{tag}-cli"), true);
     let kept = typed(&dir, &format!("{tag}-kept"), false);
-    let cli = wait_for_pid(&format!("{tag}-cli spawn"));
-    let server = wait_for_pid(&format!("{tag}-cli-server"));
-    let on_terminal = wait_for_pid(&format!("{tag}-kept"));
+    let cli = wait_for_cmdline(&format!("{tag}-cli spawn"));
+    let server = wait_for_cmdline(&format!("{tag}-cli-server"));
+    let on_terminal = wait_for_cmdline(&format!("{tag}-kept"));
     // The left-over session: its terminal closes.
     left.terminal.take().unwrap().hang_up();
     let _ = left.shell.wait();

@@ -20,7 +20,7 @@ use std::{
 };
 
 use harness::Hupwatch;
-use processes::running;
+use processes::{running, wait_for_cmdline};
 use pty::Pty;
 use serde_json::Value;
 use support::{HUPWATCH, event_timeout, kill, require_root, scratch_dir, unique, which};
@@ -53,29 +53,6 @@ fn write_scripts(dir: &Path) {
     std::fs::write(dir.join("server.js"), STAY).unwrap();
 }
 
-/// The pid of the live process whose command line ends with `tail`.
-fn pid_of(tail: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            text.trim_end().ends_with(tail).then_some(pid)
-        })
-}
-
-fn wait_for_pid(tail: &str) -> u32 {
-    let deadline = Instant::now() + event_timeout();
-    loop {
-        if let Some(pid) = pid_of(tail) {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{tail} never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 struct Session {
     cli: u32,
@@ -104,10 +81,10 @@ fn left_behind_session(dir: &Path) -> Session {
             .arg(format!("{} {d}/cli.js; true", which("node").display())),
     );
     let session = Session {
-        cli: wait_for_pid(&format!("{d}/cli.js")),
-        wrapper: wait_for_pid(&format!("{d}/wrapper.js")),
-        own_session: wait_for_pid(&format!("{d}/server.js own-session")),
-        in_session: wait_for_pid(&format!("{d}/server.js in-session")),
+        cli: wait_for_cmdline(&format!("{d}/cli.js")),
+        wrapper: wait_for_cmdline(&format!("{d}/wrapper.js")),
+        own_session: wait_for_cmdline(&format!("{d}/server.js own-session")),
+        in_session: wait_for_cmdline(&format!("{d}/server.js in-session")),
     };
     // Let each allocate its buffer before the hangup.
     std::thread::sleep(Duration::from_millis(500));

@@ -150,6 +150,32 @@ pub fn wait_for_exec(pid: u32, name: &str) {
     }
 }
 
+/// The live process whose command line (its arguments joined by spaces) ends with
+/// `tail`, leaving out a shell (`/bin/sh -c '... tail'`) that started it.
+pub fn pid_of_cmdline(tail: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (text.trim_end().ends_with(tail) && !text.starts_with("/bin/sh")).then_some(pid)
+        })
+}
+
+/// Waits (up to the event timeout) for [`pid_of_cmdline`] to find `tail`.
+pub fn wait_for_cmdline(tail: &str) -> u32 {
+    let deadline = Instant::now() + event_timeout();
+    loop {
+        if let Some(pid) = pid_of_cmdline(tail) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "{tail} never started");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until /proc says `pid` has a handler for SIGHUP (bit 0 of SigCgt).
 pub fn wait_for_sighup_handler(pid: u32) {
     wait_for_sighup_bit(pid, "SigCgt:", true);
