@@ -81,6 +81,13 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// The release binaries' targets: rustup's musl standard libraries carry their own C
 /// runtime, so both link fully static here (aarch64 with rust-lld, .cargo/config.toml).
 pub const RELEASE_TARGETS: [&str; 2] = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
+/// tests/oom_killer.rs runs a real earlyoom (with `--dryrun`) to see it named with its
+/// thresholds. Never installed: the Debian package enables its service, which would then
+/// kill processes on a developer's machine. Its .deb is fetched with `apt-get download`
+/// (nothing installed, nothing run) and unpacked under target/; Debian 12's version.
+const EARLYOOM_DEB_VERSION: &str = "1.7-1+b1";
+/// What `earlyoom -v` of that package says.
+const EARLYOOM_VERSION: &str = "earlyoom v1.7";
 /// The install test builds a clean Debian 12 root with debootstrap.
 const INSTALL_TEST_TOOLS: &[(&str, &str)] = &[("debootstrap", "debootstrap")];
 /// `cargo xtask test` type-checks the user-space crates for macOS with these, and
@@ -112,6 +119,7 @@ pub fn setup_for_tests() -> Result<()> {
     setup()?;
     dist_tools()?;
     macos_dist_tools(&workspace_root())?;
+    earlyoom(&workspace_root())?;
     install_missing(INSTALL_TEST_TOOLS, "install-test tools")?;
     guest_tools()
 }
@@ -228,6 +236,84 @@ fn ziglang(root: &Path) -> Result<()> {
             dir.display()
         ),
     }
+}
+
+/// Where earlyoom's package is unpacked: target/tools/earlyoom-VERSION, its binary in
+/// `usr/bin/earlyoom` below (tests/oom_killer.rs looks there).
+pub fn earlyoom_dir(root: &Path) -> PathBuf {
+    crate::run::target_dir(root)
+        .join("tools")
+        .join(format!("earlyoom-{EARLYOOM_DEB_VERSION}"))
+}
+
+fn earlyoom_version(dir: &Path) -> Option<String> {
+    // `earlyoom -v` prints its version (on stderr) and exits; it kills nothing.
+    let out = Command::new(dir.join("usr/bin/earlyoom"))
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        let said = [out.stdout, out.stderr].concat();
+        String::from_utf8_lossy(&said).trim().to_owned()
+    })
+}
+
+fn earlyoom(root: &Path) -> Result<()> {
+    let dir = earlyoom_dir(root);
+    if earlyoom_version(&dir).as_deref() == Some(EARLYOOM_VERSION) {
+        eprintln!(
+            "setup: earlyoom {EARLYOOM_DEB_VERSION} ok ({})",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let debs = crate::run::target_dir(root).join("tools").join("debs");
+    std::fs::create_dir_all(&debs)?;
+    let deb = debs.join(format!(
+        "earlyoom_{}_{}.deb",
+        EARLYOOM_DEB_VERSION.replace(':', "%3a"),
+        deb_arch()?
+    ));
+    if !deb.is_file() {
+        eprintln!(
+            "setup: fetching earlyoom {EARLYOOM_DEB_VERSION}'s .deb into {} (not installed)",
+            debs.display()
+        );
+        // As the caller, into a folder it owns: apt-get download needs no root.
+        sh::run(
+            Command::new("apt-get")
+                .args(["download", &format!("earlyoom={EARLYOOM_DEB_VERSION}")])
+                .current_dir(&debs),
+        )
+        .context(
+            "apt-get download earlyoom: is Debian 12's package list there (apt-get update)?",
+        )?;
+    }
+    // Unpacked beside the final folder and renamed, as Zig is.
+    let partial = dir.with_file_name(format!("earlyoom-{EARLYOOM_DEB_VERSION}.partial"));
+    for stale in [&dir, &partial] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale)?;
+        }
+    }
+    sh::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&partial))?;
+    std::fs::rename(&partial, &dir)?;
+    match earlyoom_version(&dir) {
+        Some(v) if v == EARLYOOM_VERSION => Ok(()),
+        found => bail!(
+            "unpacked {} into {}, but its `earlyoom -v` says {found:?}",
+            deb.display(),
+            dir.display()
+        ),
+    }
+}
+
+/// Debian's name for this machine's architecture (`amd64`, `arm64`).
+fn deb_arch() -> Result<String> {
+    sh::probe(Command::new("dpkg").arg("--print-architecture"))
+        .map(|a| a.trim().to_owned())
+        .context("dpkg --print-architecture")
 }
 
 /// The workspace root (xtask lives one level below it).

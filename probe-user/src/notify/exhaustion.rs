@@ -329,6 +329,7 @@ pub(super) mod tests {
         let mut m = full_in(72.0, None);
         m.killer = Some(crate::tracker::killer::KillerForecast {
             name: crate::tracker::killer::KillerName::Earlyoom,
+            pid: Some(7),
             rule: "MemAvailable ≤ 10% and SwapFree ≤ 10%".into(),
             acts_at_available_bytes: Some(2 * GIB),
             acts_in_seconds: Some(720.0),

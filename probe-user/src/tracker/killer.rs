@@ -72,6 +72,9 @@ impl KillerName {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KillerForecast {
     pub name: KillerName,
+    /// The killer's process, where it is one (earlyoom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     /// Its rule in words: `MemAvailable ≤ 10% and SwapFree ≤ 10%`.
     pub rule: String,
     /// The `available_bytes` at which its rule can first hold; null where its rule is not
@@ -122,6 +125,7 @@ pub fn killers(machine: &MachineMemory, growth_bytes_per_second: f64) -> Vec<Kil
             _ => rule.push_str(&format!(" and SwapFree ≤ {}", swap_min.1)),
         }
         out.push(KillerForecast {
+            pid: Some(e.pid),
             dry_run: e.dry_run,
             acts_at_available_bytes: memory.0.zip(swap_min.0).map(|(m, s)| m.saturating_add(s)),
             would_kill: found.by_oom_score.clone(),
@@ -235,6 +239,7 @@ fn earlyoom_minimums(
 fn named(name: KillerName, rule: String) -> KillerForecast {
     KillerForecast {
         name,
+        pid: None,
         rule,
         acts_at_available_bytes: None,
         acts_in_seconds: None,
