@@ -2,7 +2,6 @@
 //! as root.
 use std::{
     convert::Infallible,
-    env,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::Command,
@@ -47,7 +46,6 @@ pub fn release_dir(root: &Path) -> PathBuf {
     target_dir(root).join("release")
 }
 
-/// cargo's target folder: CARGO_TARGET_DIR when it is set.
-pub fn target_dir(root: &Path) -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
-}
+// In sh.rs, which setup.rs uses too: setup.rs reaching up here for it made the two
+// files import each other.
+pub use crate::sh::target_dir;

@@ -177,7 +177,7 @@ fn cargo_zigbuild() -> Result<()> {
 
 /// Where Zig's wheel is unpacked: target/tools/ziglang-VERSION, kept between runs.
 pub fn ziglang_dir(root: &Path) -> PathBuf {
-    crate::run::target_dir(root)
+    sh::target_dir(root)
         .join("tools")
         .join(format!("ziglang-{ZIG_VERSION}"))
 }
@@ -241,7 +241,7 @@ fn ziglang(root: &Path) -> Result<()> {
 /// Where earlyoom's package is unpacked: target/tools/earlyoom-VERSION, its binary in
 /// `usr/bin/earlyoom` below (tests/oom_killer.rs looks there).
 pub fn earlyoom_dir(root: &Path) -> PathBuf {
-    crate::run::target_dir(root)
+    sh::target_dir(root)
         .join("tools")
         .join(format!("earlyoom-{EARLYOOM_DEB_VERSION}"))
 }
@@ -268,7 +268,7 @@ fn earlyoom(root: &Path) -> Result<()> {
         );
         return Ok(());
     }
-    let debs = crate::run::target_dir(root).join("tools").join("debs");
+    let debs = sh::target_dir(root).join("tools").join("debs");
     std::fs::create_dir_all(&debs)?;
     let deb = debs.join(format!(
         "earlyoom_{}_{}.deb",

@@ -58,6 +58,11 @@ pub fn default_sighup(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// cargo's target folder: CARGO_TARGET_DIR when it is set.
+pub fn target_dir(root: &Path) -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
+}
+
 pub fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| probe(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0"))
