@@ -69,7 +69,7 @@ pub fn markdown(f: &Value, out: &mut String) {
     let _ = writeln!(
         out,
         "\nA read grows with what the process has resident: a child of this process {:.0} µs, one with \
-         {} MiB of its own touched {:.0} µs, so about {:.0} µs per resident GiB on top (a 1 GiB agent read \
+         {} MiB of its own touched {:.0} µs, so about {:.1} ms per resident GiB on top (a 1 GiB agent read \
          once per {interval:.0} s costs about {:.3} % of one CPU). A process whose RSS moves by a quarter \
          since its last read is read again at the next tick, so a grower costs a read per quarter it grows.",
         s["small_child_cpu_us_per_read"]
@@ -79,7 +79,7 @@ pub fn markdown(f: &Value, out: &mut String) {
         s["large_child_cpu_us_per_read"]
             .as_f64()
             .unwrap_or(f64::NAN),
-        s["cpu_us_per_resident_gib"].as_f64().unwrap_or(f64::NAN),
+        s["cpu_us_per_resident_gib"].as_f64().unwrap_or(f64::NAN) / 1e3,
         (s["small_child_cpu_us_per_read"]
             .as_f64()
             .unwrap_or(f64::NAN)
@@ -87,4 +87,24 @@ pub fn markdown(f: &Value, out: &mut String) {
             / interval
             / 1e4,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// bench/RESULTS.md holds the section as this code renders it from bench/results.json.
+    #[test]
+    fn results_md_is_what_results_json_renders() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let json = std::fs::read_to_string(root.join("bench/results.json")).unwrap();
+        let figures: Value = serde_json::from_str(&json).unwrap();
+        if figures["pss"].is_null() {
+            return;
+        }
+        let mut section = String::new();
+        super::markdown(&figures, &mut section);
+        let md = std::fs::read_to_string(root.join("bench/RESULTS.md")).unwrap();
+        assert!(md.contains(&section), "bench/RESULTS.md lacks:\n{section}");
+    }
 }

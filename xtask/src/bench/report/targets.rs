@@ -33,7 +33,7 @@ fn pss_rows(f: &Value, out: &mut String) {
         match (largest, percent) {
             (Some(p), Some(percent)) => format!(
                 "{percent:.2} % at {} ({:.1} µs a read)",
-                p["processes"],
+                super::group_digits(p["processes"].as_u64().unwrap_or(0)),
                 p["hupwatch_cpu_us_per_read"].as_f64().unwrap_or(f64::NAN)
             ),
             _ => "not measured".into(),
