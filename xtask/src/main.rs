@@ -86,8 +86,12 @@ struct Passthrough {
 struct TestArgs {
     /// Only the kernel matrix's tests, in a guest of this kernel image (builds the tests
     /// first; nothing else runs)
-    #[arg(long, value_name = "VMLINUZ")]
+    #[arg(long, value_name = "VMLINUZ", conflicts_with = "guard_only")]
     kernel: Option<PathBuf>,
+    /// Only the kernel matrix's guard guest (tests/oom_guard.rs in a 6.1 guest with little
+    /// memory; builds the tests first; nothing else runs)
+    #[arg(long)]
+    guard_only: bool,
     /// A kernel the matrix cannot run (image or qemu/vng missing) is reported NOT RUN
     /// without failing the run. Refused when CI is set
     #[arg(long)]
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
         Cmd::Run(Passthrough { args }) => run::run(&root, &args).map(|never| match never {}),
         Cmd::Test(TestArgs {
             kernel,
+            guard_only,
             skip_missing_kernels,
             passthrough: Passthrough { args },
         }) => test::test(
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
             test::Options {
                 args,
                 kernel,
+                guard_only,
                 skip_missing_kernels,
             },
         ),
@@ -191,6 +197,14 @@ mod tests {
         let args = test_args(&["--release", "--kernel", "k"]);
         assert_eq!(args.passthrough.args, ["--release", "--kernel", "k"]);
         assert_eq!(args.kernel, None);
+    }
+
+    #[test]
+    fn test_runs_the_guard_guest_alone_but_not_with_a_kernel() {
+        assert!(test_args(&["--guard-only"]).guard_only);
+        assert!(!test_args(&[]).guard_only);
+        let both = ["xtask", "test", "--guard-only", "--kernel", "k"];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! kernel has its line. ARGS go to the host's `cargo test` only; the guests run their
 //! fixed selection.
 //! `cargo xtask test --kernel VMLINUZ`: only the kernel matrix's tests, on that kernel.
+//! `cargo xtask test --guard-only`: only the kernel matrix's guard guest.
 use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -23,6 +24,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// Only the kernel matrix, on this vmlinuz.
     pub kernel: Option<PathBuf>,
+    /// Only the kernel matrix's guard guest.
+    pub guard_only: bool,
     /// Outside CI, a kernel the matrix cannot run does not fail the run.
     pub skip_missing_kernels: bool,
 }
@@ -31,6 +34,7 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
     let Options {
         args,
         kernel,
+        guard_only,
         skip_missing_kernels,
     } = options;
     kernels::check_options(skip_missing_kernels)?;
@@ -40,6 +44,13 @@ pub fn test(root: &Path, options: Options) -> Result<()> {
             bail!("--kernel runs the kernel matrix's own test selection and takes no ARGS");
         }
         let lines = kernels::run(root, Kernels::Only(kernel), skip_missing_kernels)?;
+        return kernels::conclude(&lines);
+    }
+    if guard_only {
+        if !args.is_empty() {
+            bail!("--guard-only runs the guard guest's own tests and takes no ARGS");
+        }
+        let lines = kernels::run(root, Kernels::GuardOnly, skip_missing_kernels)?;
         return kernels::conclude(&lines);
     }
     step(

@@ -31,6 +31,9 @@ pub enum Filter {
     /// All tests but those whose names contain these (libtest's `--skip` matches
     /// substrings): tests that are host only, counted as "not run (host only)".
     Skip(&'static [&'static str]),
+    /// Only the `#[ignore]`d tests, one at a time, their output shown: the guard guest's
+    /// (each fills the guest's memory, and prints what the killers did).
+    Ignored,
 }
 
 impl Filter {
@@ -38,6 +41,15 @@ impl Filter {
         match self {
             Filter::Only(name) => vec![name],
             Filter::Skip(names) => names.iter().flat_map(|name| ["--skip", *name]).collect(),
+            Filter::Ignored => vec!["--ignored", "--nocapture"],
+        }
+    }
+
+    /// libtest's threads, where the filter decides them.
+    pub fn threads(self) -> Option<u32> {
+        match self {
+            Filter::Ignored => Some(1),
+            Filter::Only(_) | Filter::Skip(_) => None,
         }
     }
 }
@@ -90,6 +102,13 @@ pub const GUEST_TESTS: &[GuestTests] = &[
     },
 ];
 
+/// The guard guest's tests (the guard against the real OOM killers): ignored on the host,
+/// whose memory they would fill; run in a guest of their own with little memory.
+pub const GUARD_TESTS: GuestTests = GuestTests {
+    target: "oom_guard",
+    filter: Filter::Ignored,
+};
+
 /// One test binary to run in a guest.
 pub struct TestBinary {
     pub tests: GuestTests,
@@ -100,6 +119,8 @@ pub struct TestBinary {
 pub struct Built {
     /// In GUEST_TESTS's order.
     pub tests: Vec<TestBinary>,
+    /// GUARD_TESTS's binary.
+    pub guard: TestBinary,
     /// probe-user's programs (hupwatch), which the tests start from the path cargo gave
     /// them at build time (`CARGO_BIN_EXE_hupwatch`).
     pub programs: Vec<PathBuf>,
@@ -127,6 +148,7 @@ pub fn build(root: &Path) -> Result<Built> {
     let manifest = root.join("probe-user").join("Cargo.toml");
     let mut found: Vec<TestBinary> = Vec::new();
     let mut programs = Vec::new();
+    let mut guard = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo's messages")?;
         let Ok(message) = serde_json::from_str::<Value>(&line) else {
@@ -136,6 +158,13 @@ pub fn build(root: &Path) -> Result<Built> {
             programs.push(program);
         }
         if let Some((target, path)) = test_executable(&message, &manifest)
+            && target == GUARD_TESTS.target
+        {
+            guard = Some(TestBinary {
+                tests: GUARD_TESTS,
+                path,
+            });
+        } else if let Some((target, path)) = test_executable(&message, &manifest)
             && let Some(tests) = GUEST_TESTS.iter().find(|t| t.target == target)
             && !found.iter().any(|b| b.tests.target == target)
         {
@@ -149,21 +178,26 @@ pub fn build(root: &Path) -> Result<Built> {
     if !status.success() {
         bail!("`{}` failed ({status})", sh::display(&cmd));
     }
-    let missing: Vec<&str> = GUEST_TESTS
+    let mut missing: Vec<&str> = GUEST_TESTS
         .iter()
         .map(|t| t.target)
         .filter(|target| !found.iter().any(|b| b.tests.target == *target))
         .collect();
+    if guard.is_none() {
+        missing.push(GUARD_TESTS.target);
+    }
     if !missing.is_empty() {
         // A renamed or removed test target: better to say so than to test less, quietly.
         bail!(
-            "cargo test --no-run built no test binary for {}: update GUEST_TESTS in xtask/src/kernels/binaries.rs",
+            "cargo test --no-run built no test binary for {}: update GUEST_TESTS or GUARD_TESTS in xtask/src/kernels/binaries.rs",
             missing.join(", ")
         );
     }
+    let guard = guard.context("the guard's test binary")?;
     found.sort_by_key(|b| GUEST_TESTS.iter().position(|t| t.target == b.tests.target));
     Ok(Built {
         tests: found,
+        guard,
         programs,
     })
 }

@@ -32,6 +32,7 @@ use crate::sh;
 const TEST_THREADS: u32 = 2;
 /// The guest's CPUs and memory. qemu emulates each vCPU on a host thread (TCG: the hosts
 /// these run on cannot give a guest KVM), so more vCPUs than the host's 2 cores buy nothing.
+/// The guard guest has less memory: see [`Machine::guard`].
 const GUEST_CPUS: &str = "2";
 const GUEST_MEMORY: &str = "4G";
 /// How long one test binary may run in the guest before it is killed, so that one hung
@@ -39,6 +40,42 @@ const GUEST_MEMORY: &str = "4G";
 const BINARY_TIMEOUT: Duration = Duration::from_secs(8 * 60);
 /// How long a whole guest may take, boot to power-off, before its qemu is killed.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// The guard guest's memory: 640M gives about 580 MiB of MemTotal and 490 MiB available
+/// (6.1, no swap), which python growers at 10 MiB/s fill in under a minute.
+const GUARD_MEMORY: &str = "640M";
+/// The guard guest's limit, boot to power-off: it took 233 s (four scenes in 196 s).
+const GUARD_TIMEOUT: Duration = Duration::from_secs(7 * 60);
+
+/// What a guest is booted with beyond its kernel.
+pub struct Machine {
+    /// qemu's `-m`.
+    pub memory: &'static str,
+    /// How long it may take, boot to power-off, before its qemu is killed.
+    pub timeout: Duration,
+    /// Variables exported to its tests besides MIRRORED_VARS.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Machine {
+    /// The guests of the kernel matrix's rows.
+    pub fn standard() -> Machine {
+        Machine {
+            memory: GUEST_MEMORY,
+            timeout: GUEST_TIMEOUT,
+            env: Vec::new(),
+        }
+    }
+
+    /// The guard guest: little memory, so that growers fill it within a minute and the
+    /// OOM killers act (tests/oom_guard.rs).
+    pub fn guard(env: Vec<(&'static str, String)>) -> Machine {
+        Machine {
+            memory: GUARD_MEMORY,
+            timeout: GUARD_TIMEOUT,
+            env,
+        }
+    }
+}
 /// Marks the script's progress lines among the kernel's on the console.
 const PROGRESS: &str = "kernel-matrix: ";
 /// Variables the guest's tests get as the host's tests do. The guest starts with its own
@@ -94,6 +131,8 @@ pub struct GuestRun {
     pub release: Option<String>,
     pub elapsed: Duration,
     pub timed_out: bool,
+    /// The limit it had (Machine::timeout).
+    pub timeout: Duration,
     /// vng's exit status: 255 normally, whatever happened in the guest.
     pub vng_status: Option<i32>,
     pub console: PathBuf,
@@ -104,10 +143,12 @@ pub struct GuestRun {
 
 /// Boots `kernel` with `vng` and runs `tests` (of `snapshot`) in it, from the package
 /// folder `cwd`; `run_dir` is emptied first and holds the script, the logs and the console.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     vng: &Path,
     kernel: &Path,
     name: &str,
+    machine: &Machine,
     snapshot: &Snapshot,
     tests: &[&TestBinary],
     cwd: &Path,
@@ -116,8 +157,8 @@ pub fn run(
     let _ = fs::remove_dir_all(run_dir);
     fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let script = run_dir.join("run.sh");
-    fs::write(&script, script_text(kernel, snapshot, tests, cwd, run_dir))
-        .with_context(|| format!("writing {}", script.display()))?;
+    let text = script_text(kernel, snapshot, tests, &machine.env, cwd, run_dir);
+    fs::write(&script, text).with_context(|| format!("writing {}", script.display()))?;
     let console = run_dir.join("console.log");
 
     // As root, like the host's tests: vng runs the guest's commands as the user it runs
@@ -125,7 +166,7 @@ pub fn run(
     // virtme-run and qemu, which share it.
     let mut cmd = sh::as_root("timeout", &[])?;
     cmd.arg("--kill-after=20")
-        .arg(GUEST_TIMEOUT.as_secs().to_string())
+        .arg(machine.timeout.as_secs().to_string())
         .arg(vng)
         .arg("--run")
         .arg(kernel)
@@ -133,7 +174,7 @@ pub fn run(
         .arg("--disable-kvm")
         // virtiofsd, vng's default way to share the root, is not packaged for Debian 12.
         .arg("--force-9p")
-        .args(["-m", GUEST_MEMORY, "--cpus", GUEST_CPUS])
+        .args(["-m", machine.memory, "--cpus", GUEST_CPUS])
         // The kernel's console on vng's output, into console.log: panics, the OOM killer,
         // and the script's progress lines (vng's script I/O needs virtio-serial, which
         // neither guest kernel gives it, so the script's output goes to the console).
@@ -146,7 +187,7 @@ pub fn run(
     let status = boot(cmd, &console, name)?;
     let elapsed = started.elapsed();
     // timeout's status when it had to signal: 124 (TERM sufficed) or 137 (KILL).
-    let timed_out = matches!(status.code(), Some(124 | 137)) || elapsed >= GUEST_TIMEOUT;
+    let timed_out = matches!(status.code(), Some(124 | 137)) || elapsed >= machine.timeout;
 
     let release = fs::read_to_string(run_dir.join("uname"))
         .ok()
@@ -165,6 +206,7 @@ pub fn run(
         release,
         elapsed,
         timed_out,
+        timeout: machine.timeout,
         vng_status: status.code(),
         console,
         binaries,
@@ -186,7 +228,8 @@ pub fn run_all(
     run_dir: &Path,
 ) -> Result<GuestRun> {
     let all: Vec<&TestBinary> = snapshot.tests.iter().collect();
-    let mut first = run(vng, kernel, name, snapshot, &all, cwd, run_dir)?;
+    let machine = Machine::standard();
+    let mut first = run(vng, kernel, name, &machine, snapshot, &all, cwd, run_dir)?;
     let unfinished: Vec<&TestBinary> = all
         .iter()
         .zip(&first.binaries)
@@ -209,6 +252,7 @@ pub fn run_all(
         vng,
         kernel,
         name,
+        &machine,
         snapshot,
         &unfinished,
         cwd,
@@ -258,10 +302,6 @@ fn boot(mut cmd: Command, console: &Path, name: &str) -> Result<ExitStatus> {
     child.wait().context("waiting for vng")
 }
 
-pub fn guest_timeout() -> Duration {
-    GUEST_TIMEOUT
-}
-
 fn outcome(binary: &TestBinary, run_dir: &Path) -> BinaryOutcome {
     let target = binary.tests.target;
     let log_path = run_dir.join(format!("{target}.log"));
@@ -290,6 +330,7 @@ fn script_text(
     kernel: &Path,
     snapshot: &Snapshot,
     tests: &[&TestBinary],
+    env: &[(&str, String)],
     cwd: &Path,
     run_dir: &Path,
 ) -> String {
@@ -316,6 +357,9 @@ fn script_text(
         let _ = writeln!(text, "export PATH={}:\"$PATH\"", quote(&dir));
     }
     let _ = writeln!(text, "export HUPWATCH_TEST_SLOWDOWN={SLOWDOWN}");
+    for (name, value) in env {
+        let _ = writeln!(text, "export {name}={}", quote(value));
+    }
     text.push_str("trap - HUP\n");
     text.push_str("uname -r > \"$out/uname\"\n");
     for (copies, covered) in &snapshot.program_dirs {
@@ -352,7 +396,8 @@ fn script_text(
             line.push(' ');
             line.push_str(&quote(arg));
         }
-        let _ = writeln!(line, " --test-threads={TEST_THREADS}");
+        let threads = binary.tests.filter.threads().unwrap_or(TEST_THREADS);
+        let _ = writeln!(line, " --test-threads={threads}");
         text.push_str(&line);
     }
     text
@@ -380,5 +425,39 @@ mod tests {
     #[test]
     fn quoting_survives_single_quotes() {
         assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    /// The guard's binary runs its ignored tests one at a time, with its variables; the
+    /// others keep TEST_THREADS.
+    #[test]
+    fn the_guard_guest_runs_its_ignored_tests_one_at_a_time() {
+        use super::super::binaries::{GUARD_TESTS, GUEST_TESTS};
+        let snapshot = Snapshot {
+            dir: PathBuf::from("/s"),
+            tests: Vec::new(),
+            guard: TestBinary {
+                tests: GUARD_TESTS,
+                path: PathBuf::from("/s/tests/oom_guard"),
+            },
+            program_dirs: Vec::new(),
+        };
+        let other = TestBinary {
+            tests: GUEST_TESTS[1],
+            path: PathBuf::from("/s/tests/ebpf_probes"),
+        };
+        let env = [("HUPWATCH_TEST_EARLYOOM", "/t/earlyoom".to_owned())];
+        let text = script_text(
+            Path::new("/k/vmlinuz"),
+            &snapshot,
+            &[&snapshot.guard, &other],
+            &env,
+            Path::new("/w/probe-user"),
+            Path::new("/r"),
+        );
+        assert!(text.contains(
+            "run oom_guard '/s/tests/oom_guard' '--ignored' '--nocapture' --test-threads=1\n"
+        ));
+        assert!(text.contains("run ebpf_probes '/s/tests/ebpf_probes' --test-threads=2\n"));
+        assert!(text.contains("export HUPWATCH_TEST_EARLYOOM='/t/earlyoom'\n"));
     }
 }

@@ -144,6 +144,35 @@ pub fn fetch_deb(package: &str, cache: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// earlyoom's binary for the guard guest: the one `cargo xtask setup` unpacks under
+/// target/tools/earlyoom-VERSION/ when there is one, else Debian's package fetched with
+/// `apt-get download` and unpacked (never installed: its service would start and kill
+/// on this machine) into `cache/earlyoom/`, once.
+pub fn earlyoom(root: &Path, cache: &Path) -> Result<PathBuf> {
+    const BINARY: &str = "usr/bin/earlyoom";
+    let tools = crate::run::target_dir(root).join("tools");
+    let from_setup = fs::read_dir(&tools).ok().and_then(|entries| {
+        entries
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("earlyoom-"))
+            .map(|entry| entry.path().join(BINARY))
+            .find(|binary| binary.is_file())
+    });
+    if let Some(binary) = from_setup {
+        return Ok(binary);
+    }
+    let dir = cache.join("earlyoom");
+    let binary = dir.join(BINARY);
+    if !binary.is_file() {
+        eprintln!("kernels: downloading and unpacking earlyoom for the guard guest");
+        fetch_deb("earlyoom", cache, &dir)?;
+    }
+    if !binary.is_file() {
+        bail!("the earlyoom package has no {BINARY}");
+    }
+    Ok(binary)
+}
+
 /// The 5.15 LTS kernel (Ubuntu 22.04's and WSL2's line), built with the BPF options the
 /// tests need: `vmlinuz-5.15.*` in the `shared/kernels` folder beside the workspace (a CI
 /// checkout has its copy of `shared/` in the same place). The newest, if there are several.

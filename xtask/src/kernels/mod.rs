@@ -8,6 +8,13 @@
 //! about 5 s; its whole run took 3.5-4 minutes with `--test-threads=2` (see TEST_THREADS),
 //! 8 when another qemu competed for the cores. The 6.1 package is a 70 MB download, once.
 //!
+//! The guard row boots the 6.1 kernel once more with little memory (640M, no swap) for
+//! tests/oom_guard.rs, whose tests are ignored on the host (they fill the machine's
+//! memory): the kernel's OOM killer and earlyoom act on growers, then `run
+//! --reap-before` ends the left-over trees first. It reuses the snapshot; its line says
+//! `(OOM guard, 640M)`, and the tests' `oom-guard:` lines (what was killed, when the
+//! guard acted) are printed above it.
+//!
 //! The arm64 row (arm64/) boots Debian 12's stock arm64 kernel from an initramfs instead:
 //! the integration tests need the host's x86 programs (python3, tmux), so that guest runs
 //! a scenario of its own through the aarch64 release binary, and the library's unit tests.
@@ -43,6 +50,8 @@ pub enum Kernels {
     Matrix,
     /// One vmlinuz, for whoever debugs a kernel: `cargo xtask test --kernel PATH`.
     Only(PathBuf),
+    /// Only the guard guest: `cargo xtask test --guard-only`.
+    GuardOnly,
 }
 
 /// A guest kernel, or why there is none.
@@ -57,7 +66,9 @@ pub fn run(root: &Path, kernels: Kernels, skip_missing: bool) -> Result<Vec<Line
     check_options(skip_missing)?;
     let ci = env::var_os("CI").is_some();
     let cache = target_dir(root).join("kernels");
+    let guard = matches!(kernels, Kernels::Matrix | Kernels::GuardOnly);
     let guests = match kernels {
+        Kernels::GuardOnly => Vec::new(),
         Kernels::Matrix => vec![
             guest("6.1 (Debian 12)", images::debian_6_1(&cache)),
             guest("5.15", images::lts_5_15(root)),
@@ -93,13 +104,75 @@ pub fn run(root: &Path, kernels: Kernels, skip_missing: bool) -> Result<Vec<Line
             Ok(run) => {
                 report::print_times(&guest.name, &run);
                 report::print_failures(&guest.name, &run);
-                lines.push(report::guest_line(&guest.name, &run));
+                lines.push(report::guest_line(&guest.name, "", &run));
             }
             Err(err) => lines.push(report::could_not_run(&guest.name, &err)),
         }
     }
+    if guard {
+        let fails = not_running_fails(ci, skip_missing);
+        lines.push(guard_row(root, &cache, &tools, &snapshot, fails));
+    }
     snapshot.remove();
     Ok(lines)
+}
+
+/// What the guard row's line calls it after the kernel's release.
+const GUARD_ROW: &str = " (OOM guard, 640M)";
+
+/// The guard row: tests/oom_guard.rs in a 6.1 guest with little memory, earlyoom's
+/// binary named to it. `fails`: whether a guard guest that cannot run fails the run.
+fn guard_row(
+    root: &Path,
+    cache: &Path,
+    tools: &Result<PathBuf, String>,
+    snapshot: &snapshot::Snapshot,
+    fails: bool,
+) -> Line {
+    let name = format!("6.1 (Debian 12){GUARD_ROW}");
+    let image = images::debian_6_1(cache).map_err(|err| format!("{err:#}"));
+    let earlyoom = images::earlyoom(root, cache).map_err(|err| format!("earlyoom: {err:#}"));
+    let (image, vng, earlyoom) = match (&image, tools, &earlyoom) {
+        (Ok(image), Ok(vng), Ok(earlyoom)) => (image, vng, earlyoom),
+        (Err(why), _, _) | (_, Err(why), _) | (_, _, Err(why)) => {
+            return report::not_run(&name, why, fails);
+        }
+    };
+    let run_dir = cache.join("runs").join("oom-guard");
+    eprintln!(
+        "==> kernel {}{GUARD_ROW}: the guard against the OOM killers in a qemu guest of {} (log folder {})",
+        release_of(image),
+        image.display(),
+        run_dir.display()
+    );
+    let machine = guest::Machine::guard(vec![(
+        "HUPWATCH_TEST_EARLYOOM",
+        earlyoom.to_string_lossy().into_owned(),
+    )]);
+    let cwd = root.join("probe-user");
+    match guest::run(
+        vng,
+        image,
+        &name,
+        &machine,
+        snapshot,
+        &[&snapshot.guard],
+        &cwd,
+        &run_dir,
+    ) {
+        Ok(run) => {
+            let label = format!("{}{GUARD_ROW}", run.release.as_deref().unwrap_or(&name));
+            report::print_times(&label, &run);
+            for binary in &run.binaries {
+                for said in binary.log.lines().filter(|l| l.starts_with("oom-guard: ")) {
+                    eprintln!("  {said}");
+                }
+            }
+            report::print_failures(&label, &run);
+            report::guest_line(&name, GUARD_ROW, &run)
+        }
+        Err(err) => report::could_not_run(&name, &err),
+    }
 }
 
 /// Refuses `--skip-missing-kernels` in CI: `cargo xtask test` calls this first, so that CI

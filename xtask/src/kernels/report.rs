@@ -61,9 +61,10 @@ pub fn host_line(counts: Option<Counts>, outcome: &Result<()>) -> Line {
     }
 }
 
-/// The guest's line: its counts, its time, and what went wrong.
-pub fn guest_line(name: &str, run: &guest::GuestRun) -> Line {
-    let name = run.release.as_deref().unwrap_or(name);
+/// The guest's line: its counts, its time, and what went wrong; `what` follows the
+/// kernel's name (` (OOM guard, 640M)`), or is empty.
+pub fn guest_line(name: &str, what: &str, run: &guest::GuestRun) -> Line {
+    let name = format!("{}{what}", run.release.as_deref().unwrap_or(name));
     let mut counts = Counts::default();
     let mut host_only = 0;
     let mut problems = Vec::new();
@@ -81,10 +82,7 @@ pub fn guest_line(name: &str, run: &guest::GuestRun) -> Line {
         }
     }
     if run.timed_out {
-        problems.push(format!(
-            "guest killed after {} s",
-            guest::guest_timeout().as_secs()
-        ));
+        problems.push(format!("guest killed after {} s", run.timeout.as_secs()));
     } else if run.binaries.iter().all(|b| b.status.is_none()) {
         problems.push(format!(
             "the guest ran no test (vng's exit status {:?}; see {})",
@@ -112,7 +110,7 @@ pub fn guest_line(name: &str, run: &guest::GuestRun) -> Line {
         let _ = write!(text, "; the guest's kernel panicked: {panic}");
     }
     Line {
-        kernel: name.to_owned(),
+        kernel: name,
         text,
         failed: !problems.is_empty(),
     }

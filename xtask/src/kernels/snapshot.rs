@@ -16,9 +16,11 @@ use anyhow::{Context, Result};
 use super::binaries::{Built, TestBinary};
 
 pub struct Snapshot {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// The copies of the test binaries, `dir/tests/TARGET`.
     pub tests: Vec<TestBinary>,
+    /// The copy of the guard guest's binary.
+    pub guard: TestBinary,
     /// (folder of copies, the folder of cargo's it stands for) for the programs.
     pub program_dirs: Vec<(PathBuf, PathBuf)>,
 }
@@ -36,6 +38,12 @@ impl Snapshot {
             copy(&binary.path, &path)?;
             tests.push(TestBinary { path, ..binary });
         }
+        let path = tests_dir.join(built.guard.tests.target);
+        copy(&built.guard.path, &path)?;
+        let guard = TestBinary {
+            path,
+            ..built.guard
+        };
         let mut program_dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
         for program in &built.programs {
             let (Some(cargos), Some(file)) = (program.parent(), program.file_name()) else {
@@ -56,6 +64,7 @@ impl Snapshot {
         Ok(Snapshot {
             dir: dir.to_owned(),
             tests,
+            guard,
             program_dirs,
         })
     }
