@@ -11,13 +11,17 @@ const DASHBOARD: &str = include_str!("../../dashboards/hupwatch.json");
 const RULES: &str = include_str!("../../dashboards/alerts.yml");
 
 /// Every series name a running hupwatch exposes, with a flagged, growing session present
-/// (and so a memory forecast).
+/// (and so a memory forecast, with an OOM killer in force).
 fn exported() -> BTreeSet<String> {
     let view: SessionsView = serde_json::from_value(serde_json::json!({
         "time_ns": 0, "hangup_exits": [], "hangup_exit_total": 0, "dropped_processes": 0,
         "memory": {"total_bytes": 17179869184u64, "available_bytes": 8589934592u64,
                    "growth_bytes_per_second": 1.0, "exhausted_in_seconds": 8589934592.0,
-                   "pressure_some_avg10": 0.0},
+                   "pressure_some_avg10": 0.0,
+                   "killer": {"name": "earlyoom", "rule": "MemAvailable ≤ 10% and SwapFree ≤ 10%",
+                              "acts_at_available_bytes": 1717986918u64,
+                              "acts_in_seconds": 6871947674.0, "would_kill": []},
+                   "other_killers": ["kernel"]},
         "processes": [{
             "pid": 7, "ppid": 1, "comm": "node", "cmdline": null, "started_ns": 0,
             "age_seconds": 1.0, "state": "orphaned", "tty": null, "sid": null,
