@@ -39,6 +39,9 @@ impl Watched {
                 let moved = now.abs_diff(then);
                 moved >= MOVED_MIN && moved >= then / MOVED_SHARE
             }
+            // Read before its RSS was first reported (a fork read at once): as if it had
+            // been 0 then.
+            (None, Some(now)) => self.read_ns.is_some() && now >= MOVED_MIN,
             _ => false,
         }
     }
@@ -344,6 +347,12 @@ mod tests {
         sampler.follow(&rss(7, 200 * MIB));
         sampler.sample(3 * SECOND, pss(160 * MIB), &mut out);
         assert_eq!(out.len(), 2, "doubling is");
+        // A fork read before its first RSS report, which then says 100 MiB.
+        sampler.follow(&fork(8));
+        sampler.sample(4 * SECOND, pss(MIB), &mut out);
+        sampler.follow(&rss(8, 100 * MIB));
+        sampler.sample(5 * SECOND, pss(90 * MIB), &mut out);
+        assert_eq!(pids(&out[2..]), [8, 8]);
     }
 
     #[test]
