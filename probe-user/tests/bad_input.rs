@@ -266,6 +266,12 @@ fn rows(f: &Fixtures) -> Vec<Row> {
             "invalid value '0s' for '--rss-interval <DURATION>'",
             "must be longer than zero",
         ),
+        // 0s is allowed: it turns PSS off.
+        row(
+            &["run", "--pss-interval", "-1m"],
+            "invalid value '-1m' for '--pss-interval <DURATION>'",
+            "write it like 500ms, 10s, 30m or 2h",
+        ),
         // Matching.
         row(
             &["trace", "--match-cmdline", "(claude"],
