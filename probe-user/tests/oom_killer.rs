@@ -130,7 +130,7 @@ fn sessions_names_a_running_earlyoom_with_its_thresholds() {
     assert_eq!(killer["dry_run"], true);
     let (ram, swap) = ram_and_swap();
     let rule = if swap == 0 {
-        "MemAvailable ≤ 1% (no swap)"
+        "MemAvailable ≤ 1%; no swap"
     } else {
         "MemAvailable ≤ 1% and SwapFree ≤ 1%"
     };
@@ -166,7 +166,7 @@ fn sessions_names_a_running_earlyoom_with_its_thresholds() {
     let killer = sessions_json(&[])["memory"]["killer"].clone();
     assert_eq!(killer["pid"], sized.pid());
     let rule = if swap == 0 {
-        "MemAvailable ≤ 1.0 MiB (no swap)"
+        "MemAvailable ≤ 1.0 MiB; no swap"
     } else {
         "MemAvailable ≤ 1.0 MiB and SwapFree ≤ 100%"
     };

@@ -100,7 +100,10 @@ pub fn notification(
                 "{left}; the watched sessions grow {} together.",
                 forecast::per_hour(m.growth_bytes_per_second)
             ));
-            match forecast::early_killer(m) {
+            // A killer with a time of its own is what the time is of; one without (a
+            // pressure rule) is named beside when memory runs out.
+            let killer = forecast::early_killer(m);
+            match killer.filter(|k| k.acts_in_seconds.is_some()) {
                 Some(k) => {
                     body.push(format!("It acts when {}.", k.rule));
                     // A program's name, as it spells itself: `earlyoom`, `systemd-oomd`.
@@ -111,11 +114,16 @@ pub fn notification(
                         forecast::per_hour(m.growth_bytes_per_second)
                     )
                 }
-                None => format!(
-                    "Memory full in {} at {}",
-                    forecast::duration(seconds),
-                    forecast::per_hour(m.growth_bytes_per_second)
-                ),
+                None => {
+                    if let Some(k) = killer {
+                        body.push(format!("{}.", forecast::killer(k)));
+                    }
+                    format!(
+                        "Memory full in {} at {}",
+                        forecast::duration(seconds),
+                        forecast::per_hour(m.growth_bytes_per_second)
+                    )
+                }
             }
         }
         Trouble::Pressure { percent } => {

@@ -98,8 +98,18 @@ pub fn would_kill(k: &KillerForecast) -> Option<String> {
 pub fn headline(m: &MemoryForecast) -> Option<String> {
     if let Some(k) = early_killer(m) {
         let mut words = killer(k);
-        if m.growth_bytes_per_second > 0.0 {
-            words.push_str(&format!(" at {}", per_hour(m.growth_bytes_per_second)));
+        match (k.acts_in_seconds, m.exhausted_in_seconds) {
+            (Some(_), _) => {
+                words.push_str(&format!(" at {}", per_hour(m.growth_bytes_per_second)));
+            }
+            // Its rule is no level (systemd-oomd's pressure): when memory runs out still
+            // says how much time there is.
+            (None, Some(seconds)) => words.push_str(&format!(
+                "; memory full in {} at {}",
+                duration(seconds),
+                per_hour(m.growth_bytes_per_second)
+            )),
+            (None, None) => {}
         }
         if let Some(victims) = would_kill(k) {
             words.push_str(&format!("; {victims}"));
@@ -255,6 +265,29 @@ mod tests {
             )
         );
         assert_eq!(approx(45.2), "~45 s");
+        // systemd-oomd by pressure only: no time of its own, so memory's is said beside it.
+        let mut oomd = with_earlyoom(4 * GIB, growth);
+        oomd.killer = Some(KillerForecast {
+            name: KillerName::SystemdOomd,
+            pid: None,
+            rule: "memory pressure (full avg10) > 50% for 20s in user@.service".into(),
+            acts_at_available_bytes: None,
+            acts_in_seconds: None,
+            would_kill: Vec::new(),
+            managed_units: vec!["user@.service".into()],
+            pressure_limit_percent: Some(50.0),
+            pressure_full_avg10: Some(3.2),
+            pressure_level: None,
+            dry_run: false,
+        });
+        oomd.exhausted_in_seconds = Some(1460.0);
+        assert_eq!(
+            headline(&oomd).as_deref(),
+            Some(
+                "systemd-oomd acts at memory pressure (full avg10) > 50% for 20s in user@.service, \
+                 pressure now 3%; memory full in 24m20s at +9.9 GiB/h; it would kill a cgroup under user@.service"
+            )
+        );
         assert_eq!(approx(7800.0), "~2h10m");
     }
 

@@ -585,6 +585,50 @@ mod tests {
     }
 
     #[test]
+    fn the_header_names_the_killer_that_acts_first() {
+        // earlyoom at 10%/10% of 16 GiB RAM and no swap acts at 1.6 GiB available; with
+        // 2.6 GiB left at 1 MiB/s that is 17 minutes, where memory runs out in 44.
+        let mut view = SessionsView::with_sessions(Vec::new());
+        let found = crate::host::OomKillers {
+            earlyoom: Some(crate::host::Earlyoom {
+                pid: 7,
+                memory_percent: 10.0,
+                memory_kib: None,
+                swap_percent: 10.0,
+                swap_kib: None,
+                dry_run: false,
+            }),
+            by_oom_score: vec![crate::host::Candidate {
+                pid: 9,
+                comm: "firefox".into(),
+                oom_score: 812,
+            }],
+            ..Default::default()
+        };
+        view.memory = crate::tracker::MemoryForecast::new(
+            crate::host::MachineMemory {
+                ram_bytes: Some(16 << 30),
+                total_bytes: Some(16 << 30),
+                available_bytes: Some(2662 << 20),
+                killers: Some(found),
+                ..crate::host::MachineMemory::default()
+            },
+            1048576.0,
+        );
+        let line = memory_line(&view);
+        assert_eq!(
+            text(&line),
+            "earlyoom acts in ~17 min (MemAvailable ≤ 10%; no swap) at +3.5 GiB/h; \
+             it would kill: firefox (oom_score 812)"
+        );
+        assert_eq!(
+            line.spans[0].style.fg,
+            Some(Color::Red),
+            "its time, not memory's"
+        );
+    }
+
+    #[test]
     fn the_header_says_what_is_available_when_nothing_grows() {
         let view = with_memory(9 * (1 << 30) + (800 << 20), 0.0, &["hangup_survived"]);
         assert_eq!(

@@ -121,7 +121,7 @@ pub fn killers(machine: &MachineMemory, growth_bytes_per_second: f64) -> Vec<Kil
         let (memory, swap_min) = earlyoom_minimums(e, ram, swap);
         let mut rule = format!("MemAvailable ≤ {}", memory.1);
         match swap {
-            Some(0) => rule.push_str(" (no swap)"),
+            Some(0) => rule.push_str("; no swap"),
             _ => rule.push_str(&format!(" and SwapFree ≤ {}", swap_min.1)),
         }
         out.push(KillerForecast {
@@ -367,7 +367,7 @@ mod tests {
             earlyoom(10.0, Some(409_600), 10.0, None),
         );
         let e = &killers(&m, 0.0)[0];
-        assert_eq!(e.rule, "MemAvailable ≤ 400.0 MiB (no swap)");
+        assert_eq!(e.rule, "MemAvailable ≤ 400.0 MiB; no swap");
         assert_eq!(e.acts_at_available_bytes, Some(400 * MIB));
         // -m 1 -M 409600: 1% (164 MiB) is lower.
         let m = machine(
@@ -377,7 +377,7 @@ mod tests {
             earlyoom(1.0, Some(409_600), 10.0, None),
         );
         let e = &killers(&m, 0.0)[0];
-        assert_eq!(e.rule, "MemAvailable ≤ 1% (no swap)");
+        assert_eq!(e.rule, "MemAvailable ≤ 1%; no swap");
         // 1% of 16 GiB, rounded to a byte.
         assert_eq!(e.acts_at_available_bytes, Some(171_798_692));
         // Totals unknown: no level, the rule still.
