@@ -151,7 +151,7 @@ async fn run_here(options: SelftestOptions) -> anyhow::Result<()> {
         .iter()
         .map(|c| {
             let pid = pids.get(&c.role).copied();
-            let raised_ns = pid.and_then(|p| raised.get(&(p, c.verdict)).copied());
+            let seen = pid.and_then(|p| raised.get(&(p, c.verdict)).copied());
             let cause = cause_ns(c.cause);
             let not_expected_why = why_not(c, &source);
             VerdictRow {
@@ -160,13 +160,14 @@ async fn run_here(options: SelftestOptions) -> anyhow::Result<()> {
                 pid,
                 expected: not_expected_why.is_none(),
                 not_expected_why,
-                caught: raised_ns.is_some(),
-                latency_seconds: raised_ns
+                caught: seen.is_some(),
+                latency_seconds: seen
                     .zip(cause)
-                    .map(|(r, c)| (r as f64 - c as f64) / 1e9),
+                    .map(|(s, c)| (s.seen_ns as f64 - c as f64) / 1e9),
                 cause: c.cause.words(),
                 cause_time: cause.map(crate::units::rfc3339),
-                raised_time: raised_ns.map(crate::units::rfc3339),
+                seen_time: seen.map(|s| crate::units::rfc3339(s.seen_ns)),
+                raised_time: seen.map(|s| crate::units::rfc3339(s.stamped_ns)),
             }
         })
         .collect();
@@ -242,13 +243,24 @@ fn why_not(check: &Check, source: &SourceInUse) -> Option<String> {
     plan::not_expected(check.verdict, used, &source.unavailable)
 }
 
+/// A verdict as the self-test first saw it.
+#[derive(Clone, Copy)]
+struct Seen {
+    seen_ns: u64,
+    stamped_ns: u64,
+}
+
 /// The run's state while it watches.
 struct Run {
     watcher: Watcher,
     stops: Stops,
     pids: HashMap<Role, u32>,
-    /// When each (pid, verdict) was first seen raised, by the watcher's clock.
-    raised: HashMap<(u32, VerdictKind), u64>,
+    /// When each (pid, verdict) was first seen raised: when a look first showed it (the
+    /// detection, what the latency is measured to), and the time the watcher gave it. The
+    /// two differ: polling dates what it finds by what it read (a process it first sees
+    /// already detached is dated by its start, before its setsid), so only the first
+    /// says how long detection took.
+    raised: HashMap<(u32, VerdictKind), Seen>,
     verdicts_of: HashMap<u32, BTreeSet<VerdictKind>>,
     reports: Reports,
     view: Option<SessionsView>,
@@ -292,10 +304,17 @@ impl Run {
                 self.pids.insert(role, pid);
             }
         }
-        let view = self.watcher.view().await?;
+        let view = match self.watcher.view().await {
+            Ok(view) => view,
+            Err(why) => return Err(self.stopped_or(why).await),
+        };
+        let seen_ns = reports::now_ns();
         for p in &view.processes {
             for v in &p.verdicts {
-                self.raised.entry((p.pid, v.kind)).or_insert(v.time_ns);
+                self.raised.entry((p.pid, v.kind)).or_insert(Seen {
+                    seen_ns,
+                    stamped_ns: v.time_ns,
+                });
                 self.verdicts_of.entry(p.pid).or_default().insert(v.kind);
             }
         }
@@ -309,7 +328,19 @@ impl Run {
             () = tokio::time::sleep(time) => {}
             signal = self.stops.next() => return Err(SelftestError::Interrupted(signal).into()),
         }
-        self.watcher.check().await
+        match self.watcher.check().await {
+            Ok(()) => Ok(()),
+            Err(why) => Err(self.stopped_or(why).await),
+        }
+    }
+
+    /// The in-process watcher takes SIGINT, SIGTERM and SIGHUP too, and stops: a look that
+    /// failed, or a watcher that ended, right after one is the interruption, not an error.
+    async fn stopped_or(&mut self, why: anyhow::Error) -> anyhow::Error {
+        match tokio::time::timeout(plan::STOP_PENDING, self.stops.next()).await {
+            Ok(signal) => SelftestError::Interrupted(signal).into(),
+            Err(_) => why,
+        }
     }
 
     /// Each test process's memory by the watcher and, right after, by the OS.

@@ -28,8 +28,12 @@ pub const ORPHAN_PARENT_LIVES: Duration = Duration::from_millis(600);
 /// How long each phase may wait for what it expects. Only a failing run waits this long;
 /// a slow emulated guest needs much of it.
 pub const PHASE_LIMIT: Duration = Duration::from_secs(30);
-/// How often the watcher's sessions are read while waiting.
-pub const TICK: Duration = Duration::from_millis(100);
+/// The in-process watcher takes SIGINT, SIGTERM and SIGHUP too and stops: when it ends or
+/// a look at it fails, the self-test waits this long for the stop request that may be why.
+pub const STOP_PENDING: Duration = Duration::from_millis(200);
+/// How often the watcher's sessions are read while waiting: the latencies measured are
+/// up to this much late.
+pub const TICK: Duration = Duration::from_millis(50);
 
 /// The test processes, by what they do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

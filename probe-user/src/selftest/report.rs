@@ -56,10 +56,14 @@ pub struct VerdictRow {
     /// Why not, when not expected.
     pub not_expected_why: Option<String>,
     pub caught: bool,
-    /// From its cause to the verdict's raising, by the watcher's clock.
+    /// From its cause to the self-test's first look that showed the verdict (looks are
+    /// 50 ms apart).
     pub latency_seconds: Option<f64>,
     pub cause: &'static str,
     pub cause_time: Option<String>,
+    /// That look.
+    pub seen_time: Option<String>,
+    /// The time the watcher gave the verdict (polling dates it by what it read).
     pub raised_time: Option<String>,
 }
 

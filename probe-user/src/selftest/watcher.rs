@@ -7,7 +7,9 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::{
     error::SelftestError,
-    plan::{HUP_GRACE, POLL_INTERVAL, RSS_GROWTH, RSS_INTERVAL, RSS_STEP, RSS_WINDOW},
+    plan::{
+        HUP_GRACE, POLL_INTERVAL, RSS_GROWTH, RSS_INTERVAL, RSS_STEP, RSS_WINDOW, STOP_PENDING,
+    },
     stops::Stops,
 };
 use crate::{
@@ -78,7 +80,11 @@ impl Watcher {
         tokio::select! {
             address = address => {
                 if address.is_err() {
-                    // It ended before it was ready: its error says why.
+                    // It ended before it was ready: a stop request it took too, or its
+                    // error says why.
+                    if let Ok(signal) = tokio::time::timeout(STOP_PENDING, stops.next()).await {
+                        return Err(SelftestError::Interrupted(signal).into());
+                    }
                     watcher.check().await?;
                     anyhow::bail!("the watcher ended before it was ready");
                 }
