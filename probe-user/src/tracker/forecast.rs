@@ -323,6 +323,44 @@ mod tests {
         assert_eq!(mine.memory.flagged_memory_bytes, 110 * MIB);
     }
 
+    /// Two trees and a flagged process in none: ending the trees with a flagged member
+    /// frees all of their members, flagged or not, and nothing of the others.
+    #[test]
+    fn ending_the_flagged_trees_frees_every_member_of_them() {
+        use crate::{
+            tracker::{ProcessView, SessionsView, TreeRef},
+            verdict::VerdictKind,
+        };
+        let member = |pid: u32, root: u32, mib: u64, flagged: bool| {
+            let mut p = ProcessView::example(pid, mib * MIB, VerdictKind::Orphaned);
+            p.tree = (root > 0).then(|| TreeRef {
+                root_pid: root,
+                root_started_ns: 5,
+                root_comm: "claude".into(),
+            });
+            if !flagged {
+                p.verdicts.clear();
+            }
+            p
+        };
+        let mut view = SessionsView::with_sessions(vec![
+            member(10, 10, 100, false),
+            member(11, 10, 200, true),
+            member(20, 20, 50, false),
+            member(30, 0, 400, true),
+        ]);
+        view.keep_only(|_| true);
+        let m = &view.memory;
+        assert_eq!(
+            (m.flagged_trees_memory_bytes, m.flagged_trees_memory_measure),
+            (300 * MIB, MemoryMeasure::Rss)
+        );
+        assert_eq!(m.flagged_memory_bytes, 600 * MIB);
+        // Without its flagged member, the first tree is nobody's to end.
+        view.keep_only(|p| p.pid != 11);
+        assert_eq!(view.memory.flagged_trees_memory_bytes, 0);
+    }
+
     #[test]
     fn an_exited_grower_no_longer_counts() {
         let mut t = Tracker::new(TrackerConfig {
