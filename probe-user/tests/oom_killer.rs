@@ -253,12 +253,17 @@ fn systemd_oomd_configuration_from_a_root_dir() {
         "usr/lib/systemd/system/ssh.service",
         "[Service]\nExecStart=/usr/sbin/sshd -D\n",
     );
+    // A user manager's unit named as a system one stays apart from it.
+    write(
+        "usr/lib/systemd/user/ssh.service.d/oomd.conf",
+        "[Service]\nManagedOOMSwap=kill\n",
+    );
 
     let debian = linux_oomd::read(&root);
     assert_eq!(debian.swap_used_limit_percent, 90.0);
     assert_eq!(debian.memory_pressure_limit_percent, 60.0);
     assert_eq!(debian.memory_pressure_duration_seconds, 20.0);
-    assert_eq!(debian.swap_units, ["-.slice"]);
+    assert_eq!(debian.swap_units, ["-.slice", "ssh.service (user)"]);
     assert_eq!(debian.pressure_units.len(), 1);
     assert_eq!(debian.pressure_units[0].unit, "user@.service");
     assert_eq!(debian.pressure_units[0].limit_percent, Some(50.0));
@@ -275,7 +280,7 @@ fn systemd_oomd_configuration_from_a_root_dir() {
     let local = linux_oomd::read(&root);
     assert_eq!(local.swap_used_limit_percent, 80.0);
     assert_eq!(local.memory_pressure_duration_seconds, 20.0);
-    assert_eq!(local.swap_units, ["-.slice"]);
+    assert_eq!(local.swap_units, ["-.slice", "ssh.service (user)"]);
     assert!(local.pressure_units.is_empty(), "{local:?}");
     let _ = fs::remove_dir_all(&root);
 }

@@ -27,16 +27,15 @@ const CONF_DIRS: &[&str] = &[
     "run/systemd/oomd.conf.d",
     "etc/systemd/oomd.conf.d",
 ];
-/// Unit directories, lowest precedence first within each scope; /lib is /usr/lib on a
-/// merged-/usr system and read as well for one that is not.
-const UNIT_DIRS: &[&str] = &[
+/// Unit directories of the system manager and of users' managers, lowest precedence
+/// first; /lib is /usr/lib on a merged-/usr system and read as well for one that is not.
+const SYSTEM_UNIT_DIRS: &[&str] = &[
     "lib/systemd/system",
     "usr/lib/systemd/system",
     "run/systemd/system",
     "etc/systemd/system",
-    "usr/lib/systemd/user",
-    "etc/systemd/user",
 ];
+const USER_UNIT_DIRS: &[&str] = &["usr/lib/systemd/user", "etc/systemd/user"];
 /// Files read at most in one look at the unit directories (Debian 12 has about 300 unit
 /// files): a tree that is far larger is read in part, not for seconds.
 const MAX_UNIT_FILES: usize = 4096;
@@ -202,12 +201,27 @@ fn drop_ins(root: &Path, dirs: &[&str]) -> BTreeMap<String, PathBuf> {
     out
 }
 
-/// The units set to be killed by swap and by pressure, by name, sorted.
+/// The units set to be killed by swap and by pressure, by name, sorted; a user manager's
+/// unit is named with ` (user)` after it.
 fn managed_units(root: &Path) -> (Vec<String>, Vec<ManagedUnit>) {
+    let mut budget = MAX_UNIT_FILES;
+    let (mut swap, mut pressure) = managed_in(root, SYSTEM_UNIT_DIRS, "", &mut budget);
+    let (user_swap, user_pressure) = managed_in(root, USER_UNIT_DIRS, " (user)", &mut budget);
+    swap.extend(user_swap);
+    pressure.extend(user_pressure);
+    (swap, pressure)
+}
+
+/// [`managed_units`] of one manager's directories, reading at most `budget` files.
+fn managed_in(
+    root: &Path,
+    dirs: &[&str],
+    suffix: &str,
+    budget: &mut usize,
+) -> (Vec<String>, Vec<ManagedUnit>) {
     // unit name -> (its file, its drop-ins by name), the highest precedence winning.
     let mut units: BTreeMap<String, (Option<PathBuf>, BTreeMap<String, PathBuf>)> = BTreeMap::new();
-    let mut budget = MAX_UNIT_FILES;
-    for dir in UNIT_DIRS {
+    for dir in dirs {
         for (name, path) in listing(&root.join(dir)) {
             if let Some(unit) = name.strip_suffix(".d") {
                 let drops = listing(&path)
@@ -222,21 +236,21 @@ fn managed_units(root: &Path) -> (Vec<String>, Vec<ManagedUnit>) {
     let (mut swap, mut pressure) = (Vec::new(), Vec::new());
     for (name, (file, drops)) in units {
         let paths: Vec<PathBuf> = file.into_iter().chain(drops.into_values()).collect();
-        if budget < paths.len() {
+        if *budget < paths.len() {
             break;
         }
-        budget -= paths.len();
+        *budget -= paths.len();
         let texts: Vec<String> = paths.iter().filter_map(|p| read_small(p)).collect();
         if !texts.iter().any(|t| t.contains("ManagedOOM")) {
             continue;
         }
         let unit = parse_unit(texts.iter().map(String::as_str));
         if unit.swap_kill {
-            swap.push(name.clone());
+            swap.push(format!("{name}{suffix}"));
         }
         if unit.pressure_kill {
             pressure.push(ManagedUnit {
-                unit: name,
+                unit: format!("{name}{suffix}"),
                 limit_percent: unit.pressure_limit_percent,
             });
         }
