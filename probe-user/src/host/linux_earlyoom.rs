@@ -1,16 +1,26 @@
 //! earlyoom's thresholds from its running command line. Pure, tested on any OS.
 //!
-//! What the flags mean, from earlyoom's README (rfjakob/earlyoom, "Command line options")
-//! and `earlyoom -h` of Debian 12's earlyoom 1.7, and checked by running that binary
-//! with `--dryrun`, whose start-up line says what it settled on:
+//! What the flags mean, from rfjakob/earlyoom: README.md ("What does it do": "if both
+//! [available memory and free swap] are below 10%, it will kill the largest process
+//! (highest `oom_score`)"; "Command line options": "both memory and swap must be below
+//! minimum for earlyoom to act"; changelog v1.5: with both `-M` and `-m` "the lower value
+//! (converted to percentages) will be used"), MANPAGE.md (`-s 100` makes it ignore swap;
+//! a SIGKILL "at or below" KILL_PERCENT), and `earlyoom -h` of Debian 12's 1.7;
+//! checked by running that binary with `--dryrun`, whose start-up line says what it
+//! settled on:
 //! - it acts (SIGTERM to the process with the highest oom_score) once BOTH available
 //!   memory is at or below `-m` percent of MemTotal AND free swap at or below `-s`
-//!   percent of SwapTotal; defaults 10 and 10; SIGKILL follows at the `,KILL_PERCENT`
-//!   part, half of PERCENT unless given;
+//!   percent of SwapTotal ("sending SIGTERM when mem <= 1.00% and swap <= 1.00%");
+//!   defaults 10 and 10; SIGKILL follows at the `,KILL_PERCENT` part, half of PERCENT
+//!   unless given;
 //! - `-M SIZE` and `-S SIZE` (KiB) are the same minimums as sizes: given alone, one
 //!   replaces the 10% default (`-M 102400` alone printed `mem <= 0.41%` on a 24 GiB
-//!   machine); given with the percentage, "the lower value is used";
-//! - `-s 100` makes it ignore swap; without swap the swap condition always holds.
+//!   machine); given with the percentage, the lower is used;
+//! - without swap the swap condition always holds (its meminfo.c takes free swap as 0%).
+//!
+//! Newer earlyoom (after 1.7) takes the memory percentage of MemAvailable + AnonPages
+//! ("user memory") rather than of MemTotal; the tracker's level uses MemTotal, as 1.7
+//! (Debian 12, Ubuntu 22.04) does, and so says a level somewhat high for those.
 //!
 //! Options are read as getopt reads them: `-m 5` or `-m5`, short flags run together
 //! (`-dm 5`), `--` ends them. Values that do not parse leave the default, as earlyoom
