@@ -56,7 +56,6 @@ fn typed(dir: &Path, tag: &str, spawn: bool) -> Started {
     }
 }
 
-
 /// Runs the scenario with `extra` flags; returns the decision line, and the pids of the
 /// left-over CLI, its server and the process on its terminal.
 fn scenario(extra: &[&str]) -> (serde_json::Value, [u32; 3]) {

@@ -53,7 +53,6 @@ fn write_scripts(dir: &Path) {
     std::fs::write(dir.join("server.js"), STAY).unwrap();
 }
 
-
 struct Session {
     cli: u32,
     wrapper: u32,
