@@ -58,10 +58,10 @@ pub fn killer(k: &KillerForecast) -> String {
         (Some(0.0), _) => format!("{} may act now ({})", k.name.said(), k.rule),
         (Some(s), _) => format!("{} acts in {} ({})", k.name.said(), approx(s), k.rule),
         (None, Some(at)) if at > 0 => format!(
-            "{} acts at {} (about {} available)",
+            "{} acts at about {} available ({})",
             k.name.said(),
-            k.rule,
-            format_size(at)
+            format_size(at),
+            k.rule
         ),
         _ => format!("{} acts at {}", k.name.said(), k.rule),
     };
@@ -97,20 +97,17 @@ pub fn would_kill(k: &KillerForecast) -> Option<String> {
 /// One line on the machine's memory; None when nothing about it is known.
 pub fn headline(m: &MemoryForecast) -> Option<String> {
     if let Some(k) = early_killer(m) {
-        let mut words = killer(k);
-        match (k.acts_in_seconds, m.exhausted_in_seconds) {
-            (Some(_), _) => {
-                words.push_str(&format!(" at {}", per_hour(m.growth_bytes_per_second)));
+        let growth = per_hour(m.growth_bytes_per_second);
+        // Without a time of its own (nothing grows, or a rule that is no level, as
+        // systemd-oomd's pressure and macOS's), memory's own figure comes first.
+        let mut words = match (k.acts_in_seconds, m.exhausted_in_seconds, m.available_bytes) {
+            (Some(_), _, _) => format!("{} at {growth}", killer(k)),
+            (None, Some(s), _) => {
+                format!("memory full in {} at {growth}; {}", duration(s), killer(k))
             }
-            // Its rule is no level (systemd-oomd's pressure): when memory runs out still
-            // says how much time there is.
-            (None, Some(seconds)) => words.push_str(&format!(
-                "; memory full in {} at {}",
-                duration(seconds),
-                per_hour(m.growth_bytes_per_second)
-            )),
-            (None, None) => {}
-        }
+            (None, None, Some(a)) => format!("memory: {} available; {}", format_size(a), killer(k)),
+            (None, None, None) => killer(k),
+        };
         if let Some(victims) = would_kill(k) {
             words.push_str(&format!("; {victims}"));
         }
@@ -260,8 +257,9 @@ mod tests {
         assert_eq!(
             headline(&still).as_deref(),
             Some(
-                "earlyoom acts at MemAvailable ≤ 10% and SwapFree ≤ 10% (about 2.0 GiB available); \
-                 it would kill: firefox (oom_score 812), code (oom_score 640), node (oom_score 300)"
+                "memory: 4.0 GiB available; earlyoom acts at about 2.0 GiB available \
+                 (MemAvailable ≤ 10% and SwapFree ≤ 10%); it would kill: firefox (oom_score 812), \
+                 code (oom_score 640), node (oom_score 300)"
             )
         );
         assert_eq!(approx(45.2), "~45 s");
@@ -280,12 +278,34 @@ mod tests {
             pressure_level: None,
             dry_run: false,
         });
+        // macOS: no level, no time; what is available is said beside its pressure.
+        let mac = MemoryForecast::new(
+            crate::host::MachineMemory {
+                ram_bytes: Some(16 * GIB),
+                total_bytes: Some(16 * GIB),
+                available_bytes: Some(9 * GIB),
+                killers: Some(crate::host::OomKillers {
+                    macos_pressure_level: Some(1),
+                    ..Default::default()
+                }),
+                ..crate::host::MachineMemory::default()
+            },
+            0.0,
+        );
+        assert_eq!(
+            headline(&mac).as_deref(),
+            Some(
+                "memory: 9.0 GiB available; macOS's memorystatus acts at memory pressure \
+                 critical (level 4); now normal (1)"
+            )
+        );
         oomd.exhausted_in_seconds = Some(1460.0);
         assert_eq!(
             headline(&oomd).as_deref(),
             Some(
-                "systemd-oomd acts at memory pressure (full avg10) > 50% for 20s in user@.service, \
-                 pressure now 3%; memory full in 24m20s at +9.9 GiB/h; it would kill a cgroup under user@.service"
+                "memory full in 24m20s at +9.9 GiB/h; systemd-oomd acts at memory pressure \
+                 (full avg10) > 50% for 20s in user@.service, pressure now 3%; it would kill a \
+                 cgroup under user@.service"
             )
         );
         assert_eq!(approx(7800.0), "~2h10m");
