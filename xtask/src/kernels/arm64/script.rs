@@ -44,7 +44,7 @@ pub const ALERT_SECS: u32 = 60;
 pub const SCENARIO_SECS: u32 = 300;
 pub const STOP_SECS: u32 = 30;
 pub const LIB_TESTS_SECS: u32 = 300;
-/// How long `hupwatch selftest` may take there: it took 40 s in a guest on a busy 2-core
+/// How long `hupwatch selftest` may take there: it took 25-40 s in guests on a busy 2-core
 /// host (5 s on the host itself).
 pub const SELFTEST_SECS: u32 = 180;
 /// libtest threads: the guest's CPUs, as the x86 guests run theirs (guest.rs).
