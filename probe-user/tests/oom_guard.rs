@@ -110,9 +110,9 @@ struct Scene {
 }
 
 impl Scene {
-    /// The important process, grown to its size; then the CLI and its server, growing,
-    /// and the CLI's terminal hung up.
-    fn set(tag: &str) -> Scene {
+    /// The important process, grown to its size and held for `settle`; then the CLI and
+    /// its server, growing, and the CLI's terminal hung up.
+    fn set(tag: &str, settle: Duration) -> Scene {
         let dir = scratch_dir(tag);
         std::fs::write(dir.join("grower.py"), GROWER).unwrap();
         // A third of RAM, the same in every scene (hupwatch, when it runs, takes some of
@@ -125,6 +125,7 @@ impl Scene {
         );
         let important = wait_for_pid(&format!("{tag}-kept {IMPORTANT_RATE} {important_mib}"));
         wait_for_file(&dir.join(format!("{tag}-kept.full")));
+        thread::sleep(settle);
         say(&format!(
             "{tag}: important process {important} holds {important_mib} MiB ({} MiB was available)",
             available / MIB
@@ -457,7 +458,7 @@ fn without_the_guard_the_kernels_oom_killer_takes_the_important_process() {
     let started = Instant::now();
     let low = LowWater::start();
     let tag = unique("k");
-    let scene = Scene::set(&tag);
+    let scene = Scene::set(&tag, Duration::ZERO);
     let (pid, comm) = wait_until("the kernel's OOM kill", || {
         kmsg.oom_kills().first().cloned()
     });
@@ -490,7 +491,7 @@ fn without_the_guard_earlyoom_takes_the_important_process() {
     let earlyoom = Earlyoom::start();
     let low = LowWater::start();
     let tag = unique("e");
-    let scene = Scene::set(&tag);
+    let scene = Scene::set(&tag, Duration::ZERO);
     let (pid, line) = wait_until("earlyoom's kill", || earlyoom.victims().first().cloned());
     let after = scene.hung_up.elapsed();
     let who = scene.who(pid);
@@ -542,11 +543,15 @@ fn guarded(with_earlyoom: bool) {
     ]);
     let ready = started.elapsed();
     let low = LowWater::start();
-    let scene = Scene::set(&tag);
+    // The forecast counts a grower for a few seconds after its last rise (5 s at least:
+    // FORECAST_QUIET_FLOOR_NS), so the important process's climb would still count, and
+    // the guard would act on it: it holds for longer before the CLI starts.
+    let scene = Scene::set(&tag, Duration::from_secs(8));
     assert_eq!(scene.dir, dir);
     // Fails at once if hupwatch dies (the OOM killer may pick it too).
     let decision = hupwatch.wait_for("the reap_before decision", |l| l["action"] == "reap_before");
     let decided = scene.hung_up.elapsed();
+    let available_then = meminfo_kib("MemAvailable") / 1024;
     let ended = wait_until("the left-over tree ended", || {
         (!running(scene.cli) && !running(scene.server)).then(Instant::now)
     });
@@ -570,12 +575,12 @@ fn guarded(with_earlyoom: bool) {
         .map(|l| format!("{} {}", l["action"], l["pid"]))
         .collect();
     say(&format!(
-        "guard{}: hupwatch ready after {:.1} s; decision {:.1} s after the hangup: killer {}, acts_in_seconds {}, freed {} MiB ({}), trees {}; tree gone {:.1} s after the hangup; {}; lowest MemAvailable {lowest} MiB; important process alive: {important_lives}; kernel OOM kills: {kernel:?}; earlyoom kills: {:?}; scene {:.1} s",
+        "guard{}: hupwatch ready after {:.1} s; decision {:.1} s after the hangup, MemAvailable {available_then} MiB: killer {}, acts_in_seconds {:.1}, freed {} MiB ({}), trees {}; tree gone {:.1} s after the hangup; {}; lowest MemAvailable {lowest} MiB; important process alive: {important_lives}; kernel OOM kills: {kernel:?}; earlyoom kills: {:?}; scene {:.1} s",
         if with_earlyoom { " with earlyoom" } else { "" },
         ready.as_secs_f64(),
         decided.as_secs_f64(),
         decision["killer"],
-        decision["acts_in_seconds"],
+        decision["acts_in_seconds"].as_f64().unwrap_or(f64::NAN),
         decision["freed_bytes"].as_u64().unwrap_or(0) / MIB,
         decision["freed_measure"],
         decision["trees"],

@@ -43,8 +43,8 @@ const GUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The guard guest's memory: 640M gives about 580 MiB of MemTotal and 490 MiB available
 /// (6.1, no swap), which python growers at 10 MiB/s fill in under a minute.
 const GUARD_MEMORY: &str = "640M";
-/// The guard guest's limit, boot to power-off: it took 177 to 233 s in three runs on a
-/// 2-core host (its four scenes 153 to 196 s; hupwatch took 11 to 26 s to get ready).
+/// The guard guest's limit, boot to power-off: it took 153 to 233 s in five runs on a
+/// 2-core host (its four scenes 142 to 196 s; hupwatch took 6 to 26 s to get ready).
 const GUARD_TIMEOUT: Duration = Duration::from_secs(7 * 60);
 
 /// What a guest is booted with beyond its kernel.
