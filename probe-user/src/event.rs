@@ -203,6 +203,10 @@ pub struct Existing {
     pub reparented: bool,
     /// Its session's leader is still alive.
     pub session_leader_alive: bool,
+    /// What its environment says names the session it was started in
+    /// (`origin::SESSION_MARKERS`, `NAME=value`); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_marker: Option<String>,
 }
 
 impl Existing {

@@ -25,6 +25,9 @@ pub struct TerminalEnv {
     /// A terminal emulator that names itself in a variable of its own (`KITTY_WINDOW_ID`,
     /// `GNOME_TERMINAL_SCREEN`...), as [`terminal_program`] names it.
     pub emulator: Option<&'static str>,
+    /// What names the session it was started in, exported to everything started under
+    /// it ([`SESSION_MARKERS`], the first there in that order): `NAME=value`.
+    pub session_marker: Option<String>,
 }
 
 /// Variables only a terminal emulator sets in its shells, and the emulator's name. The
@@ -42,6 +45,21 @@ const EMULATOR_VARIABLES: [(&str, &str); 11] = [
     ("TILIX_ID", "tilix"),
     ("TERMINATOR_UUID", "terminator"),
     ("GHOSTTY_RESOURCES_DIR", "ghostty"),
+];
+
+/// Variables that name one session and are inherited by everything started in it, most
+/// specific first: an agent CLI's session id (Claude Code exports it to its tools and MCP
+/// servers), then a terminal's window, tab or pane (iTerm2 and Apple's Terminal, Windows
+/// Terminal under WSL2, kitty, WezTerm, Alacritty, a tmux pane). What ties two processes
+/// together when the parents between them are gone (session trees, tracker/trees.rs).
+pub const SESSION_MARKERS: [&str; 7] = [
+    "CLAUDE_CODE_SESSION_ID",
+    "TERM_SESSION_ID",
+    "WT_SESSION",
+    "KITTY_WINDOW_ID",
+    "WEZTERM_PANE",
+    "ALACRITTY_WINDOW_ID",
+    "TMUX_PANE",
 ];
 
 /// `TERM` values a single emulator sets by default: the innermost terminal sets `TERM`,
@@ -108,6 +126,23 @@ impl TerminalEnv {
             };
             let (name, value) = (&entry[..eq], &entry[eq + 1..]);
             let text = || String::from_utf8_lossy(value).into_owned();
+            if let Some(rank) = SESSION_MARKERS.iter().position(|m| m.as_bytes() == name)
+                && !value.is_empty()
+            {
+                let better = env.session_marker.as_deref().is_none_or(|held| {
+                    SESSION_MARKERS
+                        .iter()
+                        .position(|m| held.starts_with(&format!("{m}=")))
+                        .is_none_or(|held_rank| rank < held_rank)
+                });
+                if better {
+                    env.session_marker = Some(format!(
+                        "{}={}",
+                        SESSION_MARKERS[rank],
+                        String::from_utf8_lossy(value)
+                    ));
+                }
+            }
             match name {
                 b"TERM" => env.term = Some(text()),
                 b"TERM_PROGRAM" if !value.is_empty() => env.term_program = Some(text()),
@@ -247,6 +282,23 @@ mod tests {
 
     fn env(entries: &[&str]) -> TerminalEnv {
         TerminalEnv::parse(entries.iter().map(|e| e.as_bytes()))
+    }
+
+    #[test]
+    fn the_most_specific_session_marker_wins_whatever_the_order() {
+        let e = env(&[
+            "TERM_SESSION_ID=w0t1p0:AB",
+            "TERM=xterm-256color",
+            "CLAUDE_CODE_SESSION_ID=8a718ed2",
+            "TMUX_PANE=%3",
+        ]);
+        assert_eq!(
+            e.session_marker.as_deref(),
+            Some("CLAUDE_CODE_SESSION_ID=8a718ed2")
+        );
+        let e = env(&["TMUX_PANE=%3", "WT_SESSION=f00"]);
+        assert_eq!(e.session_marker.as_deref(), Some("WT_SESSION=f00"));
+        assert_eq!(env(&["TERM=xterm", "WT_SESSION="]).session_marker, None);
     }
 
     fn decide(entries: &[&str], ancestors: &[&str]) -> Option<String> {

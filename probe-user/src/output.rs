@@ -460,6 +460,7 @@ mod tests {
                 cwd: Some(hostile.into()),
                 reparented: false,
                 session_leader_alive: true,
+                session_marker: None,
             }),
         ];
         for kind in events {

@@ -20,7 +20,7 @@ use std::{
 };
 
 use harness::Hupwatch;
-use processes::{running, wait_for_cmdline};
+use processes::{named_program, orphan_script, running, wait_for_cmdline};
 use pty::Pty;
 use serde_json::Value;
 use support::{HUPWATCH, event_timeout, kill, require_root, scratch_dir, unique, which};
@@ -262,4 +262,50 @@ fn a_left_behind_cli_session_is_one_tree_live_replayed_and_polled_and_reap_tree_
     }
     assert!(alive().is_empty(), "left alive: {:?}\n{said}", alive());
     ebpf.stop();
+}
+
+/// Processes of one agent session that were orphaned before anyone looked (their CLI and
+/// wrappers gone, as after a crash) still make one tree: they carry the same session id
+/// in their environment. One of another session is a tree of its own. A one-shot look,
+/// as after a reboot of hupwatch.
+#[test]
+fn orphans_of_one_agent_session_found_at_start_are_one_tree() {
+    let tag = unique("mark");
+    let dir = scratch_dir(&tag);
+    let program = named_program(&dir, &tag, "sleep");
+    let started = |session: &str, seconds: &str| {
+        orphan_script(
+            Command::new("sh")
+                .env("TERM", "xterm-256color")
+                .env("CLAUDE_CODE_SESSION_ID", session),
+            &format!("'{}' {seconds}", program.display()),
+        )
+    };
+    let a1 = started("8a718ed2-a", "301");
+    let a2 = started("8a718ed2-a", "302");
+    let b = started("8a718ed2-b", "303");
+    let out = Command::new(HUPWATCH)
+        .args(["sessions", "--json", "--match", &tag])
+        .output()
+        .unwrap();
+    for pid in [a1, a2, b] {
+        kill(pid, libc::SIGKILL);
+    }
+    assert!(out.status.success(), "{out:?}");
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = |pid: u32| {
+        document["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .map(|p| p["tree"]["root_pid"].clone())
+    };
+    assert_eq!(root(a1), Some(Value::from(a1)), "{document}");
+    assert_eq!(
+        root(a2),
+        Some(Value::from(a1)),
+        "same session id: {document}"
+    );
+    assert_eq!(root(b), Some(Value::from(b)), "another session: {document}");
 }

@@ -391,6 +391,7 @@ mod tests {
                 cwd: None,
                 reparented: false,
                 session_leader_alive: true,
+                session_marker: None,
             }),
             ..fork(7)
         };

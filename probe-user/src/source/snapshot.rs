@@ -140,6 +140,10 @@ fn existing_event(
             cwd: p.cwd.clone(),
             reparented: is_reparented(p, by_pid),
             session_leader_alive: by_pid.contains_key(&p.info.sid),
+            session_marker: p
+                .terminal_env
+                .as_ref()
+                .and_then(|e| e.session_marker.clone()),
         }),
         time_ns: now_ns,
         pid: p.info.pid,
@@ -320,6 +324,7 @@ mod tests {
                     cwd: None,
                     reparented: true,
                     session_leader_alive: true,
+                    session_marker: None,
                 }),
                 time_ns: NOW,
                 pid: 4242,

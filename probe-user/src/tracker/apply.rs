@@ -75,7 +75,12 @@ impl Tracker {
             .groups
             .own_group(pid, &event.comm, &e.cmdline)
             .or_else(|| self.processes.get(&e.ppid).and_then(|q| q.group));
-        p.tree = trees::tree_of(&p, self.processes.get(&e.ppid));
+        p.tree = trees::tree_of_found(
+            &p,
+            self.processes.get(&e.ppid),
+            e.session_marker.as_deref(),
+            &mut self.markers,
+        );
         p.sample_memory(
             event.time_ns,
             Memory::of_existing(e),

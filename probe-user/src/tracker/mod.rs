@@ -128,6 +128,8 @@ pub struct Tracker {
     processes: HashMap<u32, Process>,
     /// Children by parent, kept with every change of a process's `ppid`.
     by_parent: parents::ByParent,
+    /// The tree each session marker joined first, for processes whose parents are gone.
+    markers: trees::Markers,
     /// (due, pid, started) of findings to check; stale entries are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
     /// Sessions whose terminal is known to have hung up, so a storm of SIGHUPs to one
@@ -151,6 +153,7 @@ impl Tracker {
             config,
             processes: HashMap::new(),
             by_parent: parents::ByParent::default(),
+            markers: trees::Markers::default(),
             deadlines: BinaryHeap::new(),
             hung_up: VecDeque::new(),
             hangup_exits: VecDeque::new(),

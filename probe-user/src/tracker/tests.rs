@@ -39,6 +39,7 @@ fn existing(pid: u32, comm: &str, sid: u32, tty: Option<&str>) -> Event {
             cwd: None,
             reparented: false,
             session_leader_alive: true,
+            session_marker: None,
         }),
     )
 }

@@ -48,6 +48,48 @@ pub fn tree_of(p: &Process, parent: Option<&Process>) -> Option<TreeRef> {
     }
 }
 
+/// Session markers ([`crate::origin::SESSION_MARKERS`]) and the tree each first joined:
+/// two processes found already orphaned (their parents gone before hupwatch looked) that
+/// carry the same agent session id or terminal tab are one tree. Bounded: past
+/// [`Markers::MOST`] it starts afresh, which only loses joins, never makes wrong ones.
+#[derive(Debug, Default)]
+pub struct Markers(HashMap<String, TreeRef>);
+
+impl Markers {
+    pub const MOST: usize = 4096;
+
+    fn join(&mut self, marker: &str, own: TreeRef) -> TreeRef {
+        if let Some(tree) = self.0.get(marker) {
+            return tree.clone();
+        }
+        if self.0.len() >= Self::MOST {
+            self.0.clear();
+        }
+        self.0.insert(marker.to_string(), own.clone());
+        own
+    }
+}
+
+/// [`tree_of`] for a process first seen already running: one that would root a tree only
+/// because its parent is gone (not a command typed at a live shell) joins the tree its
+/// session marker joined first.
+pub fn tree_of_found(
+    p: &Process,
+    parent: Option<&Process>,
+    marker: Option<&str>,
+    markers: &mut Markers,
+) -> Option<TreeRef> {
+    let own = tree_of(p, parent)?;
+    let rooted_here = own.root_pid == p.pid && own.root_started_ns == p.started_ns;
+    let typed = parent.is_some_and(leads_a_terminal);
+    match marker {
+        Some(marker) if rooted_here && !typed && p.tree.is_none() => {
+            Some(markers.join(marker, own))
+        }
+        _ => Some(own),
+    }
+}
+
 /// What every member of the trees with a flagged member holds together, given each
 /// session's (tree, flagged, held): what ending those trees whole would free, by one
 /// measure for all of them ([`Total`]). Sessions in no tree add nothing.

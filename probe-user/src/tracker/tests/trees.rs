@@ -98,3 +98,47 @@ fn a_start_up_scan_puts_children_in_their_parents_tree() {
     assert_eq!((view.trees[0].root_pid, members), (210, vec![210, 310]));
     assert_eq!(view.trees[0].memory_bytes, 2 * (10 << 20));
 }
+
+/// Two servers found already orphaned (their CLI and its wrapper gone before hupwatch
+/// looked) that carry the same agent session id are one tree; a third with another id,
+/// and a command typed at a live shell with the first id, are not in it.
+#[test]
+fn orphans_found_at_start_join_by_their_session_marker() {
+    let orphan = |pid: u32, marker: &str| {
+        let mut e = existing(pid, "node", pid, None);
+        if let EventKind::Existing(x) = &mut e.kind {
+            x.ppid = 1;
+            x.from_terminal = true;
+            x.session_marker = Some(format!("CLAUDE_CODE_SESSION_ID={marker}"));
+        }
+        e
+    };
+    let mut typed = existing(700, "vim", 100, Some("pts/1"));
+    if let EventKind::Existing(x) = &mut typed.kind {
+        x.ppid = 100;
+        x.session_marker = Some("CLAUDE_CODE_SESSION_ID=a".into());
+    }
+    let script = [
+        existing(100, "bash", 100, Some("pts/1")),
+        orphan(300, "a"),
+        orphan(301, "a"),
+        orphan(302, "b"),
+        typed,
+    ];
+    let (tracker, _) = run(&script, 1.0);
+    let view = tracker.view(at(1.0));
+    let root = |pid: u32| {
+        view.processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| p.tree.as_ref())
+            .map(|t| t.root_pid)
+    };
+    assert_eq!((root(300), root(301)), (Some(300), Some(300)));
+    assert_eq!(root(302), Some(302));
+    assert_eq!(
+        root(700),
+        Some(700),
+        "typed at a live shell: a tree of its own"
+    );
+}
