@@ -131,6 +131,25 @@ fn each_user_sees_only_their_own_processes_through_the_socket_and_loopback() {
             !text.contains(" 601"),
             "{from}: root's command line leaked: {text}"
         );
+        // Whom the OOM killer would pick: root sees the machine's top; nobody only theirs.
+        let would_kill = |doc: &Value| -> Vec<u64> {
+            doc["memory"]["killer"]["would_kill"]
+                .as_array()
+                .map(|v| v.iter().filter_map(|c| c["pid"].as_u64()).collect())
+                .unwrap_or_default()
+        };
+        let root_view = sessions_from(from, None);
+        assert!(
+            !would_kill(&root_view).is_empty(),
+            "{from}: {}",
+            root_view["memory"]
+        );
+        for pid in would_kill(&nobody) {
+            let owner = std::fs::metadata(format!("/proc/{pid}"))
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .unwrap_or(NOBODY);
+            assert_eq!(owner, NOBODY, "{from}: nobody is shown {pid}, not theirs");
+        }
     }
     hupwatch.stop();
     assert!(

@@ -64,6 +64,13 @@ impl Pages for SessionPages {
                         crate::host::identity(p.pid)
                             .is_some_and(|now| now.uid == uid && now.started_at(p.started_ns))
                     });
+                    // Whom the OOM killer would pick names other users' processes too:
+                    // this viewer sees only theirs, as for the sessions.
+                    if let Some(killer) = view.memory.killer.as_mut() {
+                        killer.would_kill.retain(|c| {
+                            crate::host::identity(c.pid).is_some_and(|now| now.uid == uid)
+                        });
+                    }
                 }
                 Some(Page::new(
                     "application/json",
