@@ -49,6 +49,10 @@ enum Cmd {
         /// pss)
         #[arg(long, value_name = "SECTION", conflicts_with = "quick")]
         only: Option<String>,
+        /// Measure this hupwatch binary instead of building target/release's (`cargo
+        /// xtask test` passes the static one dist just built, so a run builds it once)
+        #[arg(long, value_name = "PATH")]
+        hupwatch: Option<PathBuf>,
     },
     /// hupwatch under steady churn for N minutes (root): its RSS and open file descriptors
     /// must stay flat; writes target/soak/soak.json
@@ -143,9 +147,13 @@ fn main() -> ExitCode {
                 skip_missing_kernels,
             },
         ),
-        Cmd::Bench { quick, only } => match only {
+        Cmd::Bench {
+            quick,
+            only,
+            hupwatch,
+        } => match only {
             Some(section) => bench::bench_only(&root, &section),
-            None => bench::bench(&root, quick),
+            None => bench::bench(&root, quick, hupwatch),
         },
         Cmd::Dist => dist::dist(&root).map(|_| ()),
         Cmd::InstallTest => install::test(&root, &dist::Artifacts::existing(&root)),

@@ -31,14 +31,18 @@ use serde_json::{Value, json};
 
 use crate::{setup, sh};
 
-pub fn bench(root: &Path, quick: bool) -> Result<()> {
+pub fn bench(root: &Path, quick: bool, binary: Option<std::path::PathBuf>) -> Result<()> {
     if !sh::is_root() {
         bail!(
             "the benchmarks load eBPF programs and read their statistics: run as root (sudo -E cargo xtask bench)"
         );
     }
     setup::setup()?;
-    let hupwatch = crate::run::build_hupwatch(root)?;
+    let hupwatch = match binary {
+        Some(path) if path.is_file() => path,
+        Some(path) => bail!("--hupwatch {}: no such file", path.display()),
+        None => crate::run::build_hupwatch(root)?,
+    };
     let xtask = std::env::current_exe().context("the xtask binary, to run workloads")?;
     // Off unless a pass asks for them: they slow every program run.
     let _stats = bpfstats::StatsSwitch::set(false)?;
